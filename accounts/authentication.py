@@ -1,0 +1,37 @@
+"""API authentication: `Authorization: Bearer sk_...`, then tenant status and IP allowlist."""
+from __future__ import annotations
+
+from rest_framework.authentication import BaseAuthentication
+
+from accounts import errors, selectors, services
+from accounts.tenancy import set_current_tenant
+
+QUERY_KEY_PARAMS = ("api_key", "key", "token", "access_token")
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        if any(p in request.query_params for p in QUERY_KEY_PARAMS):
+            # A key in a URL ends up in proxy logs and browser history: refuse it outright.
+            raise errors.DomainError("Send the API key in the Authorization header, never in the URL.",
+                                     code="api_key_in_query")
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, raw = header.partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            raise errors.InvalidApiKey("Use `Authorization: Bearer <api key>`.")
+        api_key = services.api_key_authenticate(raw=raw.strip())
+        if not api_key.tenant.is_active:
+            raise errors.TenantSuspended()
+        address = getattr(request._request, "client_ip", None)
+        if not services.ip_allowed(entries=selectors.ip_allowlist_for_key(api_key=api_key), address=address):
+            raise errors.IpNotAllowed()
+        services.api_key_touch(api_key=api_key)
+        # Reset by ApiJsonErrorMiddleware when the request ends.
+        set_current_tenant(api_key.tenant)
+        request._request.tenant = api_key.tenant
+        return (None, api_key)
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'

@@ -1,0 +1,25 @@
+"""manage.py create_tenant SLUG --name NAME --owner-email EMAIL [--password PW]"""
+from django.core.management.base import BaseCommand, CommandError
+from django.db import IntegrityError
+
+from accounts import services
+from accounts.models import Tenant
+
+
+class Command(BaseCommand):
+    help = "Create a tenant and its owner."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("--name", required=True)
+        parser.add_argument("--owner-email", required=True)
+        parser.add_argument("--password", default=None, help="The owner's password (else they use password reset).")
+
+    def handle(self, slug, name, owner_email, password, **options):
+        if Tenant.objects.filter(slug=slug).exists():
+            raise CommandError(f"A tenant with slug {slug!r} already exists.")
+        try:
+            tenant, owner = services.tenant_create(slug=slug, name=name, owner_email=owner_email, password=password)
+        except IntegrityError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"Created tenant {tenant.slug} ({tenant.name}) with owner {owner.email}")

@@ -1,0 +1,35 @@
+"""manage.py seed_demo: the demo tenant, its owner and a test key; safe to run again."""
+import os
+import secrets
+
+from django.core.management.base import BaseCommand
+
+from accounts import services
+from accounts.models import ApiKey, Tenant
+
+DEMO_SLUG = "demo"
+DEMO_EMAIL = "demo@example.com"
+DEMO_KEY_NAME = "Demo test key"
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) the demo tenant, its owner demo@example.com and a test-mode API key."
+
+    def handle(self, **options):
+        password = secrets.token_urlsafe(12)
+        tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
+        if tenant is None:
+            tenant, _owner = services.tenant_create(slug=DEMO_SLUG, name="Demo Company", owner_email=DEMO_EMAIL,
+                                                    password=password)
+        else:
+            # Idempotent: the same tenant and owner; a fresh password and key to print.
+            services.user_get_or_create(email=DEMO_EMAIL, password=password)
+        for old in ApiKey.unscoped.filter(tenant=tenant, name=DEMO_KEY_NAME, revoked_at=None):
+            services.api_key_revoke(tenant=tenant, api_key=old, actor=services.SYSTEM)
+        _key, secret = services.api_key_create(tenant=tenant, name=DEMO_KEY_NAME, mode=ApiKey.Mode.TEST,
+                                               actor=services.SYSTEM)
+        base = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+        self.stdout.write(self.style.SUCCESS("Demo tenant ready."))
+        self.stdout.write(f"  Portal:   {base}/portal/  (email {DEMO_EMAIL}, password {password})")
+        self.stdout.write(f"  Test key: {secret}")
+        self.stdout.write(f'  Try:      curl -H "Authorization: Bearer {secret}" {base}/v1/me')

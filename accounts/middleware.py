@@ -1,0 +1,78 @@
+"""Request middleware: client address, portal access (sign-in, 2FA, tenant)."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from accounts.clientip import client_ip
+from accounts.tenancy import reset_current_tenant, set_current_tenant
+
+
+class ClientIpMiddleware:
+    """Sets request.client_ip once, from the socket peer and trusted proxies."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.client_ip = client_ip(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"))
+        return self.get_response(request)
+
+
+# Portal paths open to a signed-out visitor (sign in, password reset, invitations).
+PUBLIC_PREFIXES = ("/portal/login", "/portal/password-reset", "/portal/reset/", "/portal/invitations/")
+# Paths open once signed in but before the second factor is verified.
+PRE_OTP_PREFIXES = ("/portal/2fa/verify", "/portal/2fa/setup", "/portal/logout")
+
+
+class PortalAccessMiddleware:
+    """Deny by default under /portal: sign-in, 2FA where present or required, an active tenant.
+
+    Sets request.membership / request.tenant and the tenant context for the
+    duration of the request; a suspended tenant's portal is read-only.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.membership = None
+        request.tenant = None
+        if not request.path.startswith("/portal/"):
+            return self.get_response(request)
+        if request.path.startswith(PUBLIC_PREFIXES):
+            return self.get_response(request)
+        user = request.user
+        if not user.is_authenticated:
+            return redirect(f"{reverse(settings.LOGIN_URL)}?next={request.path}")
+        from accounts.selectors import membership_active_for, user_needs_2fa_enrolment
+
+        if not request.path.startswith(PRE_OTP_PREFIXES):
+            if user.otp_device is None and _has_device(user):
+                return redirect(f"{reverse('portal:2fa-verify')}?next={request.path}")
+            if user.otp_device is None and user_needs_2fa_enrolment(user=user):
+                messages.info(request, "Two-factor authentication is required. Set it up to continue.")
+                return redirect("portal:2fa-setup")
+        request.membership = membership_active_for(user=user, tenant_id=request.session.get("tenant_id"))
+        request.tenant = request.membership.tenant if request.membership else None
+        if (
+            request.tenant is not None
+            and not request.tenant.is_active
+            and request.method not in ("GET", "HEAD", "OPTIONS")
+            and not request.path.startswith(("/portal/logout", "/portal/switch"))
+        ):
+            messages.error(request, "This account is suspended: the portal is read-only. Contact your account manager.")
+            return redirect(request.path)
+        token = set_current_tenant(request.tenant)
+        try:
+            return self.get_response(request)
+        finally:
+            reset_current_tenant(token)
+
+
+def _has_device(user) -> bool:
+    from django_otp import user_has_device
+
+    return user_has_device(user, confirmed=True)

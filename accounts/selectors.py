@@ -1,0 +1,91 @@
+"""Read queries for accounts; every tenant-owned read takes the tenant explicitly."""
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from accounts.models import ApiKey, AuditEvent, Invitation, IpAllowlistEntry, Membership, Tenant, User
+from accounts.roles import Role
+
+
+def membership_list_for_user(*, user: User) -> QuerySet[Membership]:
+    # Unscoped on purpose: a person's tenants are found from the person, before any tenant is active.
+    return Membership.unscoped.filter(user=user).select_related("tenant").order_by("tenant__name")
+
+
+def membership_active_for(*, user: User, tenant_id: int | None) -> Membership | None:
+    """The membership for the tenant chosen in the session, else the user's first one."""
+    memberships = membership_list_for_user(user=user)
+    if tenant_id is not None:
+        chosen = memberships.filter(tenant_id=tenant_id).first()
+        if chosen is not None:
+            return chosen
+    return memberships.first()
+
+
+def user_needs_2fa_enrolment(*, user: User) -> bool:
+    """Staff always need a second factor; so does a member of a tenant that requires it."""
+    if user.is_staff:
+        return True
+    return membership_list_for_user(user=user).filter(tenant__require_2fa=True).exists()
+
+
+def membership_list(*, tenant: Tenant) -> QuerySet[Membership]:
+    return Membership.unscoped.filter(tenant=tenant).select_related("user").order_by("created_at")
+
+
+def membership_get(*, tenant: Tenant, public_id: str) -> Membership:
+    return _get(membership_list(tenant=tenant), public_id)
+
+
+def owner_count(*, tenant: Tenant) -> int:
+    return Membership.unscoped.filter(tenant=tenant, role=Role.OWNER).count()
+
+
+def invitation_list_pending(*, tenant: Tenant) -> QuerySet[Invitation]:
+    from django.utils import timezone
+
+    return Invitation.unscoped.filter(
+        tenant=tenant, accepted_at=None, revoked_at=None, expires_at__gt=timezone.now()
+    ).select_related("invited_by")
+
+
+def invitation_get(*, tenant: Tenant, public_id: str) -> Invitation:
+    return _get(Invitation.unscoped.filter(tenant=tenant), public_id)
+
+
+def api_key_list(*, tenant: Tenant) -> QuerySet[ApiKey]:
+    return ApiKey.unscoped.filter(tenant=tenant).select_related("created_by")
+
+
+def api_key_get(*, tenant: Tenant, public_id: str) -> ApiKey:
+    return _get(api_key_list(tenant=tenant), public_id)
+
+
+def ip_allowlist_list(*, tenant: Tenant) -> QuerySet[IpAllowlistEntry]:
+    return IpAllowlistEntry.unscoped.filter(tenant=tenant).select_related("api_key")
+
+
+def ip_allowlist_get(*, tenant: Tenant, public_id: str) -> IpAllowlistEntry:
+    return _get(ip_allowlist_list(tenant=tenant), public_id)
+
+
+def ip_allowlist_for_key(*, api_key: ApiKey) -> list[IpAllowlistEntry]:
+    """Entries that apply to a request made with this key: tenant-wide ones and those bound to it."""
+    from django.db.models import Q
+
+    return list(
+        IpAllowlistEntry.unscoped.filter(tenant_id=api_key.tenant_id).filter(Q(api_key=None) | Q(api_key=api_key))
+    )
+
+
+def audit_event_list(*, tenant: Tenant) -> QuerySet[AuditEvent]:
+    return AuditEvent.unscoped.filter(tenant=tenant).select_related("actor")
+
+
+def _get(queryset: QuerySet, public_id: str):
+    """Another tenant's object is simply not found: 404, never 403."""
+    obj = queryset.filter(public_id=public_id).first()
+    if obj is None:
+        raise Http404("not found")
+    return obj

@@ -1,0 +1,117 @@
+"""factory-boy factories and the two-tenant world used across the tests."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import factory
+from django.utils import timezone
+
+from accounts import services
+from accounts.models import ApiKey, IpAllowlistEntry, Membership, Tenant, User
+from accounts.roles import Role
+
+PASSWORD = "correct horse battery staple"
+
+
+class ModelFactory(factory.django.DjangoModelFactory):
+    """Creates through Django's default manager: `objects` on tenant-owned models is fail-closed."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _get_manager(cls, model_class):
+        return model_class._default_manager
+
+
+class UserFactory(ModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"person{n}@example.com")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class TenantFactory(ModelFactory):
+    class Meta:
+        model = Tenant
+
+    slug = factory.Sequence(lambda n: f"tenant-{n}")
+    name = factory.Sequence(lambda n: f"Tenant {n} Ltd")
+
+
+class MembershipFactory(ModelFactory):
+    class Meta:
+        model = Membership
+
+    tenant = factory.SubFactory(TenantFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Role.DEVELOPER
+
+
+def make_api_key(tenant: Tenant, *, scopes: list[str] | None = None, mode: str = "test", name: str = "key",
+                 **kwargs) -> tuple[ApiKey, str]:
+    return services.api_key_create(tenant=tenant, name=name, mode=mode, scopes=scopes, actor=services.SYSTEM, **kwargs)
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+
+
+@dataclass
+class Side:
+    """One tenant with a member of every role, an admin key, and one object of each kind."""
+
+    tenant: Tenant
+    members: dict[str, User]
+    api_key: ApiKey
+    secret: str
+    allowlist_entry: IpAllowlistEntry
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def owner(self) -> User:
+        return self.members[Role.OWNER]
+
+    def membership(self, role: str) -> Membership:
+        return Membership.unscoped.get(tenant=self.tenant, user=self.members[role])
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return bearer(self.secret)
+
+
+@dataclass
+class World:
+    a: Side
+    b: Side
+
+    @classmethod
+    def build(cls) -> World:
+        return cls(a=_side("alpha"), b=_side("bravo"))
+
+
+def _side(label: str) -> Side:
+    tenant = TenantFactory(slug=label, name=f"{label.title()} Industries")
+    members = {}
+    for role in Role.values:
+        user = UserFactory(email=f"{role}@{label}.example.com")
+        MembershipFactory(tenant=tenant, user=user, role=role)
+        members[role] = user
+    api_key, secret = make_api_key(tenant, name=f"{label} admin key")
+    # 0.0.0.0/0 admits every IPv4 client (the test client is 127.0.0.1): it exists to be found, not to filter.
+    entry = services.ip_allowlist_add(tenant=tenant, cidr="0.0.0.0/0", api_key=api_key, note=f"{label} office",
+                                      actor=services.SYSTEM)
+    invitation = services.invitation_create(
+        tenant=tenant, email=f"invitee@{label}.example.com", role=Role.VIEWER,
+        actor=services.Actor(user=members[Role.OWNER]), actor_role=Role.OWNER,
+        accept_url_template="http://testserver/portal/invitations/{token}/",
+    )
+    return Side(tenant=tenant, members=members, api_key=api_key, secret=secret, allowlist_entry=entry,
+                extra={"invitation": invitation, "created": timezone.now()})

@@ -1,0 +1,1 @@
+"""Models of billing; this app's issue has not come yet."""

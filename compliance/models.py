@@ -1,0 +1,1 @@
+"""Models of compliance; this app's issue has not come yet."""

@@ -1,0 +1,1 @@
+"""Models of messaging; this app's issue has not come yet."""

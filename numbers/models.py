@@ -1,0 +1,1 @@
+"""Models of numbers; this app's issue has not come yet."""

@@ -1,0 +1,54 @@
+"""Under /v1 nothing answers with an HTML page: Django's own 404/405/403/500
+pages (unknown URL, CSRF failure, an error outside DRF) become JSON errors."""
+from __future__ import annotations
+
+import logging
+
+from django.http import JsonResponse
+
+from accounts.tenancy import reset_current_tenant, set_current_tenant
+from smsportal.api.exceptions import error_body
+
+logger = logging.getLogger("smsportal.api")
+
+_DEFAULTS = {
+    400: ("invalid_request", "The request is invalid."),
+    401: ("authentication_required", "Authentication is required."),
+    403: ("permission_denied", "You do not have permission to do this."),
+    404: ("not_found", "Not found."),
+    405: ("method_not_allowed", "Method not allowed."),
+    413: ("request_too_large", "The request body is too large."),
+    415: ("unsupported_media_type", "Unsupported media type; send application/json."),
+    500: ("internal_error", "Something went wrong on our side. It has been logged."),
+}
+
+
+def _is_api(path: str) -> bool:
+    return path == "/v1" or (path.startswith("/v1/") and not path.startswith("/v1/docs"))
+
+
+class ApiJsonErrorMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        # The tenant context never outlives the request (API auth sets it).
+        token = set_current_tenant(None)
+        try:
+            response = self.get_response(request)
+        finally:
+            reset_current_tenant(token)
+        if _is_api(request.path) and response.status_code >= 400 and "json" not in response.get("Content-Type", ""):
+            code, message = _DEFAULTS.get(response.status_code, ("error", "The request failed."))
+            converted = JsonResponse(error_body(code, message), status=response.status_code)
+            for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+                if header in response:
+                    converted[header] = response[header]
+            return converted
+        return response
+
+    def process_exception(self, request, exception):
+        if not _is_api(request.path):
+            return None
+        logger.exception("unhandled error on %s", request.path)
+        return JsonResponse(error_body(*_DEFAULTS[500]), status=500)

@@ -1,0 +1,36 @@
+"""Domain errors with stable machine-readable codes.
+
+Services raise these; the DRF exception handler (smsportal/api/exceptions.py)
+turns them into `{"error": {"code", "message", "field"}}` with `status`, and
+portal views show `message` next to the field.
+"""
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status = 400
+    code = "invalid_request"
+    message = "The request is invalid."
+
+    def __init__(self, message: str | None = None, *, field: str | None = None, code: str | None = None) -> None:
+        self.message = message or self.message
+        self.field = field
+        if code:
+            self.code = code
+        super().__init__(self.message)
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+    message = "Not found."
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class Unprocessable(DomainError):
+    status = 422
+    code = "unprocessable"

@@ -1,0 +1,18 @@
+"""Test settings: the real settings, with overrides for speed and safety only."""
+import os
+
+# Set before the real settings read the environment, so a developer's .env
+# (written by `make run` with DEBUG on) does not leak into tests.
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "test-secret-key-" + "t" * 60)
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")  # the test client speaks plain HTTP
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+
+from smsportal.settings import *  # noqa: E402,F403
+from smsportal.settings import STORAGES  # noqa: E402
+
+# Speed: a fast hasher (the real one is PBKDF2) and static files without a manifest.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+# Safety: mail stays in memory.
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

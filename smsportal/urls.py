@@ -1,0 +1,22 @@
+"""Root URLs: /v1 (API), /portal (people), /admin (account managers), /healthz."""
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+
+from smsportal.health import healthz
+
+api_v1 = [
+    path("", include("accounts.api.urls")),
+    path("openapi.json", SpectacularJSONAPIView.as_view(permission_classes=[], authentication_classes=[]), name="openapi"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="openapi", permission_classes=[], authentication_classes=[]),
+         name="docs"),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="portal:dashboard", permanent=False)),
+    path("healthz", healthz, name="healthz"),
+    path("v1/", include(api_v1)),
+    path("portal/", include("accounts.portal.urls")),
+    path("admin/", admin.site.urls),
+]
