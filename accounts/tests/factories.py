@@ -115,3 +115,20 @@ def _side(label: str) -> Side:
     )
     return Side(tenant=tenant, members=members, api_key=api_key, secret=secret, allowlist_entry=entry,
                 extra={"invitation": invitation, "created": timezone.now()})
+
+
+def login_verified(client, user: User, *, tenant: Tenant | None = None):
+    """Sign `user` in on a Django test client with a verified TOTP device (as after a real OTP check)."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
+        user=user, name="Authenticator app", confirmed=True
+    )
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    if tenant is not None:
+        session["tenant_id"] = tenant.pk
+    session.save()
+    return client
