@@ -2,14 +2,14 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
 from smsportal.health import healthz
 
 api_v1 = [
     path("", include("accounts.api.urls")),
     path("openapi.json", SpectacularJSONAPIView.as_view(permission_classes=[], authentication_classes=[]), name="openapi"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="openapi", permission_classes=[], authentication_classes=[]),
+    path("docs", SpectacularSwaggerSplitView.as_view(url_name="openapi", permission_classes=[], authentication_classes=[]),
          name="docs"),
 ]
 

@@ -1,11 +1,12 @@
 """/v1 views for the caller's identity, API keys and the IP allowlist."""
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.generics import GenericAPIView
+from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
 from accounts import selectors, services
 from accounts.api import serializers as s
+from accounts.models import ApiKey, IpAllowlistEntry
 from accounts.roles import Scope
 
 
@@ -24,16 +25,14 @@ class MeView(GenericAPIView):
         return Response(s.MeSerializer({"tenant": api_key.tenant, "key": api_key}).data)
 
 
-class ApiKeyListView(GenericAPIView):
+class ApiKeyListView(ListAPIView):
     required_scope = Scope.ADMIN
     serializer_class = s.ApiKeySerializer
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no tenant
+            return ApiKey.unscoped.none()
         return selectors.api_key_list(tenant=self.request.auth.tenant)
-
-    def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.ApiKeySerializer(page, many=True).data)
 
     @extend_schema(request=s.ApiKeyCreateSerializer, responses={201: s.ApiKeyCreatedSerializer})
     def post(self, request):
@@ -60,16 +59,14 @@ class ApiKeyDetailView(GenericAPIView):
         return Response(s.ApiKeySerializer(api_key).data)
 
 
-class IpAllowlistListView(GenericAPIView):
+class IpAllowlistListView(ListAPIView):
     required_scope = Scope.ADMIN
     serializer_class = s.IpAllowlistEntrySerializer
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return IpAllowlistEntry.unscoped.none()
         return selectors.ip_allowlist_list(tenant=self.request.auth.tenant)
-
-    def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.IpAllowlistEntrySerializer(page, many=True).data)
 
     @extend_schema(request=s.IpAllowlistCreateSerializer, responses={201: s.IpAllowlistEntrySerializer})
     def post(self, request):
