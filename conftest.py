@@ -60,3 +60,15 @@ def api():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.postgres` tests (row locks, triggers) run only when the test database is PostgreSQL."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://...")
+    for item in items:
+        if item.get_closest_marker("postgres"):
+            item.add_marker(skip)
