@@ -52,6 +52,11 @@ class AlreadyMember(Conflict):
     message = "This person is already a member of the team."
 
 
+class SignInRequired(Conflict):
+    code = "sign_in_required"
+    message = "An account with this email address exists: sign in to accept the invitation."
+
+
 class InvalidInvitation(DomainError):
     status = 404
     code = "invalid_invitation"

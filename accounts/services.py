@@ -93,6 +93,9 @@ def user_get_or_create(*, email: str, password: str | None = None) -> tuple[User
 
 @transaction.atomic
 def tenant_set_status(*, tenant: Tenant, status: str, actor: Actor) -> Tenant:
+    """Suspend or reactivate; idempotent (an unchanged status records nothing)."""
+    if status not in Tenant.Status.values:
+        raise errors.DomainError("Unknown tenant status.", field="status", code="invalid_status")
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     if tenant.status == status:
         return tenant
@@ -242,18 +245,45 @@ def normalize_cidr(value: str) -> str:
     return str(network)
 
 
+def _check_key_tenant(tenant: Tenant, api_key: ApiKey | None) -> None:
+    if api_key is not None and api_key.tenant_id != tenant.pk:
+        raise errors.DomainError("Unknown API key.", field="api_key", code="not_found")
+
+
 @transaction.atomic
 def ip_allowlist_add(
     *, tenant: Tenant, cidr: str, actor: Actor, api_key: ApiKey | None = None, note: str = ""
 ) -> IpAllowlistEntry:
-    if api_key is not None and api_key.tenant_id != tenant.pk:
-        raise errors.DomainError("Unknown API key.", field="api_key", code="not_found")
+    _check_key_tenant(tenant, api_key)
     entry = IpAllowlistEntry.unscoped.create(
         tenant=tenant, cidr=normalize_cidr(cidr), api_key=api_key, note=note, created_by=actor.user
     )
     audit_record(action="ip_allowlist.added", actor=actor, tenant=tenant, target=entry,
                  changes={"cidr": entry.cidr, "api_key": api_key.public_id if api_key else None, "note": note})
     return entry
+
+
+@transaction.atomic
+def ip_allowlist_update(
+    *, tenant: Tenant, entry: IpAllowlistEntry, cidr: str, note: str, api_key: ApiKey | None, actor: Actor
+) -> IpAllowlistEntry:
+    """Change an entry in place; records the fields that changed (nothing when none did)."""
+    _check_key_tenant(tenant, api_key)
+    # of=self: PostgreSQL cannot lock the nullable side of the outer join to api_key.
+    entry = (IpAllowlistEntry.unscoped.select_for_update(of=("self",)).select_related("api_key")
+             .get(pk=entry.pk, tenant=tenant))
+    before = _allowlist_fields(entry)
+    entry.cidr, entry.note, entry.api_key = normalize_cidr(cidr), note, api_key
+    entry.save(update_fields=["cidr", "note", "api_key"])
+    after = _allowlist_fields(entry)
+    changes = {name: [before[name], after[name]] for name in before if before[name] != after[name]}
+    if changes:
+        audit_record(action="ip_allowlist.changed", actor=actor, tenant=tenant, target=entry, changes=changes)
+    return entry
+
+
+def _allowlist_fields(entry: IpAllowlistEntry) -> dict:
+    return {"cidr": entry.cidr, "note": entry.note, "api_key": entry.api_key.public_id if entry.api_key else None}
 
 
 @transaction.atomic
@@ -285,6 +315,19 @@ def _lock_tenant(tenant: Tenant) -> Tenant:
 
 def _other_owner_exists(tenant: Tenant, membership: Membership) -> bool:
     return Membership.unscoped.filter(tenant=tenant, role=Role.OWNER).exclude(pk=membership.pk).exists()
+
+
+@transaction.atomic
+def membership_add(*, tenant: Tenant, user: User, role: str, actor: Actor) -> Membership:
+    """Add an existing person directly (account managers in the admin); everyone else joins by invitation."""
+    if role not in Role.values:
+        raise errors.DomainError("Unknown role.", field="role", code="invalid_role")
+    if Membership.unscoped.filter(tenant=tenant, user=user).exists():
+        raise errors.AlreadyMember(field="user")
+    membership = Membership.unscoped.create(tenant=tenant, user=user, role=role)
+    audit_record(action="membership.added", actor=actor, tenant=tenant, target=membership,
+                 changes={"user": user.email, "role": role})
+    return membership
 
 
 @transaction.atomic
@@ -368,12 +411,15 @@ def invitation_accept(*, token: str, user: User | None = None, password: str | N
     if not invitation.is_pending:
         raise errors.InvalidInvitation()
     if user is None:
+        # Never through user_get_or_create, which would set a new password on an existing account.
+        if User.objects.filter(email=invitation.email).exists():
+            raise errors.SignInRequired()
         user, _ = user_get_or_create(email=invitation.email, password=password)
     elif user.email.lower() != invitation.email:
         raise errors.PermissionDenied("This invitation was sent to another email address.")
-    membership, _ = Membership.unscoped.get_or_create(
-        tenant=invitation.tenant, user=user, defaults={"role": invitation.role}
-    )
+    if Membership.unscoped.filter(tenant=invitation.tenant, user=user).exists():
+        raise errors.AlreadyMember()
+    membership = Membership.unscoped.create(tenant=invitation.tenant, user=user, role=invitation.role)
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
     audit_record(action="membership.joined", actor=Actor(user=user, ip=ip), tenant=invitation.tenant,
