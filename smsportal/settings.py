@@ -148,6 +148,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="smsportal")
 OTP_TOTP_THROTTLE_FACTOR = 1
 OTP_STATIC_THROTTLE_FACTOR = 1
+# The admin lists people's devices but never shows a TOTP seed, its QR code or backup codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # How long a failed sign-in streak locks an email + address pair, and after how many tries.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
