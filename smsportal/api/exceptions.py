@@ -42,7 +42,12 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
     items: list[dict] = []
     if isinstance(detail, dict):
         for key, value in detail.items():
-            name = "" if key in ("non_field_errors", "__all__") else (f"{prefix}.{key}" if prefix else str(key))
+            if isinstance(key, int):  # a ListField/DictField child error is keyed by position: "scopes[0]"
+                name = f"{prefix}[{key}]"
+            elif key in ("non_field_errors", "__all__"):
+                name = prefix
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
             items.extend(_flatten(value, name))
     elif isinstance(detail, list):
         for index, value in enumerate(detail):

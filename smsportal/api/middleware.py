@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from django.http import JsonResponse
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.http import Http404, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 
 from accounts.tenancy import reset_current_tenant, set_current_tenant
 from smsportal.api.exceptions import error_body
@@ -22,9 +24,13 @@ _DEFAULTS = {
     500: ("internal_error", "Something went wrong on our side. It has been logged."),
 }
 
+# Exceptions Django answers itself with a 4xx status: not crashes, so not a 500.
+_DJANGO_ANSWERS = (Http404, PermissionDenied, BadRequest, SuspiciousOperation, MultiPartParserError)
+
 
 def _is_api(path: str) -> bool:
-    return path == "/v1" or (path.startswith("/v1/") and not path.startswith("/v1/docs"))
+    # The docs page included: only errors are converted, and an HTML error page is wrong anywhere under /v1.
+    return path == "/v1" or path.startswith("/v1/")
 
 
 class ApiJsonErrorMiddleware:
@@ -48,7 +54,7 @@ class ApiJsonErrorMiddleware:
         return response
 
     def process_exception(self, request, exception):
-        if not _is_api(request.path):
-            return None
+        if not _is_api(request.path) or isinstance(exception, _DJANGO_ANSWERS):
+            return None  # Django turns these into 400/403/404, which __call__ then writes as JSON
         logger.exception("unhandled error on %s", request.path)
         return JsonResponse(error_body(*_DEFAULTS[500]), status=500)
