@@ -17,6 +17,7 @@ from accounts.models import ApiKey, AuditEvent, IpAllowlistEntry
 from accounts.roles import ALL_SCOPES
 from accounts.tests.api_assertions import assert_error
 from accounts.tests.factories import bearer, login_verified, make_api_key
+from accounts.tests.test_cross_tenant import KWARGS, build, routes
 from smsportal.ids import BASE62, random_base62
 from smsportal.logging import RedactSecretsFilter
 
@@ -258,19 +259,41 @@ def test_admin_implies_every_scope(world, api):
 # --- suspended tenants --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [("GET", "/v1/me", None), *ADMIN_OPERATIONS],
-                         ids=["GET /v1/me"] + [f"{m} {p}" for m, p, _ in ADMIN_OPERATIONS])
-def test_a_suspended_tenant_is_refused_on_every_call(world, api, method, path, body):
-    # given tenant A is suspended
+def _authenticated_api_operations() -> list[tuple[str, str]]:
+    """Every /v1 route that takes a key (found from the URL configuration) x GET, POST, DELETE."""
+    operations = []
+    for route in routes():
+        callback = route.pattern.callback
+        view = getattr(callback, "cls", None)
+        auth = getattr(callback, "view_initkwargs", {}).get("authentication_classes", getattr(view, "authentication_classes", None))
+        if route.is_api and auth != []:  # the schema and docs pages are public
+            operations += [(route.template, method) for method in ("GET", "POST", "DELETE")]
+    return operations
+
+
+@pytest.mark.parametrize(("template", "method"), _authenticated_api_operations())
+def test_a_suspended_tenant_is_refused_on_every_call(world, api, template, method):
+    # given tenant A is suspended, and every /v1 route aimed at A's own objects
     services.tenant_set_status(tenant=world.a.tenant, status="suspended", actor=services.SYSTEM)
+    route = next(r for r in routes() if r.template == template)
+    path = build(route, {k: KWARGS[k].value(world.a) for k in route.kwargs})
     before = _state(world)
     # when its valid admin key calls
-    response = _call(api, method, path, body, world.a.auth, world)
+    response = api.generic(method, path, data="{}" if method == "POST" else None, content_type="application/json",
+                           **world.a.auth)
     # then 403 tenant_suspended, nothing changes, the key is not marked used; B is unaffected
     assert_error(response, 403, "tenant_suspended")
     assert _state(world) == before
     assert _last_used(world.a.api_key) is None
     assert api.get("/v1/me", **world.b.auth).status_code == 200
+
+
+def test_every_admin_operation_is_in_the_suspension_matrix():
+    # given the hand-written admin operations; then the generated matrix covers each of them
+    generated = {(t, m) for t, m in _authenticated_api_operations()}
+    for method, path, _ in ADMIN_OPERATIONS:
+        template = path.replace("{key}", "<str:api_key_id>").replace("{entry}", "<str:entry_id>").lstrip("/")
+        assert (template, method) in generated
 
 
 def test_a_reactivated_tenant_is_served_again(world, api):
