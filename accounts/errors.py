@@ -61,3 +61,9 @@ class InvalidInvitation(DomainError):
     status = 404
     code = "invalid_invitation"
     message = "This invitation is invalid, expired or already used."
+
+
+class TwoFactorThrottled(DomainError):
+    status = 429
+    code = "two_factor_throttled"
+    message = "Too many wrong codes. Wait a few seconds, then try again."

@@ -25,6 +25,9 @@ class ClientIpMiddleware:
 PUBLIC_PREFIXES = ("/portal/login", "/portal/password-reset", "/portal/reset/", "/portal/invitations/")
 # Paths open once signed in but before the second factor is verified.
 PRE_OTP_PREFIXES = ("/portal/2fa/verify", "/portal/2fa/setup", "/portal/logout")
+# Writes that concern the person, not the tenant: allowed while the active tenant is suspended
+# (otherwise a member of a suspended tenant could not even finish signing in with 2FA).
+PERSONAL_PREFIXES = ("/portal/logout", "/portal/switch", "/portal/2fa/")
 
 
 class PortalAccessMiddleware:
@@ -61,7 +64,7 @@ class PortalAccessMiddleware:
             request.tenant is not None
             and not request.tenant.is_active
             and request.method not in ("GET", "HEAD", "OPTIONS")
-            and not request.path.startswith(("/portal/logout", "/portal/switch"))
+            and not request.path.startswith(PERSONAL_PREFIXES)
         ):
             messages.error(request, "This account is suspended: the portal is read-only. Contact your account manager.")
             return redirect(request.path)

@@ -1,8 +1,9 @@
 """Read queries for accounts; every tenant-owned read takes the tenant explicitly."""
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from accounts.models import ApiKey, AuditEvent, Invitation, IpAllowlistEntry, Membership, Tenant, User
 from accounts.roles import Role
@@ -11,6 +12,14 @@ from accounts.roles import Role
 def membership_list_for_user(*, user: User) -> QuerySet[Membership]:
     # Unscoped on purpose: a person's tenants are found from the person, before any tenant is active.
     return Membership.unscoped.filter(user=user).select_related("tenant").order_by("tenant__name")
+
+
+def membership_for_user(*, user: User, tenant_slug: str) -> Membership:
+    """The person's membership of the tenant with this slug; 404 when they are not a member."""
+    membership = membership_list_for_user(user=user).filter(tenant__slug=tenant_slug).first()
+    if membership is None:
+        raise Http404("not found")
+    return membership
 
 
 def membership_active_for(*, user: User, tenant_id: int | None) -> Membership | None:
@@ -34,6 +43,14 @@ def membership_list(*, tenant: Tenant) -> QuerySet[Membership]:
     return Membership.unscoped.filter(tenant=tenant).select_related("user").order_by("created_at")
 
 
+def membership_list_with_2fa(*, tenant: Tenant) -> QuerySet[Membership]:
+    """Members annotated with `has_2fa`: a confirmed authenticator app."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    confirmed = TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)
+    return membership_list(tenant=tenant).annotate(has_2fa=Exists(confirmed))
+
+
 def membership_get(*, tenant: Tenant, public_id: str) -> Membership:
     return _get(membership_list(tenant=tenant), public_id)
 
@@ -43,8 +60,6 @@ def owner_count(*, tenant: Tenant) -> int:
 
 
 def invitation_list_pending(*, tenant: Tenant) -> QuerySet[Invitation]:
-    from django.utils import timezone
-
     return Invitation.unscoped.filter(
         tenant=tenant, accepted_at=None, revoked_at=None, expires_at__gt=timezone.now()
     ).select_related("invited_by")
@@ -79,8 +94,57 @@ def ip_allowlist_for_key(*, api_key: ApiKey) -> list[IpAllowlistEntry]:
     )
 
 
-def audit_event_list(*, tenant: Tenant) -> QuerySet[AuditEvent]:
-    return AuditEvent.unscoped.filter(tenant=tenant).select_related("actor")
+def audit_event_list(*, tenant: Tenant, action: str | None = None) -> QuerySet[AuditEvent]:
+    events = AuditEvent.unscoped.filter(tenant=tenant).select_related("actor")
+    return events.filter(action=action) if action else events
+
+
+def audit_action_list(*, tenant: Tenant) -> list[str]:
+    """The distinct actions recorded for the tenant, for a filter menu."""
+    return list(AuditEvent.unscoped.filter(tenant=tenant).order_by("action").values_list("action", flat=True).distinct())
+
+
+def tenant_summary(*, tenant: Tenant) -> dict[str, int]:
+    """Counts for the tenant's dashboard."""
+    now = timezone.now()
+    usable = Q(revoked_at=None) & (Q(expires_at=None) | Q(expires_at__gt=now))
+    keys = ApiKey.unscoped.filter(usable, tenant=tenant).aggregate(
+        active=Count("pk"), live=Count("pk", filter=Q(mode=ApiKey.Mode.LIVE))
+    )
+    return {
+        "members": Membership.unscoped.filter(tenant=tenant).count(),
+        "pending_invitations": invitation_list_pending(tenant=tenant).count(),
+        "active_keys": keys["active"],
+        "live_keys": keys["live"],
+        "test_keys": keys["active"] - keys["live"],
+        "allowlist_entries": IpAllowlistEntry.unscoped.filter(tenant=tenant).count(),
+        "members_without_2fa": membership_list_with_2fa(tenant=tenant).filter(has_2fa=False).count(),
+    }
+
+
+def user_exists(*, email: str) -> bool:
+    return User.objects.filter(email=User.objects.normalize_email(email).lower()).exists()
+
+
+def two_factor_status(*, user: User) -> dict:
+    """The person's authenticator app (or None) and how many unused backup codes remain."""
+    from django_otp.plugins.otp_static.models import StaticToken
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return {
+        "device": TOTPDevice.objects.filter(user=user, confirmed=True).first(),
+        "backup_codes_left": StaticToken.objects.filter(device__user=user, device__confirmed=True).count(),
+        "required": user_needs_2fa_enrolment(user=user),
+    }
+
+
+def totp_device_pending(*, user: User, device_id: int | None):
+    """The unconfirmed authenticator this session started (never one another session started)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    if device_id is None:
+        return None
+    return TOTPDevice.objects.filter(user=user, pk=device_id, confirmed=False).first()
 
 
 def _get(queryset: QuerySet, public_id: str):

@@ -509,11 +509,47 @@ def backup_codes_regenerate(*, user: User, ip: str | None, audit: bool = True) -
     return codes
 
 
-@transaction.atomic
-def two_factor_disable(*, user: User, ip: str | None) -> None:
+OTP_CODE_RE = re.compile(r"^[0-9]{6,8}$")
+
+
+def two_factor_verify(*, user: User, token: str):
+    """The confirmed device that accepts `token`, or None.
+
+    Digits go to the authenticator (a TOTP code is accepted once: the device
+    remembers its last time step); anything else is tried as a backup code,
+    which is deleted when used. Routing by shape keeps a mistyped backup code
+    from throttling the authenticator and vice versa. Each device throttles its
+    own failures (1 s, 2 s, 4 s ... between tries): while it does, this raises
+    TwoFactorThrottled. The devices are locked for the check, so two requests
+    cannot spend the same code.
+    """
     from django_otp.plugins.otp_static.models import StaticDevice
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
+    token = token.strip().replace(" ", "").replace("-", "")
+    model = TOTPDevice if OTP_CODE_RE.match(token) else StaticDevice
+    if model is StaticDevice:
+        token = token.lower()
+    with transaction.atomic():
+        devices = list(model.objects.devices_for_user(user, confirmed=True).select_for_update())
+        allowed = [d for d in devices if d.verify_is_allowed()[0]]
+        if devices and not allowed:
+            raise errors.TwoFactorThrottled()
+        return next((d for d in allowed if d.verify_token(token)), None)
+
+
+@transaction.atomic
+def two_factor_disable(*, user: User, ip: str | None) -> None:
+    """Remove every second factor; refused for staff and for members of a tenant that requires 2FA."""
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts.selectors import user_needs_2fa_enrolment
+
+    if user_needs_2fa_enrolment(user=user):
+        raise errors.PermissionDenied(
+            "Two-factor authentication is required for your account, so it cannot be turned off."
+        )
     TOTPDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
     _audit_everywhere(user=user, action="auth.2fa_disabled", actor=Actor(user=user, ip=ip))
