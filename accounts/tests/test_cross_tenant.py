@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from django.contrib.auth.hashers import make_password
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RegexPattern, RoutePattern
@@ -335,6 +334,8 @@ def test_a_foreign_password_reset_link_changes_nothing(world):
     # given A's owner's password hash
     before = User.objects.get(pk=world.a.owner.pk).password
     routes_with_reset = [r for r in routes() if "uidb64" in r.kwargs]
+    if not routes_with_reset:
+        pytest.skip("the portal has no password reset link route")
     # when B posts a new password to every reset link for A's owner with a made-up token
     for route in routes_with_reset:
         path = build(route, {k: KWARGS[k].value(world.a) for k in route.kwargs})
@@ -343,4 +344,4 @@ def test_a_foreign_password_reset_link_changes_nothing(world):
             path, {"new_password1": password, "new_password2": password})
     # then A's owner's password is unchanged
     assert User.objects.get(pk=world.a.owner.pk).password == before
-    assert before != make_password("brand new password 123")
+    assert not User.objects.get(pk=world.a.owner.pk).check_password("brand new password 123")

@@ -15,13 +15,13 @@ pytestmark = pytest.mark.django_db
 # --- 400 ----------------------------------------------------------------------------------------
 
 
-def test_400_invalid_json(world, client):
+def test_it_answers_400_invalid_json(world, client):
     # given a body that is not JSON; when posted; then invalid_json
     response = client.post("/v1/api-keys", "{name: ", content_type="application/json", **world.a.auth)
     assert_error(response, 400, "invalid_json")
 
 
-def test_400_validation_error_lists_each_field(world, api):
+def test_it_answers_400_listing_each_invalid_field(world, api):
     # given three wrong fields; when posted; then one validation_error with a detail per field
     response = api.post("/v1/ip-allowlist", {"cidr": "", "note": "x" * 201, "api_key": ["a"]}, format="json",
                         **world.a.auth)
@@ -31,14 +31,14 @@ def test_400_validation_error_lists_each_field(world, api):
     assert all(d["message"] and d["code"] for d in error["details"])
 
 
-def test_400_one_problem_names_its_field(world, api):
+def test_it_answers_400_naming_the_one_invalid_field(world, api):
     # given one wrong field; when posted; then its own code and the field, without details
     error = assert_error(api.post("/v1/api-keys", {"name": "k", "mode": "prod"}, format="json", **world.a.auth),
                          400, "invalid_choice", field="mode")
     assert "details" not in error
 
 
-def test_400_domain_error_names_its_field(world, api):
+def test_it_answers_400_with_a_domain_errors_field(world, api):
     # given a service-level refusal; then its stable code and field
     past = (timezone.now() - timedelta(days=1)).isoformat()
     assert_error(api.post("/v1/api-keys", {"name": "k", "expires_at": past}, format="json", **world.a.auth),
@@ -48,15 +48,15 @@ def test_400_domain_error_names_its_field(world, api):
 # --- 401, 403 -----------------------------------------------------------------------------------
 
 
-def test_401_without_a_key(world, client):
+def test_it_answers_401_without_a_key(world, client):
     assert_error(client.get("/v1/api-keys"), 401, "authentication_required")
 
 
-def test_401_with_a_bad_key(world, client):
+def test_it_answers_401_with_a_bad_key(world, client):
     assert_error(client.get("/v1/api-keys", HTTP_AUTHORIZATION="Bearer sk_test_nope"), 401, "invalid_api_key")
 
 
-def test_403_without_the_scope(world, client):
+def test_it_answers_403_without_the_scope(world, client):
     _, raw = make_api_key(world.a.tenant, scopes=["billing:read"])
     assert_error(client.get("/v1/api-keys", HTTP_AUTHORIZATION=f"Bearer {raw}"), 403, "insufficient_scope")
 
@@ -66,7 +66,7 @@ def test_403_without_the_scope(world, client):
 
 @pytest.mark.parametrize("path", ["/v1/nope", "/v1/", "/v1", "/v1/me/", "/v1/api-keys/x/y", "/v1/docsfoo",
                                   "/v1/docs/", "/v1/Me"])
-def test_404_unknown_route_is_json_like_an_unknown_object(world, client, path):
+def test_it_answers_404_for_an_unknown_route_like_for_an_unknown_object(world, client, path):
     # given a path under /v1 that no route matches
     # when requested with a valid key
     response = client.get(path, **world.a.auth)
@@ -78,23 +78,23 @@ def test_404_unknown_route_is_json_like_an_unknown_object(world, client, path):
 # --- 405, 415 -----------------------------------------------------------------------------------
 
 
-def test_405_method_not_allowed_keeps_the_allow_header(world, client):
+def test_it_answers_405_keeping_the_allow_header(world, client):
     response = client.put("/v1/me", {}, content_type="application/json", **world.a.auth)
     assert_error(response, 405, "method_not_allowed")
     assert set(response["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD", "OPTIONS"}
 
 
-def test_405_on_the_docs_page_is_json_too(world, client):
+def test_it_answers_405_on_the_docs_page_in_json(world, client):
     # given the HTML docs page; when posted to; then the error is still JSON
     assert_error(client.post("/v1/docs"), 405, "method_not_allowed")
 
 
-def test_415_unsupported_media_type(world, client):
+def test_it_answers_415_for_plain_text(world, client):
     response = client.post("/v1/api-keys", "name=k", content_type="text/plain", **world.a.auth)
     assert_error(response, 415, "unsupported_media_type")
 
 
-def test_415_form_data_is_refused(world, client):
+def test_it_answers_415_for_form_data(world, client):
     # given a browser-style form post; then refused: the API speaks JSON only
     response = client.post("/v1/api-keys", {"name": "k"}, **world.a.auth)
     assert_error(response, 415, "unsupported_media_type")
@@ -104,7 +104,7 @@ def test_415_form_data_is_refused(world, client):
 # --- 429 ----------------------------------------------------------------------------------------
 
 
-def test_429_with_an_integer_retry_after(world, client, monkeypatch, time_machine):
+def test_it_answers_429_with_an_integer_retry_after(world, client, monkeypatch, time_machine):
     # given a limit of three requests a minute (DRF reads the rates onto the class at import)
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "3/m"})
     time_machine.move_to(timezone.now(), tick=False)
@@ -128,18 +128,18 @@ def test_429_with_an_integer_retry_after(world, client, monkeypatch, time_machin
 
 
 @pytest.mark.urls("accounts.tests.error_urls")
-def test_409_conflict(db, client):
+def test_it_answers_409_for_a_conflict(db, client):
     assert_error(client.post("/v1/test/conflict"), 409, "conflict", field="name")
 
 
 @pytest.mark.urls("accounts.tests.error_urls")
-def test_422_unprocessable(db, client):
+def test_it_answers_422_for_an_unprocessable_request(db, client):
     error = assert_error(client.post("/v1/test/unprocessable"), 422, "sender_not_owned", field="from")
     assert error["message"] == "The sender is not one of your numbers."
 
 
 @pytest.mark.urls("accounts.tests.error_urls")
-def test_500_in_an_api_view_is_json_and_logged(db, client, caplog):
+def test_it_answers_500_for_a_crash_in_an_api_view_and_logs_it(db, client, caplog):
     # given a DRF view that crashes; when called
     response = client.get("/v1/test/crash")
     # then a generic 500 that reveals nothing, and the traceback is logged
@@ -150,7 +150,7 @@ def test_500_in_an_api_view_is_json_and_logged(db, client, caplog):
 
 
 @pytest.mark.urls("accounts.tests.error_urls")
-def test_500_in_a_plain_django_view_is_json_and_logged(db, caplog):
+def test_it_answers_500_for_a_crash_in_a_plain_view_and_logs_it(db, caplog):
     # given a plain (non-DRF) view under /v1 that crashes
     client = Client(raise_request_exception=False)
     # when called
