@@ -1,15 +1,29 @@
-"""Template context for portal pages: the active tenant, membership, the user's tenants, permissions."""
+"""Template context for portal pages: the active tenant, membership, the user's tenants, permissions, nav section."""
 from accounts.roles import PERMISSIONS, role_can
+
+# url name -> the side-navigation entry it belongs to
+SECTIONS = {
+    "dashboard": "dashboard",
+    "team": "team", "invite": "team", "member-role": "team", "member-remove": "team", "invitation-revoke": "team",
+    "api-keys": "api-keys", "api-key-create": "api-keys", "api-key-revoke": "api-keys",
+    "ip-allowlist": "ip-allowlist", "ip-allowlist-remove": "ip-allowlist",
+    "audit-log": "audit-log",
+    "security": "security",
+    "2fa": "account", "2fa-backup-codes": "account", "2fa-disable": "account",
+}
 
 
 def portal(request) -> dict:
+    match = getattr(request, "resolver_match", None)
+    context = {"portal_section": SECTIONS.get(match.url_name, "") if match and match.namespace == "portal" else ""}
     membership = getattr(request, "membership", None)
     if membership is None:
-        return {}
+        return context
     from accounts.selectors import membership_list_for_user
 
     role = membership.role
     return {
+        **context,
         "active_tenant": membership.tenant,
         "active_membership": membership,
         "user_memberships": membership_list_for_user(user=request.user),

@@ -1,17 +1,42 @@
-"""/portal routes (placeholder until the portal views land)."""
-from django.http import HttpResponse
+"""/portal routes. Object ids in URLs are public ids, always resolved within the active tenant.
+
+Open paths must match PUBLIC_PREFIXES and PRE_OTP_PREFIXES in accounts/middleware.py.
+"""
 from django.urls import path
+
+from accounts.portal.views import api_access, auth, dashboard, team, tenant_settings, two_factor
 
 app_name = "portal"
 
-
-def _stub(request, *args, **kwargs):
-    return HttpResponse("portal")
-
-
 urlpatterns = [
-    path("", _stub, name="dashboard"),
-    path("login/", _stub, name="login"),
-    path("2fa/verify/", _stub, name="2fa-verify"),
-    path("2fa/setup/", _stub, name="2fa-setup"),
+    # Signed out (PUBLIC_PREFIXES)
+    path("login/", auth.login, name="login"),
+    path("password-reset/", auth.password_reset, name="password-reset"),
+    path("password-reset/done/", auth.password_reset_done, name="password-reset-done"),
+    path("reset/<uidb64>/<token>/", auth.password_reset_confirm, name="password-reset-confirm"),
+    path("reset/done/", auth.password_reset_complete, name="password-reset-complete"),
+    path("invitations/<str:token>/", team.invitation_accept, name="invitation-accept"),
+    # Signed in, second factor pending (PRE_OTP_PREFIXES)
+    path("logout/", auth.logout, name="logout"),
+    path("2fa/verify/", two_factor.verify, name="2fa-verify"),
+    path("2fa/setup/", two_factor.setup, name="2fa-setup"),
+    # The person's own security
+    path("2fa/", two_factor.overview, name="2fa"),
+    path("2fa/backup-codes/", two_factor.backup_codes, name="2fa-backup-codes"),
+    path("2fa/disable/", two_factor.disable, name="2fa-disable"),
+    # The active tenant
+    path("", dashboard.dashboard, name="dashboard"),
+    path("switch-tenant/", dashboard.switch_tenant, name="switch-tenant"),
+    path("team/", team.team, name="team"),
+    path("team/invite/", team.invite, name="invite"),
+    path("team/members/<str:membership_id>/role/", team.member_role, name="member-role"),
+    path("team/members/<str:membership_id>/remove/", team.member_remove, name="member-remove"),
+    path("team/invitations/<str:invitation_id>/revoke/", team.invitation_revoke, name="invitation-revoke"),
+    path("api-keys/", api_access.api_keys, name="api-keys"),
+    path("api-keys/new/", api_access.api_key_create, name="api-key-create"),
+    path("api-keys/<str:api_key_id>/revoke/", api_access.api_key_revoke, name="api-key-revoke"),
+    path("ip-allowlist/", api_access.ip_allowlist, name="ip-allowlist"),
+    path("ip-allowlist/<str:entry_id>/remove/", api_access.ip_allowlist_remove, name="ip-allowlist-remove"),
+    path("audit-log/", tenant_settings.audit_log, name="audit-log"),
+    path("settings/security/", tenant_settings.security, name="security"),
 ]
