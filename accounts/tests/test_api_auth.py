@@ -94,6 +94,13 @@ def _mode_mismatch(world):
     return services.api_key_format(mode="live", key_id=key_id, secret=secret)
 
 
+def _test_prefix_on_live_key(world):
+    # A live key presented with the test prefix (checksum recomputed): the mode is part of the key.
+    _, raw = make_api_key(world.a.tenant, name="live", mode="live")
+    _, key_id, secret = _parts(raw)
+    return services.api_key_format(mode="test", key_id=key_id, secret=secret)
+
+
 def _revoked(world):
     key, raw = make_api_key(world.a.tenant, name="revoked")
     services.api_key_revoke(tenant=world.a.tenant, api_key=key, actor=services.SYSTEM)
@@ -113,6 +120,7 @@ BAD_KEYS = {
     "wrong secret, valid checksum": _wrong_secret,
     "wrong checksum": _wrong_checksum,
     "live prefix on a test key": _mode_mismatch,
+    "test prefix on a live key": _test_prefix_on_live_key,
     "revoked": _revoked,
     "truncated": _truncated,
     "another vendor's token": _other_prefix,

@@ -5,6 +5,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from accounts.models import ApiKey, AuditEvent, IpAllowlistEntry
 from accounts.tests.api_assertions import assert_error
 from accounts.tests.factories import login_verified, make_api_key
 from smsportal.api.throttling import ApiKeyRateThrottle
@@ -12,16 +13,35 @@ from smsportal.api.throttling import ApiKeyRateThrottle
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def nothing_written(world):
+    """Call it at the end of a test: no key, allowlist entry or audit event was added or changed."""
+    def counts():
+        return (list(ApiKey.unscoped.order_by("pk").values("pk", "revoked_at", "last_used_at")),
+                IpAllowlistEntry.unscoped.count(), AuditEvent.unscoped.count())
+
+    before = counts()
+
+    def check():
+        after = counts()
+        # a refused request may still be the key's first use of the minute
+        assert [{**k, "last_used_at": None} for k in after[0]] == [{**k, "last_used_at": None} for k in before[0]]
+        assert after[1:] == before[1:]
+
+    return check
+
+
 # --- 400 ----------------------------------------------------------------------------------------
 
 
-def test_it_answers_400_invalid_json(world, client):
+def test_it_answers_400_invalid_json(world, client, nothing_written):
     # given a body that is not JSON; when posted; then invalid_json
     response = client.post("/v1/api-keys", "{name: ", content_type="application/json", **world.a.auth)
     assert_error(response, 400, "invalid_json")
+    nothing_written()
 
 
-def test_it_answers_400_listing_each_invalid_field(world, api):
+def test_it_answers_400_listing_each_invalid_field(world, api, nothing_written):
     # given three wrong fields; when posted; then one validation_error with a detail per field
     response = api.post("/v1/ip-allowlist", {"cidr": "", "note": "x" * 201, "api_key": ["a"]}, format="json",
                         **world.a.auth)
@@ -29,20 +49,23 @@ def test_it_answers_400_listing_each_invalid_field(world, api):
     assert error["message"] == "3 problems with the request; see details."
     assert {d["field"] for d in error["details"]} == {"cidr", "note", "api_key"}
     assert all(d["message"] and d["code"] for d in error["details"])
+    nothing_written()
 
 
-def test_it_answers_400_naming_the_one_invalid_field(world, api):
+def test_it_answers_400_naming_the_one_invalid_field(world, api, nothing_written):
     # given one wrong field; when posted; then its own code and the field, without details
     error = assert_error(api.post("/v1/api-keys", {"name": "k", "mode": "prod"}, format="json", **world.a.auth),
                          400, "invalid_choice", field="mode")
     assert "details" not in error
+    nothing_written()
 
 
-def test_it_answers_400_with_a_domain_errors_field(world, api):
+def test_it_answers_400_with_a_domain_errors_field(world, api, nothing_written):
     # given a service-level refusal; then its stable code and field
     past = (timezone.now() - timedelta(days=1)).isoformat()
     assert_error(api.post("/v1/api-keys", {"name": "k", "expires_at": past}, format="json", **world.a.auth),
                  400, "invalid_expiry", field="expires_at")
+    nothing_written()
 
 
 # --- 401, 403 -----------------------------------------------------------------------------------
@@ -58,7 +81,11 @@ def test_it_answers_401_with_a_bad_key(world, client):
 
 def test_it_answers_403_without_the_scope(world, client):
     _, raw = make_api_key(world.a.tenant, scopes=["billing:read"])
-    assert_error(client.get("/v1/api-keys", HTTP_AUTHORIZATION=f"Bearer {raw}"), 403, "insufficient_scope")
+    keys = ApiKey.unscoped.count()
+    response = client.post("/v1/api-keys", {"name": "k"}, content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert_error(response, 403, "insufficient_scope")
+    assert ApiKey.unscoped.count() == keys
 
 
 # --- 404 ----------------------------------------------------------------------------------------
@@ -78,10 +105,11 @@ def test_it_answers_404_for_an_unknown_route_like_for_an_unknown_object(world, c
 # --- 405, 415 -----------------------------------------------------------------------------------
 
 
-def test_it_answers_405_keeping_the_allow_header(world, client):
+def test_it_answers_405_keeping_the_allow_header(world, client, nothing_written):
     response = client.put("/v1/me", {}, content_type="application/json", **world.a.auth)
     assert_error(response, 405, "method_not_allowed")
     assert set(response["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD", "OPTIONS"}
+    nothing_written()
 
 
 def test_it_answers_405_on_the_docs_page_in_json(world, client):
@@ -89,9 +117,10 @@ def test_it_answers_405_on_the_docs_page_in_json(world, client):
     assert_error(client.post("/v1/docs"), 405, "method_not_allowed")
 
 
-def test_it_answers_415_for_plain_text(world, client):
+def test_it_answers_415_for_plain_text(world, client, nothing_written):
     response = client.post("/v1/api-keys", "name=k", content_type="text/plain", **world.a.auth)
     assert_error(response, 415, "unsupported_media_type")
+    nothing_written()
 
 
 def test_it_answers_415_for_form_data(world, client):
