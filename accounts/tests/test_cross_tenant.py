@@ -268,6 +268,8 @@ def _check_route(route: Route, world, identifiers: set[str], problems: Problems)
         response = _safe_request(route, "GET", own, world, problems)
         if response is not None and response.status_code == 404:
             problems.add(route, "GET", own, "B's own object is not found either: is the KWARGS mapping right?")
+        elif response is not None and re.search(r"/portal/(login|2fa/verify)", response.get("Location", "")):
+            problems.add(route, "GET", own, "B was sent to sign in: the matrix is not running as B")
     return statuses
 
 
@@ -326,6 +328,9 @@ def test_the_matrix_is_not_vacuous(world):
     keys = api.get("/v1/api-keys", **world.b.auth).content.decode()
     entries = api.get("/v1/ip-allowlist", **world.b.auth).content.decode()
     assert world.b.api_key.public_id in keys and world.b.allowlist_entry.public_id in entries
+    # and the portal really serves B signed in with a verified second factor
+    page = login_verified(Client(), world.b.owner, tenant=world.b.tenant).get("/portal/")
+    assert page.status_code == 200 and world.b.tenant.name in page.content.decode()
     # and A's identifiers are really found when they are there
     assert leaks(api.get("/v1/api-keys", **world.a.auth).content.decode(), a_identifiers(world.a), "alpha")
 
