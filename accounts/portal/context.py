@@ -22,10 +22,13 @@ def portal(request) -> dict:
     from accounts.selectors import membership_list_for_user
 
     role = membership.role
+    # A suspended tenant's portal is read-only (the middleware refuses its writes), so pages
+    # offer only the "view" permissions: no buttons that can only lead to a refusal.
+    writable = membership.tenant.is_active
     return {
         **context,
         "active_tenant": membership.tenant,
         "active_membership": membership,
         "user_memberships": membership_list_for_user(user=request.user),
-        "can": {p.replace(".", "_"): role_can(role, p) for p in PERMISSIONS},
+        "can": {p.replace(".", "_"): role_can(role, p) and (writable or p.endswith(".view")) for p in PERMISSIONS},
     }

@@ -22,7 +22,9 @@ class OtpForm(forms.Form):
     token = forms.CharField(
         label="Authentication code",
         max_length=16,
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "class": "input-code", "spellcheck": "false"}),
+        widget=forms.TextInput(attrs={
+            "autocomplete": "one-time-code", "class": "input-code", "spellcheck": "false", "placeholder": "123456",
+        }),
     )
 
     def __init__(self, *args, autofocus: bool = True, **kwargs) -> None:

@@ -190,6 +190,8 @@ def test_a_suspended_tenants_portal_is_read_only(world, client):
 
     page = client.get(reverse("portal:dashboard"))
     assert page.status_code == 200 and "is suspended" in page.content.decode()
+    keys_page = client.get(reverse("portal:api-keys")).content.decode()
+    assert reverse("portal:api-key-create") not in keys_page and "Revoke" not in keys_page
     assert ApiKey.unscoped.filter(tenant=tenant).count() == 1 and world.a.api_key.is_usable()
     assert IpAllowlistEntry.unscoped.filter(tenant=tenant).count() == 1
     assert Membership.unscoped.get(pk=viewer.pk).role == Role.VIEWER
