@@ -8,6 +8,7 @@ from django.core import mail
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts import services
 from accounts.models import AuditEvent, LoginFailure, User
 from accounts.portal.views.auth import BAD_CREDENTIALS
 from accounts.tests.factories import PASSWORD, UserFactory, login_verified
@@ -132,3 +133,20 @@ def test_password_reset_for_an_unknown_email_sends_nothing_and_says_the_same(cli
     assert response["Location"] == reverse("portal:password-reset-done")
     assert mail.outbox == []
     assert User.objects.count() == 1
+
+
+def test_an_owner_created_without_a_password_sets_one_through_reset(client, db):
+    tenant, owner = services.tenant_create(slug="newco", name="NewCo", owner_email="founder@newco.example.com")
+    assert not owner.has_usable_password()
+    mail.outbox.clear()
+
+    client.post(reverse("portal:password-reset"), {"email": "Founder@NewCo.example.com"})
+
+    assert [m.to for m in mail.outbox] == [["founder@newco.example.com"]]
+    link = re.search(r"http://testserver(/portal/reset/\S+/)", mail.outbox[0].body).group(1)
+    form_page = client.get(link, follow=True)
+    new_password = "first password for newco"
+    client.post(form_page.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
+    owner.refresh_from_db()
+    assert owner.check_password(new_password)
+    assert sign_in(client, owner.email, new_password)["Location"] == reverse("portal:dashboard")

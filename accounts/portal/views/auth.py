@@ -14,7 +14,7 @@ from django_otp import user_has_device
 
 from accounts import selectors, services
 from accounts.portal.decorators import ip_for, safe_next
-from accounts.portal.forms import LoginForm
+from accounts.portal.forms import LoginForm, PasswordResetForm
 
 BAD_CREDENTIALS = "The email address or password is not correct."
 LOCKED = "Too many failed attempts. Try again later, or reset your password."
@@ -60,6 +60,7 @@ def _after_password(request: HttpRequest, user) -> str:
 logout = auth_views.LogoutView.as_view()
 
 password_reset = auth_views.PasswordResetView.as_view(
+    form_class=PasswordResetForm,
     template_name="portal/auth/password_reset_form.html",
     email_template_name="emails/password_reset.txt",
     subject_template_name="emails/password_reset_subject.txt",
