@@ -19,6 +19,15 @@ pytestmark = pytest.mark.django_db
 CLOSED_PORT = 1  # nothing listens on 127.0.0.1:1
 
 
+def _break_broker(monkeypatch) -> None:
+    """Point Celery at a closed port. Celery reads CELERY_BROKER_URL from the
+    environment before its own setting (as in CI), so both are overridden."""
+    dead = f"redis://127.0.0.1:{CLOSED_PORT}/0"
+    # Order matters: the setting first, while it still reads the real URL to restore later.
+    monkeypatch.setattr(celery_app.conf, "broker_url", dead)
+    monkeypatch.setenv("CELERY_BROKER_URL", dead)
+
+
 def _expected_checks(settings) -> set[str]:
     return {"database", "broker"} | ({"cache"} if settings.REDIS_URL else set())
 
@@ -39,7 +48,7 @@ def test_it_is_healthy_without_authentication(client, settings):
 
 def test_it_names_the_broker_when_the_broker_is_down(client, monkeypatch, caplog):
     # given the broker URL pointing at a closed loopback port (broker_write_url falls back to it)
-    monkeypatch.setattr(celery_app.conf, "broker_url", f"redis://127.0.0.1:{CLOSED_PORT}/0")
+    _break_broker(monkeypatch)
     # when probed
     response = client.get("/healthz")
     # then 503 naming only the broker; the reason is logged, not shown
@@ -80,7 +89,7 @@ def test_it_names_the_database_when_the_database_is_down(client, monkeypatch, de
 def test_it_names_everything_that_is_down(client, monkeypatch, dead_database, settings):
     # given the database, the broker and the cache all unreachable
     monkeypatch.setattr(health, "connection", dead_database)
-    monkeypatch.setattr(celery_app.conf, "broker_url", f"redis://127.0.0.1:{CLOSED_PORT}/0")
+    _break_broker(monkeypatch)
     settings.REDIS_URL = f"redis://127.0.0.1:{CLOSED_PORT}/0"
     monkeypatch.setattr(health, "cache", RedisCache(settings.REDIS_URL, {"OPTIONS": {"socket_connect_timeout": 1}}))
     # when probed; then 503 naming each
