@@ -168,14 +168,14 @@ def _demote_each_other_at_once(tenant: Tenant, first: Membership, second: Member
 def test_it_keeps_an_owner_when_two_owners_demote_each_other_at_once(monkeypatch):
     # Widen the window between "is there another owner?" and the write. Without the
     # tenant row lock both threads pass the check and the tenant ends with no owner.
-    check = services._other_owner_exists
+    check = services.team._other_owner_exists
 
     def slow_check(tenant, membership):
         answer = check(tenant, membership)
         time.sleep(0.2)
         return answer
 
-    monkeypatch.setattr(services, "_other_owner_exists", slow_check)
+    monkeypatch.setattr(services.team, "_other_owner_exists", slow_check)
     for _ in range(3):
         tenant = TenantFactory()
         first, second = (MembershipFactory(tenant=tenant, role=Role.OWNER) for _ in range(2))

@@ -1,0 +1,135 @@
+"""API keys: format, create, revoke, authenticate, last-used."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import zlib
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import errors
+from accounts.models import ApiKey, Tenant
+from accounts.roles import ALL_SCOPES, grantable_scopes
+from accounts.services.audit import Actor, audit_record
+from smsportal.ids import random_base62, to_base62
+
+# --- API keys ----------------------------------------------------------------------
+
+KEY_ID_LENGTH = 12
+SECRET_LENGTH = 40
+CHECKSUM_LENGTH = 6
+API_KEY_RE = re.compile(
+    rf"^sk_(?P<mode>live|test)_(?P<key_id>[0-9A-Za-z]{{{KEY_ID_LENGTH}}})_(?P<body>[0-9A-Za-z]{{{SECRET_LENGTH + CHECKSUM_LENGTH}}})$"
+)
+LAST_USED_WRITE_INTERVAL = 60  # seconds between last_used_at writes for one key
+
+
+def _pepper() -> bytes:
+    if settings.API_KEY_PEPPER:
+        return settings.API_KEY_PEPPER.encode()
+    return hmac.new(settings.SECRET_KEY.encode(), b"smsportal api key pepper", hashlib.sha256).digest()
+
+
+def _hash_key(raw: str) -> str:
+    # One HMAC is enough: the secret carries ~238 random bits, so there is nothing to brute-force.
+    return hmac.new(_pepper(), raw.encode(), hashlib.sha256).hexdigest()
+
+
+def _checksum(text: str) -> str:
+    return to_base62(zlib.crc32(text.encode()), CHECKSUM_LENGTH)
+
+
+def api_key_format(*, mode: str, key_id: str, secret: str) -> str:
+    head = f"sk_{mode}_{key_id}_{secret}"
+    return head + _checksum(head)
+
+
+def api_key_well_formed(raw: str) -> re.Match | None:
+    """Shape and CRC32 checksum: a typo or a random string is refused without a database query."""
+    match = API_KEY_RE.match(raw)
+    if match is None or not hmac.compare_digest(raw[-CHECKSUM_LENGTH:], _checksum(raw[:-CHECKSUM_LENGTH])):
+        return None
+    return match
+
+
+def _clean_scopes(scopes: list[str] | None) -> list[str]:
+    scopes = list(dict.fromkeys(scopes or ["admin"]))
+    unknown = [s for s in scopes if s not in ALL_SCOPES]
+    if unknown:
+        raise errors.InvalidScope(f"Unknown scope {unknown[0]!r}. Known scopes: {', '.join(ALL_SCOPES)}.", field="scopes")
+    return scopes
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    actor: Actor,
+    mode: str = ApiKey.Mode.TEST,
+    scopes: list[str] | None = None,
+    expires_at: datetime | None = None,
+    grantor_role: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret, which is never retrievable again.
+
+    Without scopes the key has `admin` (every scope). When a person creates the
+    key, `grantor_role` limits the scopes to what that role may grant.
+    """
+    scopes = _clean_scopes(scopes)
+    if grantor_role is not None:
+        allowed = grantable_scopes(grantor_role)
+        refused = [s for s in scopes if s not in allowed]
+        if refused:
+            raise errors.PermissionDenied(f"Your role cannot grant the scope {refused[0]!r}.", field="scopes")
+    if mode not in ApiKey.Mode.values:
+        raise errors.DomainError("Mode must be 'live' or 'test'.", field="mode", code="invalid_mode")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise errors.DomainError("The expiry must be in the future.", field="expires_at", code="invalid_expiry")
+    key_id, secret = random_base62(KEY_ID_LENGTH), random_base62(SECRET_LENGTH)
+    raw = api_key_format(mode=mode, key_id=key_id, secret=secret)
+    api_key = ApiKey.unscoped.create(
+        tenant=tenant, name=name, mode=mode, key_id=key_id, secret_hash=_hash_key(raw), last4=raw[-4:],
+        scopes=scopes, created_by=actor.user, expires_at=expires_at,
+    )
+    audit_record(action="api_key.created", actor=actor, tenant=tenant, target=api_key,
+                 changes={"name": name, "mode": mode, "scopes": scopes, "prefix": api_key.prefix})
+    return api_key, raw
+
+
+@transaction.atomic
+def api_key_revoke(*, tenant: Tenant, api_key: ApiKey, actor: Actor) -> ApiKey:
+    """Idempotent: revoking a revoked key changes nothing and records nothing."""
+    updated = ApiKey.unscoped.filter(pk=api_key.pk, tenant=tenant, revoked_at=None).update(revoked_at=timezone.now())
+    api_key.refresh_from_db()
+    if updated:
+        audit_record(action="api_key.revoked", actor=actor, tenant=tenant, target=api_key,
+                     changes={"prefix": api_key.prefix, "name": api_key.name})
+    return api_key
+
+
+def api_key_authenticate(*, raw: str) -> ApiKey:
+    """The usable key for a presented secret, or InvalidApiKey (same error for every failure)."""
+    match = api_key_well_formed(raw)
+    if match is None:
+        raise errors.InvalidApiKey()
+    api_key = ApiKey.unscoped.select_related("tenant").filter(key_id=match["key_id"]).first()
+    if (
+        api_key is None
+        or not hmac.compare_digest(api_key.secret_hash, _hash_key(raw))
+        or api_key.mode != match["mode"]
+        or not api_key.is_usable()
+    ):
+        raise errors.InvalidApiKey()
+    return api_key
+
+
+def api_key_touch(*, api_key: ApiKey) -> None:
+    """Keep last_used_at fresh with at most one write per key per interval (the cache decides)."""
+    if cache.add(f"apikey-touch:{api_key.tenant_id}:{api_key.pk}", 1, timeout=LAST_USED_WRITE_INTERVAL):
+        ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=timezone.now())

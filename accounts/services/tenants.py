@@ -1,0 +1,60 @@
+"""Tenants: create, suspend and reactivate, security settings."""
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils.text import slugify
+
+from accounts import errors
+from accounts.models import Membership, Tenant, User
+from accounts.roles import Role
+from accounts.services.audit import SYSTEM, Actor, audit_record
+
+
+@transaction.atomic
+def tenant_create(
+    *, slug: str, name: str, owner_email: str, password: str | None = None, actor: Actor = SYSTEM
+) -> tuple[Tenant, User]:
+    """Create a tenant and its first owner (a new user, or an existing one by email)."""
+    tenant = Tenant.objects.create(slug=slugify(slug), name=name)
+    owner, _created = user_get_or_create(email=owner_email, password=password)
+    Membership.unscoped.create(tenant=tenant, user=owner, role=Role.OWNER)
+    audit_record(action="tenant.created", actor=actor, tenant=tenant, target=tenant, changes={"owner": owner.email})
+    return tenant, owner
+
+
+def user_get_or_create(*, email: str, password: str | None = None) -> tuple[User, bool]:
+    email = User.objects.normalize_email(email).lower()
+    user = User.objects.filter(email=email).first()
+    if user is not None:
+        if password:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        return user, False
+    user = User.objects.create_user(email=email, password=password)
+    if not password:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user, True
+
+
+@transaction.atomic
+def tenant_set_status(*, tenant: Tenant, status: str, actor: Actor) -> Tenant:
+    """Suspend or reactivate; idempotent (an unchanged status records nothing)."""
+    if status not in Tenant.Status.values:
+        raise errors.DomainError("Unknown tenant status.", field="status", code="invalid_status")
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if tenant.status == status:
+        return tenant
+    before = tenant.status
+    tenant.status = status
+    tenant.save(update_fields=["status"])
+    audit_record(action=f"tenant.{'suspended' if status == Tenant.Status.SUSPENDED else 'reactivated'}",
+                 actor=actor, tenant=tenant, target=tenant, changes={"status": [before, status]})
+    return tenant
+
+
+def tenant_set_require_2fa(*, tenant: Tenant, required: bool, actor: Actor) -> None:
+    Tenant.objects.filter(pk=tenant.pk).update(require_2fa=required)
+    tenant.require_2fa = required
+    audit_record(action="tenant.require_2fa_changed", actor=actor, tenant=tenant, target=tenant,
+                 changes={"require_2fa": required})
