@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts import errors
 from accounts.models import Invitation, Membership, Tenant, User
-from accounts.roles import Role
+from accounts.roles import Role, role_can
 from accounts.services.audit import Actor, audit_record
 from accounts.services.tenants import user_get_or_create
 
@@ -25,6 +25,19 @@ def _lock_tenant(tenant: Tenant) -> Tenant:
     # Every membership change locks the tenant row first, so two concurrent
     # demotions cannot both see "another owner remains" and leave none.
     return Tenant.objects.select_for_update().get(pk=tenant.pk)
+
+
+def _role_under_lock(tenant: Tenant, actor: Actor, claimed: str) -> str:
+    """The actor's role as it is now, read after the tenant lock: a member demoted a moment
+    ago cannot still act on the role the caller read before. Staff (no membership) keep `claimed`."""
+    if actor.user is None:
+        return claimed
+    current = Membership.unscoped.filter(tenant=tenant, user=actor.user).values_list("role", flat=True).first()
+    if current is None:
+        return claimed if actor.user.is_staff else ""
+    if not role_can(current, "team.manage"):
+        raise errors.PermissionDenied("Your role does not allow managing the team.")
+    return current
 
 
 def _other_owner_exists(tenant: Tenant, membership: Membership) -> bool:
@@ -47,6 +60,7 @@ def membership_add(*, tenant: Tenant, user: User, role: str, actor: Actor) -> Me
 @transaction.atomic
 def membership_change_role(*, tenant: Tenant, membership: Membership, role: str, actor: Actor, actor_role: str) -> Membership:
     _lock_tenant(tenant)
+    actor_role = _role_under_lock(tenant, actor, actor_role)
     membership = Membership.unscoped.select_related("user").get(pk=membership.pk, tenant=tenant)
     if role not in Role.values:
         raise errors.DomainError("Unknown role.", field="role", code="invalid_role")
@@ -65,6 +79,7 @@ def membership_change_role(*, tenant: Tenant, membership: Membership, role: str,
 @transaction.atomic
 def membership_remove(*, tenant: Tenant, membership: Membership, actor: Actor, actor_role: str) -> None:
     _lock_tenant(tenant)
+    actor_role = _role_under_lock(tenant, actor, actor_role)
     membership = Membership.unscoped.select_related("user").get(pk=membership.pk, tenant=tenant)
     if membership.role == Role.OWNER:
         if actor_role != Role.OWNER:

@@ -88,6 +88,26 @@ def test_it_lets_only_an_owner_demote_or_remove_an_owner(world):
     assert Membership.unscoped.filter(pk=second_owner.pk, role=Role.OWNER).exists()
 
 
+def test_it_judges_the_actor_by_the_role_they_hold_now_not_the_one_the_caller_read(world):
+    # given an owner who was demoted to developer after the portal read their role
+    a = world.a
+    second_owner = MembershipFactory(tenant=a.tenant, role=Role.OWNER)
+    stale = MembershipFactory(tenant=a.tenant, role=Role.OWNER)
+    Membership.unscoped.filter(pk=stale.pk).update(role=Role.DEVELOPER)
+
+    # when they act with the role the caller read (owner)
+    with pytest.raises(errors.PermissionDenied):
+        services.membership_change_role(tenant=a.tenant, membership=second_owner, role=Role.VIEWER,
+                                        actor=_as(stale.user), actor_role=Role.OWNER)
+    with pytest.raises(errors.PermissionDenied):
+        services.membership_remove(tenant=a.tenant, membership=second_owner, actor=_as(stale.user),
+                                   actor_role=Role.OWNER)
+
+    # then nothing changed and nothing was recorded
+    assert Membership.unscoped.filter(pk=second_owner.pk, role=Role.OWNER).exists()
+    assert not _events("membership.role_changed").exists() and not _events("membership.removed").exists()
+
+
 def test_it_lets_an_owner_step_down_when_another_owner_remains(world):
     a = world.a
     MembershipFactory(tenant=a.tenant, role=Role.OWNER)
