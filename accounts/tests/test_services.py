@@ -167,7 +167,9 @@ def _demote_each_other_at_once(tenant: Tenant, first: Membership, second: Member
             services.membership_change_role(tenant=tenant, membership=target, role=Role.ADMIN,
                                             actor=services.Actor(user=actor.user), actor_role=Role.OWNER)
             outcomes.append("demoted")
-        except errors.LastOwner:
+        except (errors.LastOwner, errors.PermissionDenied):
+            # The loser is refused: it is either the last owner or, re-read under the
+            # lock, no longer an owner itself.
             outcomes.append("refused")
         except Exception as exc:  # surfaced by the caller's assertion
             outcomes.append(repr(exc))
