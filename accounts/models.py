@@ -72,6 +72,13 @@ class Tenant(models.Model):
     )
     data_region = models.CharField(max_length=8, choices=Region.choices, default=Region.EU)
     require_2fa = models.BooleanField(default=False, help_text="Every member must use two-factor authentication.")
+    # Sending limits; account managers raise them per tenant.
+    messages_per_second = models.PositiveIntegerField(
+        default=20, help_text="Requests per second to POST /v1/messages, shared by all the tenant's keys."
+    )
+    max_message_segments = models.PositiveSmallIntegerField(
+        default=10, help_text="Longest message accepted, in SMS segments."
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
