@@ -72,3 +72,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("postgres"):
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _empty_test_broker_folder():
+    """Tasks enqueued by tests pile up in the embedded test broker's folder; start each run empty."""
+    from django.conf import settings
+
+    folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in")
+    if folder and "test-broker" in folder:
+        import pathlib
+
+        for path in pathlib.Path(folder).glob("*.msg"):
+            path.unlink(missing_ok=True)
+    yield

@@ -1,1 +1,160 @@
-"""Models of messaging; this app's issue has not come yet."""
+"""Messages, their event history, message templates and the carrier simulator's submission log."""
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import ApiKey, Tenant
+from accounts.tenancy import TenantScopedManager
+from smsportal.ids import PublicId
+
+
+class MessageType(models.TextChoices):
+    OTP = "otp", "OTP"
+    TRANSACTIONAL = "transactional", "Transactional"
+    MARKETING = "marketing", "Marketing"
+
+
+class Status(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    UNDELIVERED = "undelivered", "Undelivered"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"
+    REJECTED = "rejected", "Rejected"
+    CANCELED = "canceled", "Canceled"
+
+
+class Message(models.Model):
+    """One SMS. The row holds the current status; every change is a MessageEvent (messaging/lifecycle.py)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="messages")
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("msg"), editable=False)
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    mode = models.CharField(max_length=8, choices=ApiKey.Mode.choices, default=ApiKey.Mode.TEST)
+    to = models.CharField(max_length=20, help_text="E.164")
+    sender = models.CharField(max_length=20)
+    text = models.TextField()
+    template_ref = models.CharField(max_length=500, blank=True)
+    message_type = models.CharField(max_length=16, choices=MessageType.choices, default=MessageType.TRANSACTIONAL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # Grows by one with every status change: receivers order webhooks by it.
+    sequence = models.PositiveIntegerField(default=0)
+    encoding = models.CharField(max_length=8)
+    segments = models.PositiveSmallIntegerField()
+    characters = models.PositiveIntegerField()
+    smart_encoding = models.BooleanField(default=True)
+    client_reference = models.CharField(max_length=128, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    callback_url = models.URLField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+    # Pipeline bookkeeping.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    carrier = models.CharField(max_length=32, blank=True)
+    carrier_message_id = models.CharField(max_length=100, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        default_manager_name = "unscoped"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"]),
+            models.Index(fields=["tenant", "status", "-created_at"]),
+            models.Index(fields=["tenant", "to", "-created_at"]),
+            models.Index(fields=["tenant", "client_reference"]),
+            # The sweeper's scans: due scheduled messages and stuck queued/sending ones.
+            models.Index(fields=["status", "status_changed_at"]),
+            models.Index(fields=["carrier", "carrier_message_id"]),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=Status.values), name="message_status_valid"),
+            models.CheckConstraint(condition=models.Q(message_type__in=MessageType.values),
+                                   name="message_type_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} to {self.to} ({self.status})"
+
+
+class MessageEvent(models.Model):
+    class Source(models.TextChoices):
+        API = "api", "API"
+        WORKER = "worker", "Worker"
+        CARRIER = "carrier", "Carrier"
+        SWEEPER = "sweeper", "Sweeper"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    sequence = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    detail = models.CharField(max_length=500, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    carrier_error_code = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        default_manager_name = "unscoped"
+        ordering = ["message", "sequence"]
+        constraints = [
+            # One event per step: a status change that raced another cannot write a second event.
+            models.UniqueConstraint(fields=["message", "sequence"], name="message_event_unique_sequence"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id}#{self.sequence} {self.status}"
+
+
+class MessageTemplate(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="message_templates")
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("tpl"), editable=False)
+    name = models.CharField(max_length=100)
+    body = models.TextField()
+    message_type = models.CharField(max_length=16, choices=MessageType.choices, default=MessageType.TRANSACTIONAL)
+    description = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        default_manager_name = "unscoped"
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="template_unique_name_per_tenant")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SimulatorSubmission(models.Model):
+    """The carrier simulator's own log: one row per message it accepted (the "carrier sink").
+
+    Like an HTTP carrier that takes an idempotency reference, a resubmission of
+    the same reference returns the first carrier id and is only counted.
+    """
+
+    reference = models.CharField(max_length=32, unique=True)
+    carrier_message_id = models.CharField(max_length=64, unique=True)
+    to = models.CharField(max_length=20)
+    submits = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.carrier_message_id} ({self.reference})"

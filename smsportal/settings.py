@@ -114,9 +114,14 @@ else:
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"data_folder_in": str(BROKER_DIR), "data_folder_out": str(BROKER_DIR), "store_processed": False}
+    {"data_folder_in": str(BROKER_DIR), "data_folder_out": str(BROKER_DIR), "store_processed": False,
+     "control_folder": str(BROKER_DIR / "control")}
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+    else {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        # Poll queues in the order a worker lists them (otp first), not round robin.
+        "queue_order_strategy": "priority",
+    }
 )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -126,6 +131,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Dispatch goes to the queue of the message's type; workers list otp first.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+
+# --- Sending --------------------------------------------------------------------------
+# Carrier for live-mode messages until routing exists; test-mode keys always use the simulator.
+LIVE_CARRIER = env.str("LIVE_CARRIER", default="simulator")
+SIMULATOR_RECEIPT_DELAY = env.float("SIMULATOR_RECEIPT_DELAY", default=1.0)
+# A message left in queued or sending this long is re-enqueued by the sweeper.
+MESSAGE_STUCK_SECONDS = env.int("MESSAGE_STUCK_SECONDS", default=120)
 
 # --- Email --------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -202,10 +216,14 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["smsportal.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_RATE_LIMIT", default="100/s")},
     "EXCEPTION_HANDLER": "smsportal.api.exceptions.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "smsportal.api.views.ApiAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "PAGE_SIZE": 50,
 }
+# Idempotency-Key on POST /v1 (smsportal/api/idempotency.py): answers are kept this long, and a
+# claim not completed within the recovery window counts as abandoned (its process died).
+IDEMPOTENCY_TTL_HOURS = env.int("IDEMPOTENCY_TTL_HOURS", default=24)
+IDEMPOTENCY_RECOVERY_SECONDS = env.int("IDEMPOTENCY_RECOVERY_SECONDS", default=60)
 SPECTACULAR_SETTINGS = {
     "TITLE": "smsportal API",
     "DESCRIPTION": "Send SMS, lease numbers and manage your account. Authenticate with `Authorization: Bearer sk_...`.",

@@ -14,5 +14,14 @@ from smsportal.settings import STORAGES  # noqa: E402
 # Speed: a fast hasher (the real one is PBKDF2) and static files without a manifest.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+# Safety: the embedded broker of tests is not the one `make run` uses (its worker would eat our tasks).
+if CELERY_BROKER_URL.startswith("filesystem"):  # noqa: F405
+    CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
+        **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405
+        "data_folder_in": str(VAR_DIR / "test-broker"),  # noqa: F405
+        "data_folder_out": str(VAR_DIR / "test-broker"),  # noqa: F405
+        "control_folder": str(VAR_DIR / "test-broker" / "control"),  # noqa: F405
+    }
+    (VAR_DIR / "test-broker").mkdir(parents=True, exist_ok=True)  # noqa: F405
 # Safety: mail stays in memory.
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -113,8 +113,14 @@ def _side(label: str) -> Side:
         actor=services.Actor(user=members[Role.OWNER]), actor_role=Role.OWNER,
         accept_url_template="http://testserver/portal/invitations/{token}/",
     )
+    from messaging import services as messaging
+
+    message = messaging.message_send(tenant=tenant, api_key=api_key, to="+14155550123", sender=label.title()[:11],
+                                     text=f"Hello from {label}", client_reference=f"{label}-ref-1")
+    template = messaging.template_create(tenant=tenant, name=f"{label}_otp", body="Your code is ${code}")
     return Side(tenant=tenant, members=members, api_key=api_key, secret=secret, allowlist_entry=entry,
-                extra={"invitation": invitation, "created": timezone.now()})
+                extra={"invitation": invitation, "created": timezone.now(), "message": message,
+                       "template": template})
 
 
 def login_verified(client, user: User, *, tenant: Tenant | None = None):

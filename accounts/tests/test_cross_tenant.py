@@ -62,6 +62,8 @@ KWARGS: dict[str, Kwarg] = {
     "entry_id": Kwarg("object", lambda side: side.allowlist_entry.public_id, "ipa"),
     "membership_id": Kwarg("object", lambda side: side.membership(Role.OWNER).public_id, "mem"),
     "invitation_id": Kwarg("object", lambda side: side.extra["invitation"].public_id, "inv"),
+    "message_id": Kwarg("object", lambda side: side.extra["message"].public_id, "msg"),
+    "template_id": Kwarg("object", lambda side: side.extra["template"].public_id, "tpl"),
     # An invitation link's token: only its hash is stored, so a made-up one stands in.
     "token": Kwarg("public", lambda side: "made-up-token-" + "x" * 24),
     # Password reset links: A's owner's id with a made-up token.

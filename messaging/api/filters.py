@@ -1,0 +1,17 @@
+"""Filters for GET /v1/messages."""
+import django_filters
+
+from messaging.models import Message, MessageType, Status
+
+
+class MessageFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Status.choices)
+    to = django_filters.CharFilter()
+    message_type = django_filters.ChoiceFilter(choices=MessageType.choices)
+    client_reference = django_filters.CharFilter()
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Message
+        fields = ["status", "to", "message_type", "client_reference", "created_after", "created_before"]

@@ -1,0 +1,107 @@
+"""Serializers for /v1/messages and /v1/templates. Validation of meaning lives in the services."""
+from rest_framework import serializers
+
+from messaging.models import Message, MessageEvent, MessageTemplate, MessageType
+
+
+class _FromFieldMixin:
+    """`from` is a Python keyword: the field is declared as `sender` and renamed on the wire."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("sender")
+        return fields
+
+
+class MessageCreateSerializer(_FromFieldMixin, serializers.Serializer):
+    to = serializers.CharField(max_length=40)
+    sender = serializers.CharField(max_length=20, help_text="Alphanumeric sender ID (1-11) or E.164 number.")
+    text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=10000)
+    template = serializers.CharField(required=False, allow_blank=True, max_length=10000,
+                                     help_text="Name of a stored template, or an inline body with ${placeholders}.")
+    variables = serializers.DictField(required=False, default=dict)
+    message_type = serializers.CharField(required=False, default=MessageType.TRANSACTIONAL,
+                                         help_text="otp, transactional or marketing (any case).")
+    region = serializers.CharField(required=False, allow_blank=True, max_length=2,
+                                   help_text="Default country (ISO 3166-1 alpha-2) for national-format numbers.")
+    scheduled_at = serializers.DateTimeField(required=False, allow_null=True)
+    validity_period = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    client_reference = serializers.CharField(required=False, allow_blank=True, max_length=128, default="")
+    metadata = serializers.JSONField(required=False, default=dict)
+    smart_encoding = serializers.BooleanField(required=False, default=True)
+    callback_url = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+    def to_service_kwargs(self) -> dict:
+        data = dict(self.validated_data)
+        data["sender"] = data.pop("from")
+        return data
+
+
+class MessageEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MessageEvent
+        fields = ["sequence", "status", "source", "detail", "error_code", "carrier_error_code", "created_at"]
+
+
+class MessageSerializer(_FromFieldMixin, serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id")
+    encoding = serializers.CharField()
+
+    class Meta:
+        model = Message
+        fields = ["id", "status", "to", "sender", "text", "encoding", "segments", "characters", "message_type",
+                  "created_at", "scheduled_at", "expires_at", "client_reference", "metadata"]
+        read_only_fields = fields
+
+
+class MessageDetailSerializer(MessageSerializer):
+    events = MessageEventSerializer(many=True, read_only=True)
+    error = serializers.SerializerMethodField()
+
+    class Meta(MessageSerializer.Meta):
+        fields = [*MessageSerializer.Meta.fields, "template_ref", "sent_at", "delivered_at", "error", "events"]
+        read_only_fields = fields
+
+    def get_error(self, message) -> dict | None:
+        if not message.error_code:
+            return None
+        return {"code": message.error_code, "message": message.error_message}
+
+
+class QuoteSerializer(serializers.Serializer):
+    encoding = serializers.CharField()
+    segments = serializers.IntegerField()
+    characters = serializers.IntegerField()
+    units = serializers.IntegerField(help_text="GSM-7 septets or UCS-2 (UTF-16) units.")
+    text = serializers.CharField(help_text="The text that would be sent (after smart encoding).")
+    smart_encoded = serializers.BooleanField()
+    segments_without_smart_encoding = serializers.IntegerField()
+    ucs2_characters = serializers.ListField(child=serializers.DictField(),
+                                            help_text="Characters that force UCS-2, with positions.")
+    to = serializers.CharField()
+    message_type = serializers.CharField()
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id", read_only=True)
+    placeholders = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MessageTemplate
+        fields = ["id", "name", "body", "message_type", "description", "placeholders", "created_at", "updated_at"]
+        read_only_fields = ["id", "placeholders", "created_at", "updated_at"]
+
+    def get_placeholders(self, template) -> list[str]:
+        from messaging import templating
+
+        try:
+            return templating.placeholders(template.body)
+        except templating.TemplateSyntaxError:
+            return []
+
+
+class TemplateWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    body = serializers.CharField(max_length=10000, trim_whitespace=False)
+    message_type = serializers.CharField(required=False, default=MessageType.TRANSACTIONAL)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")

@@ -1,0 +1,13 @@
+"""/v1 routes of messaging."""
+from django.urls import path
+
+from messaging.api import views
+
+urlpatterns = [
+    path("messages", views.MessageListView.as_view(), name="message-list"),
+    path("messages/quote", views.MessageQuoteView.as_view(), name="message-quote"),
+    path("messages/<str:message_id>", views.MessageDetailView.as_view(), name="message-detail"),
+    path("messages/<str:message_id>/cancel", views.MessageCancelView.as_view(), name="message-cancel"),
+    path("templates", views.TemplateListView.as_view(), name="template-list"),
+    path("templates/<str:template_id>", views.TemplateDetailView.as_view(), name="template-detail"),
+]

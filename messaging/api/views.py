@@ -1,0 +1,112 @@
+"""/v1 views for messages, quotes and message templates."""
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView, ListAPIView
+from rest_framework.response import Response
+
+from accounts.roles import Scope
+from messaging import selectors, services
+from messaging.api import serializers as s
+from messaging.api.filters import MessageFilter
+from messaging.models import Message, MessageTemplate
+
+
+class MessageListView(ListAPIView):
+    """List messages (scope messages:read) or send one (scope messages:send)."""
+
+    required_scopes = {"GET": Scope.MESSAGES_READ, "POST": Scope.MESSAGES_SEND}
+    serializer_class = s.MessageSerializer
+    filterset_class = MessageFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Message.unscoped.none()
+        return selectors.message_list(tenant=self.request.auth.tenant)
+
+    @extend_schema(request=s.MessageCreateSerializer, responses={202: s.MessageSerializer})
+    def post(self, request):
+        data = s.MessageCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = services.message_send(tenant=request.auth.tenant, api_key=request.auth, **data.to_service_kwargs())
+        return Response(s.MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+
+
+class MessageDetailView(GenericAPIView):
+    required_scope = Scope.MESSAGES_READ
+    serializer_class = s.MessageDetailSerializer
+
+    def get(self, request, message_id):
+        message = selectors.message_get(tenant=request.auth.tenant, public_id=message_id, with_events=True)
+        return Response(s.MessageDetailSerializer(message).data)
+
+
+class MessageCancelView(GenericAPIView):
+    required_scope = Scope.MESSAGES_SEND
+    serializer_class = s.MessageDetailSerializer
+
+    @extend_schema(request=None, responses={200: s.MessageDetailSerializer})
+    def post(self, request, message_id):
+        message = selectors.message_get(tenant=request.auth.tenant, public_id=message_id)
+        services.message_cancel(tenant=request.auth.tenant, message=message)
+        message = selectors.message_get(tenant=request.auth.tenant, public_id=message_id, with_events=True)
+        return Response(s.MessageDetailSerializer(message).data)
+
+
+class MessageQuoteView(GenericAPIView):
+    """Encoding, segments and characters for a message, without sending or storing anything."""
+
+    required_scope = Scope.MESSAGES_SEND
+    serializer_class = s.QuoteSerializer
+
+    @extend_schema(request=s.MessageCreateSerializer, responses={200: s.QuoteSerializer})
+    def post(self, request):
+        data = s.MessageCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        prepared = services.message_prepare(tenant=request.auth.tenant, **data.to_service_kwargs())
+        analysis = prepared.analysis
+        return Response(s.QuoteSerializer({
+            "encoding": analysis.encoding, "segments": analysis.segment_count, "characters": analysis.characters,
+            "units": analysis.units, "text": analysis.text, "smart_encoded": analysis.smart_encoded,
+            "segments_without_smart_encoding": analysis.original_segment_count,
+            "ucs2_characters": analysis.ucs2_characters, "to": prepared.to, "message_type": prepared.message_type,
+        }).data)
+
+
+class TemplateListView(ListAPIView):
+    required_scopes = {"GET": Scope.MESSAGES_READ, "POST": Scope.MESSAGES_SEND}
+    serializer_class = s.TemplateSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return MessageTemplate.unscoped.none()
+        return selectors.template_list(tenant=self.request.auth.tenant)
+
+    @extend_schema(request=s.TemplateWriteSerializer, responses={201: s.TemplateSerializer})
+    def post(self, request):
+        data = s.TemplateWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        template = services.template_create(tenant=request.auth.tenant, **data.validated_data)
+        return Response(s.TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
+
+
+class TemplateDetailView(GenericAPIView):
+    required_scopes = {"GET": Scope.MESSAGES_READ, "*": Scope.MESSAGES_SEND}
+    serializer_class = s.TemplateSerializer
+
+    def _get(self, request, template_id):
+        return selectors.template_get(tenant=request.auth.tenant, public_id=template_id)
+
+    def get(self, request, template_id):
+        return Response(s.TemplateSerializer(self._get(request, template_id)).data)
+
+    @extend_schema(request=s.TemplateWriteSerializer(partial=True), responses={200: s.TemplateSerializer})
+    def patch(self, request, template_id):
+        template = self._get(request, template_id)
+        data = s.TemplateWriteSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        template = services.template_update(tenant=request.auth.tenant, template=template, **data.validated_data)
+        return Response(s.TemplateSerializer(template).data)
+
+    def delete(self, request, template_id):
+        services.template_delete(tenant=request.auth.tenant, template=self._get(request, template_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,18 @@
+"""Carrier connectors: one interface, and the choice of connector for a message."""
+from __future__ import annotations
+
+from django.conf import settings
+
+from messaging.carriers.base import CarrierConnector, PermanentError, SubmitResult, TransientError
+
+__all__ = ["CarrierConnector", "PermanentError", "SubmitResult", "TransientError", "connector_for"]
+
+
+def connector_for(message) -> CarrierConnector:
+    """Test-mode messages always go to the simulator; live ones to the configured carrier
+    (routing across real carriers comes with the routing work; until then the simulator)."""
+    from messaging.carriers.simulator import SimulatorConnector
+
+    if message.mode == "test" or settings.LIVE_CARRIER == "simulator":
+        return SimulatorConnector()
+    raise PermanentError("no_route", f"No carrier route is configured ({settings.LIVE_CARRIER!r}).")

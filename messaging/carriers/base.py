@@ -1,0 +1,35 @@
+"""The connector interface every carrier (simulator, HTTP, SMPP) implements."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    carrier_message_id: str
+
+
+class CarrierError(Exception):
+    def __init__(self, code: str, message: str, *, carrier_error_code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.carrier_error_code = carrier_error_code
+
+
+class TransientError(CarrierError):
+    """Try again later: throttled, timed out, connection lost."""
+
+
+class PermanentError(CarrierError):
+    """Retrying will not help: rejected destination, invalid sender, no route."""
+
+
+class CarrierConnector(Protocol):
+    name: str
+
+    def submit(self, message) -> SubmitResult:
+        """Hand the message to the carrier. `message.public_id` is the idempotency reference:
+        a resubmission of the same message must not send a second SMS where the carrier allows."""
+        ...

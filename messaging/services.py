@@ -1,0 +1,262 @@
+"""Accepting messages (validate, render, encode, store, enqueue), cancelling them, and templates."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import phonenumbers
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import ApiKey, Tenant
+from messaging import encoding, errors, templating
+from messaging.lifecycle import message_transition
+from messaging.models import Message, MessageEvent, MessageTemplate, MessageType, Status
+from smsportal.errors import DomainError
+
+DEFAULT_VALIDITY = {
+    MessageType.OTP: timedelta(minutes=10),
+    MessageType.TRANSACTIONAL: timedelta(hours=4),
+    MessageType.MARKETING: timedelta(hours=24),
+}
+MIN_VALIDITY = timedelta(seconds=60)
+MAX_VALIDITY = timedelta(hours=72)
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+MAX_METADATA_BYTES = 4096
+ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 &'()*+,\-./:;<=>?!_#%@]{1,11}$")
+
+
+@dataclass(frozen=True)
+class PreparedMessage:
+    """A validated, rendered and encoded message that is not stored yet (what a quote shows)."""
+
+    to: str
+    sender: str
+    message_type: str
+    template_ref: str
+    analysis: encoding.EncodingResult
+    scheduled_at: datetime | None
+    validity: timedelta
+    client_reference: str
+    metadata: dict
+    callback_url: str
+    smart_encoding: bool
+
+
+def phone_number_normalize(value: str, *, region: str | None = None, field: str = "to") -> str:
+    """E.164 for a number written in any common format; `region` is the country for national formats."""
+    try:
+        number = phonenumbers.parse(value, (region or "").upper() or None)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise errors.InvalidPhoneNumber(f"{value!r} is not a valid phone number"
+                                        + ("" if region or str(value).startswith("+") else
+                                           "; use E.164 (+15551234567) or give `region`") + ".", field=field)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def sender_normalize(value: str) -> str:
+    value = (value or "").strip()
+    if value.startswith("+") or value.isdigit():
+        return phone_number_normalize(value if value.startswith("+") else f"+{value}", field="from")
+    if not ALPHANUMERIC_SENDER.match(value) or not encoding.is_gsm7(value):
+        raise errors.InvalidSender(field="from")
+    return value
+
+
+def message_type_normalize(value: str | None) -> str:
+    normalized = (value or MessageType.TRANSACTIONAL).strip().lower()
+    if normalized not in MessageType.values:
+        raise DomainError(f"message_type must be one of {', '.join(MessageType.values)}.", field="message_type",
+                          code="invalid_message_type")
+    return normalized
+
+
+def _render_body(*, tenant: Tenant, text: str | None, template: str | None, variables: dict) -> tuple[str, str]:
+    """(text to send, template reference to keep). With both, `text` is sent and `template` kept."""
+    if text:
+        return text, template or ""
+    if not template:
+        raise DomainError("Give `text`, or `template` with `variables`.", field="text", code="text_required")
+    if templating.looks_like_inline(template):
+        body = template
+    else:
+        stored = MessageTemplate.unscoped.filter(tenant=tenant, name=template).first()
+        if stored is None:
+            raise errors.TemplateNotFound(f"No template named {template!r}.", field="template")
+        body = stored.body
+    try:
+        return templating.render(body, variables), template
+    except templating.TemplateVariableMissing as exc:
+        raise errors.TemplateVariableMissing(str(exc), field=f"variables.{exc.variable}") from exc
+    except (templating.TemplateSyntaxError, templating.TemplateVariableInvalid) as exc:
+        raise DomainError(str(exc), field="template" if isinstance(exc, templating.TemplateSyntaxError)
+                          else "variables", code=exc.code) from exc
+
+
+def _validity(message_type: str, seconds: int | None) -> timedelta:
+    if seconds is None:
+        return DEFAULT_VALIDITY[message_type]
+    validity = timedelta(seconds=seconds)
+    if not MIN_VALIDITY <= validity <= MAX_VALIDITY:
+        raise DomainError("validity_period must be between 60 seconds and 72 hours.", field="validity_period",
+                          code="invalid_validity_period")
+    return validity
+
+
+def _schedule(scheduled_at: datetime | None, now: datetime) -> datetime | None:
+    if scheduled_at is None or scheduled_at <= now:
+        return None  # a time in the past means "now"
+    if scheduled_at > now + MAX_SCHEDULE_AHEAD:
+        raise DomainError("scheduled_at can be at most 30 days ahead.", field="scheduled_at",
+                          code="invalid_scheduled_at")
+    return scheduled_at
+
+
+def _metadata(value: dict | None) -> dict:
+    value = value or {}
+    if not isinstance(value, dict):
+        raise DomainError("metadata must be a JSON object.", field="metadata", code="invalid_metadata")
+    if len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
+        raise DomainError(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON.", field="metadata",
+                          code="invalid_metadata")
+    return value
+
+
+def message_prepare(
+    *,
+    tenant: Tenant,
+    to: str,
+    sender: str,
+    text: str | None = None,
+    template: str | None = None,
+    variables: dict | None = None,
+    message_type: str | None = None,
+    region: str | None = None,
+    scheduled_at: datetime | None = None,
+    validity_period: int | None = None,
+    client_reference: str = "",
+    metadata: dict | None = None,
+    smart_encoding: bool = True,
+    callback_url: str = "",
+) -> PreparedMessage:
+    """Validate, render and encode a message without storing anything (used by send and quote)."""
+    from messaging.webhooks.services import callback_url_validate
+
+    message_type = message_type_normalize(message_type)
+    body, template_ref = _render_body(tenant=tenant, text=text, template=template, variables=variables or {})
+    analysis = encoding.analyze(body, smart_encoding=smart_encoding)
+    if analysis.segment_count > tenant.max_message_segments:
+        raise errors.MessageTooLong(
+            f"The message needs {analysis.segment_count} segments; this account allows at most "
+            f"{tenant.max_message_segments}.", field="text")
+    return PreparedMessage(
+        to=phone_number_normalize(to, region=region),
+        sender=sender_normalize(sender),
+        message_type=message_type,
+        template_ref=template_ref,
+        analysis=analysis,
+        scheduled_at=_schedule(scheduled_at, timezone.now()),
+        validity=_validity(message_type, validity_period),
+        client_reference=client_reference or "",
+        metadata=_metadata(metadata),
+        callback_url=callback_url_validate(callback_url) if callback_url else "",
+        smart_encoding=smart_encoding,
+    )
+
+
+@transaction.atomic
+def message_send(*, tenant: Tenant, api_key: ApiKey | None, mode: str | None = None, **fields) -> Message:
+    """Accept a message: store it (queued, or scheduled) with its first event, and enqueue
+    dispatch after commit. Nothing is enqueued if the transaction rolls back."""
+    prepared = message_prepare(tenant=tenant, **fields)
+    now = timezone.now()
+    status = Status.SCHEDULED if prepared.scheduled_at else Status.QUEUED
+    message = Message.unscoped.create(
+        tenant=tenant, api_key=api_key, mode=mode or (api_key.mode if api_key else ApiKey.Mode.TEST),
+        to=prepared.to, sender=prepared.sender, text=prepared.analysis.text, template_ref=prepared.template_ref,
+        message_type=prepared.message_type, status=status, sequence=1, encoding=prepared.analysis.encoding,
+        segments=prepared.analysis.segment_count, characters=prepared.analysis.characters,
+        smart_encoding=prepared.smart_encoding, client_reference=prepared.client_reference,
+        metadata=prepared.metadata, callback_url=prepared.callback_url, created_at=now,
+        scheduled_at=prepared.scheduled_at, expires_at=(prepared.scheduled_at or now) + prepared.validity,
+        status_changed_at=now,
+    )
+    event = MessageEvent.unscoped.create(tenant=tenant, message=message, sequence=1, status=status,
+                                         source=MessageEvent.Source.API, detail="accepted", created_at=now)
+    if status == Status.QUEUED:
+        from messaging.webhooks.services import message_event_emit
+
+        message_event_emit(message=message, event_type="message.queued", event=event)
+        message_enqueue(message=message)
+    return message
+
+
+def message_enqueue(*, message: Message, countdown: float | None = None) -> None:
+    """Enqueue dispatch on the queue of the message's type, after the current transaction commits."""
+    from messaging.tasks import message_dispatch_task
+
+    message_id, queue = message.pk, message.message_type
+    transaction.on_commit(
+        lambda: message_dispatch_task.apply_async((message_id,), queue=queue, countdown=countdown)
+    )
+
+
+def message_cancel(*, tenant: Tenant, message: Message) -> Message:
+    if message.tenant_id != tenant.pk:
+        raise errors.MessageNotFound()
+    canceled = message_transition(message_id=message.pk, to=Status.CANCELED, source=MessageEvent.Source.API,
+                                  detail="canceled by the customer",
+                                  expected=frozenset({Status.SCHEDULED, Status.QUEUED}))
+    if canceled is None:
+        raise errors.MessageNotCancelable(
+            f"The message is {Message.unscoped.get(pk=message.pk).status}; only a scheduled or queued message "
+            "can be canceled.")
+    return canceled
+
+
+# --- Templates ---------------------------------------------------------------------------
+
+
+def _template_clean(*, name: str | None, body: str | None) -> None:
+    if name is not None and not re.fullmatch(templating.TEMPLATE_NAME_PATTERN, name):
+        raise DomainError("A template name uses letters, digits, '_', '-' and '.' only (1-100 characters).",
+                          field="name", code="invalid_template_name")
+    if body is not None:
+        try:
+            templating.validate(body)
+        except templating.TemplateSyntaxError as exc:
+            raise errors.InvalidTemplate(str(exc), field="body") from exc
+
+
+def template_create(*, tenant: Tenant, name: str, body: str, message_type: str | None = None,
+                    description: str = "") -> MessageTemplate:
+    _template_clean(name=name, body=body)
+    try:
+        with transaction.atomic():
+            return MessageTemplate.unscoped.create(tenant=tenant, name=name, body=body,
+                                                   message_type=message_type_normalize(message_type),
+                                                   description=description)
+    except IntegrityError:
+        raise errors.TemplateNameTaken(field="name") from None
+
+
+def template_update(*, tenant: Tenant, template: MessageTemplate, **changes) -> MessageTemplate:
+    _template_clean(name=changes.get("name"), body=changes.get("body"))
+    if "message_type" in changes:
+        changes["message_type"] = message_type_normalize(changes["message_type"])
+    for field, value in changes.items():
+        setattr(template, field, value)
+    try:
+        with transaction.atomic():
+            template.save()
+    except IntegrityError:
+        raise errors.TemplateNameTaken(field="name") from None
+    return template
+
+
+def template_delete(*, tenant: Tenant, template: MessageTemplate) -> None:
+    MessageTemplate.unscoped.filter(pk=template.pk, tenant=tenant).delete()

@@ -1,0 +1,27 @@
+"""Celery entry points of the send pipeline: thin wrappers around messaging.pipeline."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from messaging import pipeline
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def message_dispatch_task(message_id: int) -> None:
+    delay = pipeline.message_dispatch(message_id=message_id)
+    if delay is not None:
+        from messaging.models import Message
+
+        queue = Message.unscoped.filter(pk=message_id).values_list("message_type", flat=True).first()
+        message_dispatch_task.apply_async((message_id,), countdown=delay, queue=queue)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def simulator_receipt_task(carrier_message_id: str, status: str, reference: str) -> None:
+    pipeline.receipt_apply(carrier="simulator", carrier_message_id=carrier_message_id, status=status,
+                           reference=reference)
+
+
+@shared_task(ignore_result=True)
+def messages_sweep_task() -> dict[str, int]:
+    return pipeline.messages_sweep()

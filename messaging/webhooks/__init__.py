@@ -1,0 +1,1 @@
+"""Signed webhooks (Standard Webhooks) for message events: endpoints, deliveries, retries."""
