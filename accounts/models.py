@@ -287,3 +287,50 @@ class LoginFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} from {self.ip_address} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a POST /v1 request that carried an `Idempotency-Key` (smsportal/api/idempotency.py).
+
+    One row per (tenant, mode, key): the unique constraint is the claim, so two requests with one
+    key never both run. `locked_at` is the claim's token: completing, releasing and taking over a
+    stale claim are UPDATEs/DELETEs conditional on it. The stored body is the exact rendered bytes
+    (with fields a view marks secret replaced by null), so a replay is byte-identical.
+    """
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="idempotency_records")
+    mode = models.CharField(max_length=8, choices=ApiKey.Mode.choices)
+    key = models.CharField(max_length=255)
+    # SHA-256 of method, route, path parameters, query and canonical JSON body.
+    fingerprint = models.CharField(max_length=64)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_PROGRESS)
+    locked_at = models.DateTimeField()
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_content_type = models.CharField(max_length=100, blank=True)
+    response_body = models.BinaryField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        default_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "mode", "key"], name="idempotency_unique_key_per_tenant_mode"),
+            models.CheckConstraint(condition=models.Q(state__in=["in_progress", "completed"]),
+                                   name="idempotency_state_valid"),
+            models.CheckConstraint(
+                condition=models.Q(state="in_progress")
+                | models.Q(response_status__isnull=False, response_body__isnull=False),
+                name="idempotency_completed_has_response",
+            ),
+        ]
+        # Not led by tenant: the purge sweeps by age across all tenants.
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.mode} {self.key} ({self.state})"

@@ -11,6 +11,8 @@ class DomainError(Exception):
     status = 400
     code = "invalid_request"
     message = "The request is invalid."
+    # Seconds; when set, the API answers with a `Retry-After` header.
+    retry_after: int | None = None
 
     def __init__(self, message: str | None = None, *, field: str | None = None, code: str | None = None) -> None:
         self.message = message or self.message

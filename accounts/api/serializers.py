@@ -31,7 +31,10 @@ class ApiKeyCreateSerializer(serializers.Serializer):
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):
-    secret = serializers.CharField(read_only=True, help_text="The full key. Shown once; store it now.")
+    secret = serializers.CharField(
+        read_only=True, allow_null=True,
+        help_text="The full key. Shown once; store it now. null in an idempotent replay (Idempotent-Replayed: true).",
+    )
 
     class Meta(ApiKeySerializer.Meta):
         fields = [*ApiKeySerializer.Meta.fields, "secret"]

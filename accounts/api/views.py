@@ -1,13 +1,13 @@
 """/v1 views for the caller's identity, API keys and the IP allowlist."""
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
 from accounts import selectors, services
 from accounts.api import serializers as s
 from accounts.models import ApiKey, IpAllowlistEntry
 from accounts.roles import Scope
+from smsportal.api.views import ApiListView, ApiView
 
 
 def actor_for(request) -> services.Actor:
@@ -15,7 +15,7 @@ def actor_for(request) -> services.Actor:
     return services.Actor(api_key=request.auth, ip=str(ip) if ip else None)
 
 
-class MeView(GenericAPIView):
+class MeView(ApiView):
     """The tenant and the key behind this request."""
 
     serializer_class = s.MeSerializer
@@ -25,9 +25,11 @@ class MeView(GenericAPIView):
         return Response(s.MeSerializer({"tenant": api_key.tenant, "key": api_key}).data)
 
 
-class ApiKeyListView(ListAPIView):
+class ApiKeyListView(ApiListView):
     required_scope = Scope.ADMIN
     serializer_class = s.ApiKeySerializer
+    # The secret is shown once: a replay of the creation answers `"secret": null`.
+    idempotency_redact_fields = ("secret",)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no tenant
@@ -43,7 +45,7 @@ class ApiKeyListView(ListAPIView):
         return Response(s.ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
 
 
-class ApiKeyDetailView(GenericAPIView):
+class ApiKeyDetailView(ApiView):
     required_scope = Scope.ADMIN
     serializer_class = s.ApiKeySerializer
 
@@ -59,7 +61,7 @@ class ApiKeyDetailView(GenericAPIView):
         return Response(s.ApiKeySerializer(api_key).data)
 
 
-class IpAllowlistListView(ListAPIView):
+class IpAllowlistListView(ApiListView):
     required_scope = Scope.ADMIN
     serializer_class = s.IpAllowlistEntrySerializer
 
@@ -80,7 +82,7 @@ class IpAllowlistListView(ListAPIView):
         return Response(s.IpAllowlistEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
 
 
-class IpAllowlistDetailView(GenericAPIView):
+class IpAllowlistDetailView(ApiView):
     required_scope = Scope.ADMIN
     serializer_class = s.IpAllowlistEntrySerializer
 

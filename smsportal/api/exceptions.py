@@ -75,6 +75,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
         body, code = error_body(exc.code, exc.message, exc.field), exc.status
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        if exc.retry_after:
+            headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, Http404):
         body, code = error_body("not_found", "Not found."), status.HTTP_404_NOT_FOUND
     elif isinstance(exc, DjangoPermissionDenied):

@@ -1,0 +1,202 @@
+"""Idempotency keys for POST /v1 (Stripe / Brandur style): claim, complete or release, replay.
+
+A POST with `Idempotency-Key` is scoped to (tenant, api-key mode, key), so a retry after key
+rotation still replays. `ApiView.dispatch` (smsportal/api/views.py) drives the phases:
+
+1. `idempotency_claim`, in its own committed transaction: INSERT an `in_progress` record; the
+   UNIQUE(tenant, mode, key) constraint decides who runs. A loser reads the winner's row: another
+   fingerprint -> 422; completed -> the stored response; in progress -> 409 + Retry-After, unless
+   its claim is older than IDEMPOTENCY_RECOVERY_SECONDS (its process died), then a conditional
+   UPDATE on the old `locked_at` takes it over (one taker wins).
+2. The view runs in `transaction.atomic()`; `idempotency_complete` stores the rendered answer in
+   that same transaction, so side effects and record commit together. A 5xx or an exception rolls
+   everything back and `idempotency_release` deletes the record: a rolled-back 500 is not cached.
+
+Completing and releasing are conditional on the claim's `locked_at`, so a request whose stale
+claim was taken over cannot commit its work (it answers 409 and rolls back).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from django.utils import timezone
+from rest_framework.response import Response
+
+from accounts.models import ApiKey, IdempotencyRecord
+from smsportal.errors import Conflict, DomainError, Unprocessable
+
+logger = logging.getLogger("smsportal.api.idempotency")
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+# 1 to 255 printable ASCII characters (space to tilde): no control characters, nothing non-ASCII.
+KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
+# 429 means "try again later": caching it would make the retry pointless.
+NOT_STORED = frozenset({429})
+CLAIM_ATTEMPTS = 3
+
+
+class InvalidIdempotencyKey(DomainError):
+    code = "invalid_idempotency_key"
+    message = "The Idempotency-Key header must be 1 to 255 printable ASCII characters."
+
+
+class IdempotencyKeyReused(Unprocessable):
+    code = "idempotency_key_reused"
+    message = ("This Idempotency-Key was already used for a different request (another body or endpoint). "
+               "Use a new key for a new request.")
+
+
+class IdempotencyKeyInUse(Conflict):
+    code = "idempotency_key_in_use"
+    message = "A request with this Idempotency-Key is still being processed. Retry in a moment."
+    retry_after = 1
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The right to run a request: the record, and the `locked_at` that proves the claim is ours."""
+
+    record_pk: int
+    locked_at: datetime
+
+
+# --- the request side ---------------------------------------------------------------------------
+
+
+def idempotency_key_from(request) -> str | None:
+    """The request's Idempotency-Key, None without one; InvalidIdempotencyKey when malformed."""
+    key = request.META.get("HTTP_IDEMPOTENCY_KEY")
+    if key is None:
+        return None
+    if not KEY_RE.fullmatch(key):
+        raise InvalidIdempotencyKey()
+    return key
+
+
+def request_fingerprint(*, method: str, route: str, kwargs: dict, query: dict, body) -> str:
+    """SHA-256 over the method, route template, path parameters, query and canonical JSON body.
+
+    The path parameters count because a route template alone makes POST /v1/x/A/cancel and
+    POST /v1/x/B/cancel look like one request.
+    """
+    canonical = json.dumps(
+        {"method": method, "route": route, "kwargs": kwargs, "query": query, "body": body},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def fingerprint_of(request) -> str:
+    """The fingerprint of a DRF request (parses the body: a ParseError surfaces here, before any claim)."""
+    match = request.resolver_match
+    body = request.data
+    if hasattr(body, "lists"):  # a QueryDict (form data): every value, in order
+        body = {k: v for k, v in body.lists()}
+    return request_fingerprint(
+        method=request.method,
+        route=match.route if match else request.path,
+        kwargs=dict(match.kwargs) if match else {},
+        query={k: v for k, v in request.query_params.lists()},
+        body=body,
+    )
+
+
+# --- the record ---------------------------------------------------------------------------------
+
+
+def idempotency_claim(*, api_key: ApiKey, key: str, fingerprint: str) -> Claim | HttpResponse:
+    """Claim (tenant, mode, key) for this request, or return the stored response to replay.
+
+    Raises IdempotencyKeyReused (other fingerprint) or IdempotencyKeyInUse (another request
+    holds a fresh claim). Each attempt commits on its own (durable), so other requests see it.
+    """
+    scope = {"tenant": api_key.tenant, "mode": api_key.mode, "key": key}
+    for _ in range(CLAIM_ATTEMPTS):
+        now = timezone.now()
+        try:
+            with transaction.atomic(durable=True):
+                record = IdempotencyRecord.unscoped.create(**scope, fingerprint=fingerprint, locked_at=now,
+                                                           created_at=now)
+            return Claim(record_pk=record.pk, locked_at=now)
+        except IntegrityError:
+            pass  # the key is taken: look at who holds it
+        existing = IdempotencyRecord.unscoped.filter(**scope).first()
+        if existing is None:
+            continue  # released between our INSERT and our read: try again
+        if existing.fingerprint != fingerprint:
+            raise IdempotencyKeyReused()
+        if existing.state == IdempotencyRecord.State.COMPLETED:
+            return _replay(existing)
+        if existing.locked_at > now - timedelta(seconds=settings.IDEMPOTENCY_RECOVERY_SECONDS):
+            raise IdempotencyKeyInUse()
+        claim = _take_over(existing, now=now)
+        if claim is not None:
+            return claim
+    raise IdempotencyKeyInUse()
+
+
+def _take_over(record: IdempotencyRecord, *, now: datetime) -> Claim | None:
+    # The holder stopped renewing its claim (it crashed or hung). Only one taker can match the old
+    # locked_at; the others, and the old holder's own completion, then find it changed.
+    taken = IdempotencyRecord.unscoped.filter(
+        pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=record.locked_at
+    ).update(locked_at=now)
+    if not taken:
+        return None
+    logger.warning("idempotency: took over a stale claim (tenant %s, mode %s, claimed at %s)",
+                   record.tenant_id, record.mode, record.locked_at.isoformat())
+    return Claim(record_pk=record.pk, locked_at=now)
+
+
+def idempotency_complete(*, claim: Claim, response: HttpResponse, redact: tuple[str, ...] = ()) -> bool:
+    """Store the rendered response on the claimed record; call it inside the view's transaction.
+
+    Top-level fields named in `redact` are stored as null (secrets are never kept at rest). Returns
+    False when the claim was taken over meanwhile: the caller must roll back.
+    """
+    updated = IdempotencyRecord.unscoped.filter(
+        pk=claim.record_pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=claim.locked_at
+    ).update(
+        state=IdempotencyRecord.State.COMPLETED,
+        response_status=response.status_code,
+        response_content_type=response.get("Content-Type", ""),
+        response_body=_stored_body(response, redact),
+    )
+    return bool(updated)
+
+
+def idempotency_release(*, claim: Claim) -> None:
+    """Delete our still-running claim after a rollback, so a retry runs afresh."""
+    IdempotencyRecord.unscoped.filter(
+        pk=claim.record_pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=claim.locked_at
+    ).delete()
+
+
+def storable(response: HttpResponse) -> bool:
+    """Every answer below 500 is kept, 4xx included (the answer to a key is fixed once given), except 429."""
+    return response.status_code < 500 and response.status_code not in NOT_STORED
+
+
+def _stored_body(response: HttpResponse, redact: tuple[str, ...]) -> bytes:
+    data = getattr(response, "data", None)
+    hidden = [name for name in redact if isinstance(data, dict) and name in data]
+    if not hidden or not isinstance(response, Response):
+        return bytes(response.content)
+    redacted = {**data, **dict.fromkeys(hidden)}
+    return response.accepted_renderer.render(redacted, response.accepted_media_type, response.renderer_context)
+
+
+def _replay(record: IdempotencyRecord) -> HttpResponse:
+    response = HttpResponse(bytes(record.response_body), status=record.response_status,
+                            content_type=record.response_content_type or "application/json")
+    response[REPLAYED_HEADER] = "true"
+    return response

@@ -1,0 +1,133 @@
+"""Base classes of every /v1 view: idempotent POSTs (smsportal/api/idempotency.py), documented in the schema.
+
+Every /v1 view inherits `ApiView` (or `ApiListView`); smsportal/tests/test_api_views.py walks the
+URL configuration and fails on one that does not.
+
+- A POST with `Idempotency-Key` runs at most once per (tenant, api-key mode, key); retries get the
+  stored answer with `Idempotent-Replayed: true`.
+- A view whose answer holds a secret names the fields in `idempotency_redact_fields`: they are
+  stored as null, so a replay shows `null` where the first answer showed the secret.
+- Rate limits are DRF throttles: `throttle_classes = [ApiKeyRateThrottle, TenantMessageRateThrottle]`
+  (smsportal/api/ratelimit.py). They run before the idempotency claim, so a 429 is never stored.
+"""
+from __future__ import annotations
+
+from django.db import transaction
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import mixins
+from rest_framework.generics import GenericAPIView
+
+from accounts.models import ApiKey
+from smsportal.api import idempotency as idem
+
+
+class ApiView(GenericAPIView):
+    """GenericAPIView with idempotent POSTs."""
+
+    # Top-level fields of the JSON answer stored as null for replays (e.g. a once-shown secret).
+    idempotency_redact_fields: tuple[str, ...] = ()
+
+    def dispatch(self, request, *args, **kwargs):
+        # APIView.dispatch (DRF 3.16), except that a POST with Idempotency-Key runs through
+        # _respond_idempotently, which must own the transaction around the handler.
+        self.args = args
+        self.kwargs = kwargs
+        request = self.initialize_request(request, *args, **kwargs)
+        self.request = request
+        self.headers = self.default_response_headers
+        try:
+            self.initial(request, *args, **kwargs)  # authentication, permissions, throttles
+            handler = self._handler_for(request)
+            key = self._idempotency_key(request, handler)
+            if key is not None:
+                self.response = self._respond_idempotently(request, handler, key, *args, **kwargs)
+                return self.response
+            response = handler(request, *args, **kwargs)
+        except Exception as exc:
+            response = self.handle_exception(exc)
+        self.response = self.finalize_response(request, response, *args, **kwargs)
+        return self.response
+
+    def _handler_for(self, request):
+        if request.method.lower() in self.http_method_names:
+            return getattr(self, request.method.lower(), self.http_method_not_allowed)
+        return self.http_method_not_allowed
+
+    def _idempotency_key(self, request, handler) -> str | None:
+        # Only a tenant's key gives a scope; a POST the view does not handle is a plain 405.
+        if request.method != "POST" or handler == self.http_method_not_allowed:
+            return None
+        if not isinstance(request.auth, ApiKey):
+            return None
+        return idem.idempotency_key_from(request)
+
+    def _respond_idempotently(self, request, handler, key: str, *args, **kwargs):
+        """Phase 1 claims the key (or replays); phase 2 runs the handler and stores its answer in one transaction."""
+        claim = idem.idempotency_claim(api_key=request.auth, key=key, fingerprint=idem.fingerprint_of(request))
+        if not isinstance(claim, idem.Claim):
+            return self.finalize_response(request, claim, *args, **kwargs)
+        try:
+            # Durable: the side effects and the stored answer must really commit here, together.
+            with transaction.atomic(durable=True):
+                response = self._rendered_response(request, handler, *args, **kwargs)
+                if idem.storable(response):
+                    if not idem.idempotency_complete(claim=claim, response=response,
+                                                     redact=self.idempotency_redact_fields):
+                        raise idem.IdempotencyKeyInUse()  # our stale claim was taken over: undo our work
+                    return response
+                transaction.set_rollback(True)  # a 5xx (or 429) keeps nothing: not its writes, not the key
+        except idem.IdempotencyKeyInUse:
+            raise
+        except Exception:
+            idem.idempotency_release(claim=claim)
+            raise
+        idem.idempotency_release(claim=claim)
+        return response
+
+    def _rendered_response(self, request, handler, *args, **kwargs):
+        try:
+            response = handler(request, *args, **kwargs)
+        except Exception as exc:
+            response = self.handle_exception(exc)
+        response = self.finalize_response(request, response, *args, **kwargs)
+        if hasattr(response, "render"):
+            response.render()  # DRF renders lazily; the stored bytes must be the ones sent
+        return response
+
+
+class ApiListView(mixins.ListModelMixin, ApiView):
+    """ListAPIView on ApiView: GET lists `get_queryset()`, paginated."""
+
+    def get(self, request, *args, **kwargs):
+        return self.list(request, *args, **kwargs)
+
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    name=idem.HEADER,
+    location=OpenApiParameter.HEADER,
+    type={"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+    required=False,
+    description=(
+        "Makes the POST safe to retry: 1-255 printable ASCII characters (a UUID v4 is a good choice), "
+        "scoped to your account and the key's mode, kept 24 hours. A retry with the same key and body gets "
+        "the first answer again with `Idempotent-Replayed: true` (fields shown once, such as a new key's "
+        "secret, are null in a replay); the same key with another body or endpoint gets 422 "
+        "`idempotency_key_reused`; while the first request runs, 409 `idempotency_key_in_use` with "
+        "`Retry-After`. An answer of 500 or more is not kept."
+    ),
+)
+
+
+class ApiAutoSchema(AutoSchema):
+    """The default schema class (REST_FRAMEWORK setting): documents Idempotency-Key on ApiView POSTs.
+
+    A default class rather than `ApiView.schema`, because `@extend_schema` on a method builds its
+    schema from the default class and would drop a per-view one.
+    """
+
+    def get_override_parameters(self):
+        parameters = super().get_override_parameters()
+        if self.method == "POST" and isinstance(self.view, ApiView):
+            parameters = [*parameters, IDEMPOTENCY_KEY_PARAMETER]
+        return parameters
