@@ -1,4 +1,4 @@
-"""Idempotency-Key on POST /v1 (smsportal/api/idempotency.py): RELIABILITY.md IDEM-1..5 and claims.
+"""Idempotency-Key on POST /v1 (smsportal/api/idempotency.py): RELIABILITY.md IDEM-1..5, plus claims and purge.
 
 The side effects counted are real ones: POST /v1/ip-allowlist adds an entry (and an audit event)
 per call, POST /v1/api-keys a key; without idempotency 50 calls would make 50 rows.
@@ -13,12 +13,15 @@ import pytest
 from django.db import connection, connections
 from django.test import Client
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from accounts.models import ApiKey, AuditEvent, IdempotencyRecord, IpAllowlistEntry
+from accounts.tasks import idempotency_records_purge_task
 from accounts.tests.api_assertions import assert_error
 from accounts.tests.factories import bearer, make_api_key
 from accounts.tests.idempotency_urls import FlakyAllowlistView
-from smsportal.api.idempotency import request_fingerprint
+from smsportal.api.idempotency import idempotency_records_purge, request_fingerprint
+from smsportal.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 
@@ -227,6 +230,28 @@ def test_it_accepts_any_printable_ascii_key_up_to_255(world, api, key):
     assert _replayed(_post(api, ALLOWLIST, BODY, world.a.auth, key=key))
 
 
+def test_it_replays_for_24_hours_and_after_the_purge_runs_afresh(world, api, time_machine):
+    # given a POST at noon
+    a = world.a
+    noon = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0)
+    time_machine.move_to(noon, tick=False)
+    first = _post(api, ALLOWLIST, BODY, a.auth)
+    entries = _entries(a)
+    # when it is retried 23 h 59 min later (after an hourly purge)
+    time_machine.move_to(noon + timedelta(hours=23, minutes=59), tick=False)
+    assert idempotency_records_purge_task() == 0
+    late = _post(api, ALLOWLIST, BODY, a.auth)
+    # then it is still a replay
+    assert late.status_code == 201 and _replayed(late) and late.content == first.content and _entries(a) == entries
+    # when the purge runs once the day is over
+    time_machine.move_to(noon + timedelta(hours=25), tick=False)
+    assert idempotency_records_purge_task() == 1
+    # then the key is free: the same request runs again as new
+    anew = _post(api, ALLOWLIST, BODY, a.auth)
+    assert anew.status_code == 201 and not _replayed(anew) and anew.json()["id"] != first.json()["id"]
+    assert _entries(a) == entries + 1
+
+
 # --- claims: concurrent holders, crashed holders, failures -------------------------------------------
 
 
@@ -331,6 +356,33 @@ def test_it_records_nothing_for_refused_or_unparseable_requests(world, api):
     assert not IdempotencyRecord.unscoped.exists()
     # and the same key then works for a proper request
     assert _post(api, ALLOWLIST, BODY, world.a.auth).status_code == 201
+
+
+# --- purge ---------------------------------------------------------------------------------------
+
+
+def test_it_purges_old_records_in_bounded_batches(world):
+    # given five records two days old, one fresh, and one old one still claimed by a live request
+    a, now = world.a, timezone.now()
+    old = now - timedelta(days=2)
+    for n in range(5):
+        _claim(a, locked_at=old, key=f"old-{n}")
+    _claim(a, locked_at=now, key="fresh")
+    IdempotencyRecord.unscoped.create(tenant=a.tenant, mode="test", key="old-but-running", fingerprint="f" * 64,
+                                      locked_at=now, created_at=old)
+    # when a purge of at most two batches of two runs, then another
+    first = idempotency_records_purge(batch_size=2, max_batches=2)
+    second = idempotency_records_purge(batch_size=2, max_batches=2)
+    # then the first deletes four, the second the fifth, and the young and the running ones stay
+    assert (first, second) == (4, 1)
+    assert set(IdempotencyRecord.unscoped.values_list("key", flat=True)) == {"fresh", "old-but-running"}
+
+
+def test_it_schedules_the_purge_hourly_with_beat():
+    # the data migration made the periodic task, and its task name is a registered Celery task
+    task = PeriodicTask.objects.get(task="accounts.tasks.idempotency_records_purge_task")
+    assert task.enabled and task.interval.every == 1 and task.interval.period == "hours"
+    assert task.task in celery_app.tasks
 
 
 # --- IDEM-3: real concurrency (PostgreSQL) ------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Idempotency keys for POST /v1 (Stripe / Brandur style): claim, complete or release, replay.
+"""Idempotency keys for POST /v1 (Stripe / Brandur style): claim, complete or release, replay, purge.
 
 A POST with `Idempotency-Key` is scoped to (tenant, api-key mode, key), so a retry after key
 rotation still replays. `ApiView.dispatch` (smsportal/api/views.py) drives the phases:
@@ -200,3 +200,30 @@ def _replay(record: IdempotencyRecord) -> HttpResponse:
                             content_type=record.response_content_type or "application/json")
     response[REPLAYED_HEADER] = "true"
     return response
+
+
+# --- retention ----------------------------------------------------------------------------------
+
+
+def idempotency_records_purge(*, batch_size: int = 1000, max_batches: int = 100) -> int:
+    """Delete records older than IDEMPOTENCY_TTL_HOURS, in bounded batches; returns how many.
+
+    A record still claimed by a live request is kept until its claim goes stale. Two purges may run
+    at once: on PostgreSQL each batch locks its rows with SKIP LOCKED, so they never wait on each
+    other. Whatever is left over after `max_batches` goes on the next run.
+    """
+    now = timezone.now()
+    old = IdempotencyRecord.unscoped.filter(
+        created_at__lt=now - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
+        locked_at__lt=now - timedelta(seconds=settings.IDEMPOTENCY_RECOVERY_SECONDS),
+    )
+    deleted = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            batch = list(old.select_for_update(skip_locked=True).order_by("created_at")
+                         .values_list("pk", flat=True)[:batch_size])
+            IdempotencyRecord.unscoped.filter(pk__in=batch).delete()
+        deleted += len(batch)
+        if len(batch) < batch_size:
+            break
+    return deleted
