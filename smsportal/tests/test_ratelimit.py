@@ -1,0 +1,180 @@
+"""Per-tenant rate limit (smsportal/api/ratelimit.py): exact counts under a frozen clock, in-process and in Redis.
+
+The Redis cases run when REDIS_URL is set (CI; locally redis://127.0.0.1:6379/7) and are skipped otherwise.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from accounts.models import IdempotencyRecord
+from accounts.tests.api_assertions import assert_error
+from smsportal.api.ratelimit import local_buckets_clear, rate_limit_hit
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+needs_redis = pytest.mark.skipif(not REDIS_URL, reason="needs Redis: set REDIS_URL=redis://127.0.0.1:6379/7")
+URL = "/v1/test/limited"
+START = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_buckets():
+    local_buckets_clear()
+    yield
+    local_buckets_clear()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=needs_redis)])
+def backend(request, settings):
+    """The limiter's store: this process's memory (REDIS_URL unset) or Redis, emptied of rate-limit keys."""
+    settings.REDIS_URL = REDIS_URL if request.param == "redis" else ""
+    if request.param == "redis":
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match="*:ratelimit:*"):
+            client.delete(key)
+    return request.param
+
+
+@pytest.fixture
+def frozen(time_machine):
+    time_machine.move_to(START, tick=False)
+    return time_machine
+
+
+def _limit(side, per_second: int) -> None:
+    side.tenant.messages_per_second = per_second
+    side.tenant.save(update_fields=["messages_per_second"])
+
+
+def _send(api, side, n: int, **extra) -> list[int]:
+    return [api.post(URL, {"to": "+14155550123"}, format="json", **side.auth, **extra).status_code for _ in range(n)]
+
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("smsportal.tests.ratelimit_urls")]
+
+
+def test_it_allows_exactly_the_tenants_rate_per_second(world, api, backend, frozen):
+    # given tenant A limited to 5 requests a second, and a frozen clock
+    _limit(world.a, 5)
+    # when A sends 7 at once
+    # then 5 pass and the rest get 429
+    assert _send(api, world.a, 7) == [201] * 5 + [429] * 2
+    # when a full second passes, exactly 5 more pass
+    frozen.shift(timedelta(seconds=1))
+    assert _send(api, world.a, 6) == [201] * 5 + [429]
+    # and the bucket refills smoothly: 0.4 s gives back two slots (one per 0.2 s)
+    frozen.shift(timedelta(seconds=0.4))
+    assert _send(api, world.a, 3) == [201, 201, 429]
+
+
+def test_it_answers_429_rate_limited_with_a_whole_retry_after(world, api, backend, frozen):
+    # given tenant A limited to 1 request a second, which it has used
+    _limit(world.a, 1)
+    assert _send(api, world.a, 1) == [201]
+    # when it sends again
+    refused = api.post(URL, {}, format="json", **world.a.auth)
+    # then 429 rate_limited with an integer Retry-After of at least 1
+    assert_error(refused, 429, "rate_limited")
+    assert refused["Retry-After"] == "1"
+    # and half a second later, still 1 (never 0), and after the second the request passes
+    frozen.shift(timedelta(seconds=0.5))
+    assert api.post(URL, {}, format="json", **world.a.auth)["Retry-After"] == "1"
+    frozen.shift(timedelta(seconds=0.5))
+    assert _send(api, world.a, 1) == [201]
+
+
+def test_it_gives_a_retry_after_of_several_seconds_when_the_wait_is_longer(backend, frozen):
+    # given a bucket of rate 1 and burst 1 that is used; then the wait reported is the full second
+    assert rate_limit_hit(name="slow", tenant_id=1, rate=1).allowed
+    refused = rate_limit_hit(name="slow", tenant_id=1, rate=1)
+    assert not refused.allowed and refused.retry_after == pytest.approx(1.0)
+    # and a rate of 0 refuses everything
+    assert not rate_limit_hit(name="off", tenant_id=1, rate=0).allowed
+
+
+def test_it_keeps_each_tenants_bucket_apart(world, api, backend, frozen):
+    # given tenants A and B, both limited to 3 a second, and A's bucket empty
+    _limit(world.a, 3)
+    _limit(world.b, 3)
+    assert _send(api, world.a, 4) == [201] * 3 + [429]
+    # when B sends, then B has its own full bucket, and A is still refused
+    assert _send(api, world.b, 4) == [201] * 3 + [429]
+    assert _send(api, world.a, 1) == [429]
+
+
+def test_it_shares_one_bucket_between_the_keys_of_a_tenant(world, api, backend, frozen):
+    # given A limited to 4 a second and a second key of A
+    from accounts.tests.factories import bearer, make_api_key
+
+    _limit(world.a, 4)
+    _, other = make_api_key(world.a.tenant, name="second")
+    # when each key sends 2; then the tenant's bucket is empty for both
+    assert _send(api, world.a, 2) == [201, 201]
+    assert [api.post(URL, {}, format="json", **bearer(other)).status_code for _ in range(3)] == [201, 201, 429]
+
+
+def test_it_counts_only_posts(world, api, backend, frozen):
+    # given A limited to 2 a second; when it lists 10 times, then its sends are untouched
+    _limit(world.a, 2)
+    assert {api.get(URL, **world.a.auth).status_code for _ in range(10)} == {200}
+    assert _send(api, world.a, 3) == [201, 201, 429]
+
+
+def test_it_follows_a_change_of_the_tenants_rate(world, api, backend, frozen):
+    # given A used up its second at a rate of 2
+    _limit(world.a, 2)
+    assert _send(api, world.a, 3) == [201, 201, 429]
+    # when its account manager raises the rate to 6: the used second stays used (GCRA keeps time, not counts)
+    _limit(world.a, 6)
+    assert _send(api, world.a, 1) == [429]
+    # then from the next second on, 6 pass each second
+    frozen.shift(timedelta(seconds=1))
+    assert _send(api, world.a, 7) == [201] * 6 + [429]
+
+
+def test_it_never_stores_a_429_as_the_answer_to_an_idempotency_key(world, api, backend, frozen):
+    # given A's bucket is empty
+    _limit(world.a, 1)
+    assert _send(api, world.a, 1) == [201]
+    # when a request with an Idempotency-Key is refused
+    assert _send(api, world.a, 1, HTTP_IDEMPOTENCY_KEY="send-1") == [429]
+    # then no answer is kept for the key, and the retry after the wait runs
+    assert not IdempotencyRecord.unscoped.exists()
+    frozen.shift(timedelta(seconds=1))
+    ok = api.post(URL, {"to": "+14155550123"}, format="json", HTTP_IDEMPOTENCY_KEY="send-1", **world.a.auth)
+    assert ok.status_code == 201 and "Idempotent-Replayed" not in ok
+
+
+def test_it_takes_exactly_the_burst_when_threads_race(backend, frozen):
+    # given a limit of 20 a second and a frozen clock; when 8 threads each try 10 times at once
+    barrier, results = threading.Barrier(8), []
+
+    def hit():
+        barrier.wait(timeout=10)
+        results.extend(rate_limit_hit(name="race", tenant_id=7, rate=20).allowed for _ in range(10))
+
+    threads = [threading.Thread(target=hit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    # then exactly 20 of the 80 were allowed (the read-decide-write is atomic)
+    assert len(results) == 80 and results.count(True) == 20
+
+
+def test_it_fails_open_to_the_in_process_bucket_when_redis_is_down(world, api, settings, frozen, caplog):
+    # given Redis configured but unreachable (nothing listens on port 1)
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    _limit(world.a, 3)
+    # when A sends 5
+    with caplog.at_level(logging.WARNING, logger="smsportal.api.ratelimit"):
+        statuses = _send(api, world.a, 5)
+    # then no request fails with a 5xx: this process's bucket limits A instead, and a warning says so
+    assert statuses == [201] * 3 + [429] * 2
+    warnings = [r for r in caplog.records if r.name == "smsportal.api.ratelimit"]
+    assert len(warnings) == 1 and "Redis unavailable" in warnings[0].getMessage()
