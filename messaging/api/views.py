@@ -1,7 +1,6 @@
 """/v1 views for messages, quotes and message templates."""
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
 from accounts.roles import Scope
@@ -9,9 +8,10 @@ from messaging import selectors, services
 from messaging.api import serializers as s
 from messaging.api.filters import MessageFilter
 from messaging.models import Message, MessageTemplate
+from smsportal.api.views import ApiListView, ApiView
 
 
-class MessageListView(ListAPIView):
+class MessageListView(ApiListView):
     """List messages (scope messages:read) or send one (scope messages:send)."""
 
     required_scopes = {"GET": Scope.MESSAGES_READ, "POST": Scope.MESSAGES_SEND}
@@ -31,7 +31,7 @@ class MessageListView(ListAPIView):
         return Response(s.MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
 
 
-class MessageDetailView(GenericAPIView):
+class MessageDetailView(ApiView):
     required_scope = Scope.MESSAGES_READ
     serializer_class = s.MessageDetailSerializer
 
@@ -40,7 +40,7 @@ class MessageDetailView(GenericAPIView):
         return Response(s.MessageDetailSerializer(message).data)
 
 
-class MessageCancelView(GenericAPIView):
+class MessageCancelView(ApiView):
     required_scope = Scope.MESSAGES_SEND
     serializer_class = s.MessageDetailSerializer
 
@@ -52,7 +52,7 @@ class MessageCancelView(GenericAPIView):
         return Response(s.MessageDetailSerializer(message).data)
 
 
-class MessageQuoteView(GenericAPIView):
+class MessageQuoteView(ApiView):
     """Encoding, segments and characters for a message, without sending or storing anything."""
 
     required_scope = Scope.MESSAGES_SEND
@@ -72,7 +72,7 @@ class MessageQuoteView(GenericAPIView):
         }).data)
 
 
-class TemplateListView(ListAPIView):
+class TemplateListView(ApiListView):
     required_scopes = {"GET": Scope.MESSAGES_READ, "POST": Scope.MESSAGES_SEND}
     serializer_class = s.TemplateSerializer
 
@@ -89,7 +89,7 @@ class TemplateListView(ListAPIView):
         return Response(s.TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
 
 
-class TemplateDetailView(GenericAPIView):
+class TemplateDetailView(ApiView):
     required_scopes = {"GET": Scope.MESSAGES_READ, "*": Scope.MESSAGES_SEND}
     serializer_class = s.TemplateSerializer
 
