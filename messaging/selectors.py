@@ -1,11 +1,19 @@
 """Read queries for messaging, always tenant-scoped."""
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+import re
+from datetime import UTC, datetime
+
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from accounts.models import Tenant
-from messaging.models import Message, MessageEvent, MessageTemplate
+from messaging.lifecycle import FINAL
+from messaging.models import Message, MessageEvent, MessageTemplate, Status
+
+# A search that reads like a phone number ("+1 (415) 555-0123") is matched by its digits.
+_PHONE_LIKE = re.compile(r"\+?[\d\s().-]{3,}")
 
 
 def message_list(*, tenant: Tenant) -> QuerySet[Message]:
@@ -22,6 +30,64 @@ def message_get(*, tenant: Tenant, public_id: str, with_events: bool = False) ->
     if message is None:
         raise Http404("not found")
     return message
+
+
+def message_search(
+    *,
+    tenant: Tenant,
+    query: str = "",
+    status: str | None = None,
+    message_type: str | None = None,
+    created_from: datetime | None = None,
+    created_before: datetime | None = None,
+) -> QuerySet[Message]:
+    """The tenant's messages, newest first, narrowed for the portal's message log.
+
+    `query` matches a message id or a client reference exactly, or, when it looks like a phone
+    number, every recipient whose number contains its digits. `created_from` is inclusive,
+    `created_before` exclusive.
+    """
+    messages = message_list(tenant=tenant)
+    if query := query.strip():
+        match = Q(public_id=query) | Q(client_reference=query)
+        if _PHONE_LIKE.fullmatch(query):
+            match |= Q(to__contains=re.sub(r"\D", "", query))
+        messages = messages.filter(match)
+    if status:
+        messages = messages.filter(status=status)
+    if message_type:
+        messages = messages.filter(message_type=message_type)
+    if created_from:
+        messages = messages.filter(created_at__gte=created_from)
+    if created_before:
+        messages = messages.filter(created_at__lt=created_before)
+    return messages
+
+
+def message_can_cancel(*, message: Message) -> bool:
+    """Whether services.message_cancel would accept this message now (it re-checks under a row lock)."""
+    return message.status in (Status.SCHEDULED, Status.QUEUED)
+
+
+_NOT_DELIVERED = FINAL - {Status.DELIVERED, Status.CANCELED}
+
+
+def message_stats_today(*, tenant: Tenant, now: datetime | None = None) -> dict[str, int | None]:
+    """Counts of the messages created today (UTC) for the dashboard.
+
+    `delivered_rate` is the delivered share, in percent, of those that reached an outcome
+    (delivered, undelivered, failed, expired or rejected); None until one has. Canceled
+    messages never tried, so they count in `total` only.
+    """
+    start = (now or timezone.now()).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    counts = message_list(tenant=tenant).filter(created_at__gte=start).aggregate(
+        total=Count("pk"),
+        delivered=Count("pk", filter=Q(status=Status.DELIVERED)),
+        not_delivered=Count("pk", filter=Q(status__in=_NOT_DELIVERED)),
+        pending=Count("pk", filter=Q(status__in=set(Status.values) - FINAL)),
+    )
+    outcomes = counts["delivered"] + counts["not_delivered"]
+    return {**counts, "delivered_rate": round(100 * counts["delivered"] / outcomes) if outcomes else None}
 
 
 def template_list(*, tenant: Tenant) -> QuerySet[MessageTemplate]:

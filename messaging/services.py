@@ -168,6 +168,32 @@ def message_prepare(
     )
 
 
+@dataclass(frozen=True)
+class TextQuote:
+    """A message body's length: `body` as written (template rendered), `analysis` as it would be sent."""
+
+    body: str
+    analysis: encoding.EncodingResult
+
+
+def message_quote_text(
+    *,
+    tenant: Tenant,
+    text: str | None = None,
+    template: str | None = None,
+    variables: dict | None = None,
+    smart_encoding: bool = True,
+) -> TextQuote:
+    """Render and encode a body exactly as message_prepare does, without recipient, sender or schedule.
+
+    For a length check while the rest of a form is still being written. Raises the body's errors
+    (text_required, template_not_found, template_variable_missing, ...) but not message_too_long:
+    the caller compares the segment count with tenant.max_message_segments and warns.
+    """
+    body, _template_ref = _render_body(tenant=tenant, text=text, template=template, variables=variables or {})
+    return TextQuote(body=body, analysis=encoding.analyze(body, smart_encoding=smart_encoding))
+
+
 @transaction.atomic
 def message_send(*, tenant: Tenant, api_key: ApiKey | None, mode: str | None = None, **fields) -> Message:
     """Accept a message: store it (queued, or scheduled) with its first event, and enqueue
