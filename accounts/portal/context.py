@@ -9,6 +9,9 @@ SECTIONS = {
     "ip-allowlist": "ip-allowlist", "ip-allowlist-remove": "ip-allowlist",
     "audit-log": "audit-log",
     "security": "security",
+    "messages": "messages", "message-detail": "messages", "message-cancel": "messages",
+    "message-send": "message-send",
+    "templates": "templates", "template-create": "templates", "template-edit": "templates", "template-delete": "templates",
     "2fa": "account", "2fa-backup-codes": "account", "2fa-disable": "account",
 }
 

@@ -2,7 +2,7 @@
 
 Open paths must match PUBLIC_PREFIXES and PRE_OTP_PREFIXES in accounts/middleware.py.
 """
-from django.urls import path
+from django.urls import include, path
 
 from accounts.portal.views import api_access, auth, dashboard, team, tenant_settings, two_factor
 
@@ -39,4 +39,5 @@ urlpatterns = [
     path("ip-allowlist/<str:entry_id>/remove/", api_access.ip_allowlist_remove, name="ip-allowlist-remove"),
     path("audit-log/", tenant_settings.audit_log, name="audit-log"),
     path("settings/security/", tenant_settings.security, name="security"),
+    path("", include("messaging.portal.urls")),
 ]

@@ -1,6 +1,6 @@
 """Who reaches which portal page: sign-in and 2FA gates, the role matrix, tenants, suspension."""
 import pytest
-from django.urls import reverse
+from django.urls import URLResolver, reverse
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -15,18 +15,26 @@ pytestmark = pytest.mark.django_db
 
 
 def portal_routes(side):
-    """(name, path) for every portal URL pattern, with the side's real object ids."""
+    """(name, path) for every portal URL pattern, included ones too, with the side's real object ids."""
     values = {
         "api_key_id": side.api_key.public_id,
         "entry_id": side.allowlist_entry.public_id,
         "membership_id": side.membership(Role.VIEWER).public_id,
         "invitation_id": side.extra["invitation"].public_id,
+        "message_id": side.extra["message"].public_id,
+        "template_id": side.extra["template"].public_id,
         "token": "not-a-real-token",
         "uidb64": "MQ",
     }
-    for pattern in portal_urls.urlpatterns:
+    for pattern in _flat(portal_urls.urlpatterns):
         kwargs = {name: values[name] for name in pattern.pattern.converters}
         yield pattern.name, reverse(f"portal:{pattern.name}", kwargs=kwargs)
+
+
+def _flat(patterns):
+    # Other apps' portal pages are included into the namespace (path("", include(...))).
+    for entry in patterns:
+        yield from _flat(entry.url_patterns) if isinstance(entry, URLResolver) else [entry]
 
 
 def test_every_portal_page_sends_an_anonymous_visitor_to_sign_in(world, client):

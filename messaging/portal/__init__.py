@@ -1,0 +1,1 @@
+"""Portal pages for messaging: the message log, sending test messages, templates."""
