@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import zlib
 from datetime import datetime
@@ -19,6 +20,8 @@ from accounts.services.audit import Actor, audit_record
 from smsportal.ids import random_base62, to_base62
 
 # --- API keys ----------------------------------------------------------------------
+
+logger = logging.getLogger("smsportal.auth")
 
 KEY_ID_LENGTH = 12
 SECRET_LENGTH = 40
@@ -130,6 +133,14 @@ def api_key_authenticate(*, raw: str) -> ApiKey:
 
 
 def api_key_touch(*, api_key: ApiKey) -> None:
-    """Keep last_used_at fresh with at most one write per key per interval (the cache decides)."""
-    if cache.add(f"apikey-touch:{api_key.tenant_id}:{api_key.pk}", 1, timeout=LAST_USED_WRITE_INTERVAL):
+    """Keep last_used_at fresh with at most one write per key per interval (the cache decides).
+
+    Best effort: with the cache (Redis) down the request goes on and last_used_at waits."""
+    try:
+        first_in_interval = cache.add(f"apikey-touch:{api_key.tenant_id}:{api_key.pk}", 1,
+                                      timeout=LAST_USED_WRITE_INTERVAL)
+    except Exception:  # redis.ConnectionError and kin: never fail a request over a timestamp
+        logger.warning("cache unavailable; last_used_at not refreshed")
+        return
+    if first_in_interval:
         ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=timezone.now())

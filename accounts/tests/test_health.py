@@ -101,3 +101,15 @@ def test_it_names_everything_that_is_down(client, monkeypatch, dead_database, se
 def test_it_answers_only_get(client):
     # given the probe endpoint; when posted to; then 405
     assert client.post("/healthz").status_code == 405
+
+
+def test_the_api_keeps_answering_when_the_cache_is_down(world, api, settings, caplog):
+    # given the cache (Redis in production) unreachable; changing CACHES resets Django's cache handlers
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:{CLOSED_PORT}/0",
+                                   "OPTIONS": {"socket_connect_timeout": 0.2}}}
+    # when a key calls the API
+    response = api.get("/v1/me", **world.a.auth)
+    # then it answers (per-key limit and last-used refresh fail open), and says why in the log
+    assert response.status_code == 200
+    assert "cache unavailable" in caplog.text
