@@ -117,7 +117,7 @@ def _schedule(scheduled_at: datetime | None, now: datetime) -> datetime | None:
 
 
 def _metadata(value: dict | None) -> dict:
-    value = value or {}
+    value = {} if value is None else value  # not `value or {}`: [], "" and false are not objects either
     if not isinstance(value, dict):
         raise DomainError("metadata must be a JSON object.", field="metadata", code="invalid_metadata")
     if len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:

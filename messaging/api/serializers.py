@@ -5,11 +5,14 @@ from messaging.models import Message, MessageEvent, MessageTemplate, MessageType
 
 
 class _FromFieldMixin:
-    """`from` is a Python keyword: the field is declared as `sender` and renamed on the wire."""
+    """`from` is a Python keyword: the field is declared as `sender` and renamed on the wire.
+
+    Its source stays `sender`: bound as `from` without it, the field would read `message.from`, and DRF
+    silently skips a non-required field whose attribute is missing (answers had no `from`)."""
 
     def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = fields.pop("sender")
+        fields = {("from" if name == "sender" else name): field for name, field in super().get_fields().items()}
+        fields["from"].source = "sender"
         return fields
 
 
@@ -32,9 +35,7 @@ class MessageCreateSerializer(_FromFieldMixin, serializers.Serializer):
     callback_url = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
     def to_service_kwargs(self) -> dict:
-        data = dict(self.validated_data)
-        data["sender"] = data.pop("from")
-        return data
+        return dict(self.validated_data)
 
 
 class MessageEventSerializer(serializers.ModelSerializer):
