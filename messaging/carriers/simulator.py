@@ -33,8 +33,12 @@ class SimulatorConnector:
             raise PermanentError("carrier_rejected", "The carrier rejected the destination.", carrier_error_code="0x0B")
         if ending == "0003" and message.attempts <= 1:
             raise TransientError("carrier_throttled", "The carrier asked us to slow down.", carrier_error_code="0x58")
-        carrier_message_id, first = _accept(message)
-        if first and ending != "0004":
+        carrier_message_id, _first = _accept(message)
+        # A resubmission reports its status again, as the first submission did. The first receipt
+        # may never have been scheduled (a worker SIGKILLed between logging the submission and
+        # scheduling it), and the message, reclaimed and sent again, would stay `sent` forever.
+        # Receipts are idempotent, so the duplicate of an already applied one changes nothing.
+        if ending != "0004":
             stat = "undelivered" if ending == "0001" else "delivered"
             from messaging.tasks import simulator_receipt_task
 
