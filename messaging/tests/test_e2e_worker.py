@@ -1,0 +1,323 @@
+"""End to end with a real Celery worker process on the real broker: delivery, and SIGKILL mid-dispatch.
+
+The worker is `celery -A smsportal worker` started with subprocess.Popen against pytest-django's test
+database (committed data: `transaction=True`) and the test settings' broker: Redis when
+CELERY_BROKER_URL says so (CI), else the embedded filesystem broker's test folder. The API calls go
+through the Django test client in this process; their dispatch tasks are published after commit, as
+in production. Every started process is recorded and killed in the fixture's teardown.
+
+Needs PostgreSQL: on SQLite pytest-django's test database lives in this process's memory, where a
+worker process cannot see it (and SQLite in several processes is not what production runs). The
+kill -9 test also needs Redis: on the filesystem broker a worker whose pool children die forks
+replacements that hang (a futex inherited from the parent's threads) and never run a task again.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Max, Sum
+
+from accounts.tests.factories import TenantFactory, bearer, make_api_key
+from messaging import pipeline
+from messaging.lifecycle import FINAL, can_transition
+from messaging.models import Message, MessageEvent, SimulatorSubmission, Status
+
+BROKER = settings.CELERY_BROKER_URL
+ON_REDIS = BROKER.startswith(("redis://", "rediss://"))
+ON_FILESYSTEM = BROKER.startswith("filesystem")
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql",
+                       reason="e2e needs PostgreSQL: the worker process cannot see pytest-django's in-memory "
+                              "SQLite test database; set DATABASE_URL=postgres://..."),
+    pytest.mark.skipif(not (ON_REDIS or ON_FILESYSTEM), reason=f"e2e knows Redis and filesystem brokers, not {BROKER}"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+QUEUES = ("otp", "transactional", "marketing", "webhooks", "default")
+STUCK_SECONDS = 2  # the sweeper's threshold here (production: 120 s)
+# Redis: what a killed worker had fetched but not acknowledged is restored by the next worker's
+# start-up pass once older than this (production: 1 h).
+VISIBILITY_SECONDS = 3
+
+
+def _test_database_url() -> str:
+    db = connection.settings_dict  # after pytest-django's setup: NAME is the test database
+    credentials = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
+    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes of `pid` (the prefork pool), read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its closing parenthesis.
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def pool(self) -> list[int]:
+        return _children(self.pid)
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Stack:
+    """Starts and stops real workers; every PID it started is recorded and killed at teardown."""
+
+    tmp: Path
+    workers: list[Worker] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "smsportal.test_settings",
+            "DATABASE_URL": _test_database_url(),
+            "CELERY_BROKER_URL": BROKER,
+            "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_SECONDS),
+            "SIMULATOR_RECEIPT_DELAY": "0.2",
+            "MESSAGE_STUCK_SECONDS": str(STUCK_SECONDS),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def start_worker(self) -> Worker:
+        log = self.tmp / f"worker-{len(self.workers) + 1}.log"
+        command = [sys.executable, "-m", "celery", "-A", "smsportal", "worker", "-Q", ",".join(QUEUES),
+                   "--concurrency", "2", "--pool", "prefork", "-l", "info", "-n", f"e2e-{uuid.uuid4().hex[:8]}@%h",
+                   "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        with log.open("wb") as out:
+            # A session of its own: the worker and its pool children form one process group to kill.
+            process = subprocess.Popen(command, cwd=REPO, env=self.env(), stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        worker = Worker(process, log)
+        self.workers.append(worker)
+        try:
+            _wait_for(lambda: " ready." in log.read_text(errors="replace") or process.poll() is not None, 30,
+                      "the worker to be ready", interval=0.1)
+            assert process.poll() is None, f"the worker exited with {process.returncode}:\n{worker.tail()}"
+            _wait_for(lambda: len(worker.pool()) == 2, 10, "the pool's two children")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{worker.tail()}") from None
+        return worker
+
+    @staticmethod
+    def kill_pool(worker: Worker) -> list[int]:
+        """SIGKILL every pool child (they hold the running tasks); the worker starts new ones."""
+        children = worker.pool()
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        return children
+
+    @staticmethod
+    def kill_worker(worker: Worker) -> None:
+        """SIGKILL the worker and its pool at once (its process group)."""
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            if worker.process.poll() is None:
+                try:
+                    os.killpg(worker.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                worker.process.wait(timeout=10)
+
+
+def _purge_broker() -> None:
+    """Empty our queues, so tasks left by earlier tests or runs cannot interfere (they would be no-ops)."""
+    from smsportal.celery import app
+
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in QUEUES:
+            channel.queue_purge(queue)
+        if ON_REDIS:
+            channel.client.delete(channel.unacked_key, channel.unacked_index_key)
+
+
+def _unacked_count() -> int:
+    from smsportal.celery import app
+
+    with app.connection_for_write() as conn:
+        return conn.default_channel.client.hlen(conn.default_channel.unacked_key)
+
+
+@pytest.fixture
+def stack(tmp_path, settings):
+    settings.MESSAGE_STUCK_SECONDS = STUCK_SECONDS  # the sweeper runs here, in the test process
+    _purge_broker()
+    stack = Stack(tmp_path)
+    yield stack
+    stack.stop_all()
+    _purge_broker()
+
+
+@pytest.fixture
+def sender(api):
+    """POST /v1/messages as a fresh tenant's test key; returns the new message's public id."""
+    tenant = TenantFactory(messages_per_second=1000)  # the tests post faster than the default 20 a second
+    _, secret = make_api_key(tenant, name="e2e")
+
+    def send(to: str, **fields) -> str:
+        body = {"to": to, "from": "Acme", "text": "Your code is 123456", **fields}
+        response = api.post("/v1/messages", body, format="json", **bearer(secret))
+        assert response.status_code == 202, response.json()
+        return response.json()["id"]
+
+    return send
+
+
+def _statuses(public_id: str) -> list[str]:
+    return list(MessageEvent.unscoped.filter(message__public_id=public_id).order_by("sequence")
+                .values_list("status", flat=True))
+
+
+def _report(request, text: str) -> None:
+    """Show a figure in the pytest output (and the JUnit report): these tests measure as well as check."""
+    request.node.user_properties.append(("e2e", text))
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"\n[e2e] {text}")
+
+
+# --- (a) one message through the real worker -------------------------------------------------------
+
+
+def test_a_message_posted_to_the_api_is_delivered_by_the_real_worker(stack, sender):
+    # given a running worker
+    worker = stack.start_worker()
+    # when a message and one of each simulator outcome are posted
+    endings = {"1234": "delivered", "0001": "undelivered", "0002": "failed", "0003": "delivered", "0004": "sent"}
+    ids = {ending: sender(f"+1415555{ending}", message_type="otp") for ending in endings}
+
+    # then within seconds each reaches its outcome (0004 stays sent: it never gets a receipt)
+    def settled() -> bool:
+        got = dict(Message.unscoped.filter(public_id__in=ids.values()).values_list("public_id", "status"))
+        return all(got[ids[e]] in FINAL or (e == "0004" and got[ids[e]] == Status.SENT) for e in endings)
+
+    try:
+        _wait_for(settled, 15, "every message to settle", interval=0.1)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{worker.tail()}") from None
+    got = dict(Message.unscoped.filter(public_id__in=ids.values()).values_list("public_id", "status"))
+    assert {ending: got[ids[ending]] for ending in endings} == endings
+    # and the plain one went queued -> sending -> sent -> delivered, one event per step, in order
+    message = Message.unscoped.get(public_id=ids["1234"])
+    events = list(message.events.order_by("sequence").values_list("sequence", "status", "source"))
+    assert events == [(1, "queued", "api"), (2, "sending", "worker"), (3, "sent", "worker"),
+                      (4, "delivered", "carrier")]
+    assert message.sent_at <= message.delivered_at and message.attempts == 1
+    # and the retried one was tried twice, with the transient error on record
+    assert _statuses(ids["0003"]) == ["queued", "sending", "queued", "sending", "sent", "delivered"]
+    # and the carrier got one submission per accepted message, each once
+    submissions = SimulatorSubmission.objects.filter(reference__in=ids.values())
+    assert sorted(submissions.values_list("reference", "submits")) == sorted(
+        (ids[e], 1) for e in endings if e != "0002")
+
+
+# --- (b) SIGKILL mid-dispatch -------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not ON_REDIS, reason=(
+    "kill -9 runs on the Redis broker (CI): with the filesystem broker a worker whose pool child is "
+    "killed forks replacement children that hang in a futex and never run a task again"))
+def test_killed_workers_lose_no_message_and_send_none_twice(stack, sender, request):
+    # given 30 messages waiting in the broker
+    ids = [sender(f"+1415555{5000 + n:04d}") for n in range(30)]
+    assert Message.unscoped.filter(public_id__in=ids, status=Status.QUEUED).count() == 30
+    submitted = SimulatorSubmission.objects.filter(reference__in=ids).count
+
+    # when a worker starts on them, its pool children are SIGKILLed mid-dispatch (the worker
+    # requeues their tasks: reject_on_worker_lost) and it forks new ones
+    first = stack.start_worker()
+    _wait_for(lambda: submitted() >= 5, 20, "the first submissions")
+    killed = stack.kill_pool(first)
+    assert killed, "the worker had no pool children to kill"
+    kills = [f"pool children {killed} at {submitted()} submissions"]
+    # and later the whole worker is SIGKILLed: what it had fetched stays in Redis' unacked hash
+    # and comes back to the next worker once older than the visibility timeout
+    _wait_for(lambda: submitted() >= 15, 20, "more submissions after the first kill")
+    kills.append(f"whole worker at {submitted()} submissions")
+    stack.kill_worker(first)
+    time.sleep(VISIBILITY_SECONDS + 0.5)
+    # and a new worker starts, with the sweeper running as beat would
+    second = stack.start_worker()
+    sweeps: Counter[str] = Counter()
+
+    def done() -> bool:
+        sweeps.update(pipeline.messages_sweep())
+        return Message.unscoped.filter(public_id__in=ids, status=Status.DELIVERED).count() == len(ids)
+
+    try:
+        _wait_for(done, 40, "every message to be delivered", interval=0.5)
+    except AssertionError as exc:
+        stuck = {m.public_id: [(e.status, e.source, e.detail, e.created_at.time().isoformat()) for e in m.events.all()]
+                 for m in Message.unscoped.filter(public_id__in=ids).exclude(status=Status.DELIVERED)}
+        raise AssertionError(f"{exc}; not delivered: {stuck}\n--- first worker\n{first.tail()}\n"
+                             f"--- second worker\n{second.tail()}") from None
+
+    # then every message is delivered, with exactly one delivered event
+    messages = Message.unscoped.filter(public_id__in=ids)
+    assert Counter(messages.values_list("status", flat=True)) == {Status.DELIVERED: 30}
+    delivered_events = Counter(MessageEvent.unscoped.filter(message__in=messages, status=Status.DELIVERED)
+                               .values_list("message_id", flat=True))
+    assert len(delivered_events) == 30 and set(delivered_events.values()) == {1}
+    # and the carrier sent one SMS per message: one submission row each (resubmissions only counted)
+    submissions = SimulatorSubmission.objects.filter(reference__in=ids)
+    assert sorted(submissions.values_list("reference", flat=True)) == sorted(ids)
+    # and each message's history is one event per sequence number, 1..n, every step allowed
+    for message in messages:
+        events = list(message.events.order_by("sequence").values_list("sequence", "status"))
+        assert [s for s, _ in events] == list(range(1, len(events) + 1)) == list(range(1, message.sequence + 1))
+        assert all(can_transition(a, b) for (_, a), (_, b) in zip(events, events[1:], strict=False)), events
+    assert not MessageEvent.unscoped.filter(message__in=messages).values("message", "sequence").annotate(
+        n=Count("id")).filter(n__gt=1).exists()
+    # and nothing is left unacknowledged in Redis once the last receipts have run
+    _wait_for(lambda: _unacked_count() == 0, 10, "Redis' unacked hash to empty")
+    totals = submissions.aggregate(total=Sum("submits"), most=Max("submits"))
+    reclaimed = MessageEvent.unscoped.filter(message__in=messages, source=MessageEvent.Source.SWEEPER).count()
+    _report(request, f"kill -9: {'; '.join(kills)}; "
+                     f"30/30 delivered once, 30 carrier rows, submits {totals['total']} "
+                     f"(resubmitted {totals['total'] - 30}, max {totals['most']} per message), "
+                     f"sweeper: {dict(sweeps)}, {reclaimed} sweeper events")
