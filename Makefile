@@ -21,6 +21,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 # A local .env with a fresh secret key, DEBUG on and loopback-friendly webhooks.
 .env:
 	@printf 'DEBUG=true\nSECRET_KEY=%s\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(64))')" > .env
+	@printf 'WEBHOOK_ALLOW_PRIVATE_TARGETS=true\n' >> .env
 	@echo "wrote .env (local development settings)"
 
 ## run: install, migrate, seed the demo tenant, then web + worker + beat on 127.0.0.1:$(PORT)

@@ -158,3 +158,4 @@ class SimulatorSubmission(models.Model):
 
     def __str__(self) -> str:
         return f"{self.carrier_message_id} ({self.reference})"
+from messaging.webhooks.models import *  # noqa: E402,F401,F403 - webhook models live in their own module

@@ -141,6 +141,18 @@ SIMULATOR_RECEIPT_DELAY = env.float("SIMULATOR_RECEIPT_DELAY", default=1.0)
 # A message left in queued or sending this long is re-enqueued by the sweeper.
 MESSAGE_STUCK_SECONDS = env.int("MESSAGE_STUCK_SECONDS", default=120)
 
+# --- Webhooks -----------------------------------------------------------------------
+# Off in production: a webhook target on a loopback, private, link-local, multicast or reserved
+# address is refused (smsportal/outbound.py). `make run` and the tests turn it on for loopback receivers.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# Whole-request budget of one delivery attempt (connect, send, response), in seconds.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# Key(s) that encrypt webhook signing secrets at rest, comma-separated: the first encrypts, every one
+# decrypts (add a new key in front to rotate). Empty: derived from SECRET_KEY.
+WEBHOOK_SECRETS_KEY = env.str("WEBHOOK_SECRETS_KEY", default="")
+# Task modules outside an app's tasks.py, which autodiscovery does not find.
+CELERY_IMPORTS = ["messaging.webhooks.tasks"]
+
 # --- Email --------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
@@ -234,6 +246,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status`; each set of choices gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "MessageStatusEnum": "messaging.models.Status",
+        "WebhookDeliveryStatusEnum": "messaging.webhooks.models.DeliveryStatus",
+    },
 }
 
 # --- Logging: structured enough to grep, never a secret -----------------------------------

@@ -7,6 +7,7 @@ os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-" + "t" * 60)
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")  # the test client speaks plain HTTP
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")  # receivers in tests listen on loopback
 
 from smsportal.settings import *  # noqa: E402,F403
 from smsportal.settings import STORAGES  # noqa: E402
