@@ -114,13 +114,20 @@ def _side(label: str) -> Side:
         accept_url_template="http://testserver/portal/invitations/{token}/",
     )
     from messaging import services as messaging
+    from messaging.webhooks import signing
+    from messaging.webhooks.models import WebhookDelivery, WebhookEndpoint
 
+    # Made directly (no audit event): the message below then emits its message.queued delivery to it.
+    endpoint = WebhookEndpoint.unscoped.create(tenant=tenant, url=f"https://hooks.{label}.example/sms",
+                                               description=f"{label} hooks",
+                                               **signing.secret_fields(signing.secret_generate()))
     message = messaging.message_send(tenant=tenant, api_key=api_key, to="+14155550123", sender=label.title()[:11],
                                      text=f"Hello from {label}", client_reference=f"{label}-ref-1")
     template = messaging.template_create(tenant=tenant, name=f"{label}_otp", body="Your code is ${code}")
     return Side(tenant=tenant, members=members, api_key=api_key, secret=secret, allowlist_entry=entry,
                 extra={"invitation": invitation, "created": timezone.now(), "message": message,
-                       "template": template})
+                       "template": template, "webhook_endpoint": endpoint,
+                       "webhook_delivery": WebhookDelivery.unscoped.get(endpoint=endpoint, message=message)})
 
 
 def login_verified(client, user: User, *, tenant: Tenant | None = None):

@@ -34,6 +34,7 @@ from rest_framework.test import APIClient
 from accounts.models import ApiKey, AuditEvent, Invitation, IpAllowlistEntry, Membership, Tenant, User
 from accounts.roles import Role
 from accounts.tests.factories import Side, login_verified
+from messaging.webhooks.models import WebhookAttempt, WebhookCallbackSecret, WebhookDelivery, WebhookEndpoint
 from smsportal.ids import public_id
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +65,8 @@ KWARGS: dict[str, Kwarg] = {
     "invitation_id": Kwarg("object", lambda side: side.extra["invitation"].public_id, "inv"),
     "message_id": Kwarg("object", lambda side: side.extra["message"].public_id, "msg"),
     "template_id": Kwarg("object", lambda side: side.extra["template"].public_id, "tpl"),
+    "endpoint_id": Kwarg("object", lambda side: side.extra["webhook_endpoint"].public_id, "whe"),
+    "delivery_id": Kwarg("object", lambda side: side.extra["webhook_delivery"].public_id, "whd"),
     # An invitation link's token: only its hash is stored, so a made-up one stands in.
     "token": Kwarg("public", lambda side: "made-up-token-" + "x" * 24),
     # Password reset links: A's owner's id with a made-up token.
@@ -161,6 +164,11 @@ def a_identifiers(side: Side) -> set[str]:
     ids |= set(ApiKey.unscoped.filter(tenant=tenant).values_list("key_id", flat=True))
     ids |= set(Membership.unscoped.filter(tenant=tenant).values_list("user__email", flat=True))
     ids |= set(Invitation.unscoped.filter(tenant=tenant).values_list("email", flat=True))
+    ids |= set(WebhookEndpoint.unscoped.filter(tenant=tenant).values_list("public_id", flat=True))
+    ids |= set(WebhookEndpoint.unscoped.filter(tenant=tenant).values_list("url", flat=True))
+    ids |= set(WebhookEndpoint.unscoped.filter(tenant=tenant).values_list("secret_prefix", flat=True))
+    ids |= set(WebhookDelivery.unscoped.filter(tenant=tenant).values_list("public_id", flat=True))
+    ids |= set(WebhookDelivery.unscoped.filter(tenant=tenant).values_list("event_id", flat=True))
     return ids
 
 
@@ -183,6 +191,10 @@ def a_rows(side: Side) -> dict[str, list[dict]]:
         "memberships": list(Membership.unscoped.filter(tenant=tenant).order_by("pk").values()),
         "invitations": list(Invitation.unscoped.filter(tenant=tenant).order_by("pk").values()),
         "audit": list(AuditEvent.unscoped.filter(tenant=tenant).order_by("pk").values("public_id", "action")),
+        "webhook_endpoints": list(WebhookEndpoint.unscoped.filter(tenant=tenant).order_by("pk").values()),
+        "webhook_deliveries": list(WebhookDelivery.unscoped.filter(tenant=tenant).order_by("pk").values()),
+        "webhook_attempts": list(WebhookAttempt.unscoped.filter(tenant=tenant).order_by("pk").values()),
+        "webhook_callback_secret": list(WebhookCallbackSecret.unscoped.filter(tenant=tenant).values()),
     }
 
 

@@ -1,0 +1,1 @@
+"""The /v1 API of webhooks: endpoints, the callback secret, deliveries."""

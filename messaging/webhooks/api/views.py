@@ -1,0 +1,146 @@
+"""/v1 views for webhook endpoints, the callback secret and webhook deliveries.
+
+Scopes: managing endpoints and secrets, test sends and resends need `admin`; reading deliveries
+needs `messages:read` (they carry message data, nothing secret).
+"""
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from accounts.api.views import actor_for
+from accounts.roles import Scope
+from messaging.webhooks import selectors, services
+from messaging.webhooks.api import serializers as s
+from messaging.webhooks.api.filters import WebhookDeliveryFilter
+from messaging.webhooks.models import WebhookDelivery, WebhookEndpoint
+from smsportal.api.views import ApiListView, ApiView
+
+
+class WebhookEndpointListView(ApiListView):
+    """List the webhook endpoints, or register one (its signing secret is in the answer, once)."""
+
+    required_scope = Scope.ADMIN
+    serializer_class = s.WebhookEndpointSerializer
+    idempotency_redact_fields = ("secret",)
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no tenant
+            return WebhookEndpoint.unscoped.none()
+        return selectors.webhook_endpoint_list(tenant=self.request.auth.tenant)
+
+    @extend_schema(request=s.WebhookEndpointWriteSerializer, responses={201: s.WebhookEndpointCreatedSerializer})
+    def post(self, request):
+        data = s.WebhookEndpointWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        endpoint, secret = services.webhook_endpoint_create(tenant=request.auth.tenant, actor=actor_for(request),
+                                                            **data.validated_data)
+        endpoint.secret = secret
+        return Response(s.WebhookEndpointCreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookEndpointDetailView(ApiView):
+    required_scope = Scope.ADMIN
+    serializer_class = s.WebhookEndpointSerializer
+
+    def _get(self, request, endpoint_id) -> WebhookEndpoint:
+        return selectors.webhook_endpoint_get(tenant=request.auth.tenant, public_id=endpoint_id)
+
+    def get(self, request, endpoint_id):
+        return Response(s.WebhookEndpointSerializer(self._get(request, endpoint_id)).data)
+
+    @extend_schema(request=s.WebhookEndpointWriteSerializer(partial=True), responses={200: s.WebhookEndpointSerializer},
+                   description="Change url, events, description or enabled. Enabling clears the failure count.")
+    def patch(self, request, endpoint_id):
+        endpoint = self._get(request, endpoint_id)
+        data = s.WebhookEndpointWriteSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        endpoint = services.webhook_endpoint_update(tenant=request.auth.tenant, endpoint=endpoint,
+                                                    actor=actor_for(request), **data.validated_data)
+        return Response(s.WebhookEndpointSerializer(endpoint).data)
+
+    @extend_schema(responses={204: None}, description="Delete the endpoint, its deliveries and their attempt log.")
+    def delete(self, request, endpoint_id):
+        services.webhook_endpoint_delete(tenant=request.auth.tenant, endpoint=self._get(request, endpoint_id),
+                                         actor=actor_for(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookEndpointRotateSecretView(ApiView):
+    """A new signing secret, in the answer once; the old one keeps signing beside it for 24 hours."""
+
+    required_scope = Scope.ADMIN
+    serializer_class = s.WebhookEndpointCreatedSerializer
+    idempotency_redact_fields = ("secret",)
+
+    @extend_schema(request=None, responses={200: s.WebhookEndpointCreatedSerializer})
+    def post(self, request, endpoint_id):
+        endpoint = selectors.webhook_endpoint_get(tenant=request.auth.tenant, public_id=endpoint_id)
+        endpoint, secret = services.webhook_endpoint_rotate_secret(tenant=request.auth.tenant, endpoint=endpoint,
+                                                                   actor=actor_for(request))
+        endpoint.secret = secret
+        return Response(s.WebhookEndpointCreatedSerializer(endpoint).data)
+
+
+class WebhookEndpointTestView(ApiView):
+    """Send a signed `webhook.test` event now. Answers only the status code, latency and error class."""
+
+    required_scope = Scope.ADMIN
+    serializer_class = s.WebhookTestResultSerializer
+
+    @extend_schema(request=None, responses={200: s.WebhookTestResultSerializer})
+    def post(self, request, endpoint_id):
+        endpoint = selectors.webhook_endpoint_get(tenant=request.auth.tenant, public_id=endpoint_id)
+        result = services.webhook_endpoint_test(tenant=request.auth.tenant, endpoint=endpoint)
+        return Response(s.WebhookTestResultSerializer(result).data)
+
+
+class CallbackSecretView(ApiView):
+    """The secret that signs deliveries to per-message `callback_url`s: created on the first call, rotated
+    on later ones (the old one keeps signing for 24 hours). In the answer once."""
+
+    required_scope = Scope.ADMIN
+    serializer_class = s.CallbackSecretSerializer
+    idempotency_redact_fields = ("secret",)
+
+    @extend_schema(request=None, responses={200: s.CallbackSecretSerializer})
+    def post(self, request):
+        row, secret = services.webhook_callback_secret_rotate(tenant=request.auth.tenant, actor=actor_for(request))
+        row.secret = secret
+        return Response(s.CallbackSecretSerializer(row).data)
+
+
+class WebhookDeliveryListView(ApiListView):
+    """Deliveries, newest first, each with its attempts (status code, latency, error class)."""
+
+    required_scope = Scope.MESSAGES_READ
+    serializer_class = s.WebhookDeliverySerializer
+    filterset_class = WebhookDeliveryFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return WebhookDelivery.unscoped.none()
+        return selectors.webhook_delivery_list(tenant=self.request.auth.tenant)
+
+
+class WebhookDeliveryDetailView(ApiView):
+    required_scope = Scope.MESSAGES_READ
+    serializer_class = s.WebhookDeliverySerializer
+
+    def get(self, request, delivery_id):
+        delivery = selectors.webhook_delivery_get(tenant=request.auth.tenant, public_id=delivery_id)
+        return Response(s.WebhookDeliverySerializer(delivery).data)
+
+
+class WebhookDeliveryResendView(ApiView):
+    """Deliver the same event again now: a new attempt cycle with the same webhook-id and payload."""
+
+    required_scope = Scope.ADMIN
+    serializer_class = s.WebhookDeliverySerializer
+
+    @extend_schema(request=None, responses={202: s.WebhookDeliverySerializer})
+    def post(self, request, delivery_id):
+        tenant = request.auth.tenant
+        delivery = selectors.webhook_delivery_get(tenant=tenant, public_id=delivery_id)
+        services.webhook_delivery_resend(tenant=tenant, delivery=delivery)
+        delivery = selectors.webhook_delivery_get(tenant=tenant, public_id=delivery_id)
+        return Response(s.WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
