@@ -12,6 +12,8 @@ SECTIONS = {
     "messages": "messages", "message-detail": "messages", "message-cancel": "messages",
     "message-send": "message-send",
     "templates": "templates", "template-create": "templates", "template-edit": "templates", "template-delete": "templates",
+    **{name: "webhooks" for name in ("webhooks", "webhook-endpoint-create", "webhook-endpoint", "webhook-endpoint-rotate",
+                                     "webhook-endpoint-delete", "webhook-callback-secret")},
     "2fa": "account", "2fa-backup-codes": "account", "2fa-disable": "account",
 }
 

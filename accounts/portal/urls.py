@@ -40,4 +40,5 @@ urlpatterns = [
     path("audit-log/", tenant_settings.audit_log, name="audit-log"),
     path("settings/security/", tenant_settings.security, name="security"),
     path("", include("messaging.portal.urls")),
+    path("", include("messaging.portal.webhook_urls")),
 ]

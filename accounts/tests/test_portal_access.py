@@ -23,6 +23,8 @@ def portal_routes(side):
         "invitation_id": side.extra["invitation"].public_id,
         "message_id": side.extra["message"].public_id,
         "template_id": side.extra["template"].public_id,
+        "endpoint_id": side.extra["webhook_endpoint"].public_id,
+        "delivery_id": side.extra["webhook_delivery"].public_id,
         "token": "not-a-real-token",
         "uidb64": "MQ",
     }
