@@ -8,20 +8,25 @@ in production. Every started process is recorded and killed in the fixture's tea
 
 Needs PostgreSQL: on SQLite pytest-django's test database lives in this process's memory, where a
 worker process cannot see it (and SQLite in several processes is not what production runs). The
-kill -9 test also needs Redis: on the filesystem broker a worker whose pool children die forks
-replacements that hang (a futex inherited from the parent's threads) and never run a task again.
+kill -9 test also needs Redis: the filesystem transport has no event loop, so the prefork pool's
+children share one inqueue lock; a child SIGKILLed while holding it (an idle child waits for work
+holding it) never releases it, and every replacement child blocks on it for good (seen with gdb:
+`_multiprocessing_SemLock_acquire`). On Redis each child has its own pipes.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
@@ -205,6 +210,7 @@ def sender(api):
         assert response.status_code == 202, response.json()
         return response.json()["id"]
 
+    send.tenant = tenant
     return send
 
 
@@ -260,8 +266,8 @@ def test_a_message_posted_to_the_api_is_delivered_by_the_real_worker(stack, send
 
 
 @pytest.mark.skipif(not ON_REDIS, reason=(
-    "kill -9 runs on the Redis broker (CI): with the filesystem broker a worker whose pool child is "
-    "killed forks replacement children that hang in a futex and never run a task again"))
+    "kill -9 runs on the Redis broker (CI): on the filesystem broker a pool child killed while holding the "
+    "pool's shared inqueue lock leaves every replacement child blocked on it, and the worker runs nothing again"))
 def test_killed_workers_lose_no_message_and_send_none_twice(stack, sender, request):
     # given 30 messages waiting in the broker
     ids = [sender(f"+1415555{5000 + n:04d}") for n in range(30)]
@@ -321,3 +327,98 @@ def test_killed_workers_lose_no_message_and_send_none_twice(stack, sender, reque
                      f"30/30 delivered once, 30 carrier rows, submits {totals['total']} "
                      f"(resubmitted {totals['total'] - 30}, max {totals['most']} per message), "
                      f"sweeper: {dict(sweeps)}, {reclaimed} sweeper events")
+
+
+# --- (d) signed webhooks from the real worker to a loopback receiver ------------------------------------
+
+
+class Receiver:
+    """An HTTP server on loopback, in a thread, that records every POST (path, headers, body) and answers 204."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server hook's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver.lock:
+                    receiver.requests.append((self.path, dict(self.headers.items()), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def received(self, path: str) -> list[tuple[dict[str, str], bytes]]:
+        with self.lock:
+            return [(headers, body) for got, headers, body in self.requests if got == path]
+
+    def types(self, path: str) -> list[str]:
+        return [json.loads(body)["type"] for _, body in self.received(path)]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.stop()
+
+
+def test_the_real_worker_delivers_signed_webhooks_to_a_loopback_receiver(stack, sender, receiver):
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    from accounts.services import SYSTEM
+    from messaging.webhooks import services as webhooks
+    from messaging.webhooks.models import DeliveryStatus, WebhookDelivery
+
+    # given an endpoint subscribed to sent and delivered, and the tenant's callback secret
+    tenant = sender.tenant
+    _, endpoint_secret = webhooks.webhook_endpoint_create(tenant=tenant, url=f"{receiver.url}/endpoint", actor=SYSTEM,
+                                                          events=["message.sent", "message.delivered"])
+    _, callback_secret = webhooks.webhook_callback_secret_rotate(tenant=tenant, actor=SYSTEM)
+    worker = stack.start_worker()
+    # when a message with a callback_url is posted and the real worker sends it
+    message_id = sender("+14155551234", callback_url=f"{receiver.url}/callback")
+
+    # then the endpoint gets message.sent and message.delivered, the callback URL every event too
+    def arrived() -> bool:
+        return ({"message.sent", "message.delivered"} <= set(receiver.types("/endpoint"))
+                and {"message.queued", "message.sent", "message.delivered"} <= set(receiver.types("/callback")))
+
+    try:
+        _wait_for(arrived, 15, "the webhooks", interval=0.1)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; got {[(p, json.loads(b)['type']) for p, _, b in receiver.requests]}\n"
+                             f"{worker.tail()}") from None
+    time.sleep(0.5)  # a duplicate would come right behind: give it the chance to show
+    assert sorted(receiver.types("/endpoint")) == ["message.delivered", "message.sent"]
+    assert sorted(receiver.types("/callback")) == ["message.delivered", "message.queued", "message.sent"]
+    # and each verifies with the Standard Webhooks reference library, under its own secret only
+    for path, secret, other in (("/endpoint", endpoint_secret, callback_secret),
+                                ("/callback", callback_secret, endpoint_secret)):
+        for headers, body in receiver.received(path):
+            payload = Webhook(secret).verify(body, headers)
+            assert payload["data"]["id"] == message_id and payload["data"]["status"] == payload["type"][8:]
+            with pytest.raises(WebhookVerificationError):
+                Webhook(other).verify(body, headers)
+    # and the sequence numbers put the events in lifecycle order, the webhook-ids are all different
+    sequences = {json.loads(body)["type"]: json.loads(body)["data"]["sequence"] for _, body in
+                 receiver.received("/callback")}
+    assert sequences == {"message.queued": 1, "message.sent": 3, "message.delivered": 4}
+    ids = [headers["webhook-id"] for _, headers, _ in receiver.requests]
+    assert len(ids) == len(set(ids)) == 5
+    # and the outbox says delivered for all five
+    deliveries = WebhookDelivery.unscoped.filter(message__public_id=message_id)
+    assert sorted(deliveries.values_list("status", flat=True)) == [DeliveryStatus.DELIVERED] * 5
