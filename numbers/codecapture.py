@@ -48,9 +48,7 @@ _NUMBER_RUN = re.compile(r"(?<![0-9A-Za-z])\+?(?>\d+(?:[ \-.:/,]\d+)*)(?![0-9A-Z
 _ALNUM = re.compile(r"(?<![0-9A-Za-z+/=-])(?=[A-Z]*\d)(?=\d*[A-Z])[A-Z0-9]{4,8}(?![0-9A-Za-z+/=])")
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}-\d{1,2}-\d{2,4}")
 
-_CURRENCY_BEFORE = re.compile(
-    r"(?:[¥$€£₽₹]|R\$|(?i:rmb|cny|usd|eur|gbp|brl|mxn|jpy|rub|rur)|人民币|金额|金額)\s*$"
-)
+_CURRENCY_BEFORE = re.compile(r"(?:[¥$€£₽₹]|R\$|(?i:rmb|cny|usd|eur|gbp|brl|mxn|jpy|rub|rur)|人民币|金额|金額)\s*$")
 _UNIT_AFTER = re.compile(
     r"^\s*(?:[元円₽€$年月日号時时分秒]|(?i:руб|р\.|eur|usd|gbp|brl|rub|cny|jpy|reais|d[óo]lares|dollars|euros?|yen"
     r"|h\b|hrs?\b|hours?|horas?|stunden?|heures?|min|secs?\b|seconds?|segundos?|sekunden|minut|минут|мин|секунд|час"
@@ -132,6 +130,8 @@ def _in_context(text: str, cand: _Candidate, keywords: list[tuple[int, int]]) ->
         return True
     for word in _CONTEXT_WORDS.finditer(before):
         word_end = cand.start - len(before) + word.end()
+        if re.search(r"\d", text[word_end : cand.start]):
+            continue  # "order 7788 is 551902": the word names the other number
         if not any(k_start < cand.start and k_end >= word_end for k_start, k_end in keywords):
             return True
     return False
@@ -180,6 +180,8 @@ _SERVICE_PHRASES = [
         rf"\b(?i:code de (?:vérification|confirmation|sécurité|connexion|validation)) {_NAME}",
         rf"(?i:ваш|твой) (?i:код)(?: (?i:подтверждения|для входа))? {_NAME}",
         rf"\b(?i:kode (?:verifikasi|OTP)) {_NAME}",
+        rf"\b(?i:mã|ma) (?i:xác thực|xac thuc|xác minh|xac minh|OTP) {_NAME}",
+        rf"(?i:вход\w* в) {_NAME}",
         rf"\b(?i:codice)(?: (?i:di verifica))? (?i:di|per) {_NAME}",
         r"(?P<name>[A-Za-z][A-Za-z0-9!.&]*(?: [A-Za-z][A-Za-z0-9!.&]*){0,2})\s?の(?:認証|確認|セキュリティ|ワンタイム)",
     )
