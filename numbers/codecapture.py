@@ -30,7 +30,7 @@ _KEYWORD = re.compile(
     r"(?i:verif\w*|passcode|one[- ]time|code|c[óo]digo|codice|\bkode|\bkod\w*|clave|senha|token"
     r"|код|пароль|подтвер\w*|mã|ma xac|رمز|كود)"
     r"|\b(?:OTP|otp|PIN|pin|(?:m|push|sms|chip)?TAN)\b"
-    r"|验证|校验码|动态码|确认码|认证码|动态密码|驗證|認証番号|暗証番号|認証|確認コード|確認番号|コード|パスワード|인증"
+    r"|验证|校验码|动态码|确认码|认证码|动态密码|动态口令|驗證|認証番号|暗証番号|認証|確認コード|確認番号|コード|パスワード|인증"
 )
 
 # Codes for something other than signing in: masked before keywords are read,
@@ -95,7 +95,12 @@ def capture(text: str) -> Capture | None:
 def _candidates(text: str, keywords: list[tuple[int, int]]) -> list[_Candidate]:
     found = [c for m in _NUMBER_RUN.finditer(text) for c in _from_number_run(text, m)]
     found += [_Candidate(m.group(), m.start(), m.end()) for m in _ALNUM.finditer(text)]
-    return [c for c in found if not _in_context(text, c, keywords)]
+    senders = [m.span() for m in (_SENDER_SPAN_START.search(text), _BRACKET_END.search(text)) if m]
+    return [
+        c
+        for c in found
+        if not _in_context(text, c, keywords) and not any(s <= c.start and c.end <= e for s, e in senders)
+    ]
 
 
 def _from_number_run(text: str, match: re.Match[str]) -> list[_Candidate]:
@@ -160,21 +165,24 @@ def _distance(cand: _Candidate, keyword: tuple[int, int]) -> tuple[int, int]:
 
 # A name: up to three words, the first capitalized (or camel-cased like iFood).
 _WORD = r"(?:[A-ZÀ-ÖØ-ÞА-ЯЁ][\w.&'!+-]*|[a-z]+[A-Z]\w*)"
-_NAME = rf"(?P<name>{_WORD}(?: {_WORD}){{0,2}})"
+_NAME = rf"(?P<name>{_WORD}(?: (?:(?:of|de|do|da|du|del|der|und|and|&) )?{_WORD}){{0,2}})"
 _CODE_MODIFIERS = (
     r"(?: (?i:account|security|verification|login|log-in|sign-in|signin|confirmation|access|one-time|ID|2FA|Guard))*"
 )
 _CARRIER_MARKERS = re.compile(r"^\s*(?:<#>|\[(?:Web발신|국외발신|국제발신|광고)\])\s*")
 _BRACKET_START = re.compile(r"^\s*[【\[]\s*(?P<name>[^】\]\n]{1,30}?)\s*[】\]]")
-_BRACKET_END = re.compile(r"[【\[]\s*(?P<name>[^】\]\n]{1,30}?)\s*[】\]]\s*$")
+_BRACKET_END = re.compile(r"【\s*(?P<name>[^】\n]{1,30}?)\s*】\s*$")
+# The sender bracket itself ("【12306】") is never the code.
+_SENDER_SPAN_START = re.compile(r"^\s*(?:<#>|\[(?:Web발신|국외발신|국제발신|광고)\])?\s*[【\[][^】\]\n]{1,30}[】\]]")
 _SENDER_PREFIX = re.compile(rf"^\s*{_NAME}\s?[:：]")
 _SERVICE_PHRASES = [
     re.compile(p)
     for p in (
         rf"\b{_NAME}{_CODE_MODIFIERS} (?i:code|PIN|passcode|OTP)\b",  # your Google verification code
         rf"\b(?i:verify your) {_NAME} (?i:account)",
+        rf"\b(?i:code|OTP|PIN|passcode) (?i:for|from) {_NAME}",
         rf"(?i:c[óo]digo)(?: (?i:de|da) (?i:verificaci[óo]n|verifica[çc][ãa]o|seguridad|seguran[çc]a|acceso|acesso"
-        rf"|confirma[çc][ãa]o|confirmaci[óo]n))? (?i:de|do|da|del|para|ao|al|no|en) {_NAME}",
+        rf"|confirma[çc][ãa]o|confirmaci[óo]n))? (?:(?i:de|do|da|del|para|ao|al|no|en) )?{_NAME}",
         rf"\b(?i:ihr|ihre|dein|deine) {_NAME}[- ](?i:code|bestätigungscode|sicherheitscode|verifizierungscode|tan)\b",
         rf"\b(?i:votre|ton) (?i:code)(?: (?i:de) (?i:vérification|confirmation|sécurité|connexion|validation))? {_NAME}",
         rf"\b(?i:code de (?:vérification|confirmation|sécurité|connexion|validation)) {_NAME}",
@@ -199,7 +207,7 @@ def service_of(text: str) -> str | None:
     text = _CARRIER_MARKERS.sub("", text.translate(_FULLWIDTH), count=1)
     for pattern in (_BRACKET_START, _BRACKET_END, _SENDER_PREFIX):
         match = pattern.search(text)
-        if match and (name := _clean_name(match.group("name"))):
+        if match and (name := _clean_name(match.group("name"), bracketed=pattern is not _SENDER_PREFIX)):
             return name
     for pattern in _SERVICE_PHRASES:
         for match in pattern.finditer(text):
@@ -208,11 +216,14 @@ def service_of(text: str) -> str | None:
     return None
 
 
-def _clean_name(raw: str) -> str | None:
+def _clean_name(raw: str, *, bracketed: bool = False) -> str | None:
+    """The name without leading filler words; None when what is left is no name (a keyword, a filler word)."""
     words = raw.strip().rstrip(".,;:'").split(" ")
     while words and words[0].lower() in _STOPWORDS:
         words.pop(0)
     name = _TRAILING.sub("", " ".join(words)).strip(" -")
-    if not name or _KEYWORD.search(name) or name.lower() in _STOPWORDS or not re.search(r"[^\W\d_]", name):
+    if not name or _KEYWORD.search(name) or name.lower() in _STOPWORDS:
+        return None
+    if not bracketed and not re.search(r"[^\W\d_]", name):  # "【12306】" is a sender; a bare number is not
         return None
     return name
