@@ -180,7 +180,7 @@ _SERVICE_PHRASES = [
     for p in (
         rf"\b{_NAME}{_CODE_MODIFIERS} (?i:code|PIN|passcode|OTP)\b",  # your Google verification code
         rf"\b(?i:verify your) {_NAME} (?i:account)",
-        rf"\b(?i:code|OTP|PIN|passcode) (?i:for|from) {_NAME}",
+        rf"\b(?i:\w*code|OTP|PIN|passcode|TAN) (?i:for|from|für|bei) {_NAME}",
         rf"(?i:c[óo]digo)(?: (?i:de|da) (?i:verificaci[óo]n|verifica[çc][ãa]o|seguridad|seguran[çc]a|acceso|acesso"
         rf"|confirma[çc][ãa]o|confirmaci[óo]n))? (?:(?i:de|do|da|del|para|ao|al|no|en) )?{_NAME}",
         rf"\b(?i:ihr|ihre|dein|deine) {_NAME}[- ](?i:code|bestätigungscode|sicherheitscode|verifizierungscode|tan)\b",
@@ -191,12 +191,16 @@ _SERVICE_PHRASES = [
         rf"\b(?i:mã|ma) (?i:xác thực|xac thuc|xác minh|xac minh|OTP) {_NAME}",
         rf"(?i:вход\w* в) {_NAME}",
         rf"\b(?i:codice)(?: (?i:di verifica))? (?i:di|per) {_NAME}",
-        r"(?P<name>[A-Za-z][A-Za-z0-9!.&]*(?: [A-Za-z][A-Za-z0-9!.&]*){0,2})\s?の(?:認証|確認|セキュリティ|ワンタイム)",
+        r"(?P<name>[A-Za-z][A-Za-z0-9!.&]*(?: [A-Za-z][A-Za-z0-9!.&]*){0,2}?)\s?(?:ID)?の?(?:認証|確認|セキュリティ|ワンタイム)",
+        rf"(?:رمز|كود)[^0-9]{{0,30}}? (?:في|من|لـ) {_NAME}",
+        rf"\s[-–—]\s?{_NAME}\s*$",  # "... Do not share with anyone. -HDFC Bank"
+        rf"[.!]\s+{_NAME}\s*$",  # "... Никому не сообщайте. Wildberries"
     )
 ]
 _STOPWORDS = frozenset(
     "your use the this a an enter here is to is: dear hi hello our new tu su seu sua o a el la le votre ton ihr ihre"
     " dein deine ваш твой vous du de da do please important alert security info notice reminder warning never do"
+    " thanks thank regards"
     " don't not".split()
 )
 _TRAILING = re.compile(r"(?:[ -](?:ID|Account|account))+$")
