@@ -180,6 +180,7 @@ _SERVICE_PHRASES = [
     for p in (
         rf"\b{_NAME}{_CODE_MODIFIERS} (?i:code|PIN|passcode|OTP)\b",  # your Google verification code
         rf"\b(?i:verify your) {_NAME} (?i:account)",
+        rf"\b(?i:(?:log|logging|sign|signing) ?in ?to)(?: (?i:your))? {_NAME}",
         rf"\b(?i:\w*code|OTP|PIN|passcode|TAN) (?i:for|from|für|bei) {_NAME}",
         rf"(?i:c[óo]digo)(?: (?i:de|da) (?i:verificaci[óo]n|verifica[çc][ãa]o|seguridad|seguran[çc]a|acceso|acesso"
         rf"|confirma[çc][ãa]o|confirmaci[óo]n))? (?:(?i:de|do|da|del|para|ao|al|no|en) )?{_NAME}",
@@ -190,7 +191,7 @@ _SERVICE_PHRASES = [
         rf"\b(?i:kode (?:verifikasi|OTP)) {_NAME}",
         rf"\b(?i:mã|ma) (?i:xác thực|xac thuc|xác minh|xac minh|OTP) {_NAME}",
         rf"(?i:вход\w* в) {_NAME}",
-        rf"\b(?i:codice)(?: (?i:di verifica))? (?i:di|per) {_NAME}",
+        rf"\b(?i:codice)(?: (?i:di verifica))?(?: (?i:di|per))? {_NAME}",
         r"(?P<name>[A-Za-z][A-Za-z0-9!.&]*(?: [A-Za-z][A-Za-z0-9!.&]*){0,2}?)\s?(?:ID)?の?(?:認証|確認|セキュリティ|ワンタイム)",
         rf"(?:رمز|كود)[^0-9]{{0,30}}? (?:في|من|لـ) {_NAME}",
         rf"\s[-–—]\s?{_NAME}\s*$",  # "... Do not share with anyone. -HDFC Bank"
@@ -223,7 +224,7 @@ def service_of(text: str) -> str | None:
 def _clean_name(raw: str, *, bracketed: bool = False) -> str | None:
     """The name without leading filler words; None when what is left is no name (a keyword, a filler word)."""
     words = raw.strip().rstrip(".,;:'").split(" ")
-    while words and words[0].lower() in _STOPWORDS:
+    while words and words[0].lower().strip("!,.:") in _STOPWORDS:
         words.pop(0)
     name = _TRAILING.sub("", " ".join(words)).strip(" -")
     if not name or _KEYWORD.search(name) or name.lower() in _STOPWORDS:
