@@ -1,1 +1,222 @@
-"""Models of numbers; this app's issue has not come yet."""
+"""Phone-number inventory, its event history, assignments, leases and their usage for billing."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Tenant
+from accounts.tenancy import TenantScopedManager
+from smsportal.ids import PublicId
+
+
+class NumberType(models.TextChoices):
+    LOCAL = "local", "Local"
+    MOBILE = "mobile", "Mobile"
+    TOLL_FREE = "toll_free", "Toll-free"
+    SHORT_CODE = "short_code", "Short code"
+    VIRTUAL = "virtual", "Virtual"
+
+
+class Capability(models.TextChoices):
+    SMS = "sms", "SMS"
+    MMS = "mms", "MMS"
+    VOICE = "voice", "Voice"
+
+
+class NumberStatus(models.TextChoices):
+    AVAILABLE = "available", "Available"
+    ASSIGNED = "assigned", "Assigned"
+    LEASED = "leased", "Leased"
+    QUARANTINED = "quarantined", "Quarantined"
+    RETIRED = "retired", "Retired"
+
+
+HELD = [NumberStatus.ASSIGNED, NumberStatus.LEASED]
+
+
+class PhoneNumber(models.Model):
+    """A number of the platform's inventory.
+
+    Not tenant-scoped on purpose: the inventory belongs to the platform, and the allocator must
+    see every available number. What a tenant holds is read through its NumberAssignment and
+    NumberLease rows (tenant-scoped) or filtered by `holder` explicitly.
+    """
+
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("num"), editable=False)
+    # E.164 (+14155550100); a short code has no E.164 form and is stored as its digits (72345).
+    number = models.CharField(max_length=20, unique=True)
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. GB.")
+    type = models.CharField(max_length=16, choices=NumberType.choices)
+    capabilities = models.JSONField(default=list, help_text='e.g. ["sms", "voice"]')
+    carrier = models.CharField(max_length=50, default="simulator")
+    monthly_cost = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
+    monthly_price = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
+    status = models.CharField(max_length=16, choices=NumberStatus.choices, default=NumberStatus.AVAILABLE)
+    holder = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    quarantined_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["number"]
+        indexes = [
+            # The allocator: available numbers of a country and type.
+            models.Index(fields=["status", "country", "type"], name="number_alloc_idx"),
+            # The sweep: quarantined numbers whose cool-down is over.
+            models.Index(fields=["quarantined_until"], condition=Q(status="quarantined"),
+                         name="number_quarantine_idx"),
+        ]
+        constraints = [
+            # A held number has a holder; any other has none.
+            models.CheckConstraint(
+                condition=Q(status__in=HELD, holder__isnull=False) | (~Q(status__in=HELD) & Q(holder__isnull=True)),
+                name="number_holder_matches_status",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=NumberStatus.QUARANTINED) | Q(quarantined_until__isnull=False),
+                name="number_quarantine_has_end",
+            ),
+            models.CheckConstraint(condition=Q(monthly_cost__gte=0) & Q(monthly_price__gte=0),
+                                   name="number_money_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class NumberEvent(models.Model):
+    """One change of a number's status or holder; append-only (written only by numbers.services)."""
+
+    class Kind(models.TextChoices):
+        IMPORTED = "imported", "Imported"
+        ASSIGNED = "assigned", "Assigned"
+        LEASED = "leased", "Leased"
+        EXTENDED = "extended", "Extended"
+        RELEASED = "released", "Released"
+        QUARANTINED = "quarantined", "Quarantined"
+        RETURNED = "returned", "Returned to the pool"
+        RETIRED = "retired", "Retired"
+
+    number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="events")
+    # The tenant the change concerns (the holder); empty for inventory-only changes.
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    actor = models.CharField(max_length=200, default="system")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        default_manager_name = "unscoped"
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["number", "created_at"]), models.Index(fields=["tenant", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.number_id} {self.kind}"
+
+
+class NumberAssignment(models.Model):
+    """A number rented by a tenant until released."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("asg"), editable=False)
+    number = models.ForeignKey(PhoneNumber, on_delete=models.PROTECT, related_name="assignments")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        default_manager_name = "unscoped"
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["tenant", "ended_at"])]
+        constraints = [
+            # At most one active holding per number, enforced by the database.
+            models.UniqueConstraint(fields=["number"], condition=Q(ended_at=None), name="one_active_assignment"),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class NumberLease(models.Model):
+    """A number held temporarily (TTL 1 minute to 30 days); released early, or by the sweep when it ends."""
+
+    class ReleaseReason(models.TextChoices):
+        RELEASED = "released", "Released by the tenant"
+        EXPIRED = "expired", "Expired"
+        FORCE_RELEASED = "force_released", "Released by an account manager"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("lse"), editable=False)
+    number = models.ForeignKey(PhoneNumber, on_delete=models.PROTECT, related_name="leases")
+    started_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+    release_reason = models.CharField(max_length=16, choices=ReleaseReason.choices, blank=True)
+    callback_url = models.URLField(max_length=2000, blank=True)
+    expiring_notified_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        default_manager_name = "unscoped"
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["tenant", "released_at"]),
+            # The sweep reads active leases by expiry.
+            models.Index(fields=["expires_at"], condition=Q(released_at=None), name="lease_active_expiry_idx"),
+        ]
+        constraints = [
+            # At most one active holding per number, enforced by the database.
+            models.UniqueConstraint(fields=["number"], condition=Q(released_at=None), name="one_active_lease"),
+            models.CheckConstraint(condition=Q(expires_at__gt=models.F("started_at")), name="lease_ends_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class NumberUsage(models.Model):
+    """Usage for billing: per tenant, number, kind of holding and UTC day.
+
+    Written when a holding ends (release, expiry, force-release): `seconds` is the time held that
+    day and `holdings` counts the holdings that started that day (the lease count). Number-days are
+    `seconds / 86400`. An assignment still running has no rows yet; billing closes a period by
+    reading the open assignments too.
+    """
+
+    class Kind(models.TextChoices):
+        ASSIGNMENT = "assignment", "Assignment"
+        LEASE = "lease", "Lease"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    number = models.ForeignKey(PhoneNumber, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    day = models.DateField()
+    seconds = models.PositiveIntegerField(default=0)
+    holdings = models.PositiveIntegerField(default=0)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        default_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "number", "kind", "day"], name="one_usage_row_per_day"),
+        ]
+
+    @property
+    def number_days(self) -> Decimal:
+        return (Decimal(self.seconds) / Decimal(86400)).quantize(Decimal("0.0001"))
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.number_id} {self.kind} {self.day}"

@@ -143,6 +143,11 @@ SIMULATOR_RECEIPT_DELAY = env.float("SIMULATOR_RECEIPT_DELAY", default=1.0)
 # A message left in queued or sending this long is re-enqueued by the sweeper.
 MESSAGE_STUCK_SECONDS = env.int("MESSAGE_STUCK_SECONDS", default=120)
 
+# --- Numbers ------------------------------------------------------------------------
+# A released or expired number rests this long before anyone else can hold it, so the next
+# holder never receives codes meant for the last one.
+NUMBER_QUARANTINE_SECONDS = env.int("NUMBER_QUARANTINE_SECONDS", default=24 * 3600)
+
 # --- Webhooks -----------------------------------------------------------------------
 # Off in production: a webhook target on a loopback, private, link-local, multicast or reserved
 # address is refused (smsportal/outbound.py). `make run` and the tests turn it on for loopback receivers.

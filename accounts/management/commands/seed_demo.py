@@ -1,6 +1,8 @@
-"""manage.py seed_demo: the demo tenant, its owner and a test key; safe to run again."""
+"""manage.py seed_demo: the demo tenant, its owner, a test key and the simulator's numbers; safe to run again."""
 import os
 import secrets
+from numbers.inventory import demo_stock
+from numbers.services import phone_number_upsert
 
 from django.core.management.base import BaseCommand
 
@@ -13,7 +15,8 @@ DEMO_KEY_NAME = "Demo test key"
 
 
 class Command(BaseCommand):
-    help = "Create (or refresh) the demo tenant, its owner demo@example.com and a test-mode API key."
+    help = ("Create (or refresh) the demo tenant, its owner demo@example.com, a test-mode API key and the "
+            "carrier simulator's phone numbers.")
 
     def handle(self, **options):
         password = secrets.token_urlsafe(12)
@@ -28,8 +31,10 @@ class Command(BaseCommand):
             services.api_key_revoke(tenant=tenant, api_key=old, actor=services.SYSTEM)
         _key, secret = services.api_key_create(tenant=tenant, name=DEMO_KEY_NAME, mode=ApiKey.Mode.TEST,
                                                actor=services.SYSTEM)
+        created = sum(phone_number_upsert(**fields)[1] for fields in demo_stock())
         base = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
         self.stdout.write(self.style.SUCCESS("Demo tenant ready."))
         self.stdout.write(f"  Portal:   {base}/portal/  (email {DEMO_EMAIL}, password {password})")
         self.stdout.write(f"  Test key: {secret}")
+        self.stdout.write(f"  Numbers:  {created} added to the simulator's inventory")
         self.stdout.write(f'  Try:      curl -H "Authorization: Bearer {secret}" {base}/v1/me')

@@ -1,0 +1,125 @@
+"""Admin for account managers: the number inventory, its history, leases and assignments."""
+from numbers import services
+from numbers.models import NumberAssignment, NumberEvent, NumberLease, NumberUsage, PhoneNumber
+
+from django.contrib import admin, messages
+
+from accounts.services.audit import Actor
+from smsportal.errors import DomainError
+
+
+class _ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class NumberEventInline(_ReadOnlyInline):
+    model = NumberEvent
+    fields = ["created_at", "kind", "from_status", "to_status", "tenant", "detail", "actor"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-id"]
+
+
+class NumberLeaseInline(_ReadOnlyInline):
+    model = NumberLease
+    fields = ["public_id", "tenant", "started_at", "expires_at", "released_at", "release_reason"]
+    readonly_fields = fields
+
+
+@admin.register(PhoneNumber)
+class PhoneNumberAdmin(admin.ModelAdmin):
+    """Descriptions are editable; status and holder change only through the actions (services)."""
+
+    list_display = ["number", "country", "type", "status", "holder", "carrier", "monthly_cost", "monthly_price",
+                    "quarantined_until"]
+    list_filter = ["status", "type", "country", "carrier"]
+    search_fields = ["number", "=public_id", "holder__slug"]
+    list_select_related = ["holder"]
+    readonly_fields = ["public_id", "status", "holder", "quarantined_until", "created_at", "updated_at"]
+    inlines = [NumberEventInline, NumberLeaseInline]
+    actions = ["retire", "force_release"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # inventory is retired, never deleted
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        services.phone_number_upsert(actor=Actor(user=request.user), **{
+            name: form.cleaned_data[name]
+            for name in ["number", "country", "type", "capabilities", "carrier", "monthly_cost", "monthly_price"]
+        })
+
+    def _each(self, request, queryset, action, verb: str) -> None:
+        done = 0
+        for number in queryset:
+            try:
+                done += bool(action(number=number, actor=Actor(user=request.user)))
+            except DomainError as error:
+                self.message_user(request, f"{number}: {error.message}", messages.ERROR)
+        self.message_user(request, f"{verb} {done} number(s).", messages.SUCCESS)
+
+    @admin.action(description="Retire the selected numbers (only when no tenant holds them)")
+    def retire(self, request, queryset):
+        self._each(request, queryset, services.number_retire, "Retired")
+
+    @admin.action(description="Force-release the selected numbers (they go to quarantine)")
+    def force_release(self, request, queryset):
+        self._each(request, queryset, services.number_force_release, "Released")
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(NumberLease)
+class NumberLeaseAdmin(_ReadOnlyAdmin):
+    """Lease history, read-only."""
+
+    list_display = ["public_id", "number", "tenant", "started_at", "expires_at", "released_at", "release_reason"]
+    list_filter = ["release_reason"]
+    search_fields = ["=public_id", "number__number", "tenant__slug"]
+    list_select_related = ["number", "tenant"]
+    date_hierarchy = "started_at"
+
+
+@admin.register(NumberAssignment)
+class NumberAssignmentAdmin(_ReadOnlyAdmin):
+    list_display = ["public_id", "number", "tenant", "started_at", "ended_at"]
+    search_fields = ["=public_id", "number__number", "tenant__slug"]
+    list_select_related = ["number", "tenant"]
+
+
+@admin.register(NumberEvent)
+class NumberEventAdmin(_ReadOnlyAdmin):
+    list_display = ["created_at", "number", "kind", "from_status", "to_status", "tenant", "actor"]
+    list_filter = ["kind"]
+    search_fields = ["number__number", "tenant__slug"]
+    list_select_related = ["number", "tenant"]
+
+
+@admin.register(NumberUsage)
+class NumberUsageAdmin(_ReadOnlyAdmin):
+    list_display = ["day", "tenant", "number", "kind", "seconds", "holdings"]
+    list_filter = ["kind"]
+    date_hierarchy = "day"
+    list_select_related = ["number", "tenant"]

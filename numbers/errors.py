@@ -1,0 +1,31 @@
+"""Errors of the numbers app, each with a stable code."""
+from smsportal.errors import Conflict, DomainError, NotFound
+
+
+class NoNumberAvailable(Conflict):
+    code = "no_number_available"
+    message = "No available number matches the request."
+
+
+class NumberNotAvailable(Conflict):
+    code = "number_not_available"
+    message = "This number is not available."
+
+
+class NumberHeld(Conflict):
+    code = "number_held"
+    message = "This number is held by a tenant; release it first."
+
+
+class LeaseEnded(Conflict):
+    code = "lease_ended"
+    message = "This lease has already ended."
+
+
+class InvalidTtl(DomainError):
+    code = "invalid_ttl"
+    message = "ttl_seconds must be between 60 (1 minute) and 2592000 (30 days)."
+
+
+class NumberNotFound(NotFound):
+    code = "not_found"

@@ -1,0 +1,331 @@
+"""Use cases of the numbers app: inventory, assignments, leases, the expiry sweep and usage.
+
+The invariants live in the database: a number moves between statuses only by a conditional
+UPDATE from the status it is expected to have, and the partial unique constraints on
+NumberAssignment and NumberLease allow one active holding per number. Every change of status or
+holder writes one NumberEvent in the same transaction.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from numbers.errors import InvalidTtl, LeaseEnded, NoNumberAvailable, NumberHeld, NumberNotAvailable, NumberNotFound
+from numbers.models import (
+    NumberAssignment,
+    NumberEvent,
+    NumberLease,
+    NumberStatus,
+    NumberType,
+    NumberUsage,
+    PhoneNumber,
+)
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from accounts.models import Tenant
+from accounts.services.audit import SYSTEM, Actor
+from smsportal.errors import Conflict
+
+TTL_MIN = 60
+TTL_MAX = 30 * 24 * 3600
+SWEEP_BATCH = 500
+# One run handles at most this many batches of each kind; the rest waits for the next minute.
+SWEEP_MAX_BATCHES = 40
+# How many candidates the allocator tries when another writer took the one it picked (SQLite).
+CLAIM_ATTEMPTS = 5
+
+Kind = NumberEvent.Kind
+Reason = NumberLease.ReleaseReason
+
+
+# --- Status moves -------------------------------------------------------------------------------
+
+
+def _number_move(
+    *, number_id: int, frm: str, to: str, kind: str, tenant: Tenant | None, actor: Actor, detail: str = "",
+    extra_filters: dict | None = None, **fields,
+) -> bool:
+    """Conditional UPDATE from status `frm`; writes the event and returns True only when it moved."""
+    changed = PhoneNumber.objects.filter(pk=number_id, status=frm, **(extra_filters or {})).update(
+        status=to, updated_at=timezone.now(), **fields
+    )
+    if changed:
+        NumberEvent.unscoped.create(number_id=number_id, tenant=tenant, kind=kind, from_status=frm, to_status=to,
+                                    detail=detail[:300], actor=actor.label)
+    return bool(changed)
+
+
+def _claim(*, candidates: QuerySet, to: str, tenant: Tenant, kind: str, actor: Actor, detail: str,
+           error: type[Conflict]) -> PhoneNumber:
+    """Claims one of `candidates` (available numbers) for `tenant`; call inside a transaction.
+
+    On PostgreSQL, `skip_locked` lets concurrent callers each lock a different row instead of
+    queueing on the same one; the conditional UPDATE is what guarantees a number is taken once
+    (SQLite ignores the row lock and serializes writers instead)."""
+    tried: list[int] = []
+    for _ in range(CLAIM_ATTEMPTS):
+        number = (candidates.exclude(pk__in=tried).select_for_update(skip_locked=True)
+                  .order_by("updated_at", "id").first())
+        if number is None:
+            break
+        fields = {"holder": tenant, "quarantined_until": None}
+        if _number_move(number_id=number.pk, frm=NumberStatus.AVAILABLE, to=to, kind=kind, tenant=tenant,
+                        actor=actor, detail=detail, **fields):
+            number.status, number.holder = to, tenant
+            return number
+        tried.append(number.pk)
+    raise error()
+
+
+def _available(*, country: str | None, type: str | None, capability: str | None) -> QuerySet:
+    numbers = PhoneNumber.objects.filter(status=NumberStatus.AVAILABLE)
+    if country:
+        numbers = numbers.filter(country=country.upper())
+    if type:
+        numbers = numbers.filter(type=type)
+    if capability:
+        # JSON containment is not portable to SQLite; the quoted element matches the same rows.
+        numbers = numbers.filter(capabilities__icontains=f'"{capability}"')
+    return numbers
+
+
+def _own(tenant: Tenant, holding: NumberLease | NumberAssignment) -> None:
+    # Another tenant's lease answers like a missing one.
+    if holding.tenant_id != tenant.pk:
+        raise NumberNotFound()
+
+
+def _quarantine(*, number_id: int, frm: str, tenant: Tenant, now: datetime, actor: Actor, detail: str) -> bool:
+    until = now + timedelta(seconds=settings.NUMBER_QUARANTINE_SECONDS)
+    return _number_move(number_id=number_id, frm=frm, to=NumberStatus.QUARANTINED, kind=Kind.RELEASED,
+                        tenant=tenant, actor=actor, detail=detail, holder=None, quarantined_until=until)
+
+
+# --- Assignments ----------------------------------------------------------------------------------
+
+
+def number_assign(
+    *, tenant: Tenant, number: PhoneNumber | None = None, country: str | None = None, type: str | None = None,
+    capability: str | None = "sms", actor: Actor = SYSTEM,
+) -> NumberAssignment:
+    """Rents `number`, or any available number matching the filters, until released.
+
+    409 `number_not_available` for a given number that is not available, `no_number_available`
+    when nothing matches; in both cases nothing is written."""
+    with transaction.atomic():
+        if number is not None:
+            candidates = PhoneNumber.objects.filter(pk=number.pk, status=NumberStatus.AVAILABLE)
+            error: type[Conflict] = NumberNotAvailable
+        else:
+            candidates, error = _available(country=country, type=type, capability=capability), NoNumberAvailable
+        assignment = NumberAssignment(tenant=tenant, started_at=timezone.now())
+        claimed = _claim(candidates=candidates, to=NumberStatus.ASSIGNED, tenant=tenant, kind=Kind.ASSIGNED,
+                         actor=actor, detail=f"assignment {assignment.public_id}", error=error)
+        assignment.number = claimed
+        assignment.save()
+    return assignment
+
+
+def number_release_assignment(*, tenant: Tenant, assignment: NumberAssignment, actor: Actor = SYSTEM) -> bool:
+    """Ends a rental; the number goes to quarantine. Idempotent: False when it had already ended."""
+    _own(tenant, assignment)
+    now = timezone.now()
+    with transaction.atomic():
+        if not NumberAssignment.unscoped.filter(pk=assignment.pk, ended_at=None).update(ended_at=now):
+            return False
+        assignment.ended_at = now
+        _quarantine(number_id=assignment.number_id, frm=NumberStatus.ASSIGNED, tenant=tenant, now=now, actor=actor,
+                    detail=f"assignment {assignment.public_id} released")
+        _usage_record(tenant_id=tenant.pk, number_id=assignment.number_id, kind=NumberUsage.Kind.ASSIGNMENT,
+                      start=assignment.started_at, end=now)
+    return True
+
+
+# --- Leases ---------------------------------------------------------------------------------------
+
+
+def _check_ttl(ttl_seconds: int) -> None:
+    if not isinstance(ttl_seconds, int) or not TTL_MIN <= ttl_seconds <= TTL_MAX:
+        raise InvalidTtl(field="ttl_seconds")
+
+
+def number_lease_acquire(
+    *, tenant: Tenant, country: str, ttl_seconds: int, type: str = NumberType.MOBILE, capability: str = "sms",
+    callback_url: str = "", actor: Actor = SYSTEM,
+) -> NumberLease:
+    """Leases an available number of `country` and `type` for `ttl_seconds` (60 s .. 30 days).
+
+    Concurrent callers get distinct numbers (row locks with skip_locked, a conditional UPDATE and
+    the one-active-lease constraint); when none is left: 409 `no_number_available`, nothing written."""
+    _check_ttl(ttl_seconds)
+    now = timezone.now()
+    with transaction.atomic():
+        lease = NumberLease(tenant=tenant, started_at=now, expires_at=now + timedelta(seconds=ttl_seconds),
+                            callback_url=callback_url)
+        lease.number = _claim(candidates=_available(country=country, type=type, capability=capability),
+                              to=NumberStatus.LEASED, tenant=tenant, kind=Kind.LEASED, actor=actor,
+                              detail=f"lease {lease.public_id} until {lease.expires_at.isoformat()}",
+                              error=NoNumberAvailable)
+        lease.save()
+    return lease
+
+
+def number_lease_extend(*, tenant: Tenant, lease: NumberLease, ttl_seconds: int, actor: Actor = SYSTEM) -> NumberLease:
+    """Moves the lease's end `ttl_seconds` later; only while it runs, and at most 30 days from now.
+
+    Compare-and-set on `expires_at`: two concurrent extensions both count, and an extension racing
+    the sweep either commits first (the sweep's conditional UPDATE then skips the lease) or finds
+    the lease released and answers 409 `lease_ended`."""
+    _check_ttl(ttl_seconds)
+    _own(tenant, lease)
+    for _ in range(CLAIM_ATTEMPTS):
+        now = timezone.now()
+        current = NumberLease.unscoped.filter(pk=lease.pk).values("expires_at", "released_at").get()
+        if current["released_at"] is not None or current["expires_at"] <= now:
+            raise LeaseEnded()
+        new_end = current["expires_at"] + timedelta(seconds=ttl_seconds)
+        if new_end - now > timedelta(seconds=TTL_MAX):
+            raise InvalidTtl("A lease may run at most 30 days from now.", field="ttl_seconds")
+        with transaction.atomic():
+            if NumberLease.unscoped.filter(pk=lease.pk, released_at=None, expires_at=current["expires_at"]).update(
+                expires_at=new_end
+            ):
+                NumberEvent.unscoped.create(number_id=lease.number_id, tenant=tenant, kind=Kind.EXTENDED,
+                                            from_status=NumberStatus.LEASED, to_status=NumberStatus.LEASED,
+                                            detail=f"lease {lease.public_id} until {new_end.isoformat()}",
+                                            actor=actor.label)
+                lease.expires_at = new_end
+                return lease
+    raise Conflict("The lease changed concurrently; try again.", code="lease_busy")
+
+
+def number_lease_release(*, tenant: Tenant, lease: NumberLease, actor: Actor = SYSTEM,
+                         reason: str = Reason.RELEASED) -> bool:
+    """Ends a lease early; the number goes to quarantine. Idempotent: False when it had already ended."""
+    _own(tenant, lease)
+    released = _lease_end(lease_id=lease.pk, now=timezone.now(), reason=reason, actor=actor)
+    lease.refresh_from_db()
+    return released
+
+
+def _lease_end(*, lease_id: int, now: datetime, reason: str, actor: Actor, expired_only: bool = False) -> bool:
+    """Releases one lease exactly once: the conditional UPDATE on `released_at IS NULL` (and, for
+    the sweep, `expires_at <= now`) lets only one caller through; a lease extended after the
+    sweep read it no longer matches and stays."""
+    filters: dict = {"pk": lease_id, "released_at": None}
+    if expired_only:
+        filters["expires_at__lte"] = now
+    with transaction.atomic(savepoint=False):
+        if not NumberLease.unscoped.filter(**filters).update(released_at=now, release_reason=reason):
+            return False
+        lease = NumberLease.unscoped.select_related("tenant").get(pk=lease_id)
+        _quarantine(number_id=lease.number_id, frm=NumberStatus.LEASED, tenant=lease.tenant, now=now, actor=actor,
+                    detail=f"lease {lease.public_id} {reason}")
+        _usage_record(tenant_id=lease.tenant_id, number_id=lease.number_id, kind=NumberUsage.Kind.LEASE,
+                      start=lease.started_at, end=min(now, lease.expires_at))
+    return True
+
+
+# --- The sweep ------------------------------------------------------------------------------------
+
+
+def leases_release_expired(*, now: datetime | None = None) -> dict[str, int]:
+    """Releases every lease past its end, then returns quarantined numbers past their cool-down.
+
+    Runs from beat every minute in bounded batches. Two runs at once do no harm: each batch
+    locks its rows with skip_locked (PostgreSQL), and every change is a conditional UPDATE, so
+    each lease is released, and each number returned, exactly once."""
+    now = now or timezone.now()
+    counts = {"released": 0, "returned": 0}
+    for _ in range(SWEEP_MAX_BATCHES):
+        with transaction.atomic():
+            ids = _locked_ids(NumberLease.unscoped.filter(released_at=None, expires_at__lte=now).order_by("expires_at"))
+            counts["released"] += sum(
+                _lease_end(lease_id=pk, now=now, reason=Reason.EXPIRED, actor=SYSTEM, expired_only=True) for pk in ids
+            )
+        if len(ids) < SWEEP_BATCH:
+            break
+    for _ in range(SWEEP_MAX_BATCHES):
+        with transaction.atomic():
+            ids = _locked_ids(PhoneNumber.objects.filter(status=NumberStatus.QUARANTINED, quarantined_until__lte=now))
+            counts["returned"] += sum(_number_return(number_id=pk, now=now) for pk in ids)
+        if len(ids) < SWEEP_BATCH:
+            break
+    return counts
+
+
+def _locked_ids(queryset: QuerySet) -> list[int]:
+    """Up to one batch of ids, locked for this transaction and skipping rows another run holds."""
+    return list(queryset.select_for_update(skip_locked=True).values_list("pk", flat=True)[:SWEEP_BATCH])
+
+
+def _number_return(*, number_id: int, now: datetime) -> bool:
+    return _number_move(number_id=number_id, frm=NumberStatus.QUARANTINED, to=NumberStatus.AVAILABLE,
+                        kind=Kind.RETURNED, tenant=None, actor=SYSTEM, detail="cool-down over",
+                        extra_filters={"quarantined_until__lte": now}, quarantined_until=None)
+
+
+# --- Usage for billing ----------------------------------------------------------------------------
+
+
+def _usage_record(*, tenant_id: int, number_id: int, kind: str, start: datetime, end: datetime) -> None:
+    """Adds a finished holding to the per-day usage rows: seconds held each UTC day, and one
+    holding on the day it started. Called once per holding, inside the transaction that ends it."""
+    cursor, first = start.astimezone(UTC), True
+    end = end.astimezone(UTC)
+    while cursor < end or first:
+        midnight = datetime.combine(cursor.date() + timedelta(days=1), time.min, tzinfo=UTC)
+        upto = min(end, midnight)
+        row, _ = NumberUsage.unscoped.get_or_create(tenant_id=tenant_id, number_id=number_id, kind=kind,
+                                                    day=cursor.date())
+        NumberUsage.unscoped.filter(pk=row.pk).update(
+            seconds=F("seconds") + max(0, int((upto - cursor).total_seconds())), holdings=F("holdings") + int(first)
+        )
+        cursor, first = upto, False
+
+
+# --- Inventory (account managers) -----------------------------------------------------------------
+
+
+def phone_number_upsert(
+    *, number: str, country: str, type: str, capabilities: list[str], carrier: str, monthly_cost: Decimal,
+    monthly_price: Decimal, actor: Actor = SYSTEM,
+) -> tuple[PhoneNumber, bool]:
+    """Adds a number to the inventory, or updates its description (never its status or holder).
+
+    Idempotent by `number`; returns (number, created)."""
+    fields = {"country": country.upper(), "type": type, "capabilities": capabilities, "carrier": carrier,
+              "monthly_cost": monthly_cost, "monthly_price": monthly_price}
+    with transaction.atomic():
+        phone_number, created = PhoneNumber.objects.update_or_create(number=number, defaults=fields)
+        if created:
+            NumberEvent.unscoped.create(number=phone_number, kind=Kind.IMPORTED, to_status=phone_number.status,
+                                        detail=f"{type} {country.upper()} from {carrier}", actor=actor.label)
+    return phone_number, created
+
+
+def number_retire(*, number: PhoneNumber, actor: Actor = SYSTEM) -> bool:
+    """Takes a number out of service for good; refused (409 `number_held`) while a tenant holds it."""
+    with transaction.atomic():
+        for frm in (NumberStatus.AVAILABLE, NumberStatus.QUARANTINED):
+            if _number_move(number_id=number.pk, frm=frm, to=NumberStatus.RETIRED, kind=Kind.RETIRED, tenant=None,
+                            actor=actor, quarantined_until=None):
+                return True
+    number.refresh_from_db()
+    if number.status in (NumberStatus.ASSIGNED, NumberStatus.LEASED):
+        raise NumberHeld()
+    return False
+
+
+def number_force_release(*, number: PhoneNumber, actor: Actor = SYSTEM) -> bool:
+    """An account manager ends whatever holding the number has (lease or assignment)."""
+    lease = NumberLease.unscoped.filter(number=number, released_at=None).select_related("tenant").first()
+    if lease is not None:
+        return number_lease_release(tenant=lease.tenant, lease=lease, actor=actor, reason=Reason.FORCE_RELEASED)
+    assignment = NumberAssignment.unscoped.filter(number=number, ended_at=None).select_related("tenant").first()
+    if assignment is not None:
+        return number_release_assignment(tenant=assignment.tenant, assignment=assignment, actor=actor)
+    return False
