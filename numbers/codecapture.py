@@ -36,17 +36,17 @@ _KEYWORD = re.compile(
 # Codes for something other than signing in: masked before keywords are read,
 # so "promo code SAVE20" is not a verification code.
 _NOT_OTP = re.compile(
-    r"(?i:promo(?:tional)?\s?codes?|coupon\s?codes?|discount\s?codes?|voucher\s?codes?|gift\s?codes?"
+    r"(?i:promo(?:tional)?\s?codes?|qr[ -]?codes?|bar\s?codes?|c[óo]digo (?:qr|postal|de barras)|code postal|code[- ]barre"
+    r"|postleitzahl|почтов\w* индекс|coupon\s?codes?|discount\s?codes?|voucher\s?codes?|gift\s?codes?"
     r"|zip\s?codes?|postal\s?codes?|post\s?codes?|area\s?codes?|referral\s?codes?"
     r"|c[óo]digo promocional|c[óo]digo de (?:desconto|descuento|rastreio|rastreamento|seguimiento)"
     r"|cup[oó]m|cup[oó]n|gutschein\w*|code promo\w*|промокод\w*|трек-?код\w*)"
-    r"|优惠码|兑换码|邀请码|取件码|クーポンコード"
+    r"|优惠码|二维码|兑换码|邀请码|取件码|クーポンコード"
 )
 
 # Runs of digits joined by single separators; what joins them decides what they are.
 _NUMBER_RUN = re.compile(r"(?<![0-9A-Za-z])\+?(?>\d+(?:[ \-.:/,]\d+)*)(?![0-9A-Za-z])")
 _ALNUM = re.compile(r"(?<![0-9A-Za-z+/=-])(?=[A-Z]*\d)(?=\d*[A-Z])[A-Z0-9]{4,8}(?![0-9A-Za-z+/=])")
-_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}-\d{1,2}-\d{2,4}")
 
 _CURRENCY_BEFORE = re.compile(r"(?:[¥$€£₽₹]|R\$|(?i:rmb|cny|usd|eur|gbp|brl|mxn|jpy|rub|rur)|人民币|金额|金額)\s*$")
 _UNIT_AFTER = re.compile(
@@ -63,7 +63,7 @@ _CONTEXT_WORDS = re.compile(
     r"(?i:order|tracking|invoice|parcel|package|shipment|pedido|encomenda|factura|nota fiscal|bestell\w*|sendung"
     r"|commande|colis|заказ|посылк|отправлени|ending|ends in|final|terminad[ao]|endet|card|cart[ãa]o|tarjeta"
     r"|karte|carte|карт\w*|account|cuenta|conta|konto|compte|сч[её]т|call|llam\w*|ligu\w*|anruf\w*|appel\w*"
-    r"|звон\w*|tel\w*|phone|hotline|ref\w*|no\.|nº)"
+    r"|звон\w*|tel\w*|phone|hotline|ref\w*|no\.|nº|flight|gate|seat|vuelo|voo|flug|vol|рейс|room|zimmer)"
     r"|[#№]|订单|单号|运单|快递|尾号|末尾|账户|賬戶|致电|拨打|电话|热线|客服|注文|番号|お問い合わせ|電話|주문|전화"
 )
 _PHONE_BEFORE = re.compile(r"\+\d{0,3}[ -]?\(?$")
@@ -110,19 +110,39 @@ def _from_number_run(text: str, match: re.Match[str]) -> list[_Candidate]:
     if re.search(r"\d[.,:/]\d", run):
         return []  # an amount, a decimal, a date or a time
     groups = re.split(r"[ -]", run)
-    digits = "".join(groups)
     if len(groups) == 1:
-        return [_Candidate(run, start, match.end())] if 4 <= len(digits) <= 8 else []
-    if _DATE.fullmatch(run) or (len(digits) > 8 and all(len(g) >= 2 for g in groups)):
-        return []  # a date, or a phone or account number written in groups
-    if len(groups) <= 3 and all(2 <= len(g) <= 4 for g in groups) and 4 <= len(digits) <= 8:
-        return [_Candidate(digits, start, match.end())]  # "305 218", "123-456"
+        return [_Candidate(run, start, match.end())] if 4 <= len(run) <= 8 else []
+    if _is_date(groups) or _is_phone(run, groups):
+        return []
+    if _is_grouped_code(groups):
+        return [_Candidate("".join(groups), start, match.end())]  # "305 218", "123-456", "4 8 2 9"
     pieces, offset = [], start
-    for group in groups:
+    for group in groups:  # e.g. a code and a duration: "482915 10"
         if 4 <= len(group) <= 8:
             pieces.append(_Candidate(group, offset, offset + len(group)))
         offset += len(group) + 1
     return pieces
+
+
+def _is_date(groups: list[str]) -> bool:
+    if len(groups) != 3:
+        return False
+    a, b, c = (int(g) for g in groups)
+    if len(groups[0]) == 4:
+        return 1 <= b <= 12 and 1 <= c <= 31  # 2024-05-01
+    return len(groups[2]) in (2, 4) and max(a, b) <= 31 and min(a, b) <= 12 and min(a, b) >= 1  # 01-05-2024
+
+
+def _is_phone(run: str, groups: list[str]) -> bool:
+    """More than eight digits in hyphenated or short groups: a phone or account number ("1-800-432-1000")."""
+    return sum(len(g) for g in groups) > 8 and ("-" in run or all(len(g) <= 4 for g in groups))
+
+
+def _is_grouped_code(groups: list[str]) -> bool:
+    total = sum(len(g) for g in groups)
+    evenly = len(groups) <= 3 and all(2 <= len(g) <= 4 for g in groups)
+    one_by_one = all(len(g) == 1 for g in groups)
+    return 4 <= total <= 8 and (evenly or one_by_one)
 
 
 def _in_context(text: str, cand: _Candidate, keywords: list[tuple[int, int]]) -> bool:
@@ -180,6 +200,9 @@ _SERVICE_PHRASES = [
     for p in (
         rf"\b{_NAME}{_CODE_MODIFIERS} (?i:code|PIN|passcode|OTP)\b",  # your Google verification code
         rf"\b(?i:verify your) {_NAME} (?i:account)",
+        rf"\b(?i:sign(?:ing)? up for|register(?:ing)? for|signing up to) {_NAME}",
+        rf"(?i:confirm\w*|verif\w*) (?i:seu|su|your|tu) (?i:número|numero|number|conta|cuenta|account)"
+        rf" (?i:no|na|en|on|in|para|for) {_NAME}",
         rf"\b(?i:(?:log|logging|sign|signing) ?in ?to)(?: (?i:your))? {_NAME}",
         rf"\b(?i:\w*code|OTP|PIN|passcode|TAN) (?i:for|from|für|bei) {_NAME}",
         rf"(?i:c[óo]digo)(?: (?i:de|da) (?i:verificaci[óo]n|verifica[çc][ãa]o|seguridad|seguran[çc]a|acceso|acesso"
