@@ -68,6 +68,9 @@ _CONTEXT_WORDS = re.compile(
 )
 _PHONE_BEFORE = re.compile(r"\+\d{0,3}[ -]?\(?$")
 _MAX_DISTANCE = 100
+# Ten concatenated segments are about 1,600 characters; reading no further keeps
+# the keyword-by-candidate scoring cheap on hostile input.
+_MAX_TEXT = 4000
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def capture(text: str) -> Capture | None:
     """The verification code a message carries, with its service; None when it carries none."""
     if not isinstance(text, str) or not text:
         return None
-    plain = text.translate(_FULLWIDTH)
+    plain = text[:_MAX_TEXT].translate(_FULLWIDTH)
     masked = _NOT_OTP.sub(lambda m: " " * len(m.group()), plain)
     keywords = [(m.start(), m.end()) for m in _KEYWORD.finditer(masked)]
     if not keywords:
