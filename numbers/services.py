@@ -7,7 +7,7 @@ holder writes one NumberEvent in the same transaction.
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from numbers.errors import InvalidTtl, LeaseEnded, NoNumberAvailable, NumberHeld, NumberNotAvailable, NumberNotFound
 from numbers.models import (
@@ -243,9 +243,7 @@ def leases_release_expired(*, now: datetime | None = None) -> dict[str, int]:
     for _ in range(SWEEP_MAX_BATCHES):
         with transaction.atomic():
             ids = _locked_ids(NumberLease.unscoped.filter(released_at=None, expires_at__lte=now).order_by("expires_at"))
-            counts["released"] += sum(
-                _lease_end(lease_id=pk, now=now, reason=Reason.EXPIRED, actor=SYSTEM, expired_only=True) for pk in ids
-            )
+            counts["released"] += _leases_expire(ids=ids, now=now)
         if len(ids) < SWEEP_BATCH:
             break
     for _ in range(SWEEP_MAX_BATCHES):
@@ -255,6 +253,40 @@ def leases_release_expired(*, now: datetime | None = None) -> dict[str, int]:
         if len(ids) < SWEEP_BATCH:
             break
     return counts
+
+
+class SweepConflict(RuntimeError):
+    """A locked batch changed under the sweep; the batch is rolled back and the next run retries."""
+
+
+def _leases_expire(*, ids: list[int], now: datetime) -> int:
+    """Releases the locked leases `ids` that are still active and past their end, set-based.
+
+    Call inside the transaction that locked them: on PostgreSQL the row locks keep other writers
+    (an extension, a forced release) waiting until commit, after which their own conditional
+    UPDATE no longer matches; SQLite's IMMEDIATE transactions serialize writers. The re-read drops
+    a lease extended after the ids were read. Each UPDATE must change exactly the rows read;
+    otherwise SweepConflict rolls the whole batch back (nothing half-made)."""
+    leases = list(NumberLease.unscoped.filter(pk__in=ids, released_at=None, expires_at__lte=now))
+    if not leases:
+        return 0
+    until = now + timedelta(seconds=settings.NUMBER_QUARANTINE_SECONDS)
+    released = NumberLease.unscoped.filter(pk__in=[lease.pk for lease in leases], released_at=None).update(
+        released_at=now, release_reason=Reason.EXPIRED)
+    quarantined = PhoneNumber.objects.filter(pk__in=[lease.number_id for lease in leases],
+                                             status=NumberStatus.LEASED).update(
+        status=NumberStatus.QUARANTINED, holder=None, quarantined_until=until, updated_at=now)
+    if released != len(leases) or quarantined != len(leases):
+        raise SweepConflict(f"{len(leases)} leases read, {released} released, {quarantined} numbers quarantined")
+    NumberEvent.unscoped.bulk_create(
+        NumberEvent(number_id=lease.number_id, tenant_id=lease.tenant_id, kind=Kind.RELEASED,
+                    from_status=NumberStatus.LEASED, to_status=NumberStatus.QUARANTINED,
+                    detail=f"lease {lease.public_id} {Reason.EXPIRED}", actor=SYSTEM.label)
+        for lease in leases
+    )
+    _usage_add({(lease.tenant_id, lease.number_id, NumberUsage.Kind.LEASE, day): amounts
+                for lease in leases for day, amounts in _usage_days(lease.started_at, min(now, lease.expires_at))})
+    return len(leases)
 
 
 def _locked_ids(queryset: QuerySet) -> list[int]:
@@ -272,19 +304,37 @@ def _number_return(*, number_id: int, now: datetime) -> bool:
 
 
 def _usage_record(*, tenant_id: int, number_id: int, kind: str, start: datetime, end: datetime) -> None:
-    """Adds a finished holding to the per-day usage rows: seconds held each UTC day, and one
-    holding on the day it started. Called once per holding, inside the transaction that ends it."""
-    cursor, first = start.astimezone(UTC), True
-    end = end.astimezone(UTC)
-    while cursor < end or first:
+    """Adds one finished holding to the usage rows; inside the transaction that ends it."""
+    _usage_add({(tenant_id, number_id, kind, day): amounts for day, amounts in _usage_days(start, end)})
+
+
+def _usage_days(start: datetime, end: datetime) -> list[tuple[date, tuple[int, int]]]:
+    """Seconds held on each UTC day from `start` to `end`, and one holding on the day it started."""
+    cursor, end, days = start.astimezone(UTC), end.astimezone(UTC), []
+    while cursor < end or not days:
         midnight = datetime.combine(cursor.date() + timedelta(days=1), time.min, tzinfo=UTC)
         upto = min(end, midnight)
-        row, _ = NumberUsage.unscoped.get_or_create(tenant_id=tenant_id, number_id=number_id, kind=kind,
-                                                    day=cursor.date())
-        NumberUsage.unscoped.filter(pk=row.pk).update(
-            seconds=F("seconds") + max(0, int((upto - cursor).total_seconds())), holdings=F("holdings") + int(first)
-        )
-        cursor, first = upto, False
+        days.append((cursor.date(), (max(0, int((upto - cursor).total_seconds())), int(not days))))
+        cursor = upto
+    return days
+
+
+def _usage_add(amounts: dict[tuple[int, int, str, date], tuple[int, int]]) -> None:
+    """Adds (seconds, holdings) to the rows keyed (tenant, number, kind, day): one UPDATE per existing
+    row, one INSERT for all new ones. Holdings of one number end one at a time (one active holding,
+    and the row locks of the caller), so no other writer adds the same new row meanwhile; if one
+    did, the unique constraint fails the caller's transaction rather than count twice."""
+    existing = NumberUsage.unscoped.filter(number_id__in={key[1] for key in amounts},
+                                           day__in={key[3] for key in amounts})
+    found = {(u.tenant_id, u.number_id, u.kind, u.day): u.pk for u in existing if
+             (u.tenant_id, u.number_id, u.kind, u.day) in amounts}
+    for key, pk in found.items():
+        seconds, holdings = amounts[key]
+        NumberUsage.unscoped.filter(pk=pk).update(seconds=F("seconds") + seconds, holdings=F("holdings") + holdings)
+    NumberUsage.unscoped.bulk_create(
+        NumberUsage(tenant_id=key[0], number_id=key[1], kind=key[2], day=key[3], seconds=seconds, holdings=holdings)
+        for key, (seconds, holdings) in amounts.items() if key not in found
+    )
 
 
 # --- Inventory (account managers) -----------------------------------------------------------------

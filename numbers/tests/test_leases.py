@@ -338,3 +338,18 @@ def test_cel_7_two_sweeps_at_once_release_each_lease_once():
     assert all(_released_events(lease) == 1 for lease in leases)
     assert PhoneNumber.objects.filter(status=NumberStatus.QUARANTINED).count() == 120
     assert NumberUsage.unscoped.filter(kind="lease").count() == 120
+
+
+def test_usage_adds_up_two_leases_of_one_number_on_one_day(tenant, settings):
+    # given no cool-down, so the same number is leased twice the same day
+    settings.NUMBER_QUARANTINE_SECONDS = 0
+    stock(1)
+    with time_machine.travel(T0, tick=False):
+        services.number_lease_acquire(tenant=tenant, country="US", ttl_seconds=60)
+    assert services.leases_release_expired(now=T0 + timedelta(seconds=60)) == {"released": 1, "returned": 1}
+    with time_machine.travel(T0 + timedelta(seconds=120), tick=False):
+        services.number_lease_acquire(tenant=tenant, country="US", ttl_seconds=90)
+    services.leases_release_expired(now=T0 + timedelta(seconds=300))
+    # then one usage row: 150 seconds, 2 leases
+    usage = NumberUsage.unscoped.get()
+    assert (usage.seconds, usage.holdings, usage.day) == (150, 2, T0.date())
