@@ -29,3 +29,8 @@ class InvalidTtl(DomainError):
 
 class NumberNotFound(NotFound):
     code = "not_found"
+
+
+class InvalidCallbackUrl(DomainError):
+    code = "invalid_callback_url"
+    message = "callback_url must be a public http(s) URL."

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from numbers.errors import InvalidTtl, LeaseEnded, NoNumberAvailable, NumberHeld, NumberNotAvailable, NumberNotFound
+from numbers.errors import (
+    InvalidCallbackUrl,
+    InvalidTtl,
+    LeaseEnded,
+    NoNumberAvailable,
+    NumberHeld,
+    NumberNotAvailable,
+    NumberNotFound,
+)
 from numbers.models import (
     NumberAssignment,
     NumberEvent,
@@ -27,6 +35,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from accounts.services.audit import SYSTEM, Actor
+from smsportal import outbound
 from smsportal.errors import Conflict
 
 TTL_MIN = 60
@@ -152,6 +161,17 @@ def _check_ttl(ttl_seconds: int) -> None:
         raise InvalidTtl(field="ttl_seconds")
 
 
+def _callback_url_check(url: str) -> str:
+    """The checks that need no DNS (scheme, credentials, local names, IP literals, ports); the
+    connect-time guard in smsportal/outbound.py is the one that counts."""
+    if url:
+        try:
+            outbound.check_target(outbound.parse_url(url), allow_private=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS)
+        except outbound.BlockedDestination as error:
+            raise InvalidCallbackUrl(error.message, field="callback_url") from None
+    return url
+
+
 def number_lease_acquire(
     *, tenant: Tenant, country: str, ttl_seconds: int, type: str = NumberType.MOBILE, capability: str = "sms",
     callback_url: str = "", actor: Actor = SYSTEM,
@@ -161,6 +181,7 @@ def number_lease_acquire(
     Concurrent callers get distinct numbers (row locks with skip_locked, a conditional UPDATE and
     the one-active-lease constraint); when none is left: 409 `no_number_available`, nothing written."""
     _check_ttl(ttl_seconds)
+    _callback_url_check(callback_url)
     now = timezone.now()
     with transaction.atomic():
         lease = NumberLease(tenant=tenant, started_at=now, expires_at=now + timedelta(seconds=ttl_seconds),

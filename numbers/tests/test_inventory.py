@@ -118,3 +118,11 @@ def test_admin_actions_go_through_the_services(client, staff):
     assert leased.status == "quarantined" and leased.holder is None
     actor = NumberEvent.unscoped.filter(number=leased, kind="released").get().actor
     assert actor == staff.email
+
+
+def test_import_numbers_refuses_a_file_without_the_columns(tmp_path):
+    path = tmp_path / "numbers.csv"
+    path.write_text("number,country\n+14155550123,US\n")
+    with pytest.raises(CommandError, match="lacks the column"):
+        call_command("import_numbers", str(path))
+    assert not PhoneNumber.objects.exists()

@@ -5,7 +5,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from numbers import services
-from numbers.errors import InvalidTtl, LeaseEnded, NoNumberAvailable, NumberHeld, NumberNotAvailable, NumberNotFound
+from numbers.errors import (
+    InvalidCallbackUrl,
+    InvalidTtl,
+    LeaseEnded,
+    NoNumberAvailable,
+    NumberHeld,
+    NumberNotAvailable,
+    NumberNotFound,
+)
 from numbers.models import NumberAssignment, NumberEvent, NumberLease, NumberStatus, NumberUsage, PhoneNumber
 from numbers.tasks import numbers_release_expired_leases_task
 from numbers.tests.factories import stock
@@ -353,3 +361,14 @@ def test_usage_adds_up_two_leases_of_one_number_on_one_day(tenant, settings):
     # then one usage row: 150 seconds, 2 leases
     usage = NumberUsage.unscoped.get()
     assert (usage.seconds, usage.holdings, usage.day) == (150, 2, T0.date())
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/hook", "http://10.0.0.1/hook", "https://user:pw@example.com/",
+                                 "http://localhost/hook"])
+def test_it_refuses_a_callback_url_that_is_not_public_http(tenant, settings, url):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    stock(1)
+    with pytest.raises(InvalidCallbackUrl) as error:
+        services.number_lease_acquire(tenant=tenant, country="US", ttl_seconds=60, callback_url=url)
+    assert error.value.code == "invalid_callback_url" and error.value.field == "callback_url"
+    assert not NumberLease.unscoped.exists()

@@ -18,9 +18,13 @@ class Command(BaseCommand):
     def handle(self, *, file: str, **options):
         try:
             with open(file, newline="", encoding="utf-8-sig") as handle:
-                rows = list(csv.DictReader(handle))
-        except OSError as error:
+                reader = csv.DictReader(handle)
+                rows = list(reader)
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
             raise CommandError(f"Cannot read {file}: {error}") from None
+        missing = [column for column in CSV_COLUMNS if column not in (reader.fieldnames or [])]
+        if missing:
+            raise CommandError(f"{file} lacks the column(s) {', '.join(missing)}; expected {','.join(CSV_COLUMNS)}")
         counts = {"created": 0, "updated": 0, "errors": 0}
         for line, row in enumerate(rows, start=2):  # line 1 is the header
             try:
