@@ -89,8 +89,11 @@ def _claim(*, candidates: QuerySet, to: str, tenant: Tenant, kind: str, actor: A
     raise error()
 
 
-def _available(*, country: str | None, type: str | None, capability: str | None) -> QuerySet:
+def _available(*, country: str | None, type: str | None, capability: str | None,
+               contains: str | None = None) -> QuerySet:
     numbers = PhoneNumber.objects.filter(status=NumberStatus.AVAILABLE)
+    if contains:
+        numbers = numbers.filter(number__contains=contains)
     if country:
         numbers = numbers.filter(country=country.upper())
     if type:
@@ -113,12 +116,18 @@ def _quarantine(*, number_id: int, frm: str, tenant: Tenant, now: datetime, acto
                         tenant=tenant, actor=actor, detail=detail, holder=None, quarantined_until=until)
 
 
+def numbers_available(*, country: str | None = None, type: str | None = None, capability: str | None = None,
+                      contains: str | None = None) -> QuerySet:
+    """The available inventory matching the filters (what the allocator may hand out)."""
+    return _available(country=country, type=type, capability=capability, contains=contains)
+
+
 # --- Assignments ----------------------------------------------------------------------------------
 
 
 def number_assign(
     *, tenant: Tenant, number: PhoneNumber | None = None, country: str | None = None, type: str | None = None,
-    capability: str | None = "sms", actor: Actor = SYSTEM,
+    capability: str | None = "sms", contains: str | None = None, actor: Actor = SYSTEM,
 ) -> NumberAssignment:
     """Rents `number`, or any available number matching the filters, until released.
 
@@ -129,7 +138,8 @@ def number_assign(
             candidates = PhoneNumber.objects.filter(pk=number.pk, status=NumberStatus.AVAILABLE)
             error: type[Conflict] = NumberNotAvailable
         else:
-            candidates, error = _available(country=country, type=type, capability=capability), NoNumberAvailable
+            candidates = _available(country=country, type=type, capability=capability, contains=contains)
+            error = NoNumberAvailable
         assignment = NumberAssignment(tenant=tenant, started_at=timezone.now())
         claimed = _claim(candidates=candidates, to=NumberStatus.ASSIGNED, tenant=tenant, kind=Kind.ASSIGNED,
                          actor=actor, detail=f"assignment {assignment.public_id}", error=error)

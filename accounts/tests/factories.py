@@ -124,9 +124,17 @@ def _side(label: str) -> Side:
     message = messaging.message_send(tenant=tenant, api_key=api_key, to="+14155550123", sender=label.title()[:11],
                                      text=f"Hello from {label}", client_reference=f"{label}-ref-1")
     template = messaging.template_create(tenant=tenant, name=f"{label}_otp", body="Your code is ${code}")
+    # A rented number and a leased one (GB local numbers, which no other test stocks).
+    from numbers import services as numbers
+    from numbers.models import NumberType
+    from numbers.tests.factories import stock
+
+    held = stock(2, country="GB", type=NumberType.LOCAL, start=100 if label == "alpha" else 200)
+    assignment = numbers.number_assign(tenant=tenant, number=held[0])
+    lease = numbers.number_lease_acquire(tenant=tenant, country="GB", type=NumberType.LOCAL, ttl_seconds=3600)
     return Side(tenant=tenant, members=members, api_key=api_key, secret=secret, allowlist_entry=entry,
                 extra={"invitation": invitation, "created": timezone.now(), "message": message,
-                       "template": template, "webhook_endpoint": endpoint,
+                       "template": template, "webhook_endpoint": endpoint, "assignment": assignment, "lease": lease,
                        "webhook_delivery": WebhookDelivery.unscoped.get(endpoint=endpoint, message=message)})
 
 

@@ -1,0 +1,115 @@
+"""Serializers for /v1/numbers. Validation of meaning (TTL bounds, callback URL) lives in the services."""
+from numbers.models import Capability, NumberType, PhoneNumber
+from numbers.services import TTL_MAX, TTL_MIN
+
+from rest_framework import serializers
+
+
+class NumberFilterSerializer(serializers.Serializer):
+    """Query of GET /v1/numbers/available, and the filters of POST /v1/numbers."""
+
+    country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False,
+                                     help_text="ISO 3166-1 alpha-2, e.g. GB.")
+    type = serializers.ChoiceField(choices=NumberType.choices, required=False)
+    capability = serializers.ChoiceField(choices=Capability.choices, required=False)
+    contains = serializers.RegexField(r"^\d{1,15}$", required=False,
+                                      help_text="Digits the number must contain.")
+
+    def validate_country(self, value: str) -> str:
+        return value.upper()
+
+
+class AvailableNumberSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id")
+    monthly_price = serializers.DecimalField(max_digits=12, decimal_places=4, coerce_to_string=True)
+    capabilities = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        model = PhoneNumber
+        fields = ["id", "number", "country", "type", "capabilities", "monthly_price"]
+        read_only_fields = fields
+
+
+class NumberAssignSerializer(serializers.Serializer):
+    number = serializers.CharField(required=False, max_length=20, help_text="A given available number (E.164).")
+    country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False)
+    type = serializers.ChoiceField(choices=NumberType.choices, required=False)
+    capability = serializers.ChoiceField(choices=Capability.choices, required=False, default=Capability.SMS)
+    contains = serializers.RegexField(r"^\d{1,15}$", required=False)
+
+    def validate(self, attrs):
+        filters = {"country", "type", "contains"} & set(attrs)
+        if "number" in attrs and filters:
+            raise serializers.ValidationError(
+                {"number": "Give either a number or filters (country, type, capability, contains), not both."},
+                code="number_and_filters")
+        if "number" not in attrs and not filters:
+            raise serializers.ValidationError("Give a number, or filters (at least country, type or contains).",
+                                              code="number_or_filters_required")
+        if "country" in attrs:
+            attrs["country"] = attrs["country"].upper()
+        return attrs
+
+
+class AssignmentSerializer(serializers.Serializer):
+    """A number the tenant rents (POST /v1/numbers)."""
+
+    id = serializers.CharField(source="number.public_id", help_text="The number's id (DELETE /v1/numbers/{id}).")
+    assignment_id = serializers.CharField(source="public_id")
+    number = serializers.CharField(source="number.number")
+    country = serializers.CharField(source="number.country")
+    type = serializers.CharField(source="number.type")
+    capabilities = serializers.ListField(source="number.capabilities", child=serializers.CharField())
+    monthly_price = serializers.DecimalField(source="number.monthly_price", max_digits=12, decimal_places=4)
+    started_at = serializers.DateTimeField()
+
+
+class HeldNumberSerializer(serializers.ModelSerializer):
+    """One number the tenant holds (GET /v1/numbers): by assignment, or by lease with its expiry."""
+
+    id = serializers.CharField(source="public_id")
+    capabilities = serializers.ListField(child=serializers.CharField())
+    monthly_price = serializers.DecimalField(max_digits=12, decimal_places=4)
+    holding = serializers.ChoiceField(choices=["assignment", "lease"], source="holding_kind")
+    holding_id = serializers.CharField(help_text="The assignment (asg_) or lease (lse_) id.")
+    started_at = serializers.DateTimeField(source="holding_started_at")
+    expires_at = serializers.DateTimeField(source="holding_expires_at", allow_null=True,
+                                           help_text="When the lease ends; null for an assignment.")
+
+    class Meta:
+        model = PhoneNumber
+        fields = ["id", "number", "country", "type", "capabilities", "monthly_price", "holding", "holding_id",
+                  "started_at", "expires_at"]
+        read_only_fields = fields
+
+
+class LeaseCreateSerializer(serializers.Serializer):
+    country = serializers.RegexField(r"^[A-Za-z]{2}$", help_text="ISO 3166-1 alpha-2, e.g. US.")
+    ttl_seconds = serializers.IntegerField(help_text=f"{TTL_MIN} (1 minute) to {TTL_MAX} (30 days).")
+    type = serializers.ChoiceField(choices=NumberType.choices, required=False, default=NumberType.MOBILE)
+    capability = serializers.ChoiceField(choices=Capability.choices, required=False, default=Capability.SMS)
+    callback_url = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+    def validate_country(self, value: str) -> str:
+        return value.upper()
+
+
+class LeaseExtendSerializer(serializers.Serializer):
+    ttl_seconds = serializers.IntegerField(help_text="Seconds added to the current end (at most 30 days from now).")
+
+
+class LeaseSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    number = serializers.CharField(source="number.number", help_text="E.164.")
+    number_id = serializers.CharField(source="number.public_id")
+    country = serializers.CharField(source="number.country")
+    type = serializers.CharField(source="number.type")
+    status = serializers.SerializerMethodField()
+    started_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    released_at = serializers.DateTimeField(allow_null=True)
+    release_reason = serializers.CharField()
+    callback_url = serializers.CharField()
+
+    def get_status(self, lease) -> str:
+        return "active" if lease.released_at is None else "released"

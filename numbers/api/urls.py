@@ -1,0 +1,13 @@
+"""/v1 routes of numbers; the fixed paths come before numbers/<number_id>."""
+from numbers.api import views
+
+from django.urls import path
+
+urlpatterns = [
+    path("numbers", views.NumberListView.as_view(), name="number-list"),
+    path("numbers/available", views.AvailableNumberListView.as_view(), name="number-available"),
+    path("numbers/leases", views.LeaseCreateView.as_view(), name="number-lease-list"),
+    path("numbers/leases/<str:lease_id>", views.LeaseDetailView.as_view(), name="number-lease-detail"),
+    path("numbers/leases/<str:lease_id>/extend", views.LeaseExtendView.as_view(), name="number-lease-extend"),
+    path("numbers/<str:number_id>", views.NumberDetailView.as_view(), name="number-detail"),
+]

@@ -1,0 +1,141 @@
+"""/v1 views for numbers: the available inventory, assignments and leases (scope `numbers`)."""
+from numbers import selectors, services
+from numbers.api import serializers as s
+from numbers.errors import NumberNotAvailable
+from numbers.models import NumberAssignment, PhoneNumber
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from accounts.roles import Scope
+from accounts.services.audit import Actor
+from smsportal.api.pagination import CursorPagination
+from smsportal.api.views import ApiListView, ApiView
+
+
+class ByNumberPagination(CursorPagination):
+    ordering = ("number",)
+
+
+class AvailablePagination(ByNumberPagination):
+    page_size = 50
+    max_page_size = 50
+
+
+def _actor(request) -> Actor:
+    return Actor(api_key=request.auth)
+
+
+class AvailableNumberListView(ApiListView):
+    """Available numbers matching the filters, by number; at most 50 a page (`limit`)."""
+
+    required_scope = Scope.NUMBERS
+    serializer_class = s.AvailableNumberSerializer
+    pagination_class = AvailablePagination
+    filter_backends: list = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return PhoneNumber.objects.none()
+        query = s.NumberFilterSerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return services.numbers_available(**query.validated_data)
+
+    @extend_schema(parameters=[s.NumberFilterSerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class NumberListView(ApiListView):
+    """The numbers the tenant holds (GET), or rent one (POST): a given number or any matching the filters."""
+
+    required_scope = Scope.NUMBERS
+    serializer_class = s.HeldNumberSerializer
+    pagination_class = ByNumberPagination
+    filter_backends: list = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return PhoneNumber.objects.none()
+        return selectors.numbers_held(tenant=self.request.auth.tenant)
+
+    @extend_schema(request=s.NumberAssignSerializer, responses={201: s.AssignmentSerializer})
+    def post(self, request):
+        data = s.NumberAssignSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        given = fields.pop("number", None)
+        number = None
+        if given is not None:
+            number = PhoneNumber.objects.filter(number=given).first()
+            if number is None:
+                raise NumberNotAvailable(field="number")
+            fields = {}
+        assignment: NumberAssignment = services.number_assign(tenant=request.auth.tenant, number=number,
+                                                              actor=_actor(request), **fields)
+        return Response(s.AssignmentSerializer(assignment).data, status=status.HTTP_201_CREATED)
+
+
+class NumberDetailView(ApiView):
+    """Release a number the tenant holds (its assignment, or its lease)."""
+
+    required_scope = Scope.NUMBERS
+    serializer_class = s.HeldNumberSerializer
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, number_id):
+        holding = selectors.holding_get(tenant=request.auth.tenant, number_public_id=number_id)
+        if isinstance(holding, NumberAssignment):
+            services.number_release_assignment(tenant=request.auth.tenant, assignment=holding, actor=_actor(request))
+        else:
+            services.number_lease_release(tenant=request.auth.tenant, lease=holding, actor=_actor(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LeaseCreateView(ApiView):
+    """Lease an available number of a country for `ttl_seconds`."""
+
+    required_scope = Scope.NUMBERS
+    serializer_class = s.LeaseSerializer
+
+    @extend_schema(request=s.LeaseCreateSerializer, responses={201: s.LeaseSerializer})
+    def post(self, request):
+        data = s.LeaseCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        lease = services.number_lease_acquire(tenant=request.auth.tenant, actor=_actor(request), **data.validated_data)
+        return Response(s.LeaseSerializer(lease).data, status=status.HTTP_201_CREATED)
+
+
+class LeaseDetailView(ApiView):
+    """One lease (GET), or end it early (DELETE; ending an ended lease changes nothing)."""
+
+    required_scope = Scope.NUMBERS
+    serializer_class = s.LeaseSerializer
+
+    def get(self, request, lease_id):
+        return Response(s.LeaseSerializer(selectors.lease_get(tenant=request.auth.tenant, public_id=lease_id)).data)
+
+    @extend_schema(responses={200: s.LeaseSerializer})
+    def delete(self, request, lease_id):
+        lease = selectors.lease_get(tenant=request.auth.tenant, public_id=lease_id)
+        services.number_lease_release(tenant=request.auth.tenant, lease=lease, actor=_actor(request))
+        return Response(s.LeaseSerializer(lease).data)
+
+
+class LeaseExtendView(ApiView):
+    """Move a running lease's end `ttl_seconds` later."""
+
+    required_scope = Scope.NUMBERS
+    serializer_class = s.LeaseSerializer
+
+    @extend_schema(request=s.LeaseExtendSerializer, responses={200: s.LeaseSerializer})
+    def post(self, request, lease_id):
+        # Found first: another tenant's lease is a 404 whatever the body.
+        lease = selectors.lease_get(tenant=request.auth.tenant, public_id=lease_id)
+        data = s.LeaseExtendSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        lease = services.number_lease_extend(tenant=request.auth.tenant, lease=lease, actor=_actor(request),
+                                             **data.validated_data)
+        return Response(s.LeaseSerializer(lease).data)
+
