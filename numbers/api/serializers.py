@@ -1,7 +1,8 @@
 """Serializers for /v1/numbers. Validation of meaning (TTL bounds, callback URL) lives in the services."""
-from numbers.models import Capability, NumberType, PhoneNumber
+from numbers.models import Capability, NumberLease, NumberType, PhoneNumber
 from numbers.services import TTL_MAX, TTL_MIN
 
+from django.utils import timezone
 from rest_framework import serializers
 
 
@@ -104,7 +105,7 @@ class LeaseSerializer(serializers.Serializer):
     number_id = serializers.CharField(source="number.public_id")
     country = serializers.CharField(source="number.country")
     type = serializers.CharField(source="number.type")
-    status = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField(help_text="active, expired or released.")
     started_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
     released_at = serializers.DateTimeField(allow_null=True)
@@ -112,4 +113,7 @@ class LeaseSerializer(serializers.Serializer):
     callback_url = serializers.CharField()
 
     def get_status(self, lease) -> str:
-        return "active" if lease.released_at is None else "released"
+        """active, expired (its end has passed, swept or not yet) or released (ended early)."""
+        if lease.released_at is None:
+            return "active" if lease.expires_at > timezone.now() else "expired"
+        return "expired" if lease.release_reason == NumberLease.ReleaseReason.EXPIRED else "released"

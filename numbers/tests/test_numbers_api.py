@@ -284,3 +284,13 @@ def test_a_numbers_key_may_lease(world, api):
     assert response.status_code == 201, response.content
     assert parse_datetime(response.json()["expires_at"]) > timezone.now()
     assert NumberType.MOBILE == PhoneNumber.objects.get(number=response.json()["number"]).type
+
+
+def test_a_lease_past_its_end_shows_as_expired(world, api, time_machine):
+    # given a 1-minute lease
+    stock(1)
+    lease_id = _post(api, world.a.auth, f"{URL}/leases", {"country": "US", "ttl_seconds": 60}).json()["id"]
+    # when its end has passed (before the sweep ran); then it shows as expired and cannot be extended
+    time_machine.move_to(timezone.now() + timedelta(seconds=61))
+    assert api.get(f"{URL}/leases/{lease_id}", **world.a.auth).json()["status"] == "expired"
+    assert_error(_post(api, world.a.auth, f"{URL}/leases/{lease_id}/extend", {"ttl_seconds": 60}), 409, "lease_ended")
