@@ -34,3 +34,9 @@ class NumberNotFound(NotFound):
 class InvalidCallbackUrl(DomainError):
     code = "invalid_callback_url"
     message = "callback_url must be a public http(s) URL."
+
+
+class TestModeOnly(DomainError):
+    status = 403
+    code = "test_mode_only"
+    message = "The carrier simulator takes test-mode API keys only."

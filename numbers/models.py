@@ -220,3 +220,48 @@ class NumberUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.number_id} {self.kind} {self.day}"
+
+
+class InboundMessage(models.Model):
+    """One inbound SMS, stored once per (carrier, carrier message id).
+
+    `tenant` is the holder of the number when the message arrived (assignment or lease active at
+    `received_at`); null when no tenant held it: kept for account managers, never dropped."""
+
+    class Keyword(models.TextChoices):
+        NONE = "", "None"
+        STOP = "stop", "Opt-out"
+        START = "start", "Opt-in"
+        HELP = "help", "Help"
+
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("inb"), editable=False)
+    number = models.ForeignKey(PhoneNumber, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    lease = models.ForeignKey(NumberLease, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    to = models.CharField(max_length=20)
+    sender = models.CharField(max_length=20)
+    text = models.TextField(blank=True)
+    carrier = models.CharField(max_length=50)
+    carrier_message_id = models.CharField(max_length=100)
+    received_at = models.DateTimeField()
+    code = models.CharField(max_length=16, blank=True)
+    service = models.CharField(max_length=100, blank=True)
+    keyword = models.CharField(max_length=8, choices=Keyword.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        default_manager_name = "unscoped"
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "received_at"]),
+            models.Index(fields=["lease", "received_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["carrier", "carrier_message_id"], name="inbound_once_per_carrier_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id

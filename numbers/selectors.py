@@ -1,9 +1,12 @@
 """Reads of the numbers app for the API and the portal, always within one tenant."""
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from numbers.errors import NumberNotFound
-from numbers.models import HELD, NumberAssignment, NumberLease, NumberStatus, PhoneNumber
+from numbers.models import HELD, InboundMessage, NumberAssignment, NumberLease, NumberStatus, PhoneNumber
 
+from django.db import connection
 from django.db.models import Case, CharField, OuterRef, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
@@ -47,3 +50,59 @@ def lease_get(*, tenant: Tenant, public_id: str) -> NumberLease:
     if lease is None:
         raise NumberNotFound()
     return lease
+
+
+def number_held_get(*, tenant: Tenant, number: str) -> PhoneNumber:
+    """A number (E.164) the tenant holds now; 404 for any other, another tenant's included."""
+    found = PhoneNumber.objects.filter(number=number, holder=tenant, status__in=HELD).first()
+    if found is None:
+        raise NumberNotFound(field="to")
+    return found
+
+
+def inbound_messages(
+    *, tenant: Tenant, to: str | None = None, lease: str | None = None, has_code: bool | None = None,
+    received_after: datetime | None = None, received_before: datetime | None = None, **filters,
+) -> QuerySet:
+    """The tenant's inbound messages with the API filters (`from` comes in `filters`)."""
+    qs = InboundMessage.unscoped.select_related("lease").filter(tenant=tenant)
+    sender = filters.get("from")
+    if to:
+        qs = qs.filter(to=to)
+    if sender:
+        qs = qs.filter(sender=sender)
+    if lease:
+        qs = qs.filter(lease__public_id=lease)
+    if has_code is not None:
+        qs = qs.exclude(code="") if has_code else qs.filter(code="")
+    if received_after:
+        qs = qs.filter(received_at__gt=received_after)
+    if received_before:
+        qs = qs.filter(received_at__lt=received_before)
+    return qs
+
+
+def inbound_message_get(*, tenant: Tenant, public_id: str) -> InboundMessage:
+    message = InboundMessage.unscoped.select_related("lease").filter(tenant=tenant, public_id=public_id).first()
+    if message is None:
+        raise NumberNotFound()
+    return message
+
+
+POLL_INTERVAL = 0.5
+
+
+def lease_messages_wait(*, lease: NumberLease, wait: int = 0) -> list[InboundMessage]:
+    """The lease's inbound messages, oldest first. With none yet and `wait` > 0, polls every
+    POLL_INTERVAL seconds for up to `wait` seconds, closing the database connection between polls
+    so a waiting client holds none (never call this inside a transaction)."""
+    deadline = time.monotonic() + min(wait, 30)
+    while True:
+        messages = list(InboundMessage.unscoped.select_related("lease").filter(lease=lease, tenant=lease.tenant_id)
+                        .order_by("received_at", "id"))
+        remaining = deadline - time.monotonic()
+        if messages or remaining <= 0:
+            return messages
+        if not connection.in_atomic_block:
+            connection.close()
+        time.sleep(min(POLL_INTERVAL, remaining))

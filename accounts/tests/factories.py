@@ -132,9 +132,15 @@ def _side(label: str) -> Side:
     held = stock(2, country="GB", type=NumberType.LOCAL, start=100 if label == "alpha" else 200)
     assignment = numbers.number_assign(tenant=tenant, number=held[0])
     lease = numbers.number_lease_acquire(tenant=tenant, country="GB", type=NumberType.LOCAL, ttl_seconds=3600)
+    from numbers.inbound import inbound_receive
+
+    inbound = inbound_receive(to=lease.number.number, sender="+447700900123", text=f"{label} code 482913",
+                              carrier="simulator", carrier_message_id=f"{label}-inbound-1",
+                              received_at=timezone.now())
     return Side(tenant=tenant, members=members, api_key=api_key, secret=secret, allowlist_entry=entry,
                 extra={"invitation": invitation, "created": timezone.now(), "message": message,
                        "template": template, "webhook_endpoint": endpoint, "assignment": assignment, "lease": lease,
+                       "inbound": inbound,
                        "webhook_delivery": WebhookDelivery.unscoped.get(endpoint=endpoint, message=message)})
 
 

@@ -71,6 +71,7 @@ KWARGS: dict[str, Kwarg] = {
     "delivery_id": Kwarg("object", lambda side: side.extra["webhook_delivery"].public_id, "whd"),
     "number_id": Kwarg("object", lambda side: side.extra["assignment"].number.public_id, "num"),
     "lease_id": Kwarg("object", lambda side: side.extra["lease"].public_id, "lse"),
+    "inbound_id": Kwarg("object", lambda side: side.extra["inbound"].public_id, "inb"),
     # An invitation link's token: only its hash is stored, so a made-up one stands in.
     "token": Kwarg("public", lambda side: "made-up-token-" + "x" * 24),
     # Password reset links: A's owner's id with a made-up token.

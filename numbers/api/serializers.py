@@ -117,3 +117,52 @@ class LeaseSerializer(serializers.Serializer):
         if lease.released_at is None:
             return "active" if lease.expires_at > timezone.now() else "expired"
         return "expired" if lease.release_reason == NumberLease.ReleaseReason.EXPIRED else "released"
+
+
+class InboundMessageSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    to = serializers.CharField(help_text="E.164.")
+    # `from` is a Python keyword: the field is added below under that name.
+    text = serializers.CharField()
+    received_at = serializers.DateTimeField()
+    code = serializers.CharField(allow_null=True, help_text="The verification code captured, if any.")
+    service = serializers.CharField(allow_null=True, help_text="The service the code is for, if known.")
+    lease = serializers.CharField(source="lease.public_id", allow_null=True, default=None)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["code"] = data["code"] or None
+        data["service"] = data["service"] or None
+        return data
+
+
+InboundMessageSerializer._declared_fields["from"] = serializers.CharField(source="sender", help_text="E.164.")
+
+
+class InboundFilterSerializer(serializers.Serializer):
+    """Query of GET /v1/inbound-messages."""
+
+    to = serializers.CharField(required=False)
+    # `from` added below.
+    lease = serializers.CharField(required=False, help_text="A lease id (lse_...).")
+    has_code = serializers.BooleanField(required=False, allow_null=True, default=None)
+    received_after = serializers.DateTimeField(required=False)
+    received_before = serializers.DateTimeField(required=False)
+
+
+InboundFilterSerializer._declared_fields["from"] = serializers.CharField(required=False)
+
+
+class LeaseMessagesQuerySerializer(serializers.Serializer):
+    wait = serializers.IntegerField(required=False, default=0, min_value=0, max_value=30,
+                                    help_text="Seconds to wait for the first message (0-30).")
+
+
+class SimulatorInboundSerializer(serializers.Serializer):
+    to = serializers.CharField(help_text="One of your numbers (E.164).")
+    text = serializers.CharField(allow_blank=True, max_length=1600)
+    carrier_message_id = serializers.CharField(required=False, allow_blank=True, max_length=100)
+
+
+SimulatorInboundSerializer._declared_fields["from"] = serializers.RegexField(r"^\+[1-9]\d{6,14}$",
+                                                                             help_text="E.164.")

@@ -1,13 +1,15 @@
 """/v1 views for numbers: the available inventory, assignments and leases (scope `numbers`)."""
-from numbers import selectors, services
+from numbers import inbound, selectors, services
 from numbers.api import serializers as s
-from numbers.errors import NumberNotAvailable
-from numbers.models import NumberAssignment, PhoneNumber
+from numbers.errors import NumberNotAvailable, TestModeOnly
+from numbers.models import InboundMessage, NumberAssignment, PhoneNumber
 
-from drf_spectacular.utils import extend_schema
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from accounts.models import ApiKey
 from accounts.roles import Scope
 from accounts.services.audit import Actor
 from smsportal.api.pagination import CursorPagination
@@ -21,6 +23,10 @@ class ByNumberPagination(CursorPagination):
 class AvailablePagination(ByNumberPagination):
     page_size = 50
     max_page_size = 50
+
+
+class ByReceivedPagination(CursorPagination):
+    ordering = ("-received_at", "-id")
 
 
 def _actor(request) -> Actor:
@@ -139,3 +145,78 @@ class LeaseExtendView(ApiView):
                                              **data.validated_data)
         return Response(s.LeaseSerializer(lease).data)
 
+
+
+# --- Inbound messages -----------------------------------------------------------------------------
+
+
+class InboundMessageListView(ApiListView):
+    """The tenant's inbound messages, newest first; filters to, from, lease, has_code, received_after/before."""
+
+    required_scope = Scope.NUMBERS
+    serializer_class = s.InboundMessageSerializer
+    pagination_class = ByReceivedPagination
+    filter_backends: list = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return InboundMessage.unscoped.none()
+        query = s.InboundFilterSerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return selectors.inbound_messages(tenant=self.request.auth.tenant, **query.validated_data)
+
+    @extend_schema(parameters=[s.InboundFilterSerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class InboundMessageDetailView(ApiView):
+    """One inbound message of the tenant."""
+
+    required_scope = Scope.NUMBERS
+    serializer_class = s.InboundMessageSerializer
+
+    def get(self, request, inbound_id):
+        message = selectors.inbound_message_get(tenant=request.auth.tenant, public_id=inbound_id)
+        return Response(s.InboundMessageSerializer(message).data)
+
+
+class LeaseMessagesView(ApiView):
+    """The lease's inbound messages, oldest first; with `wait` (max 30 s) and none yet, waits for the first.
+
+    The wait polls every half second and closes the database connection between polls, so a
+    waiting client holds no connection (it does hold its worker thread for up to `wait` seconds)."""
+
+    required_scope = Scope.NUMBERS
+    serializer_class = s.InboundMessageSerializer
+    queryset = InboundMessage.unscoped.none()
+
+    @extend_schema(parameters=[s.LeaseMessagesQuerySerializer,
+                               OpenApiParameter("lease_id", str, OpenApiParameter.PATH)], responses={200: s.InboundMessageSerializer(many=True)})
+    def get(self, request, lease_id):
+        query = s.LeaseMessagesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        lease = selectors.lease_get(tenant=request.auth.tenant, public_id=lease_id)
+        messages = selectors.lease_messages_wait(lease=lease, wait=query.validated_data["wait"])
+        return Response(s.InboundMessageSerializer(messages, many=True).data)
+
+
+class SimulatorInboundView(ApiView):
+    """Carrier simulator: inject an inbound SMS to one of your numbers (test-mode keys only)."""
+
+    required_scope = Scope.NUMBERS
+    serializer_class = s.InboundMessageSerializer
+
+    @extend_schema(request=s.SimulatorInboundSerializer, responses={201: s.InboundMessageSerializer})
+    def post(self, request):
+        if request.auth.mode != ApiKey.Mode.TEST:
+            raise TestModeOnly()
+        data = s.SimulatorInboundSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        number = selectors.number_held_get(tenant=request.auth.tenant, number=fields["to"])
+        message = inbound.inbound_receive(to=number.number, sender=fields["from"], text=fields["text"],
+                                          carrier="simulator",
+                                          carrier_message_id=fields.get("carrier_message_id") or "",
+                                          received_at=timezone.now())
+        return Response(s.InboundMessageSerializer(message).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,10 @@
+"""Use cases of compliance; the compliance issue builds on keyword_record."""
+from __future__ import annotations
+
+from accounts.models import Tenant
+from compliance.models import KeywordEvent
+
+
+def keyword_record(*, tenant: Tenant, number: str, sender: str, kind: str) -> KeywordEvent:
+    """Records an opt-out, opt-in or help keyword `sender` sent to the tenant's `number`."""
+    return KeywordEvent.unscoped.create(tenant=tenant, number=number, sender=sender, kind=kind)

@@ -1,0 +1,79 @@
+"""Inbound messages: the one service every connector (and the carrier simulator) calls.
+
+A message is stored for the tenant that held the number when it arrived: the assignment or lease
+active at `received_at`, so a message arriving after a release never reaches the former holder.
+Messages to numbers nobody held are stored with no tenant (for account managers). The unique
+(carrier, carrier_message_id) constraint stores a repeated carrier delivery once.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from numbers import codecapture
+from numbers.models import InboundMessage, NumberAssignment, NumberLease, PhoneNumber
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from accounts.models import Tenant
+from compliance import services as compliance
+from compliance.models import KeywordEvent
+from smsportal.ids import public_id
+
+# The whole message, trimmed, any case.
+KEYWORDS: dict[str, tuple[str, str]] = {
+    **{word: (InboundMessage.Keyword.STOP, KeywordEvent.Kind.OPT_OUT)
+       for word in ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")},
+    **{word: (InboundMessage.Keyword.START, KeywordEvent.Kind.OPT_IN) for word in ("START", "UNSTOP", "YES")},
+    "HELP": (InboundMessage.Keyword.HELP, KeywordEvent.Kind.HELP),
+}
+
+
+def keyword_of(text: str) -> tuple[str, str] | None:
+    """(InboundMessage keyword, KeywordEvent kind) when the whole message is a keyword."""
+    return KEYWORDS.get(text.strip().upper())
+
+
+def holding_at(*, number: PhoneNumber, at: datetime) -> tuple[Tenant | None, NumberLease | None]:
+    """The tenant holding `number` at `at` (and the lease, when it is a lease); (None, None) when nobody did."""
+    lease = (NumberLease.unscoped.select_related("tenant")
+             .filter(number=number, started_at__lte=at, expires_at__gt=at)
+             .filter(Q(released_at=None) | Q(released_at__gt=at)).order_by("-started_at").first())
+    if lease is not None:
+        return lease.tenant, lease
+    assignment = (NumberAssignment.unscoped.select_related("tenant")
+                  .filter(number=number, started_at__lte=at)
+                  .filter(Q(ended_at=None) | Q(ended_at__gt=at)).order_by("-started_at").first())
+    if assignment is not None:
+        return assignment.tenant, None
+    return None, None
+
+
+def inbound_receive(
+    *, to: str, sender: str, text: str, carrier: str, carrier_message_id: str, received_at: datetime,
+) -> InboundMessage:
+    """Stores one inbound message for the tenant that held `to` at `received_at`; idempotent by
+    (carrier, carrier_message_id): a repeat returns the stored row and records nothing again."""
+    carrier_message_id = carrier_message_id or public_id("cmi")
+    existing = InboundMessage.unscoped.filter(carrier=carrier, carrier_message_id=carrier_message_id).first()
+    if existing is not None:
+        return existing
+    number = PhoneNumber.objects.filter(number=to).first()
+    tenant, lease = holding_at(number=number, at=received_at) if number is not None else (None, None)
+    captured = codecapture.capture(text or "")
+    keyword = keyword_of(text or "") if tenant is not None else None
+    try:
+        with transaction.atomic():
+            message = InboundMessage.unscoped.create(
+                tenant=tenant, number=number, lease=lease, to=to, sender=sender, text=text or "", carrier=carrier,
+                carrier_message_id=carrier_message_id, received_at=received_at,
+                code=captured.code if captured else "", service=(captured.service or "") if captured else "",
+                keyword=keyword[0] if keyword else "",
+            )
+            if keyword is not None:
+                compliance.keyword_record(tenant=tenant, number=to, sender=sender, kind=keyword[1])
+    except IntegrityError:
+        existing = InboundMessage.unscoped.filter(carrier=carrier, carrier_message_id=carrier_message_id).first()
+        if existing is None:
+            raise
+        return existing
+    return message

@@ -1,0 +1,189 @@
+"""Inbound messages: routing by arrival time, once per carrier id, code capture, keywords, the
+simulator, the inbound list and the lease long-poll."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+from numbers import services
+from numbers.inbound import inbound_receive
+from numbers.models import InboundMessage, NumberLease
+from numbers.tests.factories import stock
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from accounts.tests.factories import bearer, make_api_key
+from compliance.models import KeywordEvent
+
+pytestmark = pytest.mark.django_db
+
+EXAMPLES = json.loads(Path("/work/shared/data/seed_inbound_examples.json").read_text(encoding="utf-8")) if Path(
+    "/work/shared/data/seed_inbound_examples.json").exists() else [
+    {"text": "【WeLink】您的登录验证码是194521,有效期为5分钟,请立即验证。", "code": "194521", "service": "WeLink"}]
+WELINK = next(e for e in EXAMPLES if e["service"] == "WeLink")
+
+
+def _receive(to: str, text: str = "hello", *, cid: str | None = None, at=None, sender: str = "+447700900001"):
+    return inbound_receive(to=to, sender=sender, text=text, carrier="simulator",
+                           carrier_message_id=cid or f"cid-{time.monotonic_ns()}", received_at=at or timezone.now())
+
+
+def _lease(world_side, country="US"):
+    stock(1, country=country, start=500)
+    return services.number_lease_acquire(tenant=world_side.tenant, country=country, ttl_seconds=600)
+
+
+# --- the service --------------------------------------------------------------------------------
+
+
+def test_a_message_is_routed_by_its_arrival_time_around_a_release(world):
+    # given a lease that started a minute ago, released at a known time
+    lease = _lease(world.a)
+    NumberLease.unscoped.filter(pk=lease.pk).update(started_at=lease.started_at - timedelta(minutes=1))
+    lease.refresh_from_db()
+    services.number_lease_release(tenant=world.a.tenant, lease=lease)
+    lease.refresh_from_db()
+    # when one message arrived just before the release and one just after
+    before = _receive(lease.number.number, at=lease.released_at - timedelta(seconds=1))
+    after = _receive(lease.number.number, at=lease.released_at + timedelta(seconds=1))
+    # then the first reaches the holder and its lease; the second no tenant, but is kept
+    assert (before.tenant_id, before.lease_id) == (world.a.tenant.pk, lease.pk)
+    assert (after.tenant_id, after.lease_id) == (None, None)
+    assert InboundMessage.unscoped.filter(pk=after.pk).exists()
+
+
+def test_a_message_to_an_unknown_number_is_kept_without_a_tenant():
+    message = _receive("+15005550999")
+    assert message.tenant_id is None and message.number_id is None
+
+
+def test_a_repeated_carrier_message_id_is_stored_once(world):
+    lease = _lease(world.a)
+    first = _receive(lease.number.number, "STOP", cid="carrier-1")
+    second = _receive(lease.number.number, "STOP", cid="carrier-1")
+    assert first.pk == second.pk
+    assert InboundMessage.unscoped.filter(carrier_message_id="carrier-1").count() == 1
+    assert KeywordEvent.unscoped.filter(tenant=world.a.tenant).count() == 1
+
+
+def test_the_code_and_service_are_captured(world):
+    lease = _lease(world.a)
+    message = _receive(lease.number.number, WELINK["text"])
+    assert (message.code, message.service) == (WELINK["code"], WELINK["service"])
+    assert _receive(lease.number.number, "see you at 5").code == ""
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("STOP", KeywordEvent.Kind.OPT_OUT), (" stop ", KeywordEvent.Kind.OPT_OUT), ("Unsubscribe", KeywordEvent.Kind.OPT_OUT),
+    ("START", KeywordEvent.Kind.OPT_IN), ("yes", KeywordEvent.Kind.OPT_IN), ("HELP", KeywordEvent.Kind.HELP),
+])
+def test_keywords_are_recorded_for_the_tenant_and_sender(world, text, kind):
+    lease = _lease(world.a)
+    _receive(lease.number.number, text, sender="+447700900555")
+    event = KeywordEvent.unscoped.get()
+    assert (event.tenant_id, event.number, event.sender, event.kind) == (
+        world.a.tenant.pk, lease.number.number, "+447700900555", kind)
+
+
+def test_a_keyword_inside_a_sentence_is_not_a_keyword(world):
+    lease = _lease(world.a)
+    message = _receive(lease.number.number, "please stop")
+    assert message.keyword == "" and not KeywordEvent.unscoped.exists()
+
+
+# --- the simulator ------------------------------------------------------------------------------
+
+
+def test_the_simulator_injects_to_a_number_the_tenant_holds(world, api):
+    lease = world.a.extra["lease"]
+    body = {"to": lease.number.number, "from": "+447700900123", "text": WELINK["text"]}
+    response = api.post("/v1/simulator/inbound", body, format="json", **world.a.auth)
+    assert response.status_code == 201, response.content
+    data = response.json()
+    assert data["id"].startswith("inb_") and data["from"] == "+447700900123" and data["lease"] == lease.public_id
+    assert (data["code"], data["service"]) == (WELINK["code"], WELINK["service"])
+    assert set(data) == {"id", "to", "from", "text", "received_at", "code", "service", "lease"}
+
+
+def test_the_simulator_refuses_live_keys(world, api):
+    _, secret = make_api_key(world.a.tenant, scopes=["numbers"], mode="live")
+    body = {"to": world.a.extra["lease"].number.number, "from": "+447700900123", "text": "hi"}
+    response = api.post("/v1/simulator/inbound", body, format="json", **bearer(secret))
+    assert response.status_code == 403 and response.json()["error"]["code"] == "test_mode_only"
+
+
+def test_the_simulator_cannot_inject_into_another_tenants_number(world, api):
+    before = InboundMessage.unscoped.count()
+    body = {"to": world.a.extra["lease"].number.number, "from": "+447700900123", "text": "hi"}
+    response = api.post("/v1/simulator/inbound", body, format="json", **world.b.auth)
+    assert response.status_code == 404
+    assert InboundMessage.unscoped.count() == before
+
+
+# --- GET /v1/inbound-messages -------------------------------------------------------------------
+
+
+def test_the_inbound_list_shows_the_tenants_messages_with_filters(world, api):
+    lease = world.a.extra["lease"]
+    coded = _receive(lease.number.number, WELINK["text"], sender="+447700900777")
+    results = api.get("/v1/inbound-messages", **world.a.auth).json()["results"]
+    ids = {r["id"] for r in results}
+    assert coded.public_id in ids and world.b.extra["inbound"].public_id not in ids
+    with_code = api.get("/v1/inbound-messages?has_code=true&from=%2B447700900777", **world.a.auth).json()["results"]
+    assert [r["id"] for r in with_code] == [coded.public_id]
+    by_lease = api.get(f"/v1/inbound-messages?lease={lease.public_id}", **world.a.auth).json()["results"]
+    assert coded.public_id in {r["id"] for r in by_lease}
+
+
+# --- the long-poll ------------------------------------------------------------------------------
+
+
+def _messages_url(lease: NumberLease, wait: int) -> str:
+    return f"/v1/numbers/leases/{lease.public_id}/messages?wait={wait}"
+
+
+def test_the_long_poll_answers_at_once_when_a_message_is_there(world, api):
+    lease = world.a.extra["lease"]
+    started = time.monotonic()
+    response = api.get(_messages_url(lease, 30), **world.a.auth)
+    assert response.status_code == 200
+    assert [m["id"] for m in response.json()] == [world.a.extra["inbound"].public_id]
+    assert time.monotonic() - started < 2
+
+
+def test_the_long_poll_answers_empty_after_the_wait(world, api):
+    lease = _lease(world.a)
+    started = time.monotonic()
+    response = api.get(_messages_url(lease, 1), **world.a.auth)
+    assert response.status_code == 200 and response.json() == []
+    assert 0.9 < time.monotonic() - started < 5
+
+
+def test_the_long_poll_refuses_another_tenants_lease(world, api):
+    response = api.get(_messages_url(world.a.extra["lease"], 0), **world.b.auth)
+    assert response.status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_long_poll_returns_a_message_injected_while_it_waits(world, api):
+    lease = _lease(world.a)
+
+    def inject():
+        time.sleep(1)
+        try:
+            _receive(lease.number.number, WELINK["text"], cid="threaded-1")
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=inject)
+    started = time.monotonic()
+    thread.start()
+    response = api.get(_messages_url(lease, 10), **world.a.auth)
+    thread.join()
+    assert response.status_code == 200
+    assert [m["code"] for m in response.json()] == [WELINK["code"]]
+    assert time.monotonic() - started < 8
