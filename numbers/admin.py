@@ -1,6 +1,6 @@
 """Admin for account managers: the number inventory, its history, leases and assignments."""
 from numbers import services
-from numbers.models import NumberAssignment, NumberEvent, NumberLease, NumberUsage, PhoneNumber
+from numbers.models import InboundMessage, NumberAssignment, NumberEvent, NumberLease, NumberUsage, PhoneNumber
 
 from django.contrib import admin, messages
 
@@ -123,3 +123,38 @@ class NumberUsageAdmin(_ReadOnlyAdmin):
     list_filter = ["kind"]
     date_hierarchy = "day"
     list_select_related = ["number", "tenant"]
+
+
+class UnclaimedFilter(admin.SimpleListFilter):
+    title = "claimed"
+    parameter_name = "unclaimed"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Unclaimed (no tenant held the number)"), ("no", "Claimed by a tenant")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(tenant=None)
+        if self.value() == "no":
+            return queryset.exclude(tenant=None)
+        return queryset
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(admin.ModelAdmin):
+    """Inbound messages, read-only; unclaimed ones (tenant empty) are kept here for account managers."""
+
+    list_display = ["public_id", "received_at", "to", "sender", "tenant", "code", "service", "keyword", "carrier"]
+    list_filter = [UnclaimedFilter, "keyword", "carrier"]
+    search_fields = ["=public_id", "to", "sender", "carrier_message_id", "tenant__slug"]
+    list_select_related = ["tenant"]
+    ordering = ["-received_at", "-id"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

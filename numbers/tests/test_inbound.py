@@ -16,7 +16,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from accounts.tests.factories import bearer, make_api_key
+from accounts.models import User
+from accounts.tests.factories import PASSWORD, bearer, login_verified, make_api_key
 from compliance.models import KeywordEvent
 
 pytestmark = pytest.mark.django_db
@@ -187,3 +188,25 @@ def test_the_long_poll_returns_a_message_injected_while_it_waits(world, api):
     assert response.status_code == 200
     assert [m["code"] for m in response.json()] == [WELINK["code"]]
     assert time.monotonic() - started < 8
+
+
+def test_the_inbound_list_filters_by_arrival_time(world, api):
+    lease = world.a.extra["lease"]
+    NumberLease.unscoped.filter(pk=lease.pk).update(started_at=timezone.now() - timedelta(hours=2))
+    old = _receive(lease.number.number, at=timezone.now() - timedelta(hours=1))
+    ids = lambda query: {r["id"] for r in api.get(f"/v1/inbound-messages?{query}", **world.a.auth).json()["results"]}  # noqa: E731
+    cut = (timezone.now() - timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
+    assert old.public_id not in ids(f"received_after={cut}")
+    assert ids(f"received_before={cut}") == {old.public_id}
+
+
+def test_unclaimed_messages_show_in_admin(client, world):
+    user = User.objects.create_superuser(email="manager@smsportal.example.com", password=PASSWORD)
+    login_verified(client, user)  # admin wants a 2FA-verified staff session
+    message = _receive("+15005550998", "hello")
+    response = client.get("/admin/numbers/inboundmessage/?unclaimed=yes")
+    body = response.content.decode()
+    assert response.status_code == 200 and message.public_id in body
+    assert world.a.extra["inbound"].public_id not in body
+    assert client.get(f"/admin/numbers/inboundmessage/{message.pk}/change/").status_code == 200
+    assert client.get("/admin/compliance/keywordevent/").status_code == 200
