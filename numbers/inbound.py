@@ -17,6 +17,7 @@ from django.db.models import Q
 from accounts.models import Tenant
 from compliance import services as compliance
 from compliance.models import KeywordEvent
+from messaging.webhooks import services as webhooks
 from smsportal.ids import public_id
 
 # The whole message, trimmed, any case.
@@ -71,6 +72,7 @@ def inbound_receive(
             )
             if keyword is not None:
                 compliance.keyword_record(tenant=tenant, number=to, sender=sender, kind=keyword[1])
+            webhooks.inbound_received_emit(inbound=message)
     except IntegrityError:
         existing = InboundMessage.unscoped.filter(carrier=carrier, carrier_message_id=carrier_message_id).first()
         if existing is None:

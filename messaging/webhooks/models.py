@@ -14,9 +14,10 @@ from smsportal.ids import PublicId
 __all__ = ["EVENT_TYPES", "DeliveryStatus", "WebhookAttempt", "WebhookCallbackSecret", "WebhookDelivery",
            "WebhookEndpoint"]
 
-# The events a message emits (messaging/lifecycle.py WEBHOOK_EVENTS), in lifecycle order.
+# The events a message emits (messaging/lifecycle.py WEBHOOK_EVENTS), in lifecycle order, then the inbound
+# message event (numbers/inbound.py).
 EVENT_TYPES = ("message.queued", "message.sent", "message.delivered", "message.undelivered", "message.failed",
-               "message.expired")
+               "message.expired", "message.received")
 
 
 class SigningSecret(models.Model):

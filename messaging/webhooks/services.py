@@ -37,6 +37,8 @@ from smsportal import outbound
 from smsportal.ids import public_id
 
 if TYPE_CHECKING:
+    from numbers.models import InboundMessage
+
     from messaging.models import Message, MessageEvent
 
 __all__ = [
@@ -250,6 +252,35 @@ def message_event_emit(*, message: Message, event_type: str, event: MessageEvent
         WebhookDelivery.unscoped.create(tenant_id=message.tenant_id, endpoint=endpoint, url=url, event_type=event_type,
                                         message=message, payload=payload, next_attempt_at=now, enqueued_at=now)
         for endpoint, url in targets
+    ]
+    deliveries_enqueue([d.pk for d in deliveries])
+    return deliveries
+
+
+def inbound_received_emit(*, inbound: InboundMessage) -> list[WebhookDelivery]:
+    """`message.received` to each enabled endpoint of the tenant subscribed to it (no message row:
+    `message` stays empty). Called inside the transaction that stored the inbound message."""
+    if inbound.tenant_id is None:
+        return []
+    endpoints = WebhookEndpoint.unscoped.filter(tenant_id=inbound.tenant_id, enabled=True).only("id", "url", "events")
+    targets = [endpoint for endpoint in endpoints if endpoint.wants("message.received")]
+    if not targets:
+        return []
+    payload = {
+        "type": "message.received",
+        "timestamp": _iso(inbound.created_at),
+        "data": {
+            "id": inbound.public_id, "to": inbound.to, "from": inbound.sender, "text": inbound.text,
+            "received_at": _iso(inbound.received_at), "code": inbound.code or None,
+            "service": inbound.service or None, "lease": inbound.lease.public_id if inbound.lease_id else None,
+        },
+    }
+    now = timezone.now()
+    deliveries = [
+        WebhookDelivery.unscoped.create(tenant_id=inbound.tenant_id, endpoint=endpoint, url=endpoint.url,
+                                        event_type="message.received", payload=payload, next_attempt_at=now,
+                                        enqueued_at=now)
+        for endpoint in targets
     ]
     deliveries_enqueue([d.pk for d in deliveries])
     return deliveries

@@ -210,3 +210,17 @@ def test_unclaimed_messages_show_in_admin(client, world):
     assert world.a.extra["inbound"].public_id not in body
     assert client.get(f"/admin/numbers/inboundmessage/{message.pk}/change/").status_code == 200
     assert client.get("/admin/compliance/keywordevent/").status_code == 200
+
+
+def test_a_message_received_webhook_goes_to_the_holders_endpoints(world):
+    from messaging.webhooks.models import WebhookDelivery
+
+    lease = world.a.extra["lease"]
+    message = _receive(lease.number.number, WELINK["text"])
+    delivery = WebhookDelivery.unscoped.get(event_type="message.received", payload__data__id=message.public_id)
+    assert delivery.tenant_id == world.a.tenant.pk and delivery.endpoint == world.a.extra["webhook_endpoint"]
+    data = delivery.payload["data"]
+    assert (data["code"], data["service"], data["lease"]) == (WELINK["code"], WELINK["service"], lease.public_id)
+    # and an unclaimed message emits nothing
+    unclaimed = _receive("+15005550997", "hi")
+    assert not WebhookDelivery.unscoped.filter(payload__data__id=unclaimed.public_id).exists()
