@@ -1,8 +1,15 @@
 """Admin for account managers: the number inventory, its history, leases and assignments."""
 from numbers import services
+from numbers.inbound import inbound_receive
 from numbers.models import InboundMessage, NumberAssignment, NumberEvent, NumberLease, NumberUsage, PhoneNumber
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
 
 from accounts.services.audit import Actor
 from smsportal.errors import DomainError
@@ -158,3 +165,30 @@ class InboundMessageAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_urls(self):
+        inject = self.admin_site.admin_view(self.inject_view)
+        return [path("inject/", inject, name="numbers_inboundmessage_inject"), *super().get_urls()]
+
+    def inject_view(self, request):
+        """Carrier simulator: inject an inbound message through the same service the connectors use."""
+        if not request.user.has_perm("numbers.view_inboundmessage"):
+            raise PermissionDenied
+        form = InjectForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            message = inbound_receive(to=data["to"], sender=data["sender"], text=data["text"], carrier="simulator",
+                                      carrier_message_id=data["carrier_message_id"], received_at=timezone.now())
+            self.message_user(request, f"Stored {message.public_id} for "
+                                       f"{message.tenant.slug if message.tenant else 'no tenant (unclaimed)'}.")
+            return redirect("admin:numbers_inboundmessage_changelist")
+        context = {**self.admin_site.each_context(request), "title": "Inject an inbound message (simulator)",
+                   "form": form, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/numbers/inboundmessage/inject.html", context)
+
+
+class InjectForm(forms.Form):
+    to = forms.RegexField(r"^\+?\d{3,15}$", help_text="The platform number (E.164).")
+    sender = forms.RegexField(r"^\+[1-9]\d{6,14}$", label="From", help_text="E.164.")
+    text = forms.CharField(widget=forms.Textarea, max_length=1600)
+    carrier_message_id = forms.CharField(required=False, max_length=100, help_text="Empty: a new one.")

@@ -224,3 +224,16 @@ def test_a_message_received_webhook_goes_to_the_holders_endpoints(world):
     # and an unclaimed message emits nothing
     unclaimed = _receive("+15005550997", "hi")
     assert not WebhookDelivery.unscoped.filter(payload__data__id=unclaimed.public_id).exists()
+
+
+def test_account_managers_can_inject_an_inbound_message_in_admin(client, world):
+    user = User.objects.create_superuser(email="manager@smsportal.example.com", password=PASSWORD)
+    login_verified(client, user)
+    url = "/admin/numbers/inboundmessage/inject/"
+    assert client.get(url).status_code == 200
+    lease = world.a.extra["lease"]
+    response = client.post(url, {"to": lease.number.number, "sender": "+447700900321", "text": WELINK["text"],
+                                 "carrier_message_id": "admin-1"})
+    assert response.status_code == 302, response.content
+    message = InboundMessage.unscoped.get(carrier_message_id="admin-1")
+    assert (message.tenant_id, message.lease_id, message.code) == (world.a.tenant.pk, lease.pk, WELINK["code"])
