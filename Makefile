@@ -33,7 +33,7 @@ run: $(VENV)/.runtime .env
 	WEB_PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
 ## test: install (incl. headless Chromium), check migrations, run the whole suite
-test: $(VENV)/.dev chromium
+test: $(VENV)/.dev .env chromium
 	mkdir -p var/broker
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings smsportal.test_settings
 	$(BIN)/pytest

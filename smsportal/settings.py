@@ -9,7 +9,9 @@ VAR_DIR = BASE_DIR / "var"
 env = environ.Env()
 # A local .env (written by `make run`) is read when present; real deployments
 # set the process environment instead.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# READ_DOT_ENV=false ignores it (tests of production behaviour in a developer checkout).
+if environ.Env().bool("READ_DOT_ENV", default=True):
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 # No production default for the secret: with DEBUG off a missing key fails at start.
