@@ -79,6 +79,10 @@ class Tenant(models.Model):
     max_message_segments = models.PositiveSmallIntegerField(
         default=10, help_text="Longest message accepted, in SMS segments."
     )
+    help_reply = models.CharField(
+        max_length=320, blank=True,
+        help_text="Sent back to anyone who texts HELP to one of the tenant's numbers; empty means the platform's default reply.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -41,6 +41,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "security.manage": frozenset({_O}),
     "messages.view": frozenset({_O, _A, _D, _B, _V}),
     "messages.send": frozenset({_O, _A, _D}),
+    "numbers.view": frozenset({_O, _A, _D, _B, _V}),
     "numbers.manage": frozenset({_O, _A, _D}),
     "compliance.manage": frozenset({_O, _A}),
     "billing.view": frozenset({_O, _A, _B}),

@@ -37,6 +37,8 @@ class Message(models.Model):
     mode = models.CharField(max_length=8, choices=ApiKey.Mode.choices, default=ApiKey.Mode.TEST)
     to = models.CharField(max_length=20, help_text="E.164")
     sender = models.CharField(max_length=20)
+    # Set when `from` was `pool:NAME`: `sender` is then the pool number picked for this message.
+    pool = models.ForeignKey("numbers.NumberPool", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     text = models.TextField()
     template_ref = models.CharField(max_length=500, blank=True)
     message_type = models.CharField(max_length=16, choices=MessageType.choices, default=MessageType.TRANSACTIONAL)

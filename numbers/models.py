@@ -162,6 +162,8 @@ class NumberLease(models.Model):
     released_at = models.DateTimeField(null=True, blank=True)
     release_reason = models.CharField(max_length=16, choices=ReleaseReason.choices, blank=True)
     callback_url = models.URLField(max_length=2000, blank=True)
+    # `number.lease_expiring` goes out this long before `expires_at` (once per end: an extension re-arms it).
+    expiring_notice_seconds = models.PositiveIntegerField(default=60)
     expiring_notified_at = models.DateTimeField(null=True, blank=True)
 
     objects = TenantScopedManager()
@@ -183,6 +185,71 @@ class NumberLease(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+
+class NumberPool(models.Model):
+    """A named set of the tenant's numbers to send from (`"from": "pool:NAME"`).
+
+    Selection (numbers/pools.py): the sticky number of the recipient when `sticky_sender` and it is
+    still in the pool; else, with `geo_match`, the pool numbers of the recipient's country when there
+    are any; then round robin over those candidates (`rr_cursor`)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("pool"), editable=False)
+    name = models.CharField(max_length=50)
+    description = models.CharField(max_length=300, blank=True)
+    sticky_sender = models.BooleanField(default=True)
+    geo_match = models.BooleanField(default=True)
+    rr_cursor = models.PositiveBigIntegerField(default=0, editable=False)
+    numbers = models.ManyToManyField(PhoneNumber, through="NumberPoolMember", related_name="pools")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        default_manager_name = "unscoped"
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="pool_name_unique_per_tenant")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class NumberPoolMember(models.Model):
+    """A number of a pool; removed when the tenant stops holding the number."""
+
+    pool = models.ForeignKey(NumberPool, on_delete=models.CASCADE, related_name="members")
+    number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="pool_memberships")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pool", "number"]
+        constraints = [models.UniqueConstraint(fields=["pool", "number"], name="pool_member_once")]
+
+    def __str__(self) -> str:
+        return f"{self.pool_id} {self.number_id}"
+
+
+class PoolStickySender(models.Model):
+    """The pool number a recipient last got, so it keeps getting the same one (sticky sender)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    pool = models.ForeignKey(NumberPool, on_delete=models.CASCADE, related_name="sticky_senders")
+    recipient = models.CharField(max_length=20, help_text="E.164")
+    number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="+")
+    last_used_at = models.DateTimeField()
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        default_manager_name = "unscoped"
+        constraints = [models.UniqueConstraint(fields=["pool", "recipient"], name="pool_sticky_once_per_recipient")]
+
+    def __str__(self) -> str:
+        return f"{self.pool_id} {self.recipient} -> {self.number_id}"
 
 
 class NumberUsage(models.Model):
