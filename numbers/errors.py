@@ -27,6 +27,11 @@ class InvalidTtl(DomainError):
     message = "ttl_seconds must be between 60 (1 minute) and 2592000 (30 days)."
 
 
+class InvalidExpiringNotice(DomainError):
+    code = "invalid_expiring_notice"
+    message = "expiring_notice_seconds must be a whole number from 0 (no notice) to 86400 (1 day)."
+
+
 class NumberNotFound(NotFound):
     code = "not_found"
 

@@ -3,10 +3,12 @@
 A message is stored for the tenant that held the number when it arrived: the assignment or lease
 active at `received_at`, so a message arriving after a release never reaches the former holder.
 Messages to numbers nobody held are stored with no tenant (for account managers). The unique
-(carrier, carrier_message_id) constraint stores a repeated carrier delivery once.
+(carrier, carrier_message_id) constraint stores a repeated carrier delivery once, so HELP is answered
+once per message.
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from numbers import codecapture
 from numbers.models import InboundMessage, NumberAssignment, NumberLease, PhoneNumber
@@ -18,7 +20,13 @@ from accounts.models import Tenant
 from compliance import services as compliance
 from compliance.models import KeywordEvent
 from messaging.webhooks import services as webhooks
+from smsportal.errors import DomainError
 from smsportal.ids import public_id
+
+logger = logging.getLogger("smsportal.numbers")
+
+# The answer to HELP when the tenant has not written its own (Tenant.help_reply).
+DEFAULT_HELP_REPLY = "{name}: reply STOP to opt out. For help contact your sender."
 
 # The whole message, trimmed, any case.
 KEYWORDS: dict[str, tuple[str, str]] = {
@@ -73,9 +81,35 @@ def inbound_receive(
             if keyword is not None:
                 compliance.keyword_record(tenant=tenant, number=to, sender=sender, kind=keyword[1])
             webhooks.inbound_received_emit(inbound=message)
+            if message.keyword == InboundMessage.Keyword.HELP:
+                help_reply_send(inbound=message)
     except IntegrityError:
         existing = InboundMessage.unscoped.filter(carrier=carrier, carrier_message_id=carrier_message_id).first()
         if existing is None:
             raise
         return existing
     return message
+
+
+def help_reply_send(*, inbound: InboundMessage):
+    """Answers HELP from the number it was sent to: the tenant's help reply, or DEFAULT_HELP_REPLY.
+
+    Called inside the transaction that stores the inbound message, so the reply (a transactional
+    message, `metadata.help_reply_to` = the inbound id) commits with it and exactly once per stored
+    message; message_send enqueues the actual send after commit. Test mode when the carrier simulator
+    delivered the HELP, live otherwise. A reply the send path refuses (a short code as sender, say) is
+    logged and dropped in a savepoint: it must not lose the inbound message. Returns the Message or None.
+    """
+    from messaging import services as messaging  # numbers is imported by messaging; keep the import lazy
+
+    tenant = inbound.tenant
+    text = tenant.help_reply.strip() or DEFAULT_HELP_REPLY.format(name=tenant.name)
+    mode = "test" if inbound.carrier == "simulator" else "live"
+    try:
+        with transaction.atomic():
+            return messaging.message_send(tenant=tenant, api_key=None, mode=mode, to=inbound.sender,
+                                          sender=inbound.to, text=text, message_type="transactional",
+                                          metadata={"help_reply_to": inbound.public_id})
+    except DomainError as error:
+        logger.warning("HELP reply to inbound %s not sent: %s (%s)", inbound.public_id, error.message, error.code)
+        return None

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from numbers.errors import (
     InvalidCallbackUrl,
+    InvalidExpiringNotice,
     InvalidTtl,
     LeaseEnded,
     NoNumberAvailable,
@@ -30,11 +31,12 @@ from numbers.models import (
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Func, QuerySet
 from django.utils import timezone
 
 from accounts.models import Tenant
 from accounts.services.audit import SYSTEM, Actor
+from messaging.webhooks import services as webhooks
 from smsportal import outbound
 from smsportal.errors import Conflict
 
@@ -45,6 +47,10 @@ SWEEP_BATCH = 500
 SWEEP_MAX_BATCHES = 40
 # How many candidates the allocator tries when another writer took the one it picked (SQLite).
 CLAIM_ATTEMPTS = 5
+NOTICE_MAX = 24 * 3600
+# A `number.lease_expiring` due within this long also gets a task with a countdown (precision to the
+# second); later ones are left to the minute sweep, far below the broker's visibility timeout / 2.
+NOTICE_COUNTDOWN_MAX = 600
 
 Kind = NumberEvent.Kind
 Reason = NumberLease.ReleaseReason
@@ -148,14 +154,17 @@ def number_assign(
     return assignment
 
 
-def number_release_assignment(*, tenant: Tenant, assignment: NumberAssignment, actor: Actor = SYSTEM) -> bool:
-    """Ends a rental; the number goes to quarantine. Idempotent: False when it had already ended."""
+def number_release_assignment(*, tenant: Tenant, assignment: NumberAssignment, actor: Actor = SYSTEM,
+                              reason: str = Reason.RELEASED) -> bool:
+    """Ends a rental; the number goes to quarantine and `number.released` to the tenant's endpoints.
+    Idempotent: False when it had already ended."""
     _own(tenant, assignment)
     now = timezone.now()
     with transaction.atomic():
         if not NumberAssignment.unscoped.filter(pk=assignment.pk, ended_at=None).update(ended_at=now):
             return False
         assignment.ended_at = now
+        webhooks.assignment_released_emit(assignment=assignment, reason=reason, now=now)
         _quarantine(number_id=assignment.number_id, frm=NumberStatus.ASSIGNED, tenant=tenant, now=now, actor=actor,
                     detail=f"assignment {assignment.public_id} released")
         _usage_record(tenant_id=tenant.pk, number_id=assignment.number_id, kind=NumberUsage.Kind.ASSIGNMENT,
@@ -171,6 +180,11 @@ def _check_ttl(ttl_seconds: int) -> None:
         raise InvalidTtl(field="ttl_seconds")
 
 
+def _check_notice(seconds: int) -> None:
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds <= NOTICE_MAX:
+        raise InvalidExpiringNotice(field="expiring_notice_seconds")
+
+
 def _callback_url_check(url: str) -> str:
     """The checks that need no DNS (scheme, credentials, local names, IP literals, ports); the
     connect-time guard in smsportal/outbound.py is the one that counts."""
@@ -184,23 +198,30 @@ def _callback_url_check(url: str) -> str:
 
 def number_lease_acquire(
     *, tenant: Tenant, country: str, ttl_seconds: int, type: str = NumberType.MOBILE, capability: str = "sms",
-    callback_url: str = "", actor: Actor = SYSTEM,
+    callback_url: str = "", expiring_notice_seconds: int | None = None, actor: Actor = SYSTEM,
 ) -> NumberLease:
     """Leases an available number of `country` and `type` for `ttl_seconds` (60 s .. 30 days).
+
+    `number.lease_expiring` goes out `expiring_notice_seconds` (0 .. 1 day, 0 = never; default
+    NUMBER_LEASE_EXPIRING_NOTICE_SECONDS) before the end, to `callback_url` and subscribed endpoints.
 
     Concurrent callers get distinct numbers (row locks with skip_locked, a conditional UPDATE and
     the one-active-lease constraint); when none is left: 409 `no_number_available`, nothing written."""
     _check_ttl(ttl_seconds)
+    if expiring_notice_seconds is None:
+        expiring_notice_seconds = settings.NUMBER_LEASE_EXPIRING_NOTICE_SECONDS
+    _check_notice(expiring_notice_seconds)
     _callback_url_check(callback_url)
     now = timezone.now()
     with transaction.atomic():
         lease = NumberLease(tenant=tenant, started_at=now, expires_at=now + timedelta(seconds=ttl_seconds),
-                            callback_url=callback_url)
+                            callback_url=callback_url, expiring_notice_seconds=expiring_notice_seconds)
         lease.number = _claim(candidates=_available(country=country, type=type, capability=capability),
                               to=NumberStatus.LEASED, tenant=tenant, kind=Kind.LEASED, actor=actor,
                               detail=f"lease {lease.public_id} until {lease.expires_at.isoformat()}",
                               error=NoNumberAvailable)
         lease.save()
+        _notice_schedule(lease=lease, now=now)
     return lease
 
 
@@ -209,26 +230,33 @@ def number_lease_extend(*, tenant: Tenant, lease: NumberLease, ttl_seconds: int,
 
     Compare-and-set on `expires_at`: two concurrent extensions both count, and an extension racing
     the sweep either commits first (the sweep's conditional UPDATE then skips the lease) or finds
-    the lease released and answers 409 `lease_ended`."""
+    the lease released and answers 409 `lease_ended`. A new end further away than the notice re-arms
+    `number.lease_expiring` (one notice per end)."""
     _check_ttl(ttl_seconds)
     _own(tenant, lease)
     for _ in range(CLAIM_ATTEMPTS):
         now = timezone.now()
-        current = NumberLease.unscoped.filter(pk=lease.pk).values("expires_at", "released_at").get()
+        current = NumberLease.unscoped.filter(pk=lease.pk).values("expires_at", "released_at",
+                                                                  "expiring_notice_seconds").get()
         if current["released_at"] is not None or current["expires_at"] <= now:
             raise LeaseEnded()
         new_end = current["expires_at"] + timedelta(seconds=ttl_seconds)
         if new_end - now > timedelta(seconds=TTL_MAX):
             raise InvalidTtl("A lease may run at most 30 days from now.", field="ttl_seconds")
+        fields: dict = {"expires_at": new_end}
+        if new_end - now > timedelta(seconds=current["expiring_notice_seconds"]):
+            fields["expiring_notified_at"] = None
         with transaction.atomic():
             if NumberLease.unscoped.filter(pk=lease.pk, released_at=None, expires_at=current["expires_at"]).update(
-                expires_at=new_end
+                **fields
             ):
                 NumberEvent.unscoped.create(number_id=lease.number_id, tenant=tenant, kind=Kind.EXTENDED,
                                             from_status=NumberStatus.LEASED, to_status=NumberStatus.LEASED,
                                             detail=f"lease {lease.public_id} until {new_end.isoformat()}",
                                             actor=actor.label)
                 lease.expires_at = new_end
+                lease.expiring_notified_at = fields.get("expiring_notified_at", lease.expiring_notified_at)
+                _notice_schedule(lease=lease, now=now)
                 return lease
     raise Conflict("The lease changed concurrently; try again.", code="lease_busy")
 
@@ -252,7 +280,8 @@ def _lease_end(*, lease_id: int, now: datetime, reason: str, actor: Actor, expir
     with transaction.atomic(savepoint=False):
         if not NumberLease.unscoped.filter(**filters).update(released_at=now, release_reason=reason):
             return False
-        lease = NumberLease.unscoped.select_related("tenant").get(pk=lease_id)
+        lease = NumberLease.unscoped.select_related("tenant", "number").get(pk=lease_id)
+        webhooks.lease_events_emit(leases=[lease], event_type="number.released", now=now)
         _quarantine(number_id=lease.number_id, frm=NumberStatus.LEASED, tenant=lease.tenant, now=now, actor=actor,
                     detail=f"lease {lease.public_id} {reason}")
         _usage_record(tenant_id=lease.tenant_id, number_id=lease.number_id, kind=NumberUsage.Kind.LEASE,
@@ -270,11 +299,17 @@ def leases_release_expired(*, now: datetime | None = None) -> dict[str, int]:
     locks its rows with skip_locked (PostgreSQL), and every change is a conditional UPDATE, so
     each lease is released, and each number returned, exactly once."""
     now = now or timezone.now()
-    counts = {"released": 0, "returned": 0}
+    counts = {"released": 0, "expiring_notified": 0, "returned": 0}
     for _ in range(SWEEP_MAX_BATCHES):
         with transaction.atomic():
             ids = _locked_ids(NumberLease.unscoped.filter(released_at=None, expires_at__lte=now).order_by("expires_at"))
             counts["released"] += _leases_expire(ids=ids, now=now)
+        if len(ids) < SWEEP_BATCH:
+            break
+    for _ in range(SWEEP_MAX_BATCHES):
+        with transaction.atomic():
+            ids = _locked_ids(_notice_due(NumberLease.unscoped.all(), now=now).order_by("expires_at"))
+            counts["expiring_notified"] += _leases_notify_expiring(ids=ids, now=now)
         if len(ids) < SWEEP_BATCH:
             break
     for _ in range(SWEEP_MAX_BATCHES):
@@ -309,6 +344,9 @@ def _leases_expire(*, ids: list[int], now: datetime) -> int:
         status=NumberStatus.QUARANTINED, holder=None, quarantined_until=until, updated_at=now)
     if released != len(leases) or quarantined != len(leases):
         raise SweepConflict(f"{len(leases)} leases read, {released} released, {quarantined} numbers quarantined")
+    for lease in leases:
+        lease.released_at, lease.release_reason = now, Reason.EXPIRED
+    webhooks.lease_events_emit(leases=leases, event_type="number.released", now=now)
     NumberEvent.unscoped.bulk_create(
         NumberEvent(number_id=lease.number_id, tenant_id=lease.tenant_id, kind=Kind.RELEASED,
                     from_status=NumberStatus.LEASED, to_status=NumberStatus.QUARANTINED,
@@ -318,6 +356,72 @@ def _leases_expire(*, ids: list[int], now: datetime) -> int:
     _usage_add({(lease.tenant_id, lease.number_id, NumberUsage.Kind.LEASE, day): amounts
                 for lease in leases for day, amounts in _usage_days(lease.started_at, min(now, lease.expires_at))})
     return len(leases)
+
+
+# --- The expiring notice ---------------------------------------------------------------------------
+
+
+class _Seconds(Func):
+    """An integer column as a duration: an interval on PostgreSQL, microseconds on SQLite."""
+
+    output_field = DurationField()
+    template = "make_interval(secs => %(expressions)s)"
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="(%(expressions)s * 1000000)", **extra)
+
+
+def _notice_due(leases: QuerySet, *, now: datetime) -> QuerySet:
+    """Active leases whose `number.lease_expiring` is due at `now` and not sent for their current end.
+    The `expires_at` range lets the partial index on active leases' ends narrow the scan."""
+    notice_at = ExpressionWrapper(F("expires_at") - _Seconds(F("expiring_notice_seconds")),
+                                  output_field=DateTimeField())
+    return (leases.filter(released_at=None, expiring_notified_at=None, expiring_notice_seconds__gt=0,
+                          expires_at__gt=now, expires_at__lte=now + timedelta(seconds=NOTICE_MAX))
+            .alias(notice_at=notice_at).filter(notice_at__lte=now))
+
+
+def _leases_notify_expiring(*, ids: list[int], now: datetime) -> int:
+    """`number.lease_expiring` for the locked leases `ids` still due, set-based, like _leases_expire:
+    the conditional UPDATE of `expiring_notified_at` must change exactly the rows re-read, or the batch
+    rolls back (SweepConflict), so a notice is recorded once however many sweeps and tasks run."""
+    leases = list(_notice_due(NumberLease.unscoped.filter(pk__in=ids), now=now))
+    if not leases:
+        return 0
+    notified = _notice_due(NumberLease.unscoped.filter(pk__in=[lease.pk for lease in leases]), now=now).update(
+        expiring_notified_at=now)
+    if notified != len(leases):
+        raise SweepConflict(f"{len(leases)} leases read, {notified} notified")
+    webhooks.lease_events_emit(leases=leases, event_type="number.lease_expiring", now=now)
+    return len(leases)
+
+
+def number_lease_notify_expiring(*, lease_id: int, now: datetime | None = None) -> bool:
+    """Sends `number.lease_expiring` for one lease if it is due and not sent for its current end
+    (numbers_lease_notify_expiring_task; the sweep does the same for every lease). True when this
+    call sent it: the conditional UPDATE on `expiring_notified_at IS NULL` lets one caller through."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not _notice_due(NumberLease.unscoped.filter(pk=lease_id), now=now).update(expiring_notified_at=now):
+            return False
+        lease = NumberLease.unscoped.get(pk=lease_id)
+        webhooks.lease_events_emit(leases=[lease], event_type="number.lease_expiring", now=now)
+    return True
+
+
+def _notice_schedule(*, lease: NumberLease, now: datetime) -> None:
+    """After commit, a task for the lease's notice when it falls due soon (to the second); the minute
+    sweep is the guarantee for the rest, and a task that finds the notice sent or moved does nothing."""
+    if not lease.expiring_notice_seconds or lease.expiring_notified_at is not None:
+        return
+    delay = (lease.expires_at - timedelta(seconds=lease.expiring_notice_seconds) - now).total_seconds()
+    if delay > NOTICE_COUNTDOWN_MAX:
+        return
+    from numbers.tasks import number_lease_notify_expiring_task
+
+    lease_id, countdown = lease.pk, max(0.0, delay)
+    transaction.on_commit(lambda: number_lease_notify_expiring_task.apply_async((lease_id,), countdown=countdown),
+                          robust=True)
 
 
 def _locked_ids(queryset: QuerySet) -> list[int]:
@@ -408,5 +512,6 @@ def number_force_release(*, number: PhoneNumber, actor: Actor = SYSTEM) -> bool:
         return number_lease_release(tenant=lease.tenant, lease=lease, actor=actor, reason=Reason.FORCE_RELEASED)
     assignment = NumberAssignment.unscoped.filter(number=number, ended_at=None).select_related("tenant").first()
     if assignment is not None:
-        return number_release_assignment(tenant=assignment.tenant, assignment=assignment, actor=actor)
+        return number_release_assignment(tenant=assignment.tenant, assignment=assignment, actor=actor,
+                                         reason=Reason.FORCE_RELEASED)
     return False

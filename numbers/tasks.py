@@ -10,3 +10,10 @@ from celery import shared_task
 def numbers_release_expired_leases_task() -> dict[str, int]:
     """Every minute from beat; safe when two runs overlap (see services.leases_release_expired)."""
     return services.leases_release_expired()
+
+
+@shared_task(ignore_result=True)
+def number_lease_notify_expiring_task(lease_id: int) -> bool:
+    """At a lease's notice time (countdown set at acquire/extend); a duplicate, or a task for an end
+    that has moved, does nothing (see services.number_lease_notify_expiring)."""
+    return services.number_lease_notify_expiring(lease_id=lease_id)

@@ -149,6 +149,9 @@ MESSAGE_STUCK_SECONDS = env.int("MESSAGE_STUCK_SECONDS", default=120)
 # A released or expired number rests this long before anyone else can hold it, so the next
 # holder never receives codes meant for the last one.
 NUMBER_QUARANTINE_SECONDS = env.int("NUMBER_QUARANTINE_SECONDS", default=24 * 3600)
+# `number.lease_expiring` goes out this long before a lease ends, unless the lease asks otherwise
+# (`expiring_notice_seconds`, 0 = never).
+NUMBER_LEASE_EXPIRING_NOTICE_SECONDS = env.int("NUMBER_LEASE_EXPIRING_NOTICE_SECONDS", default=60)
 
 # --- Webhooks -----------------------------------------------------------------------
 # Off in production: a webhook target on a loopback, private, link-local, multicast or reserved

@@ -144,6 +144,15 @@ class AuditFilterForm(forms.Form):
         self.fields["action"].choices = [("", "All actions")] + [(a, a) for a in actions]
 
 
+class HelpReplyForm(forms.Form):
+    help_reply = forms.CharField(
+        label="HELP reply", required=False, max_length=320,
+        widget=forms.Textarea(attrs={"rows": 3, "maxlength": 320}),
+        help_text="Sent back, from the same number, to anyone who texts HELP to one of your numbers. "
+                  "Empty: \u201c<your name>: reply STOP to opt out. For help contact your sender.\u201d",
+    )
+
+
 class RequireTwoFactorForm(forms.Form):
     require_2fa = forms.BooleanField(
         label="Require two-factor authentication for every member", required=False,

@@ -1,4 +1,4 @@
-"""Tenants: create, suspend and reactivate, security settings."""
+"""Tenants: create, suspend and reactivate, security settings, the HELP reply."""
 from __future__ import annotations
 
 from django.db import transaction
@@ -58,3 +58,24 @@ def tenant_set_require_2fa(*, tenant: Tenant, required: bool, actor: Actor) -> N
     tenant.require_2fa = required
     audit_record(action="tenant.require_2fa_changed", actor=actor, tenant=tenant, target=tenant,
                  changes={"require_2fa": required})
+
+
+HELP_REPLY_MAX = 320
+
+
+@transaction.atomic
+def tenant_set_help_reply(*, tenant: Tenant, help_reply: str, actor: Actor) -> None:
+    """The text sent back to anyone who texts HELP to one of the tenant's numbers (numbers/inbound.py);
+    empty means the platform's default. At most 320 characters (400 `invalid_help_reply`). Audited when
+    it changes."""
+    help_reply = (help_reply or "").strip()
+    if len(help_reply) > HELP_REPLY_MAX:
+        raise errors.DomainError(f"The HELP reply is limited to {HELP_REPLY_MAX} characters.", field="help_reply",
+                                 code="invalid_help_reply")
+    before = Tenant.objects.select_for_update().values_list("help_reply", flat=True).get(pk=tenant.pk)
+    tenant.help_reply = help_reply
+    if before == help_reply:
+        return
+    Tenant.objects.filter(pk=tenant.pk).update(help_reply=help_reply)
+    audit_record(action="tenant.help_reply_changed", actor=actor, tenant=tenant, target=tenant,
+                 changes={"help_reply": [before, help_reply]})

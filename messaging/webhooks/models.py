@@ -15,9 +15,10 @@ __all__ = ["EVENT_TYPES", "DeliveryStatus", "WebhookAttempt", "WebhookCallbackSe
            "WebhookEndpoint"]
 
 # The events a message emits (messaging/lifecycle.py WEBHOOK_EVENTS), in lifecycle order, then the inbound
-# message event (numbers/inbound.py).
+# message event (numbers/inbound.py), then the number events (numbers/services.py: a lease about to end, a
+# holding released).
 EVENT_TYPES = ("message.queued", "message.sent", "message.delivered", "message.undelivered", "message.failed",
-               "message.expired", "message.received")
+               "message.expired", "message.received", "number.lease_expiring", "number.released")
 
 
 class SigningSecret(models.Model):

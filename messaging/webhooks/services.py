@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, prefetch_related_objects
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -37,13 +37,14 @@ from smsportal import outbound
 from smsportal.ids import public_id
 
 if TYPE_CHECKING:
-    from numbers.models import InboundMessage
+    from numbers.models import InboundMessage, NumberAssignment, NumberLease
 
     from messaging.models import Message, MessageEvent
 
 __all__ = [
-    "MAX_ATTEMPTS", "MAX_ENDPOINTS_PER_TENANT", "ROTATION_WINDOW", "SCHEDULE", "TestResult", "callback_secret_for",
-    "callback_url_validate", "message_event_emit", "webhook_callback_secret_rotate", "webhook_delivery_attempt",
+    "MAX_ATTEMPTS", "MAX_ENDPOINTS_PER_TENANT", "ROTATION_WINDOW", "SCHEDULE", "TestResult",
+    "assignment_released_emit", "callback_secret_for", "callback_url_validate", "inbound_received_emit",
+    "lease_events_emit", "message_event_emit", "webhook_callback_secret_rotate", "webhook_delivery_attempt",
     "webhook_delivery_resend", "webhook_endpoint_create", "webhook_endpoint_delete", "webhook_endpoint_rotate_secret",
     "webhook_endpoint_test", "webhook_endpoint_update", "webhook_payload", "webhooks_retry_due",
 ]
@@ -258,12 +259,16 @@ def message_event_emit(*, message: Message, event_type: str, event: MessageEvent
 
 
 def inbound_received_emit(*, inbound: InboundMessage) -> list[WebhookDelivery]:
-    """`message.received` to each enabled endpoint of the tenant subscribed to it (no message row:
-    `message` stays empty). Called inside the transaction that stored the inbound message."""
+    """`message.received` to the lease's callback_url (when the message reached a lease that has one) and
+    to each enabled endpoint of the tenant subscribed to it (no message row: `message` stays empty).
+    Called inside the transaction that stored the inbound message."""
     if inbound.tenant_id is None:
         return []
+    lease = inbound.lease if inbound.lease_id else None
+    targets: list[tuple[WebhookEndpoint | None, str]] = [(None, lease.callback_url)] if lease and lease.callback_url \
+        else []
     endpoints = WebhookEndpoint.unscoped.filter(tenant_id=inbound.tenant_id, enabled=True).only("id", "url", "events")
-    targets = [endpoint for endpoint in endpoints if endpoint.wants("message.received")]
+    targets += [(endpoint, endpoint.url) for endpoint in endpoints if endpoint.wants("message.received")]
     if not targets:
         return []
     payload = {
@@ -272,18 +277,87 @@ def inbound_received_emit(*, inbound: InboundMessage) -> list[WebhookDelivery]:
         "data": {
             "id": inbound.public_id, "to": inbound.to, "from": inbound.sender, "text": inbound.text,
             "received_at": _iso(inbound.received_at), "code": inbound.code or None,
-            "service": inbound.service or None, "lease": inbound.lease.public_id if inbound.lease_id else None,
+            "service": inbound.service or None, "lease": lease.public_id if lease else None,
         },
     }
     now = timezone.now()
     deliveries = [
-        WebhookDelivery.unscoped.create(tenant_id=inbound.tenant_id, endpoint=endpoint, url=endpoint.url,
+        WebhookDelivery.unscoped.create(tenant_id=inbound.tenant_id, endpoint=endpoint, url=url,
                                         event_type="message.received", payload=payload, next_attempt_at=now,
                                         enqueued_at=now)
-        for endpoint in targets
+        for endpoint, url in targets
     ]
     deliveries_enqueue([d.pk for d in deliveries])
     return deliveries
+
+
+def _holding_data(holding: NumberLease | NumberAssignment, *, kind: str, reason: str | None) -> dict:
+    number = holding.number
+    expires_at = getattr(holding, "expires_at", None)
+    ended_at = holding.released_at if kind == "lease" else holding.ended_at
+    return {
+        "id": holding.public_id, "holding": kind, "number": number.number, "number_id": number.public_id,
+        "country": number.country, "started_at": _iso(holding.started_at),
+        "expires_at": _iso(expires_at) if expires_at else None,
+        "released_at": _iso(ended_at) if ended_at else None, "reason": reason,
+    }
+
+
+def _subscribed_endpoints(*, tenant_ids: set[int], event_type: str) -> dict[int, list[WebhookEndpoint]]:
+    """The enabled endpoints of these tenants that want `event_type`, by tenant: one query."""
+    by_tenant: dict[int, list[WebhookEndpoint]] = {}
+    if not tenant_ids:
+        return by_tenant
+    for endpoint in WebhookEndpoint.unscoped.filter(tenant_id__in=tenant_ids, enabled=True).only(
+            "id", "tenant_id", "url", "events"):
+        if endpoint.wants(event_type):
+            by_tenant.setdefault(endpoint.tenant_id, []).append(endpoint)
+    return by_tenant
+
+
+def lease_events_emit(*, leases: list[NumberLease], event_type: str, now: datetime) -> int:
+    """`number.lease_expiring` or `number.released` for each lease: one delivery to its callback_url (signed
+    with the tenant's callback secret) and one to each enabled endpoint of its tenant subscribed to the event.
+
+    Set-based for the expiry sweep: one query for the endpoints, one for the numbers of the leases that
+    have a target, one bulk INSERT; a lease with no target costs nothing. `released_at` and
+    `release_reason` must already hold the release (`number.released`). Call inside the transaction that
+    changed the leases; returns how many deliveries it recorded, enqueued after commit."""
+    endpoints = _subscribed_endpoints(tenant_ids={lease.tenant_id for lease in leases}, event_type=event_type)
+    wanted = [lease for lease in leases if lease.callback_url or lease.tenant_id in endpoints]
+    if not wanted:
+        return 0
+    prefetch_related_objects(wanted, "number")
+    rows = []
+    for lease in wanted:
+        reason = (lease.release_reason or None) if event_type == "number.released" else None
+        data = _holding_data(lease, kind="lease", reason=reason)
+        if event_type == "number.lease_expiring":
+            data["expiring_notice_seconds"] = lease.expiring_notice_seconds
+        payload = {"type": event_type, "timestamp": _iso(now), "data": data}
+        targets = [(None, lease.callback_url)] if lease.callback_url else []
+        targets += [(endpoint, endpoint.url) for endpoint in endpoints.get(lease.tenant_id, [])]
+        rows += [WebhookDelivery(tenant_id=lease.tenant_id, endpoint=endpoint, url=url, event_type=event_type,
+                                 payload=payload, next_attempt_at=now, enqueued_at=now) for endpoint, url in targets]
+    created = WebhookDelivery.unscoped.bulk_create(rows)
+    deliveries_enqueue([delivery.pk for delivery in created])
+    return len(created)
+
+
+def assignment_released_emit(*, assignment: NumberAssignment, reason: str, now: datetime) -> int:
+    """`number.released` for an ended rental, to the tenant's enabled endpoints subscribed to it (an
+    assignment has no callback_url). Call inside the transaction that ended it."""
+    endpoints = _subscribed_endpoints(tenant_ids={assignment.tenant_id}, event_type="number.released")
+    if not endpoints:
+        return 0
+    payload = {"type": "number.released", "timestamp": _iso(now),
+               "data": _holding_data(assignment, kind="assignment", reason=reason)}
+    created = WebhookDelivery.unscoped.bulk_create(
+        WebhookDelivery(tenant_id=assignment.tenant_id, endpoint=endpoint, url=endpoint.url,
+                        event_type="number.released", payload=payload, next_attempt_at=now, enqueued_at=now)
+        for endpoint in endpoints[assignment.tenant_id])
+    deliveries_enqueue([delivery.pk for delivery in created])
+    return len(created)
 
 
 def webhook_delivery_resend(*, tenant: Tenant, delivery: WebhookDelivery) -> WebhookDelivery:

@@ -1,6 +1,6 @@
 """Serializers for /v1/numbers. Validation of meaning (TTL bounds, callback URL) lives in the services."""
 from numbers.models import Capability, NumberLease, NumberType, PhoneNumber
-from numbers.services import TTL_MAX, TTL_MIN
+from numbers.services import NOTICE_MAX, TTL_MAX, TTL_MIN
 
 from django.utils import timezone
 from rest_framework import serializers
@@ -90,6 +90,10 @@ class LeaseCreateSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=NumberType.choices, required=False, default=NumberType.MOBILE)
     capability = serializers.ChoiceField(choices=Capability.choices, required=False, default=Capability.SMS)
     callback_url = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    # Bounds are the service's (400 `invalid_expiring_notice`); here only the type.
+    expiring_notice_seconds = serializers.IntegerField(
+        required=False, help_text=f"Seconds before the end that `number.lease_expiring` is sent: 0 (never) to "
+                                  f"{NOTICE_MAX} (1 day); default NUMBER_LEASE_EXPIRING_NOTICE_SECONDS (60).")
 
     def validate_country(self, value: str) -> str:
         return value.upper()
@@ -111,6 +115,8 @@ class LeaseSerializer(serializers.Serializer):
     released_at = serializers.DateTimeField(allow_null=True)
     release_reason = serializers.CharField()
     callback_url = serializers.CharField()
+    expiring_notice_seconds = serializers.IntegerField(help_text="`number.lease_expiring` goes out this long "
+                                                                 "before the end; 0: never.")
 
     def get_status(self, lease) -> str:
         """active, expired (its end has passed, swept or not yet) or released (ended early)."""

@@ -180,7 +180,8 @@ def test_the_sweep_releases_each_expired_lease_exactly_once_when_run_twice(tenan
         first = numbers_release_expired_leases_task.apply().get()
         second = services.leases_release_expired()
     # then each ended lease is released once, quarantined, and the running one is untouched
-    assert first == {"released": 3, "returned": 0} and second == {"released": 0, "returned": 0}
+    assert first == {"released": 3, "expiring_notified": 0, "returned": 0}
+    assert second == {"released": 0, "expiring_notified": 0, "returned": 0}
     for lease in ended:
         lease.refresh_from_db()
         assert lease.release_reason == "expired" and lease.released_at == T0 + timedelta(seconds=61)
@@ -222,13 +223,14 @@ def test_a_number_returns_to_the_pool_after_its_cool_down(tenant, other, setting
     with time_machine.travel(T0, tick=False):
         lease = services.number_lease_acquire(tenant=tenant, country="US", ttl_seconds=60)
     end = T0 + timedelta(seconds=60)
-    assert services.leases_release_expired(now=end) == {"released": 1, "returned": 0}
+    assert services.leases_release_expired(now=end) == {"released": 1, "expiring_notified": 0, "returned": 0}
     # during the cool-down nobody can lease it
     assert services.leases_release_expired(now=end + timedelta(seconds=DAY - 1))["returned"] == 0
     with time_machine.travel(end + timedelta(hours=23), tick=False), pytest.raises(NoNumberAvailable):
         services.number_lease_acquire(tenant=other, country="US", ttl_seconds=60)
     # after it, the same job returns the number, once
-    assert services.leases_release_expired(now=end + timedelta(seconds=DAY)) == {"released": 0, "returned": 1}
+    assert services.leases_release_expired(now=end + timedelta(seconds=DAY)) == {
+        "released": 0, "expiring_notified": 0, "returned": 1}
     assert services.leases_release_expired(now=end + timedelta(seconds=DAY + 60))["returned"] == 0
     number = PhoneNumber.objects.get(pk=lease.number_id)
     assert number.status == NumberStatus.AVAILABLE and number.quarantined_until is None
@@ -354,7 +356,8 @@ def test_usage_adds_up_two_leases_of_one_number_on_one_day(tenant, settings):
     stock(1)
     with time_machine.travel(T0, tick=False):
         services.number_lease_acquire(tenant=tenant, country="US", ttl_seconds=60)
-    assert services.leases_release_expired(now=T0 + timedelta(seconds=60)) == {"released": 1, "returned": 1}
+    assert services.leases_release_expired(now=T0 + timedelta(seconds=60)) == {
+        "released": 1, "expiring_notified": 0, "returned": 1}
     with time_machine.travel(T0 + timedelta(seconds=120), tick=False):
         services.number_lease_acquire(tenant=tenant, country="US", ttl_seconds=90)
     services.leases_release_expired(now=T0 + timedelta(seconds=300))
