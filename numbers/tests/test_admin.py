@@ -22,6 +22,7 @@ from numbers.tests.factories import stock
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -276,7 +277,13 @@ def test_the_number_page_shows_its_events_leases_and_assignments_newest_first(cl
     assert first.public_id in page and assignment.public_id in page
     events = [form.instance.kind for form in response.context["inline_admin_formsets"][0].formset.forms]
     assert events == ["assigned", "released", "leased", "imported"]
-    assert f"number__id__exact={number.pk}" in page
+    # and links to the whole history of this number only
+    stock(1, start=10)
+    for model in (NumberEvent, NumberLease, NumberAssignment):
+        url = reverse(f"admin:numbers_{model._meta.model_name}_changelist") + f"?number__id__exact={number.pk}"
+        assert url in page
+        rows = client.get(url).context["cl"].result_list
+        assert rows and {row.number_id for row in rows} == {number.pk}
 
 
 @pytest.mark.parametrize("model", [NumberLease, NumberAssignment, NumberEvent, NumberUsage, InboundMessage,
@@ -325,3 +332,25 @@ def test_staff_without_a_second_factor_cannot_import_or_export(client):
     response = _upload(client, HEADER + GOOD)
     assert response.status_code == 302 and not PhoneNumber.objects.exists()
     assert not _audits("numbers.exported").exists()
+
+
+def test_import_numbers_reads_an_admin_export_too(client, staff, tmp_path):
+    _upload(client, HEADER + GOOD + "+14155550199,US,mobile,voice,@carrier,0,1\n")
+    before = _descriptions()
+    path = tmp_path / "export.csv"
+    path.write_text(b"".join(client.get(EXPORT_URL).streaming_content).decode())
+    NumberEvent.unscoped.all().delete()
+    PhoneNumber.objects.all().delete()
+    out = io.StringIO()
+    call_command("import_numbers", str(path), stdout=out)
+    assert out.getvalue().strip() == "4 created, 0 updated, 0 errors"
+    assert _descriptions() == before
+
+
+def test_the_pool_list_counts_members(client, staff):
+    numbers = stock(2)
+    pool = NumberPool.unscoped.create(tenant=TenantFactory(), name="main")
+    for number in numbers:
+        NumberPoolMember.objects.create(pool=pool, number=number)
+    response = client.get(reverse("admin:numbers_numberpool_changelist"))
+    assert [row.member_count for row in response.context["cl"].result_list] == [2]
