@@ -14,6 +14,9 @@ SECTIONS = {
     "templates": "templates", "template-create": "templates", "template-edit": "templates", "template-delete": "templates",
     **{name: "webhooks" for name in ("webhooks", "webhook-endpoint-create", "webhook-endpoint", "webhook-endpoint-rotate",
                                      "webhook-endpoint-delete", "webhook-callback-secret")},
+    **{name: "numbers" for name in ("numbers", "number-search", "number-release", "lease-detail", "lease-extend",
+                                    "lease-release")},
+    "inbound-messages": "inbound-messages",
     "2fa": "account", "2fa-backup-codes": "account", "2fa-disable": "account",
 }
 

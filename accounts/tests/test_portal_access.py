@@ -25,6 +25,8 @@ def portal_routes(side):
         "template_id": side.extra["template"].public_id,
         "endpoint_id": side.extra["webhook_endpoint"].public_id,
         "delivery_id": side.extra["webhook_delivery"].public_id,
+        "number_id": side.extra["assignment"].number.public_id,
+        "lease_id": side.extra["lease"].public_id,
         "token": "not-a-real-token",
         "uidb64": "MQ",
     }
