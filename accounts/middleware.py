@@ -1,6 +1,7 @@
 """Request middleware: client address, portal access (sign-in, 2FA, tenant)."""
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect
@@ -8,17 +9,23 @@ from django.urls import reverse
 
 from accounts.clientip import client_ip
 from accounts.tenancy import reset_current_tenant, set_current_tenant
+from smsportal.middleware import DualMiddleware
 
 
-class ClientIpMiddleware:
+class ClientIpMiddleware(DualMiddleware):
     """Sets request.client_ip once, from the socket peer and trusted proxies."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        request.client_ip = client_ip(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"))
+    def handle(self, request):
+        self._set(request)
         return self.get_response(request)
+
+    async def ahandle(self, request):
+        self._set(request)
+        return await self.get_response(request)
+
+    @staticmethod
+    def _set(request) -> None:
+        request.client_ip = client_ip(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"))
 
 
 # Portal paths open to a signed-out visitor (sign in, password reset, invitations).
@@ -30,23 +37,46 @@ PRE_OTP_PREFIXES = ("/portal/2fa/verify", "/portal/2fa/setup", "/portal/logout")
 PERSONAL_PREFIXES = ("/portal/logout", "/portal/switch", "/portal/2fa/")
 
 
-class PortalAccessMiddleware:
+class PortalAccessMiddleware(DualMiddleware):
     """Deny by default under /portal: sign-in, 2FA where present or required, an active tenant.
 
     Sets request.membership / request.tenant and the tenant context for the
     duration of the request; a suspended tenant's portal is read-only.
     """
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
+    def handle(self, request):
         request.membership = None
         request.tenant = None
         if not request.path.startswith("/portal/"):
             return self.get_response(request)
-        if request.path.startswith(PUBLIC_PREFIXES):
+        refused = self._check(request)
+        if refused is not None:
+            return refused
+        token = set_current_tenant(request.tenant)
+        try:
             return self.get_response(request)
+        finally:
+            reset_current_tenant(token)
+
+    async def ahandle(self, request):
+        request.membership = None
+        request.tenant = None
+        if not request.path.startswith("/portal/"):
+            return await self.get_response(request)
+        refused = await sync_to_async(self._check)(request)  # sessions, users and memberships are in the database
+        if refused is not None:
+            return refused
+        token = set_current_tenant(request.tenant)
+        try:
+            return await self.get_response(request)
+        finally:
+            reset_current_tenant(token)
+
+    @staticmethod
+    def _check(request):
+        """The redirect that refuses the request, or None after setting request.membership/tenant."""
+        if request.path.startswith(PUBLIC_PREFIXES):
+            return None
         user = request.user
         if not user.is_authenticated:
             return redirect(f"{reverse(settings.LOGIN_URL)}?next={request.path}")
@@ -68,11 +98,7 @@ class PortalAccessMiddleware:
         ):
             messages.error(request, "This account is suspended: the portal is read-only. Contact your account manager.")
             return redirect(request.path)
-        token = set_current_tenant(request.tenant)
-        try:
-            return self.get_response(request)
-        finally:
-            reset_current_tenant(token)
+        return None
 
 
 def _has_device(user) -> bool:

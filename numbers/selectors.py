@@ -1,12 +1,10 @@
 """Reads of the numbers app for the API and the portal, always within one tenant."""
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from numbers.errors import NumberNotFound
 from numbers.models import HELD, InboundMessage, NumberAssignment, NumberLease, NumberStatus, PhoneNumber
 
-from django.db import connection
 from django.db.models import Case, CharField, OuterRef, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
@@ -89,20 +87,11 @@ def inbound_message_get(*, tenant: Tenant, public_id: str) -> InboundMessage:
     return message
 
 
-POLL_INTERVAL = 0.5
+def lease_messages(*, lease_id: int) -> list[InboundMessage]:
+    """A lease's inbound messages, oldest first (the long-poll's answer, numbers/api/longpoll.py)."""
+    return list(InboundMessage.unscoped.select_related("lease").filter(lease_id=lease_id)
+                .exclude(tenant=None).order_by("received_at", "id"))
 
 
-def lease_messages_wait(*, lease: NumberLease, wait: int = 0) -> list[InboundMessage]:
-    """The lease's inbound messages, oldest first. With none yet and `wait` > 0, polls every
-    POLL_INTERVAL seconds for up to `wait` seconds, closing the database connection between polls
-    so a waiting client holds none (never call this inside a transaction)."""
-    deadline = time.monotonic() + min(wait, 30)
-    while True:
-        messages = list(InboundMessage.unscoped.select_related("lease").filter(lease=lease, tenant=lease.tenant_id)
-                        .order_by("received_at", "id"))
-        remaining = deadline - time.monotonic()
-        if messages or remaining <= 0:
-            return messages
-        if not connection.in_atomic_block:
-            connection.close()
-        time.sleep(min(POLL_INTERVAL, remaining))
+def lease_has_messages(*, lease_id: int) -> bool:
+    return InboundMessage.unscoped.filter(lease_id=lease_id).exclude(tenant=None).exists()

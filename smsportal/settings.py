@@ -48,7 +48,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "smsportal.middleware.StaticFilesMiddleware",  # WhiteNoise, usable under ASGI
     "accounts.middleware.ClientIpMiddleware",
     "smsportal.api.middleware.ApiJsonErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -83,6 +83,8 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------
+# Set by smsportal/asgi.py: the web server runs ASGI (the worker and beat do not).
+SERVES_ASGI = env.bool("SMSPORTAL_ASGI", default=False)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'smsportal.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one file: WAL lets readers run beside the
@@ -93,8 +95,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+elif SERVES_ASGI and env.bool("DB_POOL", default=True):
+    # Under ASGI a request's sync code runs on a thread made for that request, so a persistent
+    # connection would outlive its thread; psycopg's pool lends one per use instead.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": env.int("DB_POOL_MAX_SIZE", default=20), "timeout": 10}
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_MAX_AGE"] = 0 if SERVES_ASGI else env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -184,20 +184,27 @@ class InboundMessageDetailView(ApiView):
 class LeaseMessagesView(ApiView):
     """The lease's inbound messages, oldest first; with `wait` (max 30 s) and none yet, waits for the first.
 
-    The wait polls every half second and closes the database connection between polls, so a
-    waiting client holds no connection (it does hold its worker thread for up to `wait` seconds)."""
+    Routed through numbers/api/longpoll.py, which does the waiting without a thread or a database
+    connection: this view only answers at once, or leaves `request.lease_wait` for the wait."""
 
     required_scope = Scope.NUMBERS
     serializer_class = s.InboundMessageSerializer
     queryset = InboundMessage.unscoped.none()
 
     @extend_schema(parameters=[s.LeaseMessagesQuerySerializer,
-                               OpenApiParameter("lease_id", str, OpenApiParameter.PATH)], responses={200: s.InboundMessageSerializer(many=True)})
+                               OpenApiParameter("lease_id", str, OpenApiParameter.PATH)],
+                   responses={200: s.InboundMessageSerializer(many=True)})
     def get(self, request, lease_id):
         query = s.LeaseMessagesQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         lease = selectors.lease_get(tenant=request.auth.tenant, public_id=lease_id)
-        messages = selectors.lease_messages_wait(lease=lease, wait=query.validated_data["wait"])
+        messages = selectors.lease_messages(lease_id=lease.pk)
+        wait = query.validated_data["wait"]
+        # A lease that has ended receives nothing more: no point waiting.
+        if not messages and wait and lease.released_at is None and lease.expires_at > timezone.now():
+            if not getattr(request._request, "lease_wait_async", False):
+                raise RuntimeError("the long-poll must be routed through numbers.api.longpoll")
+            request._request.lease_wait = (lease.pk, wait)
         return Response(s.InboundMessageSerializer(messages, many=True).data)
 
 

@@ -10,6 +10,7 @@ from django.http.multipartparser import MultiPartParserError
 
 from accounts.tenancy import reset_current_tenant, set_current_tenant
 from smsportal.api.exceptions import error_body
+from smsportal.middleware import DualMiddleware
 
 logger = logging.getLogger("smsportal.api")
 
@@ -33,17 +34,26 @@ def _is_api(path: str) -> bool:
     return path == "/v1" or path.startswith("/v1/")
 
 
-class ApiJsonErrorMiddleware:
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
+class ApiJsonErrorMiddleware(DualMiddleware):
+    def handle(self, request):
         # The tenant context never outlives the request (API auth sets it).
         token = set_current_tenant(None)
         try:
             response = self.get_response(request)
         finally:
             reset_current_tenant(token)
+        return self._converted(request, response)
+
+    async def ahandle(self, request):
+        token = set_current_tenant(None)
+        try:
+            response = await self.get_response(request)
+        finally:
+            reset_current_tenant(token)
+        return self._converted(request, response)
+
+    @staticmethod
+    def _converted(request, response):
         if _is_api(request.path) and response.status_code >= 400 and "json" not in response.get("Content-Type", ""):
             code, message = _DEFAULTS.get(response.status_code, ("error", "The request failed."))
             converted = JsonResponse(error_body(code, message), status=response.status_code)
