@@ -17,7 +17,7 @@ _PHONE_LIKE = re.compile(r"\+?[\d\s().-]{3,}")
 
 
 def message_list(*, tenant: Tenant) -> QuerySet[Message]:
-    return Message.unscoped.filter(tenant=tenant)
+    return Message.unscoped.filter(tenant=tenant).select_related("pool")
 
 
 def message_get(*, tenant: Tenant, public_id: str, with_events: bool = False) -> Message:

@@ -5,6 +5,8 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from numbers import pools
+from numbers.models import NumberPool
 
 import phonenumbers
 from django.db import IntegrityError, transaction
@@ -30,7 +32,9 @@ ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 &'()*+,\-./:;<=>?!_
 
 @dataclass(frozen=True)
 class PreparedMessage:
-    """A validated, rendered and encoded message that is not stored yet (what a quote shows)."""
+    """A validated, rendered and encoded message that is not stored yet (what a quote shows).
+
+    With `"from": "pool:NAME"`, `sender` is the pool number picked and `pool` the pool."""
 
     to: str
     sender: str
@@ -43,6 +47,7 @@ class PreparedMessage:
     metadata: dict
     callback_url: str
     smart_encoding: bool
+    pool: NumberPool | None = None
 
 
 def phone_number_normalize(value: str, *, region: str | None = None, field: str = "to") -> str:
@@ -142,8 +147,12 @@ def message_prepare(
     metadata: dict | None = None,
     smart_encoding: bool = True,
     callback_url: str = "",
+    pool_pick: bool = False,
 ) -> PreparedMessage:
-    """Validate, render and encode a message without storing anything (used by send and quote)."""
+    """Validate, render and encode a message (used by send and quote).
+
+    A `pool:NAME` sender is resolved to a pool number: with `pool_pick` (the accept transaction)
+    the pick is recorded (round-robin cursor, sticky sender); without it nothing is written."""
     from messaging.webhooks.services import callback_url_validate
 
     message_type = message_type_normalize(message_type)
@@ -153,9 +162,12 @@ def message_prepare(
         raise errors.MessageTooLong(
             f"The message needs {analysis.segment_count} segments; this account allows at most "
             f"{tenant.max_message_segments}.", field="text")
+    to = phone_number_normalize(to, region=region)
+    pool, sender = _sender_resolve(tenant=tenant, sender=sender, to=to, record=pool_pick)
     return PreparedMessage(
-        to=phone_number_normalize(to, region=region),
-        sender=sender_normalize(sender),
+        to=to,
+        sender=sender,
+        pool=pool,
         message_type=message_type,
         template_ref=template_ref,
         analysis=analysis,
@@ -166,6 +178,15 @@ def message_prepare(
         callback_url=callback_url_validate(callback_url) if callback_url else "",
         smart_encoding=smart_encoding,
     )
+
+
+def _sender_resolve(*, tenant: Tenant, sender: str, to: str, record: bool) -> tuple[NumberPool | None, str]:
+    """(pool, sender): a `pool:NAME` sender becomes the number the pool picks for `to`."""
+    pool_name = pools.pool_name_from_sender(sender)
+    if pool_name is None:
+        return None, sender_normalize(sender)
+    pool, number = pools.pool_pick(tenant=tenant, pool_name=pool_name, to=to, dry_run=not record)
+    return pool, number.number
 
 
 @dataclass(frozen=True)
@@ -198,15 +219,16 @@ def message_quote_text(
 def message_send(*, tenant: Tenant, api_key: ApiKey | None, mode: str | None = None, **fields) -> Message:
     """Accept a message: store it (queued, or scheduled) with its first event, and enqueue
     dispatch after commit. Nothing is enqueued if the transaction rolls back."""
-    prepared = message_prepare(tenant=tenant, **fields)
+    prepared = message_prepare(tenant=tenant, pool_pick=True, **fields)
     now = timezone.now()
     status = Status.SCHEDULED if prepared.scheduled_at else Status.QUEUED
     message = Message.unscoped.create(
         tenant=tenant, api_key=api_key, mode=mode or (api_key.mode if api_key else ApiKey.Mode.TEST),
-        to=prepared.to, sender=prepared.sender, text=prepared.analysis.text, template_ref=prepared.template_ref,
-        message_type=prepared.message_type, status=status, sequence=1, encoding=prepared.analysis.encoding,
-        segments=prepared.analysis.segment_count, characters=prepared.analysis.characters,
-        smart_encoding=prepared.smart_encoding, client_reference=prepared.client_reference,
+        to=prepared.to, sender=prepared.sender, pool=prepared.pool, text=prepared.analysis.text,
+        template_ref=prepared.template_ref, message_type=prepared.message_type, status=status, sequence=1,
+        encoding=prepared.analysis.encoding, segments=prepared.analysis.segment_count,
+        characters=prepared.analysis.characters, smart_encoding=prepared.smart_encoding,
+        client_reference=prepared.client_reference,
         metadata=prepared.metadata, callback_url=prepared.callback_url, created_at=now,
         scheduled_at=prepared.scheduled_at, expires_at=(prepared.scheduled_at or now) + prepared.validity,
         status_changed_at=now,

@@ -45,3 +45,35 @@ class TestModeOnly(DomainError):
     status = 403
     code = "test_mode_only"
     message = "The carrier simulator takes test-mode API keys only."
+
+
+class PoolNotFound(NotFound):
+    code = "pool_not_found"
+    message = "No number pool with this name or id."
+
+
+class PoolEmpty(Conflict):
+    code = "pool_empty"
+    message = "This number pool has no number you hold that can send SMS."
+
+
+class PoolNameTaken(Conflict):
+    code = "pool_name_taken"
+    message = "A number pool with this name already exists."
+
+
+class InvalidPoolName(DomainError):
+    code = "invalid_pool_name"
+    message = "A pool name uses letters, digits, '-' and '_' only (1-50 characters)."
+
+
+class NumberNotHeld(DomainError):
+    status = 422
+    code = "number_not_held"
+    message = "This is not a number you hold."
+
+
+class NumberNotSmsCapable(DomainError):
+    status = 422
+    code = "number_not_sms_capable"
+    message = "This number cannot send SMS."

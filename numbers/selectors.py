@@ -2,10 +2,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from numbers.errors import NumberNotFound
-from numbers.models import HELD, InboundMessage, NumberAssignment, NumberLease, NumberStatus, PhoneNumber
+from numbers.errors import NumberNotFound, PoolNotFound
+from numbers.models import (
+    HELD,
+    InboundMessage,
+    NumberAssignment,
+    NumberLease,
+    NumberPool,
+    NumberStatus,
+    PhoneNumber,
+)
 
-from django.db.models import Case, CharField, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models import Case, CharField, OuterRef, Prefetch, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
 from accounts.models import Tenant
@@ -95,3 +103,43 @@ def lease_messages(*, lease_id: int) -> list[InboundMessage]:
 
 def lease_has_messages(*, lease_id: int) -> bool:
     return InboundMessage.unscoped.filter(lease_id=lease_id).exclude(tenant=None).exists()
+
+
+# --- Number pools ---------------------------------------------------------------------------------
+
+
+def _sms_capable(numbers: QuerySet) -> QuerySet:
+    # JSON containment is not portable to SQLite; the quoted element matches the same rows.
+    return numbers.filter(capabilities__icontains='"sms"')
+
+
+def numbers_poolable(*, tenant: Tenant) -> QuerySet:
+    """The numbers the tenant may put in a pool: held now (assigned or leased) and able to send SMS."""
+    return _sms_capable(PhoneNumber.objects.filter(holder=tenant, status__in=HELD)).order_by("number")
+
+
+def pool_list(*, tenant: Tenant) -> QuerySet:
+    """The tenant's pools, each with `numbers` prefetched: only the members it still holds, by number."""
+    return NumberPool.unscoped.filter(tenant=tenant).prefetch_related(
+        Prefetch("numbers", queryset=PhoneNumber.objects.filter(holder=tenant, status__in=HELD).order_by("number"))
+    )
+
+
+def pool_get(*, tenant: Tenant, public_id: str) -> NumberPool:
+    """One of the tenant's pools by id; another tenant's answers like a missing one."""
+    pool = pool_list(tenant=tenant).filter(public_id=public_id).first()
+    if pool is None:
+        raise PoolNotFound()
+    return pool
+
+
+def pool_get_by_name(*, tenant: Tenant, name: str, field: str | None = None) -> NumberPool:
+    pool = NumberPool.unscoped.filter(tenant=tenant, name=name).first()
+    if pool is None:
+        raise PoolNotFound(f"No number pool named {name!r}.", field=field)
+    return pool
+
+
+def pool_members_usable(*, tenant: Tenant, pool: NumberPool) -> QuerySet:
+    """The pool's numbers that can send for it now: still held by the tenant and SMS-capable, by number."""
+    return numbers_poolable(tenant=tenant).filter(pool_memberships__pool=pool)

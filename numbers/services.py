@@ -28,6 +28,7 @@ from numbers.models import (
     NumberUsage,
     PhoneNumber,
 )
+from numbers.pools import pool_members_drop
 
 from django.conf import settings
 from django.db import transaction
@@ -167,6 +168,7 @@ def number_release_assignment(*, tenant: Tenant, assignment: NumberAssignment, a
         webhooks.assignment_released_emit(assignment=assignment, reason=reason, now=now)
         _quarantine(number_id=assignment.number_id, frm=NumberStatus.ASSIGNED, tenant=tenant, now=now, actor=actor,
                     detail=f"assignment {assignment.public_id} released")
+        pool_members_drop(tenant_ids=[tenant.pk], number_ids=[assignment.number_id])
         _usage_record(tenant_id=tenant.pk, number_id=assignment.number_id, kind=NumberUsage.Kind.ASSIGNMENT,
                       start=assignment.started_at, end=now)
     return True
@@ -284,6 +286,7 @@ def _lease_end(*, lease_id: int, now: datetime, reason: str, actor: Actor, expir
         webhooks.lease_events_emit(leases=[lease], event_type="number.released", now=now)
         _quarantine(number_id=lease.number_id, frm=NumberStatus.LEASED, tenant=lease.tenant, now=now, actor=actor,
                     detail=f"lease {lease.public_id} {reason}")
+        pool_members_drop(tenant_ids=[lease.tenant_id], number_ids=[lease.number_id])
         _usage_record(tenant_id=lease.tenant_id, number_id=lease.number_id, kind=NumberUsage.Kind.LEASE,
                       start=lease.started_at, end=min(now, lease.expires_at))
     return True
@@ -344,6 +347,7 @@ def _leases_expire(*, ids: list[int], now: datetime) -> int:
         status=NumberStatus.QUARANTINED, holder=None, quarantined_until=until, updated_at=now)
     if released != len(leases) or quarantined != len(leases):
         raise SweepConflict(f"{len(leases)} leases read, {released} released, {quarantined} numbers quarantined")
+    pool_members_drop(tenant_ids={lease.tenant_id for lease in leases}, number_ids=[lease.number_id for lease in leases])
     for lease in leases:
         lease.released_at, lease.release_reason = now, Reason.EXPIRED
     webhooks.lease_events_emit(leases=leases, event_type="number.released", now=now)
@@ -498,6 +502,7 @@ def number_retire(*, number: PhoneNumber, actor: Actor = SYSTEM) -> bool:
         for frm in (NumberStatus.AVAILABLE, NumberStatus.QUARANTINED):
             if _number_move(number_id=number.pk, frm=frm, to=NumberStatus.RETIRED, kind=Kind.RETIRED, tenant=None,
                             actor=actor, quarantined_until=None):
+                pool_members_drop(number_ids=[number.pk])  # none left normally: its holding ended before
                 return True
     number.refresh_from_db()
     if number.status in (NumberStatus.ASSIGNED, NumberStatus.LEASED):

@@ -12,6 +12,7 @@ SECTIONS = {
     "messages": "messages", "message-detail": "messages", "message-cancel": "messages",
     "message-send": "message-send",
     "templates": "templates", "template-create": "templates", "template-edit": "templates", "template-delete": "templates",
+    "pools": "pools", "pool-create": "pools", "pool-edit": "pools", "pool-delete": "pools",
     **{name: "webhooks" for name in ("webhooks", "webhook-endpoint-create", "webhook-endpoint", "webhook-endpoint-rotate",
                                      "webhook-endpoint-delete", "webhook-callback-secret")},
     **{name: "numbers" for name in ("numbers", "number-search", "number-release", "lease-detail", "lease-extend",

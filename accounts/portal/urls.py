@@ -41,5 +41,6 @@ urlpatterns = [
     path("settings/security/", tenant_settings.security, name="security"),
     path("", include("messaging.portal.urls")),
     path("", include("messaging.portal.webhook_urls")),
+    path("", include("numbers.portal.pool_urls")),
     path("", include("numbers.portal.urls")),
 ]

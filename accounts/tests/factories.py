@@ -132,6 +132,11 @@ def _side(label: str) -> Side:
     held = stock(2, country="GB", type=NumberType.LOCAL, start=100 if label == "alpha" else 200)
     assignment = numbers.number_assign(tenant=tenant, number=held[0])
     lease = numbers.number_lease_acquire(tenant=tenant, country="GB", type=NumberType.LOCAL, ttl_seconds=3600)
+    from numbers.models import NumberPool, NumberPoolMember
+
+    # Made directly (no audit event), with the rented number as its member.
+    pool = NumberPool.unscoped.create(tenant=tenant, name="senders", description=f"{label} senders")
+    NumberPoolMember.objects.create(pool=pool, number=assignment.number)
     from numbers.inbound import inbound_receive
 
     inbound = inbound_receive(to=lease.number.number, sender="+447700900123", text=f"{label} code 482913",
@@ -142,7 +147,7 @@ def _side(label: str) -> Side:
     return Side(tenant=tenant, members=members, api_key=api_key, secret=secret, allowlist_entry=entry,
                 extra={"invitation": invitation, "created": timezone.now(), "message": message,
                        "template": template, "webhook_endpoint": endpoint, "assignment": assignment, "lease": lease,
-                       "inbound": inbound,
+                       "inbound": inbound, "pool": pool,
                        "webhook_delivery": WebhookDelivery.unscoped.get(endpoint=endpoint, message=message)})
 
 

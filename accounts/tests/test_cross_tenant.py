@@ -22,7 +22,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from numbers.models import NumberAssignment, NumberLease, PhoneNumber
+from numbers.models import NumberAssignment, NumberLease, NumberPool, NumberPoolMember, PhoneNumber
 
 import pytest
 from django.test import Client
@@ -72,6 +72,7 @@ KWARGS: dict[str, Kwarg] = {
     "number_id": Kwarg("object", lambda side: side.extra["assignment"].number.public_id, "num"),
     "lease_id": Kwarg("object", lambda side: side.extra["lease"].public_id, "lse"),
     "inbound_id": Kwarg("object", lambda side: side.extra["inbound"].public_id, "inb"),
+    "pool_id": Kwarg("object", lambda side: side.extra["pool"].public_id, "pool"),
     # An invitation link's token: only its hash is stored, so a made-up one stands in.
     "token": Kwarg("public", lambda side: "made-up-token-" + "x" * 24),
     # Password reset links: A's owner's id with a made-up token.
@@ -177,6 +178,7 @@ def a_identifiers(side: Side) -> set[str]:
     ids |= set(NumberAssignment.unscoped.filter(tenant=tenant).values_list("public_id", flat=True))
     ids |= set(NumberLease.unscoped.filter(tenant=tenant).values_list("public_id", flat=True))
     ids |= set(PhoneNumber.objects.filter(holder=tenant).values_list("number", flat=True))
+    ids |= set(NumberPool.unscoped.filter(tenant=tenant).values_list("public_id", flat=True))
     return ids
 
 
@@ -206,6 +208,8 @@ def a_rows(side: Side) -> dict[str, list[dict]]:
         "number_assignments": list(NumberAssignment.unscoped.filter(tenant=tenant).order_by("pk").values()),
         "number_leases": list(NumberLease.unscoped.filter(tenant=tenant).order_by("pk").values()),
         "numbers_held": list(PhoneNumber.objects.filter(holder=tenant).order_by("pk").values()),
+        "number_pools": list(NumberPool.unscoped.filter(tenant=tenant).order_by("pk").values()),
+        "number_pool_members": list(NumberPoolMember.objects.filter(pool__tenant=tenant).order_by("pk").values()),
     }
 
 

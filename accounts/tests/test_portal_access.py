@@ -27,6 +27,7 @@ def portal_routes(side):
         "delivery_id": side.extra["webhook_delivery"].public_id,
         "number_id": side.extra["assignment"].number.public_id,
         "lease_id": side.extra["lease"].public_id,
+        "pool_id": side.extra["pool"].public_id,
         "token": "not-a-real-token",
         "uidb64": "MQ",
     }

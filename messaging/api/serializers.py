@@ -18,7 +18,8 @@ class _FromFieldMixin:
 
 class MessageCreateSerializer(_FromFieldMixin, serializers.Serializer):
     to = serializers.CharField(max_length=40)
-    sender = serializers.CharField(max_length=20, help_text="Alphanumeric sender ID (1-11) or E.164 number.")
+    sender = serializers.CharField(max_length=60, help_text="Alphanumeric sender ID (1-11), E.164 number, or "
+                                                            "`pool:NAME` to send from a number of that number pool.")
     text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=10000)
     template = serializers.CharField(required=False, allow_blank=True, max_length=10000,
                                      help_text="Name of a stored template, or an inline body with ${placeholders}.")
@@ -47,11 +48,13 @@ class MessageEventSerializer(serializers.ModelSerializer):
 class MessageSerializer(_FromFieldMixin, serializers.ModelSerializer):
     id = serializers.CharField(source="public_id")
     encoding = serializers.CharField()
+    pool = serializers.CharField(source="pool.name", allow_null=True, default=None,
+                                 help_text="The number pool `from` was picked from (`pool:NAME`), else null.")
 
     class Meta:
         model = Message
-        fields = ["id", "status", "to", "sender", "text", "encoding", "segments", "characters", "message_type",
-                  "created_at", "scheduled_at", "expires_at", "client_reference", "metadata"]
+        fields = ["id", "status", "to", "sender", "pool", "text", "encoding", "segments", "characters",
+                  "message_type", "created_at", "scheduled_at", "expires_at", "client_reference", "metadata"]
         read_only_fields = fields
 
 

@@ -126,9 +126,9 @@ class MessageSendForm(QuoteForm):
         help_text="Two-letter country code for a national number.",
     )
     sender = forms.CharField(
-        label="From", max_length=20,
+        label="From", max_length=60,
         widget=forms.TextInput(attrs={"placeholder": "Acme", "autocomplete": "off", "spellcheck": "false"}),
-        help_text="A sender ID (up to 11 letters and digits) or a phone number.",
+        help_text="A sender ID (up to 11 letters and digits), a phone number, or pool:NAME for a number pool.",
     )
     message_type = forms.ChoiceField(label="Type", choices=MessageType.choices, initial=MessageType.TRANSACTIONAL)
     scheduled_at = forms.DateTimeField(

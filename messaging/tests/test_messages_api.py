@@ -33,7 +33,7 @@ EXAMPLE = {
     "message_type": "OTP",
     "region": "US",
 }
-ANSWER_FIELDS = {"id", "status", "to", "from", "text", "encoding", "segments", "characters", "message_type",
+ANSWER_FIELDS = {"id", "status", "to", "from", "pool", "text", "encoding", "segments", "characters", "message_type",
                  "created_at", "scheduled_at", "expires_at", "client_reference", "metadata"}
 
 

@@ -172,3 +172,43 @@ class SimulatorInboundSerializer(serializers.Serializer):
 
 SimulatorInboundSerializer._declared_fields["from"] = serializers.RegexField(r"^\+[1-9]\d{6,14}$",
                                                                              help_text="E.164.")
+
+
+# --- Number pools ---------------------------------------------------------------------------------
+
+
+class PoolNumberSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    number = serializers.CharField(help_text="E.164.")
+    country = serializers.CharField()
+
+
+class PoolSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    name = serializers.CharField()
+    description = serializers.CharField()
+    sticky_sender = serializers.BooleanField()
+    geo_match = serializers.BooleanField()
+    numbers = PoolNumberSerializer(many=True, source="numbers.all",
+                                   help_text="The numbers of the pool you still hold, by number.")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class PoolWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, help_text="Letters, digits, '-' and '_' (1-50); send with "
+                                                           '`"from": "pool:NAME"`.')
+    description = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    sticky_sender = serializers.BooleanField(required=False)
+    geo_match = serializers.BooleanField(required=False)
+    numbers = serializers.ListField(child=serializers.CharField(max_length=40), required=False, max_length=1000,
+                                    help_text="Numbers you hold: E.164 or number ids (num_...). "
+                                              "On PATCH it replaces the members.")
+
+
+class PoolUpdateSerializer(PoolWriteSerializer):
+    name = serializers.CharField(max_length=100, required=False)
+    add_numbers = serializers.ListField(child=serializers.CharField(max_length=40), required=False, max_length=1000,
+                                        help_text="Numbers to add (E.164 or number ids).")
+    remove_numbers = serializers.ListField(child=serializers.CharField(max_length=40), required=False,
+                                           max_length=1000, help_text="Numbers to take out (E.164 or number ids).")

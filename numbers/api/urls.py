@@ -14,4 +14,6 @@ urlpatterns = [
     path("inbound-messages", views.InboundMessageListView.as_view(), name="inbound-message-list"),
     path("inbound-messages/<str:inbound_id>", views.InboundMessageDetailView.as_view(), name="inbound-message-detail"),
     path("simulator/inbound", views.SimulatorInboundView.as_view(), name="simulator-inbound"),
+    path("number-pools", views.PoolListView.as_view(), name="number-pool-list"),
+    path("number-pools/<str:pool_id>", views.PoolDetailView.as_view(), name="number-pool-detail"),
 ]

@@ -1,8 +1,8 @@
 """/v1 views for numbers: the available inventory, assignments and leases (scope `numbers`)."""
-from numbers import inbound, selectors, services
+from numbers import inbound, pools, selectors, services
 from numbers.api import serializers as s
 from numbers.errors import NumberNotAvailable, TestModeOnly
-from numbers.models import InboundMessage, NumberAssignment, PhoneNumber
+from numbers.models import InboundMessage, NumberAssignment, NumberPool, PhoneNumber
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -227,3 +227,59 @@ class SimulatorInboundView(ApiView):
                                           carrier_message_id=fields.get("carrier_message_id") or "",
                                           received_at=timezone.now())
         return Response(s.InboundMessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+# --- Number pools ---------------------------------------------------------------------------------
+
+
+class ByNamePagination(CursorPagination):
+    # The name is unique within the tenant, so it alone orders a stable cursor.
+    ordering = ("name",)
+
+
+class PoolListView(ApiListView):
+    """The tenant's number pools by name (GET), or create one (POST). Send from one with `"from": "pool:NAME"`."""
+
+    required_scope = Scope.NUMBERS
+    serializer_class = s.PoolSerializer
+    pagination_class = ByNamePagination
+    filter_backends: list = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return NumberPool.unscoped.none()
+        return selectors.pool_list(tenant=self.request.auth.tenant)
+
+    @extend_schema(request=s.PoolWriteSerializer, responses={201: s.PoolSerializer})
+    def post(self, request):
+        data = s.PoolWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        pool = pools.pool_create(tenant=request.auth.tenant, actor=_actor(request), **data.validated_data)
+        pool = selectors.pool_get(tenant=request.auth.tenant, public_id=pool.public_id)
+        return Response(s.PoolSerializer(pool).data, status=status.HTTP_201_CREATED)
+
+
+class PoolDetailView(ApiView):
+    """One number pool (GET), change it (PATCH: settings, and `numbers` to replace the members or
+    `add_numbers` / `remove_numbers`), or delete it (DELETE; messages sent from it keep their number)."""
+
+    required_scope = Scope.NUMBERS
+    serializer_class = s.PoolSerializer
+
+    def get(self, request, pool_id):
+        return Response(s.PoolSerializer(selectors.pool_get(tenant=request.auth.tenant, public_id=pool_id)).data)
+
+    @extend_schema(request=s.PoolUpdateSerializer, responses={200: s.PoolSerializer})
+    def patch(self, request, pool_id):
+        # Found first: another tenant's pool is a 404 whatever the body.
+        pool = selectors.pool_get(tenant=request.auth.tenant, public_id=pool_id)
+        data = s.PoolUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        pools.pool_update(tenant=request.auth.tenant, pool=pool, actor=_actor(request), **data.validated_data)
+        return Response(s.PoolSerializer(selectors.pool_get(tenant=request.auth.tenant, public_id=pool_id)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, pool_id):
+        pool = selectors.pool_get(tenant=request.auth.tenant, public_id=pool_id)
+        pools.pool_delete(tenant=request.auth.tenant, pool=pool, actor=_actor(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
