@@ -1,7 +1,9 @@
 """Number pools: the services (create, change, delete, members) and the choice of a number per recipient."""
 from __future__ import annotations
 
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from numbers import pools, services
 from numbers.errors import InvalidPoolName, NumberNotHeld, NumberNotSmsCapable, PoolEmpty, PoolNameTaken, PoolNotFound
@@ -17,9 +19,11 @@ from numbers.models import (
 from numbers.tests.factories import stock
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import AuditEvent
+from accounts.tests.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -279,3 +283,33 @@ def test_a_forced_release_and_a_retirement_take_the_number_out_too(world):
     NumberPoolMember.objects.create(pool=pool, number=number)
     assert services.number_retire(number=number)
     assert not NumberPoolMember.objects.filter(pool=pool).exists()
+
+
+# --- PostgreSQL: real concurrency -----------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_sends_to_new_recipients_each_take_their_own_turn():
+    # given a pool of three numbers, and 30 new recipients sent to at once
+    tenant = TenantFactory()
+    members = _rent(tenant, 3)
+    pool = _pool(tenant, members, geo_match=False)
+    recipients = _recipients("US", 30)
+    barrier = threading.Barrier(30)
+
+    def send(to: str) -> int:
+        try:
+            barrier.wait(timeout=30)
+            with transaction.atomic():
+                return pools.pool_pick(tenant=tenant, pool_name="main", to=to)[1].pk
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=30) as executor:
+        picked = list(executor.map(send, recipients))
+    # then each send got its own cursor position: thirty turns, ten per number, one sticky row per recipient
+    pool.refresh_from_db()
+    assert pool.rr_cursor == 30
+    assert Counter(picked) == {m.pk: 10 for m in members}
+    assert PoolStickySender.unscoped.filter(pool=pool).count() == 30
