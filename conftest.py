@@ -86,3 +86,18 @@ def _empty_test_broker_folder():
         for path in pathlib.Path(folder).glob("*.msg"):
             path.unlink(missing_ok=True)
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _other_test_database_sessions_ended(django_db_setup, django_db_blocker):
+    """Before pytest-django drops the PostgreSQL test database (refused while any other session is
+    open), end the sessions other processes and threads left on it: the live server's keep-alive
+    request threads, a server process a test started. Set up after django_db_setup, so torn down before it."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
