@@ -174,11 +174,19 @@ def pool_members_drop(*, number_ids: Iterable[int], tenant_ids: Iterable[int] | 
 # --- Selection ------------------------------------------------------------------------------------
 
 
-def _country_of(to: str) -> str | None:
+def _geo_candidates(members: list[PhoneNumber], to: str) -> list[PhoneNumber]:
+    """The members of the recipient's country; else of its calling code (a Guernsey or Isle of Man
+    mobile gets a GB number, a Canadian one a US number: local rates, a familiar prefix); else all."""
     try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(to, None))
+        parsed = phonenumbers.parse(to, None)
     except phonenumbers.NumberParseException:
-        return None
+        return members
+    region = phonenumbers.region_code_for_number(parsed)
+    same_country = [m for m in members if m.country == region]
+    if same_country:
+        return same_country
+    sharing_code = set(phonenumbers.region_codes_for_country_code(parsed.country_code))
+    return [m for m in members if m.country in sharing_code] or members
 
 
 def _rr_next(pool: NumberPool) -> int:
@@ -221,8 +229,7 @@ def pool_pick(*, tenant: Tenant, pool_name: str, to: str, dry_run: bool = False)
             return pool, number
     candidates = members
     if pool.geo_match:
-        country = _country_of(to)
-        candidates = [m for m in members if m.country == country] or members
+        candidates = _geo_candidates(members, to)
     position = pool.rr_cursor if dry_run else _rr_next(pool)
     number = candidates[position % len(candidates)]
     if pool.sticky_sender and not dry_run:

@@ -114,6 +114,17 @@ def test_it_falls_back_to_every_member_without_a_country_match(world):
     assert {_pick(tenant, to) for to in _recipients("DE", 6)} == set(members)
 
 
+def test_a_recipient_of_a_shared_calling_code_gets_a_number_of_that_code(world):
+    # given a US+GB pool; when recipients in Guernsey (+44 7911, region GG) and Canada (+1 416, CA) get
+    # messages; then Guernsey goes out from the GB number and Canada from the US number
+    tenant = world.a.tenant
+    us = _rent(tenant, 1)
+    gb = _rent(tenant, 1, country="GB", start=300)
+    _pool(tenant, us + gb)
+    assert {_pick(tenant, to) for to in ("+447911123456", "+447911123457", "+447911123458")} == {gb[0]}
+    assert {_pick(tenant, to) for to in ("+14165550123", "+14165550124", "+14165550125")} == {us[0]}
+
+
 def test_without_geo_match_the_country_is_ignored(world):
     tenant = world.a.tenant
     members = _rent(tenant, 1) + _rent(tenant, 1, country="GB", start=300)
