@@ -96,13 +96,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
 elif SERVES_ASGI and env.bool("DB_POOL", default=True):
-    # Under ASGI a request's sync code runs on a thread made for that request, so a persistent
-    # connection would outlive its thread; psycopg's pool lends one per use instead.
+    # The web server (smsportal/asgi.py): the long-poll's checks borrow a connection for one query
+    # from any thread, which a pool makes cheap; sync requests borrow one per request.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1, "max_size": env.int("DB_POOL_MAX_SIZE", default=20), "timeout": 10}
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = 0 if SERVES_ASGI else env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
