@@ -129,6 +129,8 @@ class NumberAssignment(models.Model):
     number = models.ForeignKey(PhoneNumber, on_delete=models.PROTECT, related_name="assignments")
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
+    # Usage is recorded up to here (numbers_usage_record_open, daily); empty until the first run.
+    usage_recorded_until = models.DateTimeField(null=True, blank=True)
 
     objects = TenantScopedManager()
     unscoped = models.Manager()
@@ -165,6 +167,8 @@ class NumberLease(models.Model):
     # `number.lease_expiring` goes out this long before `expires_at` (once per end: an extension re-arms it).
     expiring_notice_seconds = models.PositiveIntegerField(default=60)
     expiring_notified_at = models.DateTimeField(null=True, blank=True)
+    # Usage is recorded up to here (numbers_usage_record_open, daily); empty until the first run.
+    usage_recorded_until = models.DateTimeField(null=True, blank=True)
 
     objects = TenantScopedManager()
     unscoped = models.Manager()
@@ -255,10 +259,12 @@ class PoolStickySender(models.Model):
 class NumberUsage(models.Model):
     """Usage for billing: per tenant, number, kind of holding and UTC day.
 
-    Written when a holding ends (release, expiry, force-release): `seconds` is the time held that
-    day and `holdings` counts the holdings that started that day (the lease count). Number-days are
-    `seconds / 86400`. An assignment still running has no rows yet; billing closes a period by
-    reading the open assignments too.
+    `seconds` is the time held that day and `holdings` counts the holdings that started that day
+    (the lease count). Number-days are `seconds / 86400`. Written by the daily job for the holdings
+    still open, up to the last UTC midnight (`usage_recorded_until` on the holding), and when a
+    holding ends (release, expiry, force-release) from there to its end; so every day before the
+    last midnight is complete and a period can be billed while numbers are still held. Each second
+    is counted once, and each holding once, on the day it started.
     """
 
     class Kind(models.TextChoices):

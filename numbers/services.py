@@ -7,8 +7,11 @@ holder writes one NumberEvent in the same transaction.
 """
 from __future__ import annotations
 
+import operator
+from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import reduce
 from numbers.errors import (
     InvalidCallbackUrl,
     InvalidExpiringNotice,
@@ -32,7 +35,7 @@ from numbers.pools import pool_members_drop
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Func, QuerySet
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Func, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -46,6 +49,9 @@ TTL_MAX = 30 * 24 * 3600
 SWEEP_BATCH = 500
 # One run handles at most this many batches of each kind; the rest waits for the next minute.
 SWEEP_MAX_BATCHES = 40
+# The daily usage job is not pressed for time like the minute sweep: up to a million open holdings
+# of each kind per run (any rest is recorded, late but once, by the next run or the release).
+USAGE_MAX_BATCHES = 2000
 # How many candidates the allocator tries when another writer took the one it picked (SQLite).
 CLAIM_ATTEMPTS = 5
 NOTICE_MAX = 24 * 3600
@@ -158,19 +164,22 @@ def number_assign(
 def number_release_assignment(*, tenant: Tenant, assignment: NumberAssignment, actor: Actor = SYSTEM,
                               reason: str = Reason.RELEASED) -> bool:
     """Ends a rental; the number goes to quarantine and `number.released` to the tenant's endpoints.
-    Idempotent: False when it had already ended."""
+    Idempotent: False when it had already ended. Usage is recorded from where the daily job left
+    it (`usage_recorded_until`, re-read under the row lock the UPDATE took) to the end."""
     _own(tenant, assignment)
     now = timezone.now()
     with transaction.atomic():
         if not NumberAssignment.unscoped.filter(pk=assignment.pk, ended_at=None).update(ended_at=now):
             return False
         assignment.ended_at = now
+        # Re-read under the lock: a daily job that committed while this UPDATE waited moved it.
+        assignment.usage_recorded_until = NumberAssignment.unscoped.values_list(
+            "usage_recorded_until", flat=True).get(pk=assignment.pk)
         webhooks.assignment_released_emit(assignment=assignment, reason=reason, now=now)
         _quarantine(number_id=assignment.number_id, frm=NumberStatus.ASSIGNED, tenant=tenant, now=now, actor=actor,
                     detail=f"assignment {assignment.public_id} released")
         pool_members_drop(tenant_ids=[tenant.pk], number_ids=[assignment.number_id])
-        _usage_record(tenant_id=tenant.pk, number_id=assignment.number_id, kind=NumberUsage.Kind.ASSIGNMENT,
-                      start=assignment.started_at, end=now)
+        _usage_record(spans=[(assignment, now)], kind=NumberUsage.Kind.ASSIGNMENT)
     return True
 
 
@@ -275,7 +284,8 @@ def number_lease_release(*, tenant: Tenant, lease: NumberLease, actor: Actor = S
 def _lease_end(*, lease_id: int, now: datetime, reason: str, actor: Actor, expired_only: bool = False) -> bool:
     """Releases one lease exactly once: the conditional UPDATE on `released_at IS NULL` (and, for
     the sweep, `expires_at <= now`) lets only one caller through; a lease extended after the
-    sweep read it no longer matches and stays."""
+    sweep read it no longer matches and stays. The lease is re-read after the UPDATE, under its row
+    lock, so usage starts where the daily job left it (`usage_recorded_until`)."""
     filters: dict = {"pk": lease_id, "released_at": None}
     if expired_only:
         filters["expires_at__lte"] = now
@@ -287,8 +297,7 @@ def _lease_end(*, lease_id: int, now: datetime, reason: str, actor: Actor, expir
         _quarantine(number_id=lease.number_id, frm=NumberStatus.LEASED, tenant=lease.tenant, now=now, actor=actor,
                     detail=f"lease {lease.public_id} {reason}")
         pool_members_drop(tenant_ids=[lease.tenant_id], number_ids=[lease.number_id])
-        _usage_record(tenant_id=lease.tenant_id, number_id=lease.number_id, kind=NumberUsage.Kind.LEASE,
-                      start=lease.started_at, end=min(now, lease.expires_at))
+        _usage_record(spans=[(lease, min(now, lease.expires_at))], kind=NumberUsage.Kind.LEASE)
     return True
 
 
@@ -334,7 +343,8 @@ def _leases_expire(*, ids: list[int], now: datetime) -> int:
     Call inside the transaction that locked them: on PostgreSQL the row locks keep other writers
     (an extension, a forced release) waiting until commit, after which their own conditional
     UPDATE no longer matches; SQLite's IMMEDIATE transactions serialize writers. The re-read drops
-    a lease extended after the ids were read. Each UPDATE must change exactly the rows read;
+    a lease extended after the ids were read, and reads `usage_recorded_until` under the same locks
+    (the daily job skips or waits for them). Each UPDATE must change exactly the rows read;
     otherwise SweepConflict rolls the whole batch back (nothing half-made)."""
     leases = list(NumberLease.unscoped.filter(pk__in=ids, released_at=None, expires_at__lte=now))
     if not leases:
@@ -357,8 +367,7 @@ def _leases_expire(*, ids: list[int], now: datetime) -> int:
                     detail=f"lease {lease.public_id} {Reason.EXPIRED}", actor=SYSTEM.label)
         for lease in leases
     )
-    _usage_add({(lease.tenant_id, lease.number_id, NumberUsage.Kind.LEASE, day): amounts
-                for lease in leases for day, amounts in _usage_days(lease.started_at, min(now, lease.expires_at))})
+    _usage_record(spans=[(lease, min(now, lease.expires_at)) for lease in leases], kind=NumberUsage.Kind.LEASE)
     return len(leases)
 
 
@@ -442,27 +451,90 @@ def _number_return(*, number_id: int, now: datetime) -> bool:
 # --- Usage for billing ----------------------------------------------------------------------------
 
 
-def _usage_record(*, tenant_id: int, number_id: int, kind: str, start: datetime, end: datetime) -> None:
-    """Adds one finished holding to the usage rows; inside the transaction that ends it."""
-    _usage_add({(tenant_id, number_id, kind, day): amounts for day, amounts in _usage_days(start, end)})
+def numbers_usage_record_open(*, now: datetime | None = None) -> dict[str, int]:
+    """Records the usage of every holding still open up to the last UTC midnight (`cut`), so a
+    period can be billed while its numbers are still held; daily from beat. Returns how many
+    holdings of each kind it recorded.
+
+    Exactly once, like the sweep: each batch locks its holdings with skip_locked, records from
+    `usage_recorded_until` (or the start) to `cut`, and moves `usage_recorded_until` to `cut` with
+    one conditional UPDATE that must change every row read (else SweepConflict rolls the batch
+    back). A second run for the same cut finds nothing left; a release afterwards records from `cut`.
+    Leases that ended before `cut` are left to the sweep, which records them to their end."""
+    now = now or timezone.now()
+    cut = datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
+    counts: dict[str, int] = {}
+    for model, kind in ((NumberAssignment, NumberUsage.Kind.ASSIGNMENT), (NumberLease, NumberUsage.Kind.LEASE)):
+        counts[kind] = 0
+        for _ in range(USAGE_MAX_BATCHES):
+            with transaction.atomic():
+                ids = _locked_ids(_usage_pending(model, cut=cut).order_by("pk"))
+                counts[kind] += _usage_record_open(model=model, kind=kind, ids=ids, cut=cut)
+            if len(ids) < SWEEP_BATCH:
+                break
+    return counts
 
 
-def _usage_days(start: datetime, end: datetime) -> list[tuple[date, tuple[int, int]]]:
-    """Seconds held on each UTC day from `start` to `end`, and one holding on the day it started."""
+def _usage_pending(model: type[NumberAssignment] | type[NumberLease], *, cut: datetime) -> QuerySet:
+    """Open holdings with usage before `cut` not recorded yet."""
+    still_open = Q(ended_at=None) if model is NumberAssignment else Q(released_at=None, expires_at__gt=cut)
+    return model.unscoped.filter(still_open).filter(
+        Q(usage_recorded_until__lt=cut) | Q(usage_recorded_until=None, started_at__lt=cut))
+
+
+def _usage_record_open(*, model: type[NumberAssignment] | type[NumberLease], kind: str, ids: list[int],
+                       cut: datetime) -> int:
+    """Records the locked holdings `ids` up to `cut`, set-based; call inside the transaction that
+    locked them. The UPDATE matches only rows still open whose `usage_recorded_until` is still the
+    value read (one condition per value: few, as they are cuts), so a row another writer moved or
+    ended meanwhile makes the batch roll back instead of counting twice."""
+    holdings = list(_usage_pending(model, cut=cut).filter(pk__in=ids))
+    if not holdings:
+        return 0
+    read: dict[datetime | None, list[int]] = defaultdict(list)
+    for holding in holdings:
+        read[holding.usage_recorded_until].append(holding.pk)
+    unchanged = reduce(operator.or_, (Q(pk__in=pks, usage_recorded_until=value) for value, pks in read.items()))
+    moved = _usage_pending(model, cut=cut).filter(unchanged).update(usage_recorded_until=cut)
+    if moved != len(holdings):
+        raise SweepConflict(f"{len(holdings)} {kind}s read, {moved} moved to {cut.isoformat()}")
+    _usage_record(spans=[(holding, cut) for holding in holdings], kind=kind)
+    return len(holdings)
+
+
+def _usage_record(*, spans: list[tuple[NumberAssignment | NumberLease, datetime]], kind: str) -> None:
+    """Adds the usage of each holding not recorded yet, up to its end in `spans`: from
+    `usage_recorded_until` when the daily job has recorded some, else from the start, which then
+    counts the holding (once, on its first day). Call with the holdings' rows locked and re-read."""
+    _usage_add({
+        (holding.tenant_id, holding.number_id, kind, day): amounts
+        for holding, end in spans
+        for day, amounts in _usage_days(holding.usage_recorded_until or holding.started_at, end,
+                                        first=holding.usage_recorded_until is None)
+    })
+
+
+def _usage_days(start: datetime, end: datetime, *, first: bool = True) -> list[tuple[date, tuple[int, int]]]:
+    """Seconds held on each UTC day from `start` to `end`; with `first` (the holding starts at
+    `start`), one holding on that day, even when no second has passed. Nothing when `end <= start`
+    and not `first`."""
     cursor, end, days = start.astimezone(UTC), end.astimezone(UTC), []
-    while cursor < end or not days:
+    while cursor < end or (first and not days):
         midnight = datetime.combine(cursor.date() + timedelta(days=1), time.min, tzinfo=UTC)
         upto = min(end, midnight)
-        days.append((cursor.date(), (max(0, int((upto - cursor).total_seconds())), int(not days))))
+        days.append((cursor.date(), (max(0, int((upto - cursor).total_seconds())), int(first and not days))))
         cursor = upto
     return days
 
 
 def _usage_add(amounts: dict[tuple[int, int, str, date], tuple[int, int]]) -> None:
     """Adds (seconds, holdings) to the rows keyed (tenant, number, kind, day): one UPDATE per existing
-    row, one INSERT for all new ones. Holdings of one number end one at a time (one active holding,
-    and the row locks of the caller), so no other writer adds the same new row meanwhile; if one
-    did, the unique constraint fails the caller's transaction rather than count twice."""
+    row, one INSERT for all new ones. One number's rows are written by one holding at a time (one
+    active holding; an earlier one was recorded when it ended), and that holding's writers (the
+    daily job, its release) hold its row lock, so no other writer adds the same new row meanwhile;
+    if one did, the unique constraint fails the caller's transaction rather than count twice."""
+    if not amounts:
+        return
     existing = NumberUsage.unscoped.filter(number_id__in={key[1] for key in amounts},
                                            day__in={key[3] for key in amounts})
     found = {(u.tenant_id, u.number_id, u.kind, u.day): u.pk for u in existing if

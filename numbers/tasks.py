@@ -17,3 +17,10 @@ def number_lease_notify_expiring_task(lease_id: int) -> bool:
     """At a lease's notice time (countdown set at acquire/extend); a duplicate, or a task for an end
     that has moved, does nothing (see services.number_lease_notify_expiring)."""
     return services.number_lease_notify_expiring(lease_id=lease_id)
+
+
+@shared_task(ignore_result=True)
+def numbers_usage_record_open_task() -> dict[str, int]:
+    """Daily from beat (00:05 UTC): usage of the holdings still open, up to midnight; safe to run
+    twice or overlapping (see services.numbers_usage_record_open)."""
+    return services.numbers_usage_record_open()
