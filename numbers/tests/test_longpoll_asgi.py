@@ -52,6 +52,7 @@ def _url(lease, wait: int) -> str:
     return f"/v1/numbers/leases/{lease.public_id}/messages?wait={wait}"
 
 
+@pytest.mark.postgres  # SQLite's shared-cache test database refuses a writer beside a reader in another thread
 def test_a_message_injected_during_the_wait_is_answered_under_asgi(world):
     lease = _leases(world.a, 1)[0]
 
