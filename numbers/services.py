@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from functools import reduce
 from numbers.errors import (
@@ -32,6 +32,7 @@ from numbers.models import (
     PhoneNumber,
 )
 from numbers.pools import pool_members_drop
+from numbers.usage import usage_record
 
 from django.conf import settings
 from django.db import transaction
@@ -179,7 +180,7 @@ def number_release_assignment(*, tenant: Tenant, assignment: NumberAssignment, a
         _quarantine(number_id=assignment.number_id, frm=NumberStatus.ASSIGNED, tenant=tenant, now=now, actor=actor,
                     detail=f"assignment {assignment.public_id} released")
         pool_members_drop(tenant_ids=[tenant.pk], number_ids=[assignment.number_id])
-        _usage_record(spans=[(assignment, now)], kind=NumberUsage.Kind.ASSIGNMENT)
+        usage_record(spans=[(assignment, now)], kind=NumberUsage.Kind.ASSIGNMENT)
     return True
 
 
@@ -297,7 +298,7 @@ def _lease_end(*, lease_id: int, now: datetime, reason: str, actor: Actor, expir
         _quarantine(number_id=lease.number_id, frm=NumberStatus.LEASED, tenant=lease.tenant, now=now, actor=actor,
                     detail=f"lease {lease.public_id} {reason}")
         pool_members_drop(tenant_ids=[lease.tenant_id], number_ids=[lease.number_id])
-        _usage_record(spans=[(lease, min(now, lease.expires_at))], kind=NumberUsage.Kind.LEASE)
+        usage_record(spans=[(lease, min(now, lease.expires_at))], kind=NumberUsage.Kind.LEASE)
     return True
 
 
@@ -367,7 +368,7 @@ def _leases_expire(*, ids: list[int], now: datetime) -> int:
                     detail=f"lease {lease.public_id} {Reason.EXPIRED}", actor=SYSTEM.label)
         for lease in leases
     )
-    _usage_record(spans=[(lease, min(now, lease.expires_at)) for lease in leases], kind=NumberUsage.Kind.LEASE)
+    usage_record(spans=[(lease, min(now, lease.expires_at)) for lease in leases], kind=NumberUsage.Kind.LEASE)
     return len(leases)
 
 
@@ -498,54 +499,8 @@ def _usage_record_open(*, model: type[NumberAssignment] | type[NumberLease], kin
     moved = _usage_pending(model, cut=cut).filter(unchanged).update(usage_recorded_until=cut)
     if moved != len(holdings):
         raise SweepConflict(f"{len(holdings)} {kind}s read, {moved} moved to {cut.isoformat()}")
-    _usage_record(spans=[(holding, cut) for holding in holdings], kind=kind)
+    usage_record(spans=[(holding, cut) for holding in holdings], kind=kind)
     return len(holdings)
-
-
-def _usage_record(*, spans: list[tuple[NumberAssignment | NumberLease, datetime]], kind: str) -> None:
-    """Adds the usage of each holding not recorded yet, up to its end in `spans`: from
-    `usage_recorded_until` when the daily job has recorded some, else from the start, which then
-    counts the holding (once, on its first day). Call with the holdings' rows locked and re-read."""
-    _usage_add({
-        (holding.tenant_id, holding.number_id, kind, day): amounts
-        for holding, end in spans
-        for day, amounts in _usage_days(holding.usage_recorded_until or holding.started_at, end,
-                                        first=holding.usage_recorded_until is None)
-    })
-
-
-def _usage_days(start: datetime, end: datetime, *, first: bool = True) -> list[tuple[date, tuple[int, int]]]:
-    """Seconds held on each UTC day from `start` to `end`; with `first` (the holding starts at
-    `start`), one holding on that day, even when no second has passed. Nothing when `end <= start`
-    and not `first`."""
-    cursor, end, days = start.astimezone(UTC), end.astimezone(UTC), []
-    while cursor < end or (first and not days):
-        midnight = datetime.combine(cursor.date() + timedelta(days=1), time.min, tzinfo=UTC)
-        upto = min(end, midnight)
-        days.append((cursor.date(), (max(0, int((upto - cursor).total_seconds())), int(first and not days))))
-        cursor = upto
-    return days
-
-
-def _usage_add(amounts: dict[tuple[int, int, str, date], tuple[int, int]]) -> None:
-    """Adds (seconds, holdings) to the rows keyed (tenant, number, kind, day): one UPDATE per existing
-    row, one INSERT for all new ones. One number's rows are written by one holding at a time (one
-    active holding; an earlier one was recorded when it ended), and that holding's writers (the
-    daily job, its release) hold its row lock, so no other writer adds the same new row meanwhile;
-    if one did, the unique constraint fails the caller's transaction rather than count twice."""
-    if not amounts:
-        return
-    existing = NumberUsage.unscoped.filter(number_id__in={key[1] for key in amounts},
-                                           day__in={key[3] for key in amounts})
-    found = {(u.tenant_id, u.number_id, u.kind, u.day): u.pk for u in existing if
-             (u.tenant_id, u.number_id, u.kind, u.day) in amounts}
-    for key, pk in found.items():
-        seconds, holdings = amounts[key]
-        NumberUsage.unscoped.filter(pk=pk).update(seconds=F("seconds") + seconds, holdings=F("holdings") + holdings)
-    NumberUsage.unscoped.bulk_create(
-        NumberUsage(tenant_id=key[0], number_id=key[1], kind=key[2], day=key[3], seconds=seconds, holdings=holdings)
-        for key, (seconds, holdings) in amounts.items() if key not in found
-    )
 
 
 # --- Inventory (account managers) -----------------------------------------------------------------
