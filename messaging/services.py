@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from numbers import pools
+from numbers import selectors as numbers_selectors
 from numbers.models import NumberPool
 
 import phonenumbers
@@ -27,6 +28,7 @@ MIN_VALIDITY = timedelta(seconds=60)
 MAX_VALIDITY = timedelta(hours=72)
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
 MAX_METADATA_BYTES = 4096
+SHORT_CODE_SENDER = re.compile(r"^\d{3,8}$")
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 &'()*+,\-./:;<=>?!_#%@]{1,11}$")
 
 
@@ -181,9 +183,13 @@ def message_prepare(
 
 
 def _sender_resolve(*, tenant: Tenant, sender: str, to: str, record: bool) -> tuple[NumberPool | None, str]:
-    """(pool, sender): a `pool:NAME` sender becomes the number the pool picks for `to`."""
+    """(pool, sender): a `pool:NAME` sender becomes the number the pool picks for `to`; a short code
+    the tenant holds is sent from as its digits; anything else is normalized (alphanumeric or E.164)."""
     pool_name = pools.pool_name_from_sender(sender)
     if pool_name is None:
+        digits = (sender or "").strip()
+        if SHORT_CODE_SENDER.match(digits) and numbers_selectors.short_code_held(tenant=tenant, number=digits):
+            return None, digits
         return None, sender_normalize(sender)
     pool, number = pools.pool_pick(tenant=tenant, pool_name=pool_name, to=to, dry_run=not record)
     return pool, number.number

@@ -10,6 +10,7 @@ from numbers.models import (
     NumberLease,
     NumberPool,
     NumberStatus,
+    NumberType,
     PhoneNumber,
 )
 
@@ -143,3 +144,8 @@ def pool_get_by_name(*, tenant: Tenant, name: str, field: str | None = None) -> 
 def pool_members_usable(*, tenant: Tenant, pool: NumberPool) -> QuerySet:
     """The pool's numbers that can send for it now: still held by the tenant and SMS-capable, by number."""
     return numbers_poolable(tenant=tenant).filter(pool_memberships__pool=pool)
+
+
+def short_code_held(*, tenant: Tenant, number: str) -> bool:
+    """Whether `tenant` holds the short code `number` (its digits): only then may it send from it."""
+    return PhoneNumber.objects.filter(number=number, type=NumberType.SHORT_CODE, holder=tenant).exists()
