@@ -28,10 +28,12 @@ logger = logging.getLogger("smsportal.numbers")
 # The answer to HELP when the tenant has not written its own (Tenant.help_reply).
 DEFAULT_HELP_REPLY = "{name}: reply STOP to opt out. For help contact your sender."
 
-# The whole message, trimmed, any case.
+# The whole message, trimmed, any case, runs of spaces as one. The opt-outs are the CTIA/carrier set
+# plus REVOKE, OPTOUT and OPT OUT (FCC 2024 revocation rule) and the French ARRET/ARRÊT.
 KEYWORDS: dict[str, tuple[str, str]] = {
     **{word: (InboundMessage.Keyword.STOP, KeywordEvent.Kind.OPT_OUT)
-       for word in ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")},
+       for word in ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT OUT",
+                    "ARRET", "ARRÊT")},
     **{word: (InboundMessage.Keyword.START, KeywordEvent.Kind.OPT_IN) for word in ("START", "UNSTOP", "YES")},
     "HELP": (InboundMessage.Keyword.HELP, KeywordEvent.Kind.HELP),
 }
@@ -39,7 +41,7 @@ KEYWORDS: dict[str, tuple[str, str]] = {
 
 def keyword_of(text: str) -> tuple[str, str] | None:
     """(InboundMessage keyword, KeywordEvent kind) when the whole message is a keyword."""
-    return KEYWORDS.get(text.strip().upper())
+    return KEYWORDS.get(" ".join(text.split()).upper())
 
 
 def holding_at(*, number: PhoneNumber, at: datetime) -> tuple[Tenant | None, NumberLease | None]:

@@ -81,6 +81,8 @@ def test_the_code_and_service_are_captured(world):
 @pytest.mark.parametrize(("text", "kind"), [
     ("STOP", KeywordEvent.Kind.OPT_OUT), (" stop ", KeywordEvent.Kind.OPT_OUT), ("Unsubscribe", KeywordEvent.Kind.OPT_OUT),
     ("START", KeywordEvent.Kind.OPT_IN), ("yes", KeywordEvent.Kind.OPT_IN), ("HELP", KeywordEvent.Kind.HELP),
+    ("  Stop ", KeywordEvent.Kind.OPT_OUT), ("REVOKE", KeywordEvent.Kind.OPT_OUT), ("opt  out", KeywordEvent.Kind.OPT_OUT),
+    ("OptOut", KeywordEvent.Kind.OPT_OUT), ("Arrêt", KeywordEvent.Kind.OPT_OUT), ("arret", KeywordEvent.Kind.OPT_OUT),
 ])
 def test_keywords_are_recorded_for_the_tenant_and_sender(world, text, kind):
     lease = _lease(world.a)
