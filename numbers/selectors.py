@@ -96,14 +96,14 @@ def inbound_message_get(*, tenant: Tenant, public_id: str) -> InboundMessage:
     return message
 
 
-def lease_messages(*, lease_id: int) -> list[InboundMessage]:
+def lease_messages(*, tenant_id: int, lease_id: int) -> list[InboundMessage]:
     """A lease's inbound messages, oldest first (the long-poll's answer, numbers/api/longpoll.py)."""
-    return list(InboundMessage.unscoped.select_related("lease").filter(lease_id=lease_id)
-                .exclude(tenant=None).order_by("received_at", "id"))
+    return list(InboundMessage.unscoped.select_related("lease").filter(tenant_id=tenant_id, lease_id=lease_id)
+                .order_by("received_at", "id"))
 
 
-def lease_has_messages(*, lease_id: int) -> bool:
-    return InboundMessage.unscoped.filter(lease_id=lease_id).exclude(tenant=None).exists()
+def lease_has_messages(*, tenant_id: int, lease_id: int) -> bool:
+    return InboundMessage.unscoped.filter(tenant_id=tenant_id, lease_id=lease_id).exists()
 
 
 # --- Number pools ---------------------------------------------------------------------------------

@@ -37,12 +37,8 @@ def _closing(function):
     return run
 
 
-def _has_messages(lease_id: int) -> bool:
-    return selectors.lease_has_messages(lease_id=lease_id)
-
-
-def _messages_data(lease_id: int) -> list[dict]:
-    return InboundMessageSerializer(selectors.lease_messages(lease_id=lease_id), many=True).data
+def _messages_data(*, tenant_id: int, lease_id: int) -> list[dict]:
+    return InboundMessageSerializer(selectors.lease_messages(tenant_id=tenant_id, lease_id=lease_id), many=True).data
 
 
 def _request_thread_release() -> None:
@@ -65,30 +61,28 @@ def _request_thread_release() -> None:
 def lease_messages_view():
     """The URL's view: an async function carrying the DRF class for the schema and the route checks."""
     first_pass = _closing(LeaseMessagesView.as_view())
-    # Under ASGI any free thread of the loop's executor will do; under WSGI, the request's thread.
-    has_messages = {sensitive: sync_to_async(_closing(_has_messages), thread_sensitive=sensitive)
-                    for sensitive in (True, False)}
-    messages_data = {sensitive: sync_to_async(_closing(_messages_data), thread_sensitive=sensitive)
-                     for sensitive in (True, False)}
 
     async def view(request, lease_id):
         loop = asyncio.get_running_loop()
         started = loop.time()
         request.lease_wait_async = True
         response = await sync_to_async(first_pass)(request, lease_id=lease_id)
-        waiting = getattr(request, "lease_wait", None)  # (lease pk, seconds), set by LeaseMessagesView
+        waiting = getattr(request, "lease_wait", None)  # (tenant pk, lease pk, seconds), set by LeaseMessagesView
         if waiting is None:
             return response
-        lease_pk, wait = waiting
+        tenant_pk, lease_pk, wait = waiting
+        # Under ASGI any free thread of the loop's executor will do; under WSGI, the request's thread.
         sensitive = not isinstance(request, ASGIRequest)
         if not sensitive:
             _request_thread_release()
+        has_messages = sync_to_async(_closing(selectors.lease_has_messages), thread_sensitive=sensitive)
+        messages_data = sync_to_async(_closing(_messages_data), thread_sensitive=sensitive)
         deadline = started + wait
         while (remaining := deadline - loop.time()) > 0:
             await asyncio.sleep(min(POLL_INTERVAL, remaining))
-            if await has_messages[sensitive](lease_pk):
+            if await has_messages(tenant_id=tenant_pk, lease_id=lease_pk):
                 break
-        response.data = await messages_data[sensitive](lease_pk)
+        response.data = await messages_data(tenant_id=tenant_pk, lease_id=lease_pk)
         return response
 
     view.cls = LeaseMessagesView

@@ -198,13 +198,13 @@ class LeaseMessagesView(ApiView):
         query = s.LeaseMessagesQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         lease = selectors.lease_get(tenant=request.auth.tenant, public_id=lease_id)
-        messages = selectors.lease_messages(lease_id=lease.pk)
+        messages = selectors.lease_messages(tenant_id=lease.tenant_id, lease_id=lease.pk)
         wait = query.validated_data["wait"]
         # A lease that has ended receives nothing more: no point waiting.
         if not messages and wait and lease.released_at is None and lease.expires_at > timezone.now():
             if not getattr(request._request, "lease_wait_async", False):
                 raise RuntimeError("the long-poll must be routed through numbers.api.longpoll")
-            request._request.lease_wait = (lease.pk, wait)
+            request._request.lease_wait = (lease.tenant_id, lease.pk, wait)
         return Response(s.InboundMessageSerializer(messages, many=True).data)
 
 
