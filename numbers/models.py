@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import Tenant
 from accounts.tenancy import TenantScopedManager
@@ -189,6 +190,13 @@ class NumberLease(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+    @property
+    def status(self) -> str:
+        """active, expired (its end has passed, swept or not yet) or released (ended early)."""
+        if self.released_at is None:
+            return "active" if self.expires_at > timezone.now() else "expired"
+        return "expired" if self.release_reason == self.ReleaseReason.EXPIRED else "released"
 
 
 class NumberPool(models.Model):

@@ -1,8 +1,7 @@
 """Serializers for /v1/numbers. Validation of meaning (TTL bounds, callback URL) lives in the services."""
-from numbers.models import Capability, NumberLease, NumberType, PhoneNumber
+from numbers.models import Capability, NumberType, PhoneNumber
 from numbers.services import NOTICE_MAX, TTL_MAX, TTL_MIN
 
-from django.utils import timezone
 from rest_framework import serializers
 
 
@@ -109,7 +108,7 @@ class LeaseSerializer(serializers.Serializer):
     number_id = serializers.CharField(source="number.public_id")
     country = serializers.CharField(source="number.country")
     type = serializers.CharField(source="number.type")
-    status = serializers.SerializerMethodField(help_text="active, expired or released.")
+    status = serializers.CharField(read_only=True, help_text="active, expired or released.")
     started_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
     released_at = serializers.DateTimeField(allow_null=True)
@@ -118,11 +117,6 @@ class LeaseSerializer(serializers.Serializer):
     expiring_notice_seconds = serializers.IntegerField(help_text="`number.lease_expiring` goes out this long "
                                                                  "before the end; 0: never.")
 
-    def get_status(self, lease) -> str:
-        """active, expired (its end has passed, swept or not yet) or released (ended early)."""
-        if lease.released_at is None:
-            return "active" if lease.expires_at > timezone.now() else "expired"
-        return "expired" if lease.release_reason == NumberLease.ReleaseReason.EXPIRED else "released"
 
 
 class InboundMessageSerializer(serializers.Serializer):

@@ -201,7 +201,7 @@ class LeaseMessagesView(ApiView):
         messages = selectors.lease_messages(tenant_id=lease.tenant_id, lease_id=lease.pk)
         wait = query.validated_data["wait"]
         # A lease that has ended receives nothing more: no point waiting.
-        if not messages and wait and lease.released_at is None and lease.expires_at > timezone.now():
+        if not messages and wait and lease.status == "active":
             if not getattr(request._request, "lease_wait_async", False):
                 raise RuntimeError("the long-poll must be routed through numbers.api.longpoll")
             request._request.lease_wait = (lease.tenant_id, lease.pk, wait)

@@ -44,13 +44,6 @@ def _when(moment: datetime) -> str:
     return dateformat.format(moment, "M j, H:i:s")
 
 
-def lease_status(lease: NumberLease, now: datetime | None = None) -> str:
-    """active, expired (its end has passed, swept or not yet) or released (ended early), as the API says."""
-    if lease.released_at is None:
-        return "active" if lease.expires_at > (now or timezone.now()) else "expired"
-    return "expired" if lease.release_reason == NumberLease.ReleaseReason.EXPIRED else "released"
-
-
 # --- What the tenant holds ---------------------------------------------------------------------
 
 
@@ -138,7 +131,7 @@ def _lease_page(request: HttpRequest, lease: NumberLease, form: ExtendForm, stat
     inbound = list(selectors.inbound_messages(tenant=request.tenant, lease=lease.public_id).order_by("-created_at",
                                                                                                       "-id"))
     return render(request, "portal/numbers/lease.html", {
-        "lease": lease, "status": lease_status(lease), "inbound": inbound, "form": form, "presets": EXTEND_PRESETS,
+        "lease": lease, "status": lease.status, "inbound": inbound, "form": form, "presets": EXTEND_PRESETS,
         "after": _cursor(inbound), "now": timezone.now(),
     }, status=status)
 
@@ -167,7 +160,7 @@ def lease_release(request: HttpRequest, lease_id: str) -> HttpResponse:
         services.number_lease_release(tenant=request.tenant, lease=lease, actor=actor_for(request))
         return _released(request, lease.number.number)
     return render(request, "portal/numbers/release.html", {"holding": lease, "number": lease.number,
-                                                           "ended": lease_status(lease) != "active"})
+                                                           "ended": lease.status != "active"})
 
 
 @portal_view("numbers.view", methods=("GET", "HEAD"))
@@ -184,7 +177,7 @@ def lease_messages_json(request: HttpRequest, lease_id: str) -> JsonResponse:
     if after is not None and timezone.is_aware(after):
         inbound = inbound.filter(created_at__gte=after)
     found = list(inbound.order_by("created_at", "id")[:POLL_LIMIT])
-    status = lease_status(lease)
+    status = lease.status
     return JsonResponse({
         "lease": {"id": lease.public_id, "status": status, "active": status == "active",
                   "expires_at": lease.expires_at.isoformat()},
