@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from numbers import pools
 from numbers import selectors as numbers_selectors
+from numbers.inventory import SHORT_CODE
 from numbers.models import NumberPool
 
 import phonenumbers
@@ -28,7 +29,6 @@ MIN_VALIDITY = timedelta(seconds=60)
 MAX_VALIDITY = timedelta(hours=72)
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
 MAX_METADATA_BYTES = 4096
-SHORT_CODE_SENDER = re.compile(r"^\d{3,8}$")
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 &'()*+,\-./:;<=>?!_#%@]{1,11}$")
 
 
@@ -188,7 +188,7 @@ def _sender_resolve(*, tenant: Tenant, sender: str, to: str, record: bool) -> tu
     pool_name = pools.pool_name_from_sender(sender)
     if pool_name is None:
         digits = (sender or "").strip()
-        if SHORT_CODE_SENDER.match(digits) and numbers_selectors.short_code_held(tenant=tenant, number=digits):
+        if SHORT_CODE.match(digits) and numbers_selectors.short_code_held(tenant=tenant, number=digits):
             return None, digits
         return None, sender_normalize(sender)
     pool, number = pools.pool_pick(tenant=tenant, pool_name=pool_name, to=to, dry_run=not record)

@@ -174,8 +174,7 @@ def number_release_assignment(*, tenant: Tenant, assignment: NumberAssignment, a
             return False
         assignment.ended_at = now
         # Re-read under the lock: a daily job that committed while this UPDATE waited moved it.
-        assignment.usage_recorded_until = NumberAssignment.unscoped.values_list(
-            "usage_recorded_until", flat=True).get(pk=assignment.pk)
+        assignment.refresh_from_db(fields=["usage_recorded_until"])
         webhooks.assignment_released_emit(assignment=assignment, reason=reason, now=now)
         _quarantine(number_id=assignment.number_id, frm=NumberStatus.ASSIGNED, tenant=tenant, now=now, actor=actor,
                     detail=f"assignment {assignment.public_id} released")
