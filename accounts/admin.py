@@ -196,10 +196,13 @@ class TenantAdmin(admin.ModelAdmin):
                                   changes={"name": obj.name, "data_region": obj.data_region})
             return
         before = Tenant.objects.get(pk=obj.pk)
+        help_reply, obj.help_reply = obj.help_reply, before.help_reply  # saved by its service below
         super().save_model(request, obj, form, change)
         if "require_2fa" in form.changed_data:
             services.tenant_set_require_2fa(tenant=obj, required=obj.require_2fa, actor=actor)
-        changed = [f for f in form.changed_data if f != "require_2fa"]
+        if "help_reply" in form.changed_data:
+            services.tenant_set_help_reply(tenant=obj, help_reply=help_reply, actor=actor)
+        changed = [f for f in form.changed_data if f not in ("require_2fa", "help_reply")]
         if changed:
             changes = {f: [_plain(getattr(before, f)), _plain(getattr(obj, f))] for f in changed}
             services.audit_record(action="tenant.updated", actor=actor, tenant=obj, target=obj, changes=changes)

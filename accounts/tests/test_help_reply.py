@@ -80,3 +80,19 @@ def test_account_managers_see_the_help_reply_in_admin(world, client):
     login_verified(client, staff)
     page = client.get(reverse("admin:accounts_tenant_change", args=[world.a.tenant.pk]))
     assert page.status_code == 200 and 'name="help_reply"' in page.content.decode()
+
+
+def test_an_account_manager_changes_the_help_reply_in_admin_through_the_service(world, client):
+    staff = User.objects.create_superuser(email="manager@smsportal.example.com", password=PASSWORD)
+    login_verified(client, staff)
+    url = reverse("admin:accounts_tenant_change", args=[world.a.tenant.pk])
+    form = client.get(url).context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None and not isinstance(value, list)}
+    data.update({"help_reply": "  Alpha help: help@alpha.example  ", "account_manager": "",
+                 "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"})
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    world.a.tenant.refresh_from_db()
+    assert world.a.tenant.help_reply == "Alpha help: help@alpha.example"
+    event = AuditEvent.unscoped.filter(tenant=world.a.tenant, action="tenant.help_reply_changed").get()
+    assert event.changes == {"help_reply": ["", "Alpha help: help@alpha.example"]}
