@@ -19,6 +19,7 @@ from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
 from accounts import errors, services
 from accounts.models import ApiKey, AuditEvent, Invitation, IpAllowlistEntry, Membership, Tenant, User
+from accounts.portal.decorators import actor_for
 from accounts.roles import Role
 
 # Staff act for a tenant with an owner's authority (they may grant or remove the
@@ -55,10 +56,6 @@ class SmsportalAdminSite(OTPAdminSite):
 admin.site.__class__ = SmsportalAdminSite
 admin.site.site_header = "smsportal administration"
 admin.site.site_title = "smsportal admin"
-
-
-def _actor(request) -> services.Actor:
-    return services.Actor(user=request.user, ip=services.ip_text(getattr(request, "client_ip", None)))
 
 
 def _adopt(obj, saved) -> None:
@@ -189,7 +186,7 @@ class TenantAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        actor = _actor(request)
+        actor = actor_for(request)
         if not change:
             super().save_model(request, obj, form, change)
             services.audit_record(action="tenant.created", actor=actor, tenant=obj, target=obj,
@@ -224,7 +221,7 @@ class TenantAdmin(admin.ModelAdmin):
         changed = 0
         for tenant in queryset:
             if tenant.status != status:
-                services.tenant_set_status(tenant=tenant, status=status, actor=_actor(request))
+                services.tenant_set_status(tenant=tenant, status=status, actor=actor_for(request))
                 changed += 1
         self.message_user(request, f"{verb} {changed} tenant(s).", messages.SUCCESS)
 
@@ -240,7 +237,7 @@ def _save_memberships(model_admin, request, tenant: Tenant, formset) -> None:
     Each step is its own service call; one refused (a race the form could not
     see) becomes an error message and the others stand.
     """
-    actor = _actor(request)
+    actor = actor_for(request)
     formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
     deleted = [f for f in formset.initial_forms if f in formset.deleted_forms]
     edited = [f for f in formset.forms if f not in formset.deleted_forms and f.has_changed()]
@@ -321,7 +318,7 @@ class MembershipAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
     def save_model(self, request, obj, form, change):
-        actor = _actor(request)
+        actor = actor_for(request)
         if not change:
             _adopt(obj, services.membership_add(tenant=obj.tenant, user=obj.user, role=obj.role, actor=actor))
         elif "role" in form.changed_data:
@@ -329,7 +326,7 @@ class MembershipAdmin(admin.ModelAdmin):
                  actor=actor, actor_role=STAFF_ROLE)
 
     def delete_model(self, request, obj):
-        if _try(self, request, services.membership_remove, tenant=obj.tenant, membership=obj, actor=_actor(request),
+        if _try(self, request, services.membership_remove, tenant=obj.tenant, membership=obj, actor=actor_for(request),
                 actor_role=STAFF_ROLE) is False:
             request._membership_kept = True
 
@@ -377,7 +374,7 @@ class InvitationAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected invitations", permissions=["revoke"])
     def revoke(self, request, queryset):
         for invitation in queryset.select_related("tenant"):
-            services.invitation_revoke(tenant=invitation.tenant, invitation=invitation, actor=_actor(request))
+            services.invitation_revoke(tenant=invitation.tenant, invitation=invitation, actor=actor_for(request))
         self.message_user(request, f"Revoked {queryset.count()} invitation(s).", messages.SUCCESS)
 
 
@@ -437,7 +434,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         revoked = 0
         for api_key in queryset.select_related("tenant"):
             if api_key.revoked_at is None:
-                services.api_key_revoke(tenant=api_key.tenant, api_key=api_key, actor=_actor(request))
+                services.api_key_revoke(tenant=api_key.tenant, api_key=api_key, actor=actor_for(request))
                 revoked += 1
         self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
 
@@ -477,7 +474,7 @@ class IpAllowlistEntryAdmin(admin.ModelAdmin):
         return [*self.readonly_fields, "tenant"] if obj is not None else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        actor = _actor(request)
+        actor = actor_for(request)
         if change:
             services.ip_allowlist_update(tenant=obj.tenant, entry=obj, cidr=obj.cidr, note=obj.note,
                                          api_key=obj.api_key, actor=actor)
@@ -486,11 +483,11 @@ class IpAllowlistEntryAdmin(admin.ModelAdmin):
                                                   note=obj.note, actor=actor))
 
     def delete_model(self, request, obj):
-        services.ip_allowlist_remove(tenant=obj.tenant, entry=obj, actor=_actor(request))
+        services.ip_allowlist_remove(tenant=obj.tenant, entry=obj, actor=actor_for(request))
 
     def delete_queryset(self, request, queryset):
         for entry in queryset.select_related("tenant", "api_key"):
-            services.ip_allowlist_remove(tenant=entry.tenant, entry=entry, actor=_actor(request))
+            services.ip_allowlist_remove(tenant=entry.tenant, entry=entry, actor=actor_for(request))
 
 
 # --- Audit trail ------------------------------------------------------------------------------

@@ -47,7 +47,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import Tenant
-from accounts.services import Actor, audit_record, ip_text
+from accounts.portal.decorators import actor_for
+from accounts.services import audit_record
 from smsportal.errors import DomainError
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -56,12 +57,8 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 HISTORY_ROWS = 50
 
 
-def _actor(request) -> Actor:
-    return Actor(user=request.user, ip=ip_text(getattr(request, "client_ip", None)))
-
-
 def _audit(request, action: str, *, tenant: Tenant | None = None, target=None, changes: dict | None = None) -> None:
-    audit_record(action=action, actor=_actor(request), tenant=tenant, target=target, changes=changes)
+    audit_record(action=action, actor=actor_for(request), tenant=tenant, target=target, changes=changes)
 
 
 def _plain(value):
@@ -238,7 +235,7 @@ class PhoneNumberAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         before = {name: getattr(PhoneNumber.objects.get(pk=obj.pk), name) for name in form.parsed} if change else {}
         with transaction.atomic():
-            saved, _created = services.phone_number_upsert(actor=_actor(request), **form.parsed)
+            saved, _created = services.phone_number_upsert(actor=actor_for(request), **form.parsed)
             changes = {name: [_plain(before[name]) if change else None, _plain(value)]
                        for name, value in form.parsed.items() if not change or before[name] != value}
             _audit(request, "number.updated" if change else "number.created", target=saved, changes=changes)
@@ -273,7 +270,7 @@ class PhoneNumberAdmin(admin.ModelAdmin):
 
     def _retire_one(self, request, number: PhoneNumber) -> bool:
         with transaction.atomic():
-            if not services.number_retire(number=number, actor=_actor(request)):
+            if not services.number_retire(number=number, actor=actor_for(request)):
                 return False
             _audit(request, "number.retired", target=number, changes={"number": number.number})
         return True
@@ -284,7 +281,7 @@ class PhoneNumberAdmin(admin.ModelAdmin):
         with transaction.atomic():
             locked = PhoneNumber.objects.select_for_update(of=("self",)).select_related("holder").get(pk=number.pk)
             holder = locked.holder
-            if not services.number_force_release(number=locked, actor=_actor(request)):
+            if not services.number_force_release(number=locked, actor=actor_for(request)):
                 return False
             _audit(request, "number.force_released", tenant=holder, target=locked,
                    changes={"number": locked.number, "holder": holder.slug if holder else None})
@@ -324,7 +321,7 @@ class PhoneNumberAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             with transaction.atomic():
-                result = inventory_import(text=form.cleaned_data["text"], actor=_actor(request))
+                result = inventory_import(text=form.cleaned_data["text"], actor=actor_for(request))
                 if not result.errors:
                     _audit(request, "numbers.imported", changes={
                         "file": upload.name[:200], "created": result.created, "updated": result.updated,
