@@ -235,6 +235,22 @@ def webhook_payload(*, message: Message, event_type: str, event: MessageEvent) -
     }
 
 
+def _deliveries_record(*, tenant_id: int, event_type: str, payload: dict, now: datetime, callback_url: str,
+                       endpoints: list[WebhookEndpoint], message: Message | None = None) -> list[WebhookDelivery]:
+    """The outbox rows of one event: one for `callback_url` (signed with the tenant's callback secret) when
+    there is one, and one per endpoint. Unsaved; callers bulk-create them and enqueue (_deliveries_save)."""
+    targets = ([(None, callback_url)] if callback_url else []) + [(endpoint, endpoint.url) for endpoint in endpoints]
+    return [WebhookDelivery(tenant_id=tenant_id, endpoint=endpoint, url=url, event_type=event_type, message=message,
+                            payload=payload, next_attempt_at=now, enqueued_at=now) for endpoint, url in targets]
+
+
+def _deliveries_save(rows: list[WebhookDelivery]) -> list[WebhookDelivery]:
+    """One INSERT for the rows; their tasks are enqueued after the caller's transaction commits."""
+    created = WebhookDelivery.unscoped.bulk_create(rows) if rows else []
+    deliveries_enqueue([delivery.pk for delivery in created])
+    return created
+
+
 def message_event_emit(*, message: Message, event_type: str, event: MessageEvent) -> list[WebhookDelivery]:
     """Record one delivery per target: the message's callback_url, and each enabled endpoint of the
     tenant subscribed to `event_type` (test-mode messages too).
@@ -242,20 +258,13 @@ def message_event_emit(*, message: Message, event_type: str, event: MessageEvent
     Called inside the transaction that changed the status: the deliveries commit or roll back with
     it, and their tasks are enqueued only after commit. No network here.
     """
-    targets: list[tuple[WebhookEndpoint | None, str]] = [(None, message.callback_url)] if message.callback_url else []
-    endpoints = WebhookEndpoint.unscoped.filter(tenant_id=message.tenant_id, enabled=True).only("id", "url", "events")
-    targets += [(endpoint, endpoint.url) for endpoint in endpoints if endpoint.wants(event_type)]
-    if not targets:
+    endpoints = _subscribed_endpoints(tenant_ids={message.tenant_id}, event_type=event_type).get(message.tenant_id, [])
+    if not message.callback_url and not endpoints:
         return []
-    payload = webhook_payload(message=message, event_type=event_type, event=event)
-    now = timezone.now()
-    deliveries = [
-        WebhookDelivery.unscoped.create(tenant_id=message.tenant_id, endpoint=endpoint, url=url, event_type=event_type,
-                                        message=message, payload=payload, next_attempt_at=now, enqueued_at=now)
-        for endpoint, url in targets
-    ]
-    deliveries_enqueue([d.pk for d in deliveries])
-    return deliveries
+    return _deliveries_save(_deliveries_record(
+        tenant_id=message.tenant_id, event_type=event_type, now=timezone.now(), callback_url=message.callback_url,
+        endpoints=endpoints, message=message, payload=webhook_payload(message=message, event_type=event_type,
+                                                                      event=event)))
 
 
 def inbound_received_emit(*, inbound: InboundMessage) -> list[WebhookDelivery]:
@@ -265,11 +274,10 @@ def inbound_received_emit(*, inbound: InboundMessage) -> list[WebhookDelivery]:
     if inbound.tenant_id is None:
         return []
     lease = inbound.lease if inbound.lease_id else None
-    targets: list[tuple[WebhookEndpoint | None, str]] = [(None, lease.callback_url)] if lease and lease.callback_url \
-        else []
-    endpoints = WebhookEndpoint.unscoped.filter(tenant_id=inbound.tenant_id, enabled=True).only("id", "url", "events")
-    targets += [(endpoint, endpoint.url) for endpoint in endpoints if endpoint.wants("message.received")]
-    if not targets:
+    callback_url = lease.callback_url if lease else ""
+    endpoints = _subscribed_endpoints(tenant_ids={inbound.tenant_id}, event_type="message.received").get(
+        inbound.tenant_id, [])
+    if not callback_url and not endpoints:
         return []
     payload = {
         "type": "message.received",
@@ -280,15 +288,9 @@ def inbound_received_emit(*, inbound: InboundMessage) -> list[WebhookDelivery]:
             "service": inbound.service or None, "lease": lease.public_id if lease else None,
         },
     }
-    now = timezone.now()
-    deliveries = [
-        WebhookDelivery.unscoped.create(tenant_id=inbound.tenant_id, endpoint=endpoint, url=url,
-                                        event_type="message.received", payload=payload, next_attempt_at=now,
-                                        enqueued_at=now)
-        for endpoint, url in targets
-    ]
-    deliveries_enqueue([d.pk for d in deliveries])
-    return deliveries
+    return _deliveries_save(_deliveries_record(tenant_id=inbound.tenant_id, event_type="message.received",
+                                               payload=payload, now=timezone.now(), callback_url=callback_url,
+                                               endpoints=endpoints))
 
 
 def _holding_data(holding: NumberLease | NumberAssignment, *, kind: str, reason: str | None) -> dict:
@@ -334,14 +336,10 @@ def lease_events_emit(*, leases: list[NumberLease], event_type: str, now: dateti
         data = _holding_data(lease, kind="lease", reason=reason)
         if event_type == "number.lease_expiring":
             data["expiring_notice_seconds"] = lease.expiring_notice_seconds
-        payload = {"type": event_type, "timestamp": _iso(now), "data": data}
-        targets = [(None, lease.callback_url)] if lease.callback_url else []
-        targets += [(endpoint, endpoint.url) for endpoint in endpoints.get(lease.tenant_id, [])]
-        rows += [WebhookDelivery(tenant_id=lease.tenant_id, endpoint=endpoint, url=url, event_type=event_type,
-                                 payload=payload, next_attempt_at=now, enqueued_at=now) for endpoint, url in targets]
-    created = WebhookDelivery.unscoped.bulk_create(rows)
-    deliveries_enqueue([delivery.pk for delivery in created])
-    return len(created)
+        rows += _deliveries_record(tenant_id=lease.tenant_id, event_type=event_type, now=now,
+                                   payload={"type": event_type, "timestamp": _iso(now), "data": data},
+                                   callback_url=lease.callback_url, endpoints=endpoints.get(lease.tenant_id, []))
+    return len(_deliveries_save(rows))
 
 
 def assignment_released_emit(*, assignment: NumberAssignment, reason: str, now: datetime) -> int:
@@ -352,12 +350,9 @@ def assignment_released_emit(*, assignment: NumberAssignment, reason: str, now: 
         return 0
     payload = {"type": "number.released", "timestamp": _iso(now),
                "data": _holding_data(assignment, kind="assignment", reason=reason)}
-    created = WebhookDelivery.unscoped.bulk_create(
-        WebhookDelivery(tenant_id=assignment.tenant_id, endpoint=endpoint, url=endpoint.url,
-                        event_type="number.released", payload=payload, next_attempt_at=now, enqueued_at=now)
-        for endpoint in endpoints[assignment.tenant_id])
-    deliveries_enqueue([delivery.pk for delivery in created])
-    return len(created)
+    return len(_deliveries_save(_deliveries_record(
+        tenant_id=assignment.tenant_id, event_type="number.released", payload=payload, now=now, callback_url="",
+        endpoints=endpoints[assignment.tenant_id])))
 
 
 def webhook_delivery_resend(*, tenant: Tenant, delivery: WebhookDelivery) -> WebhookDelivery:
