@@ -151,9 +151,11 @@ def test_new_recipients_are_spread_evenly(world):
 def test_a_quote_preview_writes_nothing(world):
     tenant = world.a.tenant
     pool = _pool(tenant, _rent(tenant, 2))
-    picked = pools.pool_pick(tenant=tenant, pool_name="main", to=_recipients("US", 1)[0], dry_run=True)
+    to = _recipients("US", 1)[0]
+    picked = pools.pool_pick(tenant=tenant, pool_name="main", to=to, dry_run=True)
     pool.refresh_from_db()
     assert picked[0] == pool and pool.rr_cursor == 0 and not PoolStickySender.unscoped.exists()
+    assert picked[1] == _pick(tenant, to)  # and it shows what the send then gets
 
 
 # --- membership follows the holding -------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Portal number pools page: list, create, edit, delete; roles, tenancy and suspension."""
 from __future__ import annotations
 
+import re
 from numbers import services
 from numbers.models import NumberPool, NumberPoolMember
 from numbers.tests.factories import stock
@@ -88,6 +89,8 @@ def test_an_admin_edits_flags_and_members(world, client):
     login_verified(client, world.a.members[Role.ADMIN])
     page = client.get(edit_url(pool)).content.decode()
     assert 'value="senders"' in page and "checked" in page
+    member = world.a.extra["assignment"].number
+    assert re.search(rf'value="{member.public_id}"[^>]*checked', page)  # the current member is ticked
     response = client.post(edit_url(pool), {"name": "renamed", "description": "", "geo_match": "on",
                                             "numbers": [numbers[0].public_id]})
     assert response.status_code == 302
