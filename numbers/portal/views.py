@@ -82,7 +82,7 @@ def number_search(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"You rent {assignment.number.number} until you release it.")
                 return redirect("portal:numbers")
-    available = services.numbers_available(**search.filters()).order_by("number")[:SEARCH_LIMIT + 1]
+    available = list(services.numbers_available(**search.filters()).order_by("number")[:SEARCH_LIMIT + 1])
     return render(request, "portal/numbers/search.html", {
         "search": search, "available": available[:SEARCH_LIMIT], "more": len(available) > SEARCH_LIMIT,
         "rent_form": rent_form, "lease_form": lease_form,
@@ -195,7 +195,7 @@ def _message_json(message: InboundMessage) -> dict:
 
 
 def _cursor(inbound: list[InboundMessage]) -> str:
-    return max((m.created_at for m in inbound), default=None).isoformat() if inbound else ""
+    return max(m.created_at for m in inbound).isoformat() if inbound else ""
 
 
 # --- Inbound messages --------------------------------------------------------------------------
