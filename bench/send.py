@@ -89,22 +89,41 @@ def _number(prefix: str) -> str:
             return f"{prefix}{ending:04d}"
 
 
-def send_all(api: Api, count: int, concurrency: int, prefix: str, reference: str):
-    """POST `count` messages with `concurrency` threads; returns (accepted ids, status counter, latencies, seconds)."""
-    def one(_: int) -> tuple[int, str | None, float]:
-        body = {"to": _number(prefix), "from": "Bench", "text": "Your code is 123456", "message_type": "otp",
-                "client_reference": reference}
+def load(api: Api, path: str, body_for, *, count: int, concurrency: int) -> dict:
+    """POST `body_for(i)` to `path` `count` times with `concurrency` threads.
+
+    Returns the figures: requests, seconds, requests_per_second, statuses (HTTP status -> count; 0 is a
+    network error), latency_ms p50/p95/p99, and `answers` (the JSON bodies, in request order)."""
+    def one(index: int) -> tuple[int, dict, float]:
         started = time.perf_counter()
-        status, answer = api.request("POST", "/v1/messages", body)
-        return status, answer.get("id") if status == 202 else None, (time.perf_counter() - started) * 1000
+        status, answer = api.request("POST", path, body_for(index))
+        return status, answer, (time.perf_counter() - started) * 1000
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         results = list(pool.map(one, range(count)))
     elapsed = time.perf_counter() - started
-    ids = {message_id for status, message_id, _ in results if message_id}
-    statuses = Counter(status for status, _, _ in results)
-    return ids, statuses, sorted(latency for _, _, latency in results), elapsed
+    latencies = sorted(latency for _, _, latency in results)
+    return {
+        "requests": count, "concurrency": concurrency, "seconds": round(elapsed, 2),
+        "requests_per_second": round(count / elapsed, 1) if elapsed else None,
+        "statuses": {str(status): n for status, n in sorted(Counter(s for s, _, _ in results).items())},
+        "latency_ms": {"p50": _percentile(latencies, 0.50), "p95": _percentile(latencies, 0.95),
+                       "p99": _percentile(latencies, 0.99)},
+        "answers": [answer for _, answer, _ in results],
+    }
+
+
+def send_all(api: Api, count: int, concurrency: int, prefix: str, reference: str):
+    """POST `count` messages with `concurrency` threads; returns (accepted ids, status counter, latencies, seconds)."""
+    def body(_: int) -> dict:
+        return {"to": _number(prefix), "from": "Bench", "text": "Your code is 123456", "message_type": "otp",
+                "client_reference": reference}
+
+    figures = load(api, "/v1/messages", body, count=count, concurrency=concurrency)
+    ids = {answer.get("id") for answer in figures["answers"] if answer.get("id")}
+    statuses = Counter({int(status): n for status, n in figures["statuses"].items()})
+    return ids, statuses, figures["latency_ms"], figures["seconds"]
 
 
 def statuses_of(api: Api, reference: str) -> dict[str, str] | None:
@@ -169,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "accepted": len(ids),
         "rejected": {str(status or "network_error"): n for status, n in sorted(statuses.items()) if status != 202},
         "accepted_per_second": round(len(ids) / send_seconds, 1) if send_seconds else None,
-        "latency_ms": {"p50": _percentile(latencies, 0.50), "p95": _percentile(latencies, 0.95),
-                       "p99": _percentile(latencies, 0.99)},
+        "latency_ms": latencies,
         # From the first POST until the last accepted message was seen final (null: not within the timeout).
         "seconds_to_all_final": round(send_seconds + waited, 1) if waited is not None else None,
         "final_statuses": dict(sorted(final_statuses.items())),
