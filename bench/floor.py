@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -96,57 +94,31 @@ if os.environ.get("BENCH_FLOOR_DATABASE_URL"):  # imported by gunicorn: be the a
 
 # --- The driver: table, server, load ----------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _sql(database_url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(statement)
-
-
-def _wait_listening(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the floor server exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("the floor server did not start listening")
-
-
 def run(*, database_url: str, count: int, concurrency: int, workers: int) -> dict:
     """Start the floor server, send `count` POSTs at `concurrency`, stop it; the figures as a dict."""
     sys.path.insert(0, str(HERE))
     from send import Api, load
+    from stack import free_port, sql, stopped, wait_listening
 
-    _sql(database_url, f"DROP TABLE IF EXISTS {TABLE}")
-    _sql(database_url, f"CREATE TABLE {TABLE} (id bigserial PRIMARY KEY, public_id text UNIQUE NOT NULL, "
+    sql(database_url, f"DROP TABLE IF EXISTS {TABLE}")
+    sql(database_url, f"CREATE TABLE {TABLE} (id bigserial PRIMARY KEY, public_id text UNIQUE NOT NULL, "
                        f"\"to\" text NOT NULL, text text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "BENCH_FLOOR_DATABASE_URL": database_url}
     server = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
         [sys.executable, "-m", "gunicorn", "floor:application", "--chdir", str(HERE), "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--worker-class", "sync", "--log-level", "warning"],
         env=env, stdout=subprocess.DEVNULL)
     try:
-        _wait_listening(port, server)
+        wait_listening(port, server)
         api = Api(f"http://127.0.0.1:{port}", key="floor")
         body = {"to": "+14155550123", "text": "Your code is 123456"}
         load(api, "/v1/messages", lambda _: body, count=min(200, count), concurrency=concurrency)  # warm up
         figures = load(api, "/v1/messages", lambda _: body, count=count, concurrency=concurrency)
         figures.pop("answers")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        _sql(database_url, f"DROP TABLE IF EXISTS {TABLE}")
+        stopped(server)
+        sql(database_url, f"DROP TABLE IF EXISTS {TABLE}")
     return {"what": "floor", "server": f"gunicorn sync -w {workers}", **figures}
 
 

@@ -47,13 +47,14 @@ class Api:
             conn = self.local.conn = cls(self.host, self.port, timeout=self.timeout)
         return conn
 
-    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    def request(self, method: str, path: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict]:
         """(status, JSON body); status 0 when the request failed on the network."""
         payload = json.dumps(body).encode() if body is not None else None
+        headers = {**self.headers, **headers} if headers else self.headers
         for attempt in (1, 2):  # once more on a fresh connection if the kept-alive one was closed
             conn = self._connection()
             try:
-                conn.request(method, self.prefix + path, body=payload, headers=self.headers)
+                conn.request(method, self.prefix + path, body=payload, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
                 if response.getheader("Connection", "").lower() == "close":
@@ -89,14 +90,16 @@ def _number(prefix: str) -> str:
             return f"{prefix}{ending:04d}"
 
 
-def load(api: Api, path: str, body_for, *, count: int, concurrency: int) -> dict:
-    """POST `body_for(i)` to `path` `count` times with `concurrency` threads.
+def load(api: Api, path: str, body_for, *, count: int, concurrency: int, headers_for=None) -> dict:
+    """POST `body_for(i)` (with the headers `headers_for(i)`, if given) to `path` `count` times with
+    `concurrency` threads.
 
     Returns the figures: requests, seconds, requests_per_second, statuses (HTTP status -> count; 0 is a
     network error), latency_ms p50/p95/p99, and `answers` (the JSON bodies, in request order)."""
     def one(index: int) -> tuple[int, dict, float]:
         started = time.perf_counter()
-        status, answer = api.request("POST", path, body_for(index))
+        headers = headers_for(index) if headers_for else None
+        status, answer = api.request("POST", path, body_for(index), headers)
         return status, answer, (time.perf_counter() - started) * 1000
 
     started = time.perf_counter()

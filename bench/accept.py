@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Single-send accept speed, as shipped, beside the floor (bench/floor.py) in the same run.
+
+Makes a throw-away database beside --database-url, migrates it, creates a tenant and a test key,
+starts Procfile.dev's `web` command exactly as shipped (DEBUG off, PostgreSQL, Redis), then loads
+POST /v1/messages with the seed payload and an Idempotency-Key on every request at concurrency -c.
+The floor runs right before, on the same database server, with the same client and concurrency.
+
+    .venv/bin/python bench/accept.py --database-url postgres://postgres@127.0.0.1:5432/smsportal \\
+        --redis-url redis://127.0.0.1:6379/0 --broker-url redis://127.0.0.1:6379/15 -n 4000 -c 20
+
+Limits are raised so they do not measure themselves, and the JSON says so: API_RATE_LIMIT=1000000/s
+and the tenant's messages_per_second = 1,000,000. No worker runs: this measures accept only (the
+messages stay queued, and the broker database given should be a throw-away one: it is flushed).
+Prints one JSON line: {"floor": {...}, "ours": {...}, "ratio": ours / floor requests per second}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import floor  # noqa: E402
+from send import Api, load  # noqa: E402
+from stack import (  # noqa: E402
+    free_port,
+    manage,
+    procfile_command,
+    server_env,
+    stopped,
+    throwaway_database,
+    wait_listening,
+)
+
+RAISED_RATE = 1_000_000
+
+
+def seed_payload(_: int) -> dict:
+    """The README's example send, to a random fictional US number (never the simulator's 0001-0004)."""
+    return {"to": f"+1415555{random.randint(1000, 9999):04d}", "from": "YourBrand", "text": "Your OTP is 123456",
+            "callback_url": "https://yourapp.example/webhook", "message_type": "OTP", "region": "US"}
+
+
+def idempotency_header(_: int) -> dict:
+    return {"Idempotency-Key": str(uuid.uuid4())}
+
+
+def ours(*, database_url: str, redis_url: str, broker_url: str, count: int, concurrency: int, workers: int) -> dict:
+    env = server_env(database_url, redis_url, broker_url)
+    manage("migrate", "--noinput", env=env)
+    manage("create_tenant", "bench", "--name", "Bench Ltd", "--owner-email", "bench@example.com", env=env)
+    manage("shell", "-c", f"from accounts.models import Tenant; "
+                          f"Tenant.objects.filter(slug='bench').update(messages_per_second={RAISED_RATE})", env=env)
+    key = manage("create_api_key", "bench", "--name", "bench", "--mode", "test", env=env).strip().splitlines()[-1]
+    port = free_port()
+    argv = procfile_command("web", WEB_PORT=str(port))
+    argv = _with_workers(argv, workers)
+    server = subprocess.Popen(argv, env=env, cwd=HERE.parent, stdout=subprocess.DEVNULL)  # noqa: S603
+    try:
+        wait_listening(port, server)
+        api = Api(f"http://127.0.0.1:{port}", key)
+        load(api, "/v1/messages", seed_payload, count=min(200, count), concurrency=concurrency,
+             headers_for=idempotency_header)  # warm up
+        figures = load(api, "/v1/messages", seed_payload, count=count, concurrency=concurrency,
+                       headers_for=idempotency_header)
+        figures.pop("answers")
+    finally:
+        stopped(server)
+    return {"what": "POST /v1/messages, seed payload, test key, Idempotency-Key on each", "server": " ".join(argv),
+            **figures}
+
+
+def _with_workers(argv: list[str], workers: int) -> list[str]:
+    for flag in ("--workers", "-w"):
+        if flag in argv:
+            argv = list(argv)
+            argv[argv.index(flag) + 1] = str(workers)
+            return argv
+    return [*argv, "--workers", str(workers)]
+
+
+def _flush(redis_url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="PostgreSQL server to use")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="cache and rate limits")
+    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/15", help="a throw-away Redis db (flushed)")
+    parser.add_argument("-n", "--count", type=int, default=4000)
+    parser.add_argument("-c", "--concurrency", type=int, default=20)
+    parser.add_argument("-w", "--workers", type=int, default=4, help="web processes, for ours and the floor alike")
+    args = parser.parse_args(argv)
+    if not args.database_url:
+        parser.error("give --database-url or set DATABASE_URL")
+    with throwaway_database(args.database_url, "bench_accept") as database_url:
+        floor_figures = floor.run(database_url=database_url, count=args.count, concurrency=args.concurrency,
+                                  workers=args.workers)
+        try:
+            our_figures = ours(database_url=database_url, redis_url=args.redis_url, broker_url=args.broker_url,
+                               count=args.count, concurrency=args.concurrency, workers=args.workers)
+        finally:
+            _flush(args.broker_url)
+    ratio = our_figures["requests_per_second"] / floor_figures["requests_per_second"]
+    print(json.dumps({"floor": floor_figures, "ours": our_figures, "ratio": round(ratio, 3),
+                      "limits": {"API_RATE_LIMIT": f"{RAISED_RATE}/s", "messages_per_second": RAISED_RATE}}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
