@@ -144,7 +144,7 @@ class MembershipInline(admin.TabularInline):
 class TenantAdminForm(forms.ModelForm):
     class Meta:
         model = Tenant
-        fields = ["name", "slug", "account_manager", "data_region", "require_2fa", "help_reply"]
+        fields = ["name", "slug", "account_manager", "data_region", "require_2fa", "help_reply", "shared_senders_allowed"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -163,7 +163,8 @@ class TenantAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug", "account_manager__email", "memberships__user__email"]
     search_help_text = "Name, slug, account manager's or member's email"
     readonly_fields = ["status", "created_at"]
-    fields = ["name", "slug", "status", "account_manager", "data_region", "require_2fa", "help_reply", "created_at"]
+    fields = ["name", "slug", "status", "account_manager", "data_region", "require_2fa", "help_reply",
+              "shared_senders_allowed", "created_at"]
     inlines = [MembershipInline]
     actions = ["suspend", "reactivate"]
 

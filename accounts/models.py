@@ -83,6 +83,12 @@ class Tenant(models.Model):
         max_length=320, blank=True,
         help_text="Sent back to anyone who texts HELP to one of the tenant's numbers; empty means the platform's default reply.",
     )
+    # Off by default (fail closed): a number shared by many tenants is a compliance decision an account
+    # manager makes per tenant, not something every new account gets.
+    shared_senders_allowed = models.BooleanField(
+        default=False,
+        help_text="May send from the platform's shared senders (numbers marked as shared senders in the inventory).",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -12,6 +12,14 @@ class InvalidSender(DomainError):
     message = "The sender must be an alphanumeric ID (1-11 characters, at least one letter) or an E.164 number."
 
 
+class SenderNotAllowed(DomainError):
+    """A number or short code in `from` that the tenant neither holds nor may use as a shared sender."""
+
+    code = "sender_not_allowed"
+    message = ("Send from a number or short code you rent or lease, a shared sender your account may use, "
+               "a number pool (pool:NAME) or an alphanumeric sender ID.")
+
+
 class MessageTooLong(DomainError):
     code = "message_too_long"
 

@@ -183,16 +183,37 @@ def message_prepare(
 
 
 def _sender_resolve(*, tenant: Tenant, sender: str, to: str, record: bool) -> tuple[NumberPool | None, str]:
-    """(pool, sender): a `pool:NAME` sender becomes the number the pool picks for `to`; a short code
-    the tenant holds is sent from as its digits; anything else is normalized (alphanumeric or E.164)."""
+    """(pool, sender): a `pool:NAME` sender becomes the number the pool picks for `to` (always one
+    the tenant holds); any other sender goes through sender_check."""
     pool_name = pools.pool_name_from_sender(sender)
     if pool_name is None:
-        digits = (sender or "").strip()
-        if SHORT_CODE.match(digits) and numbers_selectors.short_code_held(tenant=tenant, number=digits):
-            return None, digits
-        return None, sender_normalize(sender)
+        return None, sender_check(tenant=tenant, sender=sender)
     pool, number = pools.pool_pick(tenant=tenant, pool_name=pool_name, to=to, dry_run=not record)
     return pool, number.number
+
+
+def sender_check(*, tenant: Tenant, sender: str) -> str:
+    """The sender as it is sent, when `tenant` may send from it (a `pool:NAME` sender is message_prepare's).
+
+    An alphanumeric sender ID is only normalized (its registration is compliance's, later). A short code
+    (its digits) or an E.164 number must be usable by the tenant (numbers.selectors.sender_number_usable),
+    else 400 `sender_not_allowed` on `from`: the same answer for another tenant's number as for an unknown one."""
+    value = (sender or "").strip()
+    if SHORT_CODE.match(value) and numbers_selectors.sender_number_usable(tenant=tenant, number=value):
+        return value
+    try:
+        normalized = sender_normalize(value)  # digits may also be a number written without its "+"
+    except errors.InvalidPhoneNumber:
+        if SHORT_CODE.match(value):
+            raise _sender_refused(value) from None
+        raise
+    if normalized.startswith("+") and not numbers_selectors.sender_number_usable(tenant=tenant, number=normalized):
+        raise _sender_refused(normalized)
+    return normalized
+
+
+def _sender_refused(number: str) -> errors.SenderNotAllowed:
+    return errors.SenderNotAllowed(f"You cannot send from {number}. {errors.SenderNotAllowed.message}", field="from")
 
 
 @dataclass(frozen=True)
@@ -210,14 +231,19 @@ def message_quote_text(
     template: str | None = None,
     variables: dict | None = None,
     smart_encoding: bool = True,
+    sender: str = "",
 ) -> TextQuote:
-    """Render and encode a body exactly as message_prepare does, without recipient, sender or schedule.
+    """Render and encode a body exactly as message_prepare does, without recipient or schedule.
 
     For a length check while the rest of a form is still being written. Raises the body's errors
     (text_required, template_not_found, template_variable_missing, ...) but not message_too_long:
-    the caller compares the segment count with tenant.max_message_segments and warns.
+    the caller compares the segment count with tenant.max_message_segments and warns. A `sender`,
+    when given, is checked as the send checks it (sender_check); a `pool:NAME` sender is not, since
+    the number it sends from depends on the recipient.
     """
     body, _template_ref = _render_body(tenant=tenant, text=text, template=template, variables=variables or {})
+    if sender.strip() and pools.pool_name_from_sender(sender) is None:
+        sender_check(tenant=tenant, sender=sender)
     return TextQuote(body=body, analysis=encoding.analyze(body, smart_encoding=smart_encoding))
 
 

@@ -20,6 +20,7 @@ from numbers.inventory import (
     number_row_parse,
 )
 from numbers.models import (
+    HELD,
     Capability,
     InboundMessage,
     NumberAssignment,
@@ -65,7 +66,7 @@ def _plain(value):
     """An audit-friendly (JSON) form of a field value; money with its 4 stored places."""
     if isinstance(value, Decimal):
         return f"{value.quantize(Decimal('0.0001')):f}"
-    return value if isinstance(value, str | list | None) else str(value)
+    return value if isinstance(value, str | bool | list | None) else str(value)
 
 
 # --- Read-only building blocks --------------------------------------------------------------------
@@ -173,12 +174,15 @@ class PhoneNumberForm(forms.ModelForm):
 
     class Meta:
         model = PhoneNumber
-        fields = ["number", "country", "type", "capabilities", "carrier", "monthly_cost", "monthly_price"]
+        fields = ["number", "country", "type", "capabilities", "carrier", "monthly_cost", "monthly_price",
+                  "shared_sender"]
 
     def clean(self):
         cleaned = super().clean()
         if self.errors:
             return cleaned
+        if cleaned.get("shared_sender") and self.instance.status in HELD:
+            self.add_error("shared_sender", "A tenant holds this number; release it before making it a shared sender.")
         row = {name: str(cleaned.get(name) or "") for name in CSV_COLUMNS}
         row["number"] = cleaned.get("number") or self.instance.number
         row["capabilities"] = "|".join(cleaned.get("capabilities") or [])
@@ -198,9 +202,9 @@ class PhoneNumberAdmin(admin.ModelAdmin):
 
     form = PhoneNumberForm
     change_list_template = "admin/numbers/phonenumber/change_list.html"
-    list_display = ["number", "country", "type", "status", "holder", "carrier", "monthly_cost", "monthly_price",
-                    "quarantined_until"]
-    list_filter = ["status", "type", "country", "carrier"]
+    list_display = ["number", "country", "type", "status", "holder", "shared_sender", "carrier", "monthly_cost",
+                    "monthly_price", "quarantined_until"]
+    list_filter = ["status", "type", "country", "carrier", "shared_sender"]
     search_fields = ["number", "=public_id", "holder__slug"]
     search_help_text = "Number, public id (exact) or holder's slug"
     list_select_related = ["holder"]
@@ -233,11 +237,15 @@ class PhoneNumberAdmin(admin.ModelAdmin):
         return format_html_join(" · ", '<a href="{}">{}</a>', links)
 
     def save_model(self, request, obj, form, change):
-        before = {name: getattr(PhoneNumber.objects.get(pk=obj.pk), name) for name in form.parsed} if change else {}
+        fields = [*form.parsed, "shared_sender"]
+        before = {name: getattr(PhoneNumber.objects.get(pk=obj.pk), name) for name in fields} if change else {}
         with transaction.atomic():
             saved, _created = services.phone_number_upsert(actor=actor_for(request), **form.parsed)
+            # Not a CSV column: the flag has its own service, which refuses a held number.
+            services.number_shared_sender_set(number=saved, shared_sender=form.cleaned_data["shared_sender"])
+            after = {**form.parsed, "shared_sender": saved.shared_sender}
             changes = {name: [_plain(before[name]) if change else None, _plain(value)]
-                       for name, value in form.parsed.items() if not change or before[name] != value}
+                       for name, value in after.items() if not change or before[name] != value}
             _audit(request, "number.updated" if change else "number.created", target=saved, changes=changes)
         obj.pk = saved.pk
         obj.refresh_from_db()

@@ -99,7 +99,8 @@ def help_reply_send(*, inbound: InboundMessage):
     Called inside the transaction that stores the inbound message, so the reply (a transactional
     message, `metadata.help_reply_to` = the inbound id) commits with it and exactly once per stored
     message; message_send enqueues the actual send after commit. Test mode when the carrier simulator
-    delivered the HELP, live otherwise. A reply the send path refuses (a short code as sender, say) is
+    delivered the HELP, live otherwise. The send checks the sender like any other (docs/senders.md): a
+    reply it refuses (a late HELP to a number the tenant no longer holds, `sender_not_allowed`) is
     logged and dropped in a savepoint: it must not lose the inbound message. Returns the Message or None.
     """
     from messaging import services as messaging  # numbers is imported by messaging; keep the import lazy

@@ -57,6 +57,13 @@ class PhoneNumber(models.Model):
     status = models.CharField(max_length=16, choices=NumberStatus.choices, default=NumberStatus.AVAILABLE)
     holder = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     quarantined_until = models.DateTimeField(null=True, blank=True)
+    # A number the platform keeps for itself and lets tenants send from (Tenant.shared_senders_allowed):
+    # never assigned or leased, so the allocator skips it (numbers/services.py) and a constraint holds it.
+    shared_sender = models.BooleanField(
+        default=False,
+        help_text="A platform shared sender: never rented or leased; every tenant allowed to use shared senders "
+                  "may send from it while it is available.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -81,6 +88,9 @@ class PhoneNumber(models.Model):
             ),
             models.CheckConstraint(condition=Q(monthly_cost__gte=0) & Q(monthly_price__gte=0),
                                    name="number_money_not_negative"),
+            # A shared sender belongs to the platform: no tenant holds it.
+            models.CheckConstraint(condition=Q(shared_sender=False) | ~Q(status__in=HELD),
+                                   name="number_shared_sender_not_held"),
         ]
 
     def __str__(self) -> str:

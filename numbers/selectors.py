@@ -10,11 +10,10 @@ from numbers.models import (
     NumberLease,
     NumberPool,
     NumberStatus,
-    NumberType,
     PhoneNumber,
 )
 
-from django.db.models import Case, CharField, OuterRef, Prefetch, QuerySet, Subquery, Value, When
+from django.db.models import Case, CharField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
 from accounts.models import Tenant
@@ -146,6 +145,12 @@ def pool_members_usable(*, tenant: Tenant, pool: NumberPool) -> QuerySet:
     return numbers_poolable(tenant=tenant).filter(pool_memberships__pool=pool)
 
 
-def short_code_held(*, tenant: Tenant, number: str) -> bool:
-    """Whether `tenant` holds the short code `number` (its digits): only then may it send from it."""
-    return PhoneNumber.objects.filter(number=number, type=NumberType.SHORT_CODE, holder=tenant).exists()
+def sender_number_usable(*, tenant: Tenant, number: str) -> bool:
+    """Whether `tenant` may send from `number` (E.164, or a short code's digits): it holds it now (rented
+    or leased), or it is an available platform shared sender and the tenant may use shared senders.
+
+    Any other number, another tenant's included, is refused the same way (messaging's sender check)."""
+    usable = Q(holder=tenant, status__in=HELD)
+    if tenant.shared_senders_allowed:
+        usable |= Q(shared_sender=True, status=NumberStatus.AVAILABLE)
+    return PhoneNumber.objects.filter(usable, number=number).exists()

@@ -23,6 +23,7 @@ from numbers.errors import (
     NumberNotFound,
 )
 from numbers.models import (
+    HELD,
     NumberAssignment,
     NumberEvent,
     NumberLease,
@@ -105,7 +106,8 @@ def _claim(*, candidates: QuerySet, to: str, tenant: Tenant, kind: str, actor: A
 
 def _available(*, country: str | None, type: str | None, capability: str | None,
                contains: str | None = None) -> QuerySet:
-    numbers = PhoneNumber.objects.filter(status=NumberStatus.AVAILABLE)
+    # A shared sender stays the platform's (PhoneNumber.shared_sender): never offered or handed out.
+    numbers = PhoneNumber.objects.filter(status=NumberStatus.AVAILABLE, shared_sender=False)
     if contains:
         numbers = numbers.filter(number__contains=contains)
     if country:
@@ -149,7 +151,7 @@ def number_assign(
     when nothing matches; in both cases nothing is written."""
     with transaction.atomic():
         if number is not None:
-            candidates = PhoneNumber.objects.filter(pk=number.pk, status=NumberStatus.AVAILABLE)
+            candidates = PhoneNumber.objects.filter(pk=number.pk, status=NumberStatus.AVAILABLE, shared_sender=False)
             error: type[Conflict] = NumberNotAvailable
         else:
             candidates = _available(country=country, type=type, capability=capability, contains=contains)
@@ -520,6 +522,19 @@ def phone_number_upsert(
             NumberEvent.unscoped.create(number=phone_number, kind=Kind.IMPORTED, to_status=phone_number.status,
                                         detail=f"{type} {country.upper()} from {carrier}", actor=actor.label)
     return phone_number, created
+
+
+def number_shared_sender_set(*, number: PhoneNumber, shared_sender: bool) -> bool:
+    """Marks `number` as a platform shared sender, or no longer one; returns whether it changed.
+
+    Only a number no tenant holds can become one (409 `number_held`): the conditional UPDATE decides,
+    so a lease taken at the same moment either wins (and this is refused) or never sees the number."""
+    changed = (PhoneNumber.objects.filter(pk=number.pk).exclude(status__in=HELD).exclude(shared_sender=shared_sender)
+               .update(shared_sender=shared_sender, updated_at=timezone.now()))
+    number.refresh_from_db()
+    if not changed and number.shared_sender != shared_sender:
+        raise NumberHeld("A tenant holds this number; release it before making it a shared sender.")
+    return bool(changed)
 
 
 def number_retire(*, number: PhoneNumber, actor: Actor = SYSTEM) -> bool:

@@ -281,6 +281,19 @@ def test_it_records_a_changed_require_2fa_and_other_fields(world, staff, staff_c
         "name": ["Alpha Industries", "Alpha Renamed"], "account_manager": [None, staff.email]}
 
 
+def test_an_account_manager_allows_shared_senders_and_it_is_audited(world, staff, staff_client):
+    tenant = world.a.tenant
+
+    response = staff_client.post(_url(Tenant, "change", tenant.pk), _tenant_post(
+        tenant, _rows(tenant), shared_senders_allowed="on"))
+
+    assert response.status_code == 302
+    tenant.refresh_from_db()
+    assert tenant.shared_senders_allowed is True
+    assert _events("tenant.updated", tenant=tenant, actor=staff).get().changes == {
+        "shared_senders_allowed": [False, True]}
+
+
 def test_it_creates_a_tenant_with_its_owner(staff, staff_client):
     owner = UserFactory(email="founder@example.com")
     data = _tenant_post(Tenant(name="Charlie", data_region="eu"), [{"user": owner.pk, "role": "owner"}], slug="charlie",

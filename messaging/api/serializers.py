@@ -18,8 +18,11 @@ class _FromFieldMixin:
 
 class MessageCreateSerializer(_FromFieldMixin, serializers.Serializer):
     to = serializers.CharField(max_length=40)
-    sender = serializers.CharField(max_length=60, help_text="Alphanumeric sender ID (1-11), E.164 number, or "
-                                                            "`pool:NAME` to send from a number of that number pool.")
+    sender = serializers.CharField(max_length=60, help_text="Alphanumeric sender ID (1-11), an E.164 number or "
+                                                            "short code you rent or lease, a shared sender your "
+                                                            "account may use, or `pool:NAME` to send from a number "
+                                                            "of that number pool. Any other number is 400 "
+                                                            "`sender_not_allowed`.")
     text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=10000)
     template = serializers.CharField(required=False, allow_blank=True, max_length=10000,
                                      help_text="Name of a stored template, or an inline body with ${placeholders}.")

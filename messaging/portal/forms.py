@@ -53,7 +53,10 @@ def _midnight(day: date | None) -> datetime | None:
 
 
 class QuoteForm(forms.Form):
-    """A message's body: what its length depends on (the live quote and "Check length")."""
+    """A message's body: what its length depends on (the live quote and "Check length"), and the sender,
+    checked like the send checks it when given (the send form requires it)."""
+
+    sender = forms.CharField(label="From", required=False, max_length=60)
 
     content = forms.ChoiceField(
         label="Content", initial=CONTENT_TEXT, widget=forms.RadioSelect,
@@ -128,7 +131,7 @@ class MessageSendForm(QuoteForm):
     sender = forms.CharField(
         label="From", max_length=60,
         widget=forms.TextInput(attrs={"placeholder": "Acme", "autocomplete": "off", "spellcheck": "false"}),
-        help_text="A sender ID (up to 11 letters and digits), a phone number, or pool:NAME for a number pool.",
+        help_text="A sender ID (up to 11 letters and digits), a number or short code you hold, or pool:NAME for a number pool.",
     )
     message_type = forms.ChoiceField(label="Type", choices=MessageType.choices, initial=MessageType.TRANSACTIONAL)
     scheduled_at = forms.DateTimeField(

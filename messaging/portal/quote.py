@@ -22,7 +22,7 @@ def quote_panel(*, tenant: Tenant, form: QuoteForm) -> dict:
     if form.is_empty:
         return {}
     try:
-        quote = services.message_quote_text(tenant=tenant, **form.body())
+        quote = services.message_quote_text(tenant=tenant, **form.body(), sender=form.cleaned_data["sender"])
     except DomainError as exc:
         return {"error": {"code": exc.code, "message": exc.message, "field": exc.field}}
     analysis = quote.analysis

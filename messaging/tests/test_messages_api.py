@@ -161,13 +161,15 @@ def test_each_message_type_has_its_queue_and_default_validity(world, api, enqueu
 
 
 def test_it_accepts_a_phone_number_sender_and_stores_client_reference_metadata_and_validity(world, api, enqueued):
+    # given a number A rents (a number it does not hold is refused: test_sender_check.py)
+    number = world.a.extra["assignment"].number.number
     response = _post(api, world.a.auth, {
-        "to": TO, "from": "+14155550199", "text": "hi", "client_reference": "order-42",
+        "to": TO, "from": number, "text": "hi", "client_reference": "order-42",
         "metadata": {"order": 42, "tags": ["a", "b"]}, "validity_period": 3600,
     })
     body = response.json()
     assert response.status_code == 202, body
-    assert body["from"] == "+14155550199" and body["client_reference"] == "order-42"
+    assert body["from"] == number and body["client_reference"] == "order-42"
     assert body["metadata"] == {"order": 42, "tags": ["a", "b"]}
     assert _when(body["expires_at"]) - _when(body["created_at"]) == timedelta(hours=1)
 

@@ -36,7 +36,7 @@ def test_a_short_code_held_by_another_tenant_is_refused(world, api):
     code = _short_code(world.a.tenant)
     response = _send(api, world.b, code.number)
     assert response.status_code == 400
-    assert response.json()["error"]["field"] == "from"
+    assert (response.json()["error"]["code"], response.json()["error"]["field"]) == ("sender_not_allowed", "from")
     assert not Message.unscoped.filter(tenant=world.b.tenant, sender=code.number).exists()
 
 
