@@ -8,7 +8,8 @@ runs under three settings:
 - no trusted proxy, HTTPS redirect on: X-Forwarded-Proto / -Ssl / -Protocol, Forwarded and
   X-Forwarded-Host from a client on the same host do not skip the redirect nor choose its host;
 - no trusted proxy, redirect off (so the request reaches the views): a forged X-Forwarded-For does
-  not pass an allowlist of 198.51.100.0/24, and the audit log and the sign-in lockout see 127.0.0.1;
+  not pass an allowlist of 198.51.100.0/24, the audit log and the sign-in lockout see 127.0.0.1, and
+  a SCRIPT_NAME header does not move the application;
 - TRUSTED_PROXIES=127.0.0.1/32, redirect on: the proxy's X-Forwarded-For and X-Forwarded-Proto are
   believed, while another address on the host (127.0.0.2) is not, and a client behind the proxy
   cannot slip its own hop in as X_Forwarded_For.
@@ -182,6 +183,17 @@ def test_a_forged_address_does_not_pass_the_allowlist(plain, key_secret, forged)
     # when a client on 127.0.0.1 claims to be 198.51.100.7
     answer = _request(plain, "GET", "/v1/me", [("Authorization", f"Bearer {key_secret}"), *forged])
     # then it is refused as 127.0.0.1
+    assert answer.status == 403, answer.body
+    assert _error_code(answer) == "ip_not_allowed"
+
+
+@pytest.mark.parametrize("script_name", ["/v1", "/elsewhere"])
+def test_a_local_client_cannot_move_the_application_with_a_script_name_header(plain, key_secret, script_name):
+    # given no trusted proxy (gunicorn believes SCRIPT_NAME and PATH_INFO headers from its forwarders,
+    # 127.0.0.1 by default: /v1 re-routed the request to a 404, /elsewhere gave gunicorn's own 500)
+    # when a client on the same host sends one
+    answer = _request(plain, "GET", "/v1/me", [("Authorization", f"Bearer {key_secret}"), ("SCRIPT_NAME", script_name)])
+    # then the request is served as if it had not: refused by the allowlist, in our error shape
     assert answer.status == 403, answer.body
     assert _error_code(answer) == "ip_not_allowed"
 
