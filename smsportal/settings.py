@@ -18,7 +18,7 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY") if not DEBUG else env.str("SECRET_KEY", default="dev-insecure-" + "x" * 50)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# CIDRs of reverse proxies whose X-Forwarded-For we believe (accounts/clientip.py).
+# CIDRs of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto we believe (accounts/clientip.py).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 # Pepper for API key hashes; defaults to a value derived from SECRET_KEY.
 API_KEY_PEPPER = env.str("API_KEY_PEPPER", default="")
@@ -47,9 +47,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: drops the forwarding headers of a peer that is not a trusted proxy, before anything reads them.
+    "accounts.middleware.ClientIpMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "smsportal.middleware.StaticFilesMiddleware",  # WhiteNoise, usable under ASGI
-    "accounts.middleware.ClientIpMiddleware",
     "smsportal.api.middleware.ApiJsonErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -215,7 +216,8 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     if TRUSTED_PROXIES:
-        # Only behind a proxy we trust do we believe its scheme header.
+        # Only behind a proxy we trust do we believe its scheme header, and only from it: ClientIpMiddleware
+        # drops X-Forwarded-Proto from any other peer (gunicorn.conf.py keeps the servers from believing it).
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- i18n / time ------------------------------------------------------------------

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -39,6 +38,7 @@ from accounts.tests.factories import TenantFactory, bearer, make_api_key
 from messaging import pipeline
 from messaging.lifecycle import FINAL, can_transition
 from messaging.models import Message, MessageEvent, SimulatorSubmission, Status
+from smsportal.tests.servers import child_database_url
 
 BROKER = settings.CELERY_BROKER_URL
 ON_REDIS = BROKER.startswith(("redis://", "rediss://"))
@@ -59,12 +59,6 @@ STUCK_SECONDS = 2  # the sweeper's threshold here (production: 120 s)
 # Redis: what a killed worker had fetched but not acknowledged is restored by the next worker's
 # start-up pass once older than this (production: 1 h).
 VISIBILITY_SECONDS = 3
-
-
-def _test_database_url() -> str:
-    db = connection.settings_dict  # after pytest-django's setup: NAME is the test database
-    credentials = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
-    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def _children(pid: int) -> list[int]:
@@ -117,7 +111,7 @@ class Stack:
         return {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "smsportal.test_settings",
-            "DATABASE_URL": _test_database_url(),
+            "DATABASE_URL": child_database_url(),
             "CELERY_BROKER_URL": BROKER,
             "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_SECONDS),
             "SIMULATOR_RECEIPT_DELAY": "0.2",
