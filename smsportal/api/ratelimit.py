@@ -7,9 +7,10 @@ it is one Lua script, one round trip, for all the limits of the request. The DRF
 build the limits of a /v1 request are in smsportal/api/throttling.py.
 
 GCRA (Brandur, "Rate limiting"; Stripe's request limiter): one number per bucket, the theoretical
-arrival time (TAT) of the next request. A request is allowed when TAT + interval - burst * interval
-<= now; then TAT moves one interval on. Time is the caller's clock in integer microseconds, and a
-TAT in the future is never moved back: a caller whose clock is a little behind another's (another
+arrival time (TAT) of the next request, at least now. A request is allowed when
+max(TAT, now) + interval - burst * interval <= now; then TAT becomes max(TAT, now) + interval.
+Time is the caller's clock in integer microseconds (hosts keep it within milliseconds by NTP; tests
+freeze it, also for Redis), and a TAT in the future is never moved back: a caller whose clock is a little behind another's (another
 process or host, or a thread that read the clock just before the other) sees fewer free slots,
 never a fresh burst. (Until issue 8 a TAT beyond now + burst was reset to now, for a clock that
 went back: under concurrency one call stamped 1 µs earlier reopened a full burst.) Over any window

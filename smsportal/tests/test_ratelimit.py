@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -227,3 +228,33 @@ def test_it_fails_closed_when_asked_and_redis_is_down(settings, frozen):
     assert (refused.value.status, refused.value.code, refused.value.retry_after) == (503, "service_unavailable", 5)
     # and the same limit, not fail-closed, falls back to this process's bucket, untouched by the refusal
     assert [_hit(limit).allowed for _ in range(6)] == [True] * 5 + [False]
+
+
+def test_it_does_not_ask_a_failing_redis_again_for_a_second(settings, frozen):
+    # given a "Redis" that accepts connections and closes them at once
+    accepted = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    settings.REDIS_URL = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    try:
+        # when a request is limited, then the limiter tried Redis (and once more) and fell back
+        assert _hit(Limit("hung", 8, rate=5)).allowed
+        tried = len(accepted)
+        assert tried >= 1
+        # and the next requests, within the second, do not wait on Redis again
+        assert [_hit(Limit("hung", 8, rate=5)).allowed for _ in range(5)] == [True] * 4 + [False]
+        with pytest.raises(RateLimiterUnavailable):
+            _hit(Limit("hung", 8, rate=5), fail_closed=True)
+        assert len(accepted) == tried
+    finally:
+        listener.close()
