@@ -1,19 +1,24 @@
 """Real processes for tests: the environment that points a child process at the test database, a
-free loopback port, and a web server run as a subprocess, ready once /healthz answers.
+free loopback port, and web servers run as subprocesses, ready once /healthz answers.
 
     port = free_port()
     with web_server([sys.executable, "-m", "gunicorn", ...], env=server_env(TRUSTED_PROXIES=""), port=port) as server:
         urlopen(f"{server.url}/v1/me")
 
+    with WebServer.from_procfile(tmp_path, env={"API_RATE_LIMIT": "20/s"}) as server:  # Procfile.dev's web line
+        server.workers()  # the PIDs of gunicorn's worker processes
+
 Only PostgreSQL works: a child process cannot see pytest-django's in-memory SQLite database, so
-server_env skips the test there.
+server_env skips the test there; the data a test gives a server must be committed (`transaction=True`).
 """
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,3 +99,82 @@ def _wait_until_answering(process: subprocess.Popen, url: str, timeout: float) -
         except OSError:
             time.sleep(0.2)
     pytest.fail("the server did not start")
+
+
+def procfile_command(name: str, port: int) -> list[str]:
+    """The Procfile.dev line `name`, with its ${WEB_PORT}, run with this interpreter's environment."""
+    for line in (REPO / "Procfile.dev").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            args = shlex.split(line.split(":", 1)[1].replace("${WEB_PORT}", str(port)))
+            return [sys.executable, "-m", *args]  # `gunicorn ...` as `python -m gunicorn ...` of this venv
+    raise LookupError(f"no {name!r} process in Procfile.dev")
+
+
+@dataclass
+class WebServer:
+    command: list[str]
+    env: dict[str, str]
+    url: str
+    log: Path
+    process: subprocess.Popen | None = None
+
+    @classmethod
+    def from_procfile(cls, tmp: Path, *, env: dict[str, str] | None = None) -> WebServer:
+        port = free_port()
+        full_env = server_env(DB_POOL_MAX_SIZE="8", **(env or {}))
+        return cls(procfile_command("web", port), full_env, f"http://127.0.0.1:{port}", tmp / f"web-{port}.log")
+
+    def __enter__(self) -> WebServer:
+        with self.log.open("wb") as out:
+            # A session of its own: gunicorn and its workers form one process group to end.
+            self.process = subprocess.Popen(self.command, cwd=REPO, env=self.env, stdout=out,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._wait_until_serving(timeout=60)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def workers(self) -> list[int]:
+        """PIDs of the server's worker processes (the children of gunicorn's master)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def _wait_until_serving(self, timeout: float) -> None:
+        expected = self._workers_wanted()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the web server exited with {self.process.returncode}:\n{self.tail()}")
+            if len(self.workers()) >= expected and self._answers():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the web server did not start within {timeout} s:\n{self.tail()}")
+
+    def _workers_wanted(self) -> int:
+        """gunicorn's --workers N (one without it)."""
+        args = self.command
+        return int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+
+    def _answers(self) -> bool:
+        try:
+            with urlopen(f"{self.url}/healthz", timeout=2):  # noqa: S310 (loopback, our server)
+                return True
+        except HTTPError:
+            return True  # it answers (a 503 names a dependency down, which is not this helper's business)
+        except OSError:
+            return False
