@@ -217,7 +217,7 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
     if TRUSTED_PROXIES:
         # Only behind a proxy we trust do we believe its scheme header, and only from it: ClientIpMiddleware
-        # drops X-Forwarded-Proto from any other peer (gunicorn.conf.py keeps the servers from believing it).
+        # drops X-Forwarded-Proto from any other peer (smsportal/gunicorn_conf.py keeps the servers from believing it).
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- i18n / time ------------------------------------------------------------------
