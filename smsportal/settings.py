@@ -100,7 +100,9 @@ elif SERVES_ASGI and env.bool("DB_POOL", default=True):
     # from any thread, which a pool makes cheap; sync requests borrow one per request.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1, "max_size": env.int("DB_POOL_MAX_SIZE", default=20), "timeout": 10}
+        "min_size": 1, "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+        # How long a request waits for a connection; with the database down, its 503 comes after this.
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10)}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import HTTPError
 from urllib.parse import quote
-from urllib.request import Request, urlopen
+from urllib.request import HTTPRedirectHandler, Request, build_opener, urlopen
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,14 +56,23 @@ class Server:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+class _NoRedirects(HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a 3xx is the answer under test, not a step to follow
+
+
+_opener = build_opener(_NoRedirects)
+
+
 def http(method: str, url: str, *, body: dict | None = None, headers: dict[str, str] | None = None,
          timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
-    """One request over the network: (status, headers with lower-case names, body), errors included."""
+    """One request over the network, redirects not followed: (status, headers with lower-case names,
+    body), error statuses included."""
     data = None if body is None else json.dumps(body).encode()
     request = Request(url, data=data, method=method,  # noqa: S310 (loopback)
                       headers={**({"Content-Type": "application/json"} if data else {}), **(headers or {})})
     try:
-        with urlopen(request, timeout=timeout) as response:  # noqa: S310 (loopback)
+        with _opener.open(request, timeout=timeout) as response:
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
     except HTTPError as error:
         return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
