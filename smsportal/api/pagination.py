@@ -21,7 +21,7 @@ class CursorPagination(pagination.CursorPagination):
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
+        if not raw:  # absent, or `?limit=`: like any empty query parameter, not given
             return self.page_size
         if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
             raise _invalid("limit", "invalid_limit", "limit must be a whole number of at least 1.")

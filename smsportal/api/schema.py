@@ -121,6 +121,14 @@ def api_errors(*declared: type[DomainError] | Code) -> dict[int, ErrorResponse]:
     return {status: ErrorResponse(status, codes) for status, codes in by_status.items()}
 
 
+def _deep_merged(schema: dict, rules: dict) -> dict:
+    merged = dict(schema)
+    for key, value in rules.items():
+        both_dicts = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _deep_merged(merged[key], value) if both_dicts else value
+    return merged
+
+
 def _merged(standard: list[Code], specific: Iterable[ErrorResponse]) -> dict[int, list[Code]]:
     by_status: dict[int, list[Code]] = {}
     for code in [*standard, *(c for response in specific for c in response.codes)]:
@@ -162,10 +170,25 @@ class ApiAutoSchema(AutoSchema):
             parameters = [*parameters, IDEMPOTENCY_KEY_PARAMETER]
         return parameters
 
+    def _get_request_body(self, direction="request"):
+        body = super()._get_request_body(direction)
+        rules = getattr(self.get_request_serializer(), "schema_rules", {})
+        if body and "anyOf" in rules:
+            body["required"] = True  # no body cannot meet "one of these fields is required"
+        return body
+
+    def _get_parameters(self):
+        parameters = super()._get_parameters()
+        for parameter in parameters:
+            # DRF and django-filter read `?status=` as no status given: the schema says so.
+            if parameter["in"] == "query" and not parameter.get("required"):
+                parameter["allowEmptyValue"] = True
+        return parameters
+
     def _map_basic_serializer(self, serializer, direction):
         schema = super()._map_basic_serializer(serializer, direction)
         schema.pop("description", None)  # a serializer's docstring is for us too
-        return schema
+        return _deep_merged(schema, getattr(serializer, "schema_rules", {}))  # JsonBodySerializer.schema_rules
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
