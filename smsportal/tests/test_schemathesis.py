@@ -22,7 +22,7 @@ from smsportal.tests.servers import procfile_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 
-EXAMPLES = 15
+EXAMPLES = 20
 SEED = 8
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 
