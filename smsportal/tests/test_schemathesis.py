@@ -65,6 +65,8 @@ EXCLUSIONS: list[tuple[dict, str]] = [
     (_check_off("/v1/numbers/leases/{lease_id}", "GET", "use_after_free"),
      "DELETE ends a lease early; an ended lease stays readable (`status: released`), like an expired one."),
 ]
+# One worker: two crash CPython 3.11 now and then ("SystemError: AST constructor recursion depth
+# mismatch" from hypothesis' ast.parse on two threads at once).
 # Run-wide, with its reason: no NUL bytes in generated strings. Every string input refuses them with
 # a 400 (PostgreSQL cannot store them); issue 8 item 3 makes that uniform for every path, query and
 # body field and documents it, after which this option can go.
@@ -110,7 +112,7 @@ def test_the_api_conforms_to_its_schema(seeded, tmp_path):
         run = subprocess.run(
             [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(_config(tmp_path)), "run",
              f"{base_url}/v1/openapi.json", "--checks", "all",
-             "--max-examples", str(EXAMPLES), "--seed", str(SEED), "--workers", "2", "--generation-database", "none",
+             "--max-examples", str(EXAMPLES), "--seed", str(SEED), "--workers", "1", "--generation-database", "none",
              *GENERATION, "--request-timeout", "20", "--report", "json", "--report-json-path", str(report_path), "--no-color"],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540)
     (tmp_path / "schemathesis.txt").write_text(run.stdout + run.stderr)
