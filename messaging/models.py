@@ -40,7 +40,8 @@ class Message(models.Model):
     # Set when `from` was `pool:NAME`: `sender` is then the pool number picked for this message.
     pool = models.ForeignKey("numbers.NumberPool", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     text = models.TextField()
-    template_ref = models.CharField(max_length=500, blank=True)
+    # A stored template's name, or the inline body itself (up to the 10,000 characters the API takes).
+    template_ref = models.TextField(blank=True)
     message_type = models.CharField(max_length=16, choices=MessageType.choices, default=MessageType.TRANSACTIONAL)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     # Grows by one with every status change: receivers order webhooks by it.

@@ -835,3 +835,13 @@ def test_a_429_is_not_stored_for_the_idempotency_key(world, api, enqueued, time_
     # then the retry runs (it is not a replay of the 429)
     assert retry.status_code == 202 and "Idempotent-Replayed" not in retry
     assert len(enqueued()) == 2
+
+
+def test_it_accepts_a_long_inline_template_and_keeps_it_as_the_template_ref(world, api):
+    # given an inline template longer than 500 characters (the API takes up to 10,000); when sent
+    body = "Your order ${order}" + " is on its way." * 40
+    response = api.post(URL, {"to": TO, "from": "YourBrand", "template": body, "variables": {"order": "42"}},
+                        format="json", **world.a.auth)
+    # then it is accepted (it was a 500: the reference did not fit its column), and kept whole
+    assert response.status_code == 202, response.content[:300]
+    assert Message.unscoped.get(public_id=response.json()["id"]).template_ref == body
