@@ -4,7 +4,7 @@ from __future__ import annotations
 from rest_framework.authentication import BaseAuthentication
 
 from accounts import errors, selectors, services
-from accounts.tenancy import set_current_tenant
+from smsportal.tenancy import set_current_tenant
 
 QUERY_KEY_PARAMS = ("api_key", "key", "token", "access_token")
 

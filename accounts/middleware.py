@@ -8,8 +8,8 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from accounts.clientip import client_ip
-from accounts.tenancy import reset_current_tenant, set_current_tenant
 from smsportal.middleware import DualMiddleware
+from smsportal.tenancy import reset_current_tenant, set_current_tenant
 
 
 class ClientIpMiddleware(DualMiddleware):

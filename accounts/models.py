@@ -10,8 +10,8 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.roles import Role, scopes_allow
-from accounts.tenancy import TenantScopedManager
 from smsportal.ids import PublicId
+from smsportal.tenancy import TenantScopedManager
 
 
 class UserManager(BaseUserManager):

@@ -2,7 +2,7 @@
 from django.db import models
 
 from accounts.models import Tenant
-from accounts.tenancy import TenantScopedManager
+from smsportal.tenancy import TenantScopedManager
 
 
 class KeywordEvent(models.Model):

@@ -5,8 +5,8 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
-from accounts.tenancy import TenantScopedManager
 from smsportal.ids import PublicId
+from smsportal.tenancy import TenantScopedManager
 
 
 class MessageType(models.TextChoices):

@@ -8,8 +8,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Tenant
-from accounts.tenancy import TenantScopedManager
 from smsportal.ids import PublicId
+from smsportal.tenancy import TenantScopedManager
 
 
 class NumberType(models.TextChoices):

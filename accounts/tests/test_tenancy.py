@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from accounts import tenancy
 from accounts.models import ApiKey, AuditEvent, Invitation, IpAllowlistEntry, Membership
-from accounts.tenancy import TenantContextMissing, current_tenant, tenant_context
+from smsportal import tenancy
+from smsportal.tenancy import TenantContextMissing, current_tenant, tenant_context
 
 pytestmark = pytest.mark.django_db
 
