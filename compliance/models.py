@@ -24,7 +24,6 @@ class KeywordEvent(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["tenant", "sender", "created_at"])]
 

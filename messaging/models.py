@@ -70,7 +70,6 @@ class Message(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["tenant", "-created_at"]),
@@ -112,7 +111,6 @@ class MessageEvent(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["message", "sequence"]
         constraints = [
             # One event per step: a status change that raced another cannot write a second event.
@@ -137,7 +135,6 @@ class MessageTemplate(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="template_unique_name_per_tenant")]
 

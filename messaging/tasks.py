@@ -12,6 +12,7 @@ def message_dispatch_task(message_id: int) -> None:
     if delay is not None:
         from messaging.models import Message
 
+        # unscoped: the retry's queue, by the message id the task carries
         queue = Message.unscoped.filter(pk=message_id).values_list("message_type", flat=True).first()
         message_dispatch_task.apply_async((message_id,), countdown=delay, queue=queue)
 

@@ -33,7 +33,7 @@ class ApiKeyListView(ApiListView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no tenant
-            return ApiKey.unscoped.none()
+            return ApiKey.objects.none()
         return selectors.api_key_list(tenant=self.request.auth.tenant)
 
     @extend_schema(request=s.ApiKeyCreateSerializer, responses={201: s.ApiKeyCreatedSerializer})
@@ -67,7 +67,7 @@ class IpAllowlistListView(ApiListView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return IpAllowlistEntry.unscoped.none()
+            return IpAllowlistEntry.objects.none()
         return selectors.ip_allowlist_list(tenant=self.request.auth.tenant)
 
     @extend_schema(request=s.IpAllowlistCreateSerializer, responses={201: s.IpAllowlistEntrySerializer})

@@ -160,7 +160,7 @@ class InboundMessageListView(ApiListView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return InboundMessage.unscoped.none()
+            return InboundMessage.objects.none()
         query = s.InboundFilterSerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         return selectors.inbound_messages(tenant=self.request.auth.tenant, **query.validated_data)
@@ -189,7 +189,7 @@ class LeaseMessagesView(ApiView):
 
     required_scope = Scope.NUMBERS
     serializer_class = s.InboundMessageSerializer
-    queryset = InboundMessage.unscoped.none()
+    queryset = InboundMessage.objects.none()
 
     @extend_schema(parameters=[s.LeaseMessagesQuerySerializer,
                                OpenApiParameter("lease_id", str, OpenApiParameter.PATH)],
@@ -247,7 +247,7 @@ class PoolListView(ApiListView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return NumberPool.unscoped.none()
+            return NumberPool.objects.none()
         return selectors.pool_list(tenant=self.request.auth.tenant)
 
     @extend_schema(request=s.PoolWriteSerializer, responses={201: s.PoolSerializer})
