@@ -3,6 +3,8 @@ the right-most X-Forwarded-For address that is not itself a trusted proxy.
 
 The left-most X-Forwarded-For values are whatever the client wrote, so they are
 never believed; a malformed chain yields no address at all (callers deny).
+From a peer that is not a trusted proxy no forwarding header is believed at all
+(forwarding_headers_strip): not the address, not the scheme, not the host.
 """
 from __future__ import annotations
 
@@ -37,6 +39,26 @@ def _trusted(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.
 
 def is_trusted_proxy(address: IPAddress) -> bool:
     return any(address.version == net.version and address in net for net in _trusted(tuple(settings.TRUSTED_PROXIES)))
+
+
+# Request headers (as META names) by which a proxy tells who the client is and how it connected.
+FORWARDING_HEADER_PREFIX = "HTTP_X_FORWARDED_"  # -For, -Proto, -Ssl, -Protocol, -Host, -Port, -Prefix...
+FORWARDING_HEADERS = frozenset({
+    "HTTP_FORWARDED", "HTTP_X_REAL_IP", "HTTP_X_CLIENT_IP", "HTTP_CLIENT_IP", "HTTP_TRUE_CLIENT_IP",
+    "HTTP_X_CLUSTER_CLIENT_IP", "HTTP_X_ORIGINAL_FORWARDED_FOR", "HTTP_X_URL_SCHEME", "HTTP_FRONT_END_HTTPS",
+})
+
+
+def peer_is_trusted_proxy(remote_addr: str | None) -> bool:
+    peer = parse_ip(remote_addr or "")
+    return peer is not None and is_trusted_proxy(peer)
+
+
+def forwarding_headers_strip(meta: dict) -> None:
+    """Remove every forwarding header from a request's META (what a client that is not our proxy
+    wrote about itself), so that nothing downstream, Django's SECURE_PROXY_SSL_HEADER included, reads it."""
+    for name in [name for name in meta if name.startswith(FORWARDING_HEADER_PREFIX) or name in FORWARDING_HEADERS]:
+        del meta[name]
 
 
 def client_ip(remote_addr: str | None, forwarded_for: str | None) -> IPAddress | None:

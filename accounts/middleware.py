@@ -7,13 +7,17 @@ from django.contrib import messages
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from accounts.clientip import client_ip
+from accounts.clientip import client_ip, forwarding_headers_strip, peer_is_trusted_proxy
 from smsportal.middleware import DualMiddleware
 from smsportal.tenancy import reset_current_tenant, set_current_tenant
 
 
 class ClientIpMiddleware(DualMiddleware):
-    """Sets request.client_ip once, from the socket peer and trusted proxies."""
+    """Decides once who the client is and what a forwarded header may say: first in MIDDLEWARE.
+
+    A peer outside TRUSTED_PROXIES is the client, and its forwarding headers are dropped before any
+    other middleware runs (SecurityMiddleware's HTTPS redirect reads SECURE_PROXY_SSL_HEADER).
+    Sets request.client_ip, from the socket peer and trusted proxies."""
 
     def handle(self, request):
         self._set(request)
@@ -25,7 +29,10 @@ class ClientIpMiddleware(DualMiddleware):
 
     @staticmethod
     def _set(request) -> None:
-        request.client_ip = client_ip(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"))
+        meta = request.META
+        if not peer_is_trusted_proxy(meta.get("REMOTE_ADDR")):
+            forwarding_headers_strip(meta)
+        request.client_ip = client_ip(meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"))
 
 
 # Portal paths open to a signed-out visitor (sign in, password reset, invitations).

@@ -9,6 +9,10 @@ Two Django handlers behind one router:
   throughput of POST /v1/messages (bench/send.py figures in docs/leases.md).
 
 SMSPORTAL_ASGI tells the settings, which then lend PostgreSQL connections from psycopg's pool.
+
+Run it with the worker class smsportal.asgi_worker.UvicornWorker and smsportal/gunicorn_conf.py (Procfile.dev,
+the README's production command): neither gunicorn nor uvicorn then believes a forwarded header;
+Django decides, from TRUSTED_PROXIES.
 """
 import os
 
@@ -22,6 +26,9 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.urls import Resolver404, resolve  # noqa: E402
 
 async_handler = get_asgi_application()  # sets Django up
+
+from smsportal.bodylimit import AsgiBodyLimit  # noqa: E402  (needs Django set up)
+
 sync_handler = WSGIMiddleware(get_wsgi_application(), workers=int(os.environ.get("WEB_THREADS", "8")))
 
 
@@ -32,8 +39,26 @@ def wants_async(path: str) -> bool:
         return False
 
 
+def without_underscore_headers(scope):
+    """The scope without request headers whose name holds a "_".
+
+    Both handlers map "_" and "-" in a header name alike and join the values, so a client behind our
+    proxy could add its own hop to the proxy's X-Forwarded-For by sending X_Forwarded_For. gunicorn
+    drops such headers under WSGI (header_map "drop", smsportal/gunicorn_conf.py); uvicorn keeps them."""
+    headers = scope["headers"]
+    if not any(b"_" in name for name, _ in headers):
+        return scope
+    return {**scope, "headers": [(name, value) for name, value in headers if b"_" not in name]}
+
+
 async def application(scope, receive, send):
+    if scope["type"] == "http":
+        scope = without_underscore_headers(scope)
     if scope["type"] == "http" and not wants_async(scope["path"]):
         await sync_handler(scope, receive, send)
     else:
         await async_handler(scope, receive, send)
+
+
+# A body over the limit is refused here, before either handler reads it (smsportal/bodylimit.py).
+application = AsgiBodyLimit(application)

@@ -1,9 +1,12 @@
-"""KEY-5: the client address behind trusted proxies (accounts/clientip.py), as a table; no network."""
+"""KEY-5: the client address behind trusted proxies (accounts/clientip.py), as a table, and the forwarding
+headers of any other peer dropped (accounts/middleware.py); no network."""
 import ipaddress
 
 import pytest
+from django.http import HttpResponse
 
 from accounts.clientip import client_ip, parse_ip
+from accounts.middleware import ClientIpMiddleware
 
 PROXY = "127.0.0.2"  # the one trusted reverse proxy in these tests
 
@@ -86,3 +89,32 @@ def test_it_follows_a_change_of_trusted_proxies(settings):
 def test_it_parses_one_address(raw, expected):
     # given one address as a header would carry it; when parsed; then normalised or refused
     assert parse_ip(raw) == (ipaddress.ip_address(expected) if expected else None)
+
+
+FORWARDING = {"HTTP_X_FORWARDED_FOR": "198.51.100.7", "HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_SSL": "on",
+              "HTTP_X_FORWARDED_HOST": "evil.example", "HTTP_FORWARDED": "for=198.51.100.7;proto=https",
+              "HTTP_X_REAL_IP": "198.51.100.7"}
+
+
+@pytest.mark.parametrize(("peer", "kept"), [("127.0.0.1", False), (PROXY, True)], ids=["client", "trusted proxy"])
+def test_it_drops_the_forwarding_headers_of_a_peer_that_is_not_a_trusted_proxy(rf, peer, kept):
+    # given a request with every kind of forwarding header
+    request = rf.get("/", REMOTE_ADDR=peer, HTTP_USER_AGENT="curl/8", **FORWARDING)
+    # when the first middleware has seen it
+    ClientIpMiddleware(lambda request: HttpResponse())(request)
+    # then they are gone unless the peer is our proxy; other headers stay
+    assert {name: request.META.get(name) for name in FORWARDING} == (FORWARDING if kept else dict.fromkeys(FORWARDING))
+    assert request.META["HTTP_USER_AGENT"] == "curl/8"
+    assert request.client_ip == ipaddress.ip_address("198.51.100.7" if kept else peer)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("peer", "status"), [("127.0.0.1", 301), (PROXY, 401)], ids=["client", "trusted proxy"])
+def test_only_a_trusted_proxy_says_the_request_came_over_https(client, settings, peer, status):
+    # given the HTTPS redirect, and the scheme header of the trusted proxy (as settings.py sets it)
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # when a peer says the request came over HTTPS
+    response = client.get("/v1/me", REMOTE_ADDR=peer, HTTP_X_FORWARDED_PROTO="https")
+    # then only the trusted proxy is believed (its request goes on, to a 401 for want of a key)
+    assert response.status_code == status

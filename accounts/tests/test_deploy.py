@@ -109,6 +109,8 @@ def test_it_uses_secure_cookies_hsts_and_short_sessions_in_production():
 
 
 def test_it_believes_the_forwarded_scheme_only_behind_a_trusted_proxy():
+    # The setting only; that the header is believed from the trusted proxy alone, and not from another
+    # peer, is shown by test_clientip.py and, through the real servers, test_proxy_headers_server.py.
     assert _settings()["SECURE_PROXY_SSL_HEADER"] is None
     assert _settings(TRUSTED_PROXIES="10.0.0.0/8")["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
 

@@ -38,7 +38,8 @@ UNSCOPED_PLACES: dict[str, str] = {
     "messaging/pipeline.py:_submit": "the message being dispatched, by its id",
     "messaging/pipeline.py:receipt_apply": "carrier receipt matching: the carrier's id names the message, any tenant's",
     "messaging/pipeline.py:_batch": "the message sweeps, over every tenant",
-    "messaging/tasks.py:message_dispatch_task": "the retry's queue, by the message id the task carries",
+    "messaging/pipeline.py:_receipts_overdue": "the overdue-receipt sweep, over every tenant",
+    "messaging/services.py:message_dispatch_publish": "after commit and from the sweeps, by the message's id",
     # Inbound messages: the tenant is found from the number's holder.
     "numbers/inbound.py:holding_at": "an inbound message finds its tenant from the number's holding",
     "numbers/inbound.py:inbound_receive": "carrier inbound: idempotent by carrier id; the tenant is not known yet",

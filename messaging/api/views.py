@@ -8,8 +8,7 @@ from messaging import selectors, services
 from messaging.api import serializers as s
 from messaging.api.filters import MessageFilter
 from messaging.models import Message, MessageTemplate
-from smsportal.api.ratelimit import TenantMessageRateThrottle
-from smsportal.api.throttling import ApiKeyRateThrottle
+from smsportal.api.throttling import MessageSendRateThrottle
 from smsportal.api.views import ApiListView, ApiView
 
 
@@ -19,8 +18,8 @@ class MessageListView(ApiListView):
     required_scopes = {"GET": Scope.MESSAGES_READ, "POST": Scope.MESSAGES_SEND}
     serializer_class = s.MessageSerializer
     filterset_class = MessageFilter
-    # The per-key limit of every view, and the tenant's messages_per_second on sends (it counts POSTs only).
-    throttle_classes = [ApiKeyRateThrottle, TenantMessageRateThrottle]
+    # The per-key limit of every view and, on sends, the tenant's messages_per_second: one decision.
+    throttle_classes = [MessageSendRateThrottle]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -18,7 +15,6 @@ from numbers.inbound import inbound_receive
 from numbers.tests.factories import stock
 from pathlib import Path
 from urllib.error import HTTPError
-from urllib.parse import quote
 from urllib.request import Request, urlopen
 
 import pytest
@@ -26,10 +22,11 @@ from django.db import connection
 from django.test import AsyncClient
 from django.utils import timezone
 
+from smsportal.tests.servers import free_port, server_env, web_server
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WAITERS = 40
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _headers(side) -> dict[str, str]:
@@ -88,41 +85,15 @@ def test_errors_come_back_at_once_as_json_under_asgi(world):
 # --- a real ASGI server ---------------------------------------------------------------------------
 
 
-def _test_database_url() -> str:
-    db = connection.settings_dict  # after pytest-django's setup: NAME is the test database
-    credentials = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
-    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.fixture
 def asgi_server():
     """uvicorn (the worker class gunicorn runs in Procfile.dev) serving smsportal.asgi on a free loopback port."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the server process cannot see pytest-django's in-memory SQLite database; needs PostgreSQL")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "DJANGO_SETTINGS_MODULE": "smsportal.test_settings",
-           "READ_DOT_ENV": "false", "DB_POOL_MAX_SIZE": "8"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "smsportal.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--lifespan", "off", "--log-level", "warning", "--no-access-log"], cwd=REPO, env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                    break
-            except HTTPError:
-                break  # it answers (a 503 names a dependency down, which is not this test's business)
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the ASGI server did not start")
-        yield process, f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    env = server_env(DB_POOL_MAX_SIZE="8")
+    port = free_port()
+    with web_server([sys.executable, "-m", "uvicorn", "smsportal.asgi:application", "--host", "127.0.0.1",
+                     "--port", str(port), "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
+                    env=env, port=port) as server:
+        yield server.process, server.url
 
 
 def _threads_of(pid: int) -> int:

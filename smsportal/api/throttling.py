@@ -1,34 +1,83 @@
-"""Per-key request rate limit (API_RATE_LIMIT), in the shared cache (Redis when set).
+"""The rate limits of /v1 requests as DRF throttles: one throttle per view, all its limits in one decision.
 
-With the cache down the per-key limit fails open (logged): the per-tenant send limit
-(smsportal/api/ratelimit.py) keeps its own in-process fallback.
+- `ApiKeyRateThrottle` (every view, DEFAULT_THROTTLE_CLASSES): `API_RATE_LIMIT` requests per API key.
+- `MessageSendRateThrottle` (POST /v1/messages): the per-key limit and the tenant's
+  `messages_per_second`, shared by all its keys, decided together; OTP sends fail closed.
+
+A view lists one of them, never both: each throttle decides all its limits in one
+`rate_limits_hit` call (smsportal/api/ratelimit.py: GCRA in Redis, one round trip), so a request one
+limit refuses is counted by none. A refusal is DRF's Throttled, which the exception handler answers
+with 429 `rate_limited` and an integer `Retry-After` of at least 1. Requests without an API key are
+left to authentication.
 """
-import logging
+from __future__ import annotations
 
-from rest_framework.throttling import SimpleRateThrottle
+from functools import cache
 
-logger = logging.getLogger("smsportal.api")
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
+
+from accounts.models import ApiKey
+from smsportal.api.ratelimit import Decision, Limit, rate_limits_hit
+
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class ApiKeyRateThrottle(SimpleRateThrottle):
+@cache
+def rate_parse(rate: str) -> tuple[int, int]:
+    """"100/s" -> (100, 1): requests per period in seconds (s, m, h or d)."""
+    num, period = rate.split("/")
+    return int(num), PERIODS[period.strip()[0]]
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """`API_RATE_LIMIT` per API key; subclasses add the view's own limits to the same decision."""
+
     scope = "api_key"
+    # DRF's place for rates (REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], read at import); a rate of None
+    # lifts the per-key limit.
+    THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
 
-    def parse_rate(self, rate):
-        if rate is None:
-            return (None, None)
-        num, period = rate.split("/")
-        seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]]
-        return int(num), seconds
+    decision: Decision | None = None
 
-    def allow_request(self, request, view):
-        try:
-            return super().allow_request(request, view)
-        except Exception:  # redis.ConnectionError and kin
-            logger.warning("cache unavailable; per-key rate limit not applied")
-            return True
-
-    def get_cache_key(self, request, view):
+    def allow_request(self, request, view) -> bool:
         api_key = getattr(request, "auth", None)
-        if api_key is None:
-            return None
-        return f"throttle:{api_key.tenant_id}:{api_key.pk}"
+        if not isinstance(api_key, ApiKey):
+            return True
+        self.decision = rate_limits_hit(self.limits(request, api_key), fail_closed=self.fails_closed(request))
+        return self.decision.allowed
+
+    def wait(self) -> float | None:
+        return self.decision.retry_after if self.decision else None
+
+    def limits(self, request, api_key: ApiKey) -> list[Limit]:
+        rate = self.THROTTLE_RATES.get(self.scope)
+        if rate is None:
+            return []
+        num, period = rate_parse(rate)
+        return [Limit(name=self.scope, tenant_id=api_key.tenant_id, subject=str(api_key.pk), rate=num, period=period)]
+
+    def fails_closed(self, request) -> bool:
+        """Whether this request is refused (503) rather than limited in-process when Redis is down."""
+        return False
+
+
+class MessageSendRateThrottle(ApiKeyRateThrottle):
+    """The per-key limit, and on POST the tenant's `messages_per_second` across all its keys and processes.
+
+    OTP sends fail closed when Redis is down: see smsportal/api/ratelimit.py.
+    """
+
+    def limits(self, request, api_key: ApiKey) -> list[Limit]:
+        limits = super().limits(request, api_key)
+        if request.method == "POST":
+            limits.append(Limit(name="messages", tenant_id=api_key.tenant_id, rate=api_key.tenant.messages_per_second))
+        return limits
+
+    def fails_closed(self, request) -> bool:
+        if request.method != "POST":
+            return False
+        # The body is parsed here, before the view: invalid JSON is its usual 400 either way.
+        data = request.data
+        message_type = data.get("message_type") if isinstance(data, dict) else None
+        return isinstance(message_type, str) and message_type.strip().lower() == "otp"

@@ -7,8 +7,8 @@ URL configuration and fails on one that does not.
   stored answer with `Idempotent-Replayed: true`.
 - A view whose answer holds a secret names the fields in `idempotency_redact_fields`: they are
   stored as null, so a replay shows `null` where the first answer showed the secret.
-- Rate limits are DRF throttles: `throttle_classes = [ApiKeyRateThrottle, TenantMessageRateThrottle]`
-  (smsportal/api/ratelimit.py). They run before the idempotency claim, so a 429 is never stored.
+- Rate limits are DRF throttles, one per view (smsportal/api/throttling.py, e.g.
+  `throttle_classes = [MessageSendRateThrottle]`). They run before the idempotency claim, so a 429 is never stored.
 """
 from __future__ import annotations
 

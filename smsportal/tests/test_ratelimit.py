@@ -1,20 +1,22 @@
-"""Per-tenant rate limit (smsportal/api/ratelimit.py): exact counts under a frozen clock, in-process and in Redis.
+"""Rate limits (smsportal/api/ratelimit.py, throttling.py): exact counts under a frozen clock, in-process and in Redis.
 
 The Redis cases run when REDIS_URL is set (CI; locally redis://127.0.0.1:6379/7) and are skipped otherwise.
+Several processes on real clocks: test_ratelimit_servers.py; the send route: messaging/tests/test_send_rate_limit.py.
 """
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis
 
 from accounts.models import IdempotencyRecord
 from accounts.tests.api_assertions import assert_error
-from smsportal.api.ratelimit import local_buckets_clear, rate_limit_hit
+from smsportal.api.ratelimit import Limit, RateLimiterUnavailable, local_buckets_clear, rate_limits_hit
+from smsportal.tests.ratelimit_helpers import rate_buckets_empty
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="needs Redis: set REDIS_URL=redis://127.0.0.1:6379/7")
@@ -33,10 +35,7 @@ def _fresh_buckets():
 def backend(request, settings):
     """The limiter's store: this process's memory (REDIS_URL unset) or Redis, emptied of rate-limit keys."""
     settings.REDIS_URL = REDIS_URL if request.param == "redis" else ""
-    if request.param == "redis":
-        client = redis.Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(match="*:ratelimit:*"):
-            client.delete(key)
+    rate_buckets_empty(settings.REDIS_URL)
     return request.param
 
 
@@ -53,6 +52,10 @@ def _limit(side, per_second: int) -> None:
 
 def _send(api, side, n: int, **extra) -> list[int]:
     return [api.post(URL, {"to": "+14155550123"}, format="json", **side.auth, **extra).status_code for _ in range(n)]
+
+
+def _hit(*limits: Limit, fail_closed: bool = False):
+    return rate_limits_hit(limits, fail_closed=fail_closed)
 
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("smsportal.tests.ratelimit_urls")]
@@ -90,11 +93,11 @@ def test_it_answers_429_rate_limited_with_a_whole_retry_after(world, api, backen
 
 def test_it_gives_a_retry_after_of_several_seconds_when_the_wait_is_longer(backend, frozen):
     # given a bucket of rate 1 and burst 1 that is used; then the wait reported is the full second
-    assert rate_limit_hit(name="slow", tenant_id=1, rate=1).allowed
-    refused = rate_limit_hit(name="slow", tenant_id=1, rate=1)
+    assert _hit(Limit("slow", 1, rate=1)).allowed
+    refused = _hit(Limit("slow", 1, rate=1))
     assert not refused.allowed and refused.retry_after == pytest.approx(1.0)
     # and a rate of 0 refuses everything
-    assert not rate_limit_hit(name="off", tenant_id=1, rate=0).allowed
+    assert not _hit(Limit("off", 1, rate=0)).allowed
 
 
 def test_it_keeps_each_tenants_bucket_apart(world, api, backend, frozen):
@@ -156,7 +159,7 @@ def test_it_takes_exactly_the_burst_when_threads_race(backend, frozen):
 
     def hit():
         barrier.wait(timeout=10)
-        results.extend(rate_limit_hit(name="race", tenant_id=7, rate=20).allowed for _ in range(10))
+        results.extend(_hit(Limit("race", 7, rate=20)).allowed for _ in range(10))
 
     threads = [threading.Thread(target=hit) for _ in range(8)]
     for thread in threads:
@@ -178,3 +181,80 @@ def test_it_fails_open_to_the_in_process_bucket_when_redis_is_down(world, api, s
     assert statuses == [201] * 3 + [429] * 2
     warnings = [r for r in caplog.records if r.name == "smsportal.api.ratelimit"]
     assert len(warnings) == 1 and "Redis unavailable" in warnings[0].getMessage()
+
+
+def test_it_never_reopens_the_burst_for_a_call_stamped_a_microsecond_earlier(backend, frozen):
+    # given a limit of 10 a second whose burst was taken at one instant
+    limit = Limit("skew", 3, rate=10)
+    assert [_hit(limit).allowed for _ in range(10)] == [True] * 10
+    # when the next calls read a clock 1 µs behind (another thread or process read it just before)
+    frozen.move_to(START - timedelta(microseconds=1), tick=False)
+    # then they are refused like the rest of that second: a TAT in the future is never reset to now
+    assert [_hit(limit).allowed for _ in range(10)] == [False] * 10
+    # and the bucket refills at the rate from where it was: one slot per 0.1 s, not a new burst
+    frozen.move_to(START + timedelta(seconds=0.25), tick=False)
+    assert [_hit(limit).allowed for _ in range(4)] == [True, True, False, False]
+
+
+def test_it_allows_only_when_every_limit_allows_and_counts_a_refusal_in_none(backend, frozen):
+    # given a strict limit of 2 a second and a loose one of 5 a second, decided together
+    strict, loose = Limit("strict", 4, rate=2), Limit("loose", 4, rate=5, subject="key-1")
+    # when 4 requests count against both; then the strict one refuses the last two
+    decisions = [_hit(strict, loose) for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, False, False]
+    # and says when to come back: the strict limit's next slot, half a second on
+    assert decisions[-1].retry_after == pytest.approx(0.5)
+    # and the refused two were not counted by the loose limit: 3 of its 5 are left
+    assert [_hit(loose).allowed for _ in range(4)] == [True, True, True, False]
+
+
+def test_it_counts_per_period_and_keeps_each_subject_apart(backend, frozen):
+    # given 3 a minute for key 1 of tenant 5; when key 1 makes 4 requests, then the fourth waits 20 s
+    key_1, key_2 = (Limit("api_key", 5, rate=3, period=60, subject=s) for s in ("1", "2"))
+    decisions = [_hit(key_1) for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert decisions[-1].retry_after == pytest.approx(20)
+    # and key 2 of the same tenant has its own bucket
+    assert _hit(key_2).allowed
+
+
+def test_it_fails_closed_when_asked_and_redis_is_down(settings, frozen):
+    # given Redis configured but unreachable
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    limit = Limit("otp", 6, rate=5)
+    # when a fail-closed limit is hit, then it is refused as unavailable: 503 with Retry-After
+    with pytest.raises(RateLimiterUnavailable) as refused:
+        _hit(limit, fail_closed=True)
+    assert (refused.value.status, refused.value.code, refused.value.retry_after) == (503, "service_unavailable", 5)
+    # and the same limit, not fail-closed, falls back to this process's bucket, untouched by the refusal
+    assert [_hit(limit).allowed for _ in range(6)] == [True] * 5 + [False]
+
+
+def test_it_does_not_ask_a_failing_redis_again_for_a_second(settings, frozen):
+    # given a "Redis" that accepts connections and closes them at once
+    accepted = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    settings.REDIS_URL = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    try:
+        # when a request is limited, then the limiter tried Redis (and once more) and fell back
+        assert _hit(Limit("hung", 8, rate=5)).allowed
+        tried = len(accepted)
+        assert tried >= 1
+        # and the next requests, within the second, do not wait on Redis again
+        assert [_hit(Limit("hung", 8, rate=5)).allowed for _ in range(5)] == [True] * 4 + [False]
+        with pytest.raises(RateLimiterUnavailable):
+            _hit(Limit("hung", 8, rate=5), fail_closed=True)
+        assert len(accepted) == tried
+    finally:
+        listener.close()

@@ -1,0 +1,23 @@
+"""gunicorn settings of every web command we ship (Procfile.dev, the README's production commands).
+
+The commands name this module with `-c python:smsportal.gunicorn_conf`: keep it in every command.
+
+Only Django decides whom to believe about the client: the socket peer is the client unless it is
+in settings.TRUSTED_PROXIES (accounts/clientip.py, accounts/middleware.py). gunicorn's defaults
+would decide first: it believes X-Forwarded-Proto, X-Forwarded-Ssl and X-Forwarded-Protocol
+(secure_scheme_headers) and SCRIPT_NAME / PATH_INFO headers (forwarder_headers) from any peer in
+forwarded_allow_ips, 127.0.0.1 and ::1 by default, and the uvicorn worker hands that list to
+uvicorn, which then rewrites the client address from X-Forwarded-For. Any process on the host
+could then claim any address and HTTPS.
+"""
+
+# No peer may tell gunicorn (or the uvicorn worker) the client's address or scheme. This also
+# overrides a FORWARDED_ALLOW_IPS in the environment: TRUSTED_PROXIES is the one knob.
+forwarded_allow_ips = ""
+# No header makes a request HTTPS at the server level (Django's SECURE_PROXY_SSL_HEADER does it,
+# for trusted proxies only).
+secure_scheme_headers: dict[str, str] = {}
+# No header may set SCRIPT_NAME or PATH_INFO; headers with "_" in their name are dropped (gunicorn's
+# default header_map), so they never reach Django as a look-alike of a dash-named header.
+forwarder_headers = ""
+header_map = "drop"
