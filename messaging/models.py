@@ -5,8 +5,8 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
-from accounts.tenancy import TenantScopedManager
 from smsportal.ids import PublicId
+from smsportal.tenancy import TenantScopedManager
 
 
 class MessageType(models.TextChoices):
@@ -76,7 +76,6 @@ class Message(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["tenant", "-created_at"]),
@@ -121,7 +120,6 @@ class MessageEvent(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["message", "sequence"]
         constraints = [
             # One event per step: a status change that raced another cannot write a second event.
@@ -146,7 +144,6 @@ class MessageTemplate(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="template_unique_name_per_tenant")]
 

@@ -41,7 +41,7 @@ class ApiKeyListView(ApiListView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no tenant
-            return ApiKey.unscoped.none()
+            return ApiKey.objects.none()
         return selectors.api_key_list(tenant=self.request.auth.tenant)
 
     @extend_schema(
@@ -97,7 +97,7 @@ class IpAllowlistListView(ApiListView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return IpAllowlistEntry.unscoped.none()
+            return IpAllowlistEntry.objects.none()
         return selectors.ip_allowlist_list(tenant=self.request.auth.tenant)
 
     @extend_schema(

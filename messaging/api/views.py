@@ -63,7 +63,7 @@ class MessageListView(ApiListView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return Message.unscoped.none()
+            return Message.objects.none()
         return selectors.message_list(tenant=self.request.auth.tenant)
 
     @extend_schema(
@@ -144,7 +144,7 @@ class TemplateListView(ApiListView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return MessageTemplate.unscoped.none()
+            return MessageTemplate.objects.none()
         return selectors.template_list(tenant=self.request.auth.tenant)
 
     @extend_schema(

@@ -219,7 +219,7 @@ class InboundMessageListView(ApiListView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return InboundMessage.unscoped.none()
+            return InboundMessage.objects.none()
         query = s.InboundFilterSerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         return selectors.inbound_messages(tenant=self.request.auth.tenant, **query.validated_data)
@@ -254,7 +254,7 @@ class LeaseMessagesView(ApiView):
 
     required_scope = Scope.NUMBERS
     serializer_class = s.InboundMessageSerializer
-    queryset = InboundMessage.unscoped.none()
+    queryset = InboundMessage.objects.none()
     # A plain array, not a page: a lease gets a handful of messages, and a long-poll answers them all.
     pagination_class = None
 
@@ -331,7 +331,7 @@ class PoolListView(ApiListView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return NumberPool.unscoped.none()
+            return NumberPool.objects.none()
         return selectors.pool_list(tenant=self.request.auth.tenant)
 
     @extend_schema(
