@@ -153,6 +153,9 @@ LIVE_CARRIER = env.str("LIVE_CARRIER", default="simulator")
 SIMULATOR_RECEIPT_DELAY = env.float("SIMULATOR_RECEIPT_DELAY", default=1.0)
 # A message left in queued or sending this long is re-enqueued by the sweeper.
 MESSAGE_STUCK_SECONDS = env.int("MESSAGE_STUCK_SECONDS", default=120)
+# Messages one tenant may send to one recipient number ("10/m"; s, m, h or d), in every front door's
+# accept (messaging/accept/steps.py); empty lifts the limit. Against pumping one number (SMS toll fraud).
+MESSAGE_DESTINATION_RATE_LIMIT = env.str("MESSAGE_DESTINATION_RATE_LIMIT", default="10/m")
 
 # --- Numbers ------------------------------------------------------------------------
 # A released or expired number rests this long before anyone else can hold it, so the next

@@ -1,12 +1,15 @@
 """/v1 views for messages, quotes and message templates."""
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.roles import Scope
-from messaging import selectors, services
+from messaging import accept, selectors, services
 from messaging.api import serializers as s
+from messaging.api.answers import batch_answer, message_answer
 from messaging.api.filters import MessageFilter
+from messaging.api.parsing import batch_parse, message_fields_parse
 from messaging.models import Message, MessageTemplate
 from smsportal.api.throttling import MessageSendRateThrottle
 from smsportal.api.views import ApiListView, ApiView
@@ -28,10 +31,34 @@ class MessageListView(ApiListView):
 
     @extend_schema(request=s.MessageCreateSerializer, responses={202: s.MessageSerializer})
     def post(self, request):
-        data = s.MessageCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        message = services.message_send(tenant=request.auth.tenant, api_key=request.auth, **data.to_service_kwargs())
-        return Response(s.MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+        (draft,) = accept.messages_accept(tenant=request.auth.tenant, api_key=request.auth, items=[_item(request.data)],
+                                          request_limits=getattr(request, "deferred_limits", ()))
+        if draft.error is not None:
+            raise draft.error
+        return Response(message_answer(draft), status=status.HTTP_202_ACCEPTED)
+
+
+def _item(data) -> dict | Exception:
+    """The send's arguments, or its parse error: a bad request still counts against the key's limit."""
+    try:
+        return message_fields_parse(data)
+    except ValidationError as exc:
+        return exc
+
+
+class MessageBatchView(ApiView):
+    """Up to 1,000 messages in one request: every item validated, the valid ones accepted in one transaction."""
+
+    required_scope = Scope.MESSAGES_SEND
+    serializer_class = s.BatchResultSerializer
+    throttle_classes = [MessageSendRateThrottle]
+
+    @extend_schema(request=s.BatchCreateSerializer, responses={202: s.BatchResultSerializer})
+    def post(self, request):
+        drafts = accept.messages_accept(tenant=request.auth.tenant, api_key=request.auth, items=batch_parse(request.data),
+                                        request_limits=getattr(request, "deferred_limits", ()))
+        answer = batch_answer(drafts)
+        return Response(answer, status=status.HTTP_202_ACCEPTED if answer["accepted"] else status.HTTP_400_BAD_REQUEST)
 
 
 class MessageDetailView(ApiView):
@@ -63,9 +90,11 @@ class MessageQuoteView(ApiView):
 
     @extend_schema(request=s.MessageCreateSerializer, responses={200: s.QuoteSerializer})
     def post(self, request):
-        data = s.MessageCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        prepared = services.message_prepare(tenant=request.auth.tenant, **data.to_service_kwargs())
+        (draft,) = accept.messages_quote(tenant=request.auth.tenant, api_key=request.auth,
+                                         items=[message_fields_parse(request.data)])
+        if draft.error is not None:
+            raise draft.error
+        prepared = draft.message
         analysis = prepared.analysis
         return Response(s.QuoteSerializer({
             "encoding": analysis.encoding, "segments": analysis.segment_count, "characters": analysis.characters,

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.tests.api_assertions import assert_error
 from accounts.tests.factories import bearer, make_api_key
-from messaging import pipeline, services
+from messaging import accept, pipeline, services
 from messaging.models import Message, MessageEvent, MessageTemplate, Status
 from smsportal.api.ratelimit import local_buckets_clear
 
@@ -86,7 +86,7 @@ def _when(value: str) -> datetime:
 
 def _send(tenant, ending="1234", **fields):
     fields.setdefault("text", "Hello")
-    return services.message_send(tenant=tenant, api_key=None, to=f"+1415555{ending}", sender="Acme", **fields)
+    return accept.message_send(tenant=tenant, api_key=None, to=f"+1415555{ending}", sender="Acme", **fields)
 
 
 # --- POST /v1/messages: the happy path ------------------------------------------------------------
