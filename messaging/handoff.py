@@ -4,7 +4,8 @@ Accept calls it for the queued messages it stored; how dispatch picks them up is
 business behind it (today one Celery task per accept: message_dispatch_task for one message,
 messages_dispatch_task carrying all the ids of a batch). The hand-off is
 durable without the broker: a message is a committed `queued` row, and a task that is never
-published (broker down) only delays it until the sweeper hands it over (docs/send-pipeline.md).
+published (broker down) leaves `enqueued_at` empty, so the sweeper hands the message over within
+MESSAGE_DISPATCH_PICKUP_SECONDS plus one sweep (docs/send-pipeline.md).
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import logging
 from collections.abc import Sequence
 
 from django.db import transaction
+from django.utils import timezone
 
+from messaging.models import Message
 from messaging.tasks import message_dispatch_task, messages_dispatch_task
 
 logger = logging.getLogger("smsportal.pipeline")
@@ -36,3 +39,6 @@ def _publish(message_ids: list[int], queue: str) -> None:
     except Exception as exc:  # kombu's OperationalError, or whatever else the broker client raises
         logger.warning("dispatch of %d messages not published (%s: %s); the sweeper hands them over",
                        len(message_ids), exc.__class__.__name__, exc)
+        return
+    # Only while still at their first step (as message_dispatch_publish): a later step has its own hand-over.
+    Message.unscoped.filter(pk__in=message_ids, sequence=1).update(enqueued_at=timezone.now())

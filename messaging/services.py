@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,8 @@ from messaging import encoding, errors, templating
 from messaging.lifecycle import message_transition
 from messaging.models import Message, MessageEvent, MessageTemplate, MessageType, Status
 from smsportal.errors import DomainError
+
+logger = logging.getLogger("smsportal.pipeline")
 
 DEFAULT_VALIDITY = {
     MessageType.OTP: timedelta(minutes=10),
@@ -107,11 +110,11 @@ def _render_body(*, tenant: Tenant, text: str | None, template: str | None, vari
 def _validity(message_type: str, seconds: int | None) -> timedelta:
     if seconds is None:
         return DEFAULT_VALIDITY[message_type]
-    validity = timedelta(seconds=seconds)
-    if not MIN_VALIDITY <= validity <= MAX_VALIDITY:
+    # Compared as seconds: timedelta() itself overflows (a 500) on a huge number.
+    if not MIN_VALIDITY.total_seconds() <= seconds <= MAX_VALIDITY.total_seconds():
         raise DomainError("validity_period must be between 60 seconds and 72 hours.", field="validity_period",
                           code="invalid_validity_period")
-    return validity
+    return timedelta(seconds=seconds)
 
 
 def _schedule(scheduled_at: datetime | None, now: datetime) -> datetime | None:
@@ -127,7 +130,7 @@ def _metadata(value: dict | None) -> dict:
     value = {} if value is None else value  # not `value or {}`: [], "" and false are not objects either
     if not isinstance(value, dict):
         raise DomainError("metadata must be a JSON object.", field="metadata", code="invalid_metadata")
-    if len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
+    if value and len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
         raise DomainError(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON.", field="metadata",
                           code="invalid_metadata")
     return value
@@ -246,13 +249,28 @@ def message_quote_text(
 
 
 def message_enqueue(*, message: Message, countdown: float | None = None) -> None:
-    """Enqueue dispatch on the queue of the message's type, after the current transaction commits."""
+    """Hand the message to dispatch after the current transaction commits (at once outside one).
+
+    Never raises: the message row is the durable record, and the answer to a committed send is
+    202 whatever the broker does. A publish that fails leaves `enqueued_at` empty, and the sweeper
+    hands the message over within MESSAGE_DISPATCH_PICKUP_SECONDS plus one sweep (docs/send-pipeline.md)."""
+    transaction.on_commit(lambda: message_dispatch_publish(message=message, countdown=countdown), robust=True)
+
+
+def message_dispatch_publish(*, message: Message, countdown: float | None = None) -> bool:
+    """Publish one dispatch task and stamp the row; False (logged) when the broker refused it."""
     from messaging.tasks import message_dispatch_task
 
-    message_id, queue = message.pk, message.message_type
-    transaction.on_commit(
-        lambda: message_dispatch_task.apply_async((message_id,), queue=queue, countdown=countdown)
-    )
+    try:
+        message_dispatch_task.apply_async((message.pk,), queue=message.message_type, countdown=countdown)
+    except Exception as exc:  # kombu's OperationalError, or whatever else the broker client raises
+        logger.warning("dispatch of %s not published (%s: %s); the sweeper hands it over", message.public_id,
+                       exc.__class__.__name__, exc)
+        return False
+    # Only while the row is at the step this task was published for: a later step (a retry back to
+    # queued) has a hand-over of its own, which this stamp must not hide from the sweeper.
+    Message.unscoped.filter(pk=message.pk, sequence=message.sequence).update(enqueued_at=timezone.now())
+    return True
 
 
 def message_cancel(*, tenant: Tenant, message: Message) -> Message:

@@ -2,11 +2,15 @@
 import secrets
 import string
 
+from django.urls import register_converter
+
 BASE62 = string.digits + string.ascii_letters
 
 
 def random_base62(length: int) -> str:
-    return "".join(secrets.choice(BASE62) for _ in range(length))
+    # One draw of a number below 62**length, written in base62: uniform like a draw per character,
+    # at a tenth of the cost (a batch of 1,000 messages makes 1,000 ids).
+    return to_base62(secrets.randbelow(62**length), length)
 
 
 def to_base62(number: int, width: int) -> str:
@@ -32,3 +36,24 @@ class PublicId:
 
     def deconstruct(self) -> tuple[str, tuple[str], dict]:
         return ("smsportal.ids.PublicId", (self.prefix,), {})
+
+
+class PublicIdConverter:
+    """The `<public_id:...>` path converter of every route that takes an id (API and portal).
+
+    Our ids (`msg_…`, `lse_…`, invitation tokens) are base62 or URL-safe base64, so the route only
+    matches those characters: anything else (a NUL byte, which PostgreSQL would refuse in a query)
+    is a plain 404 from the URL resolver, like any unknown id."""
+
+    regex = "[A-Za-z0-9_-]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+# Registered on import: every models module imports this one (PublicId), so the converter exists
+# before Django loads any URLconf.
+register_converter(PublicIdConverter, "public_id")

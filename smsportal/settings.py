@@ -101,7 +101,9 @@ elif SERVES_ASGI and env.bool("DB_POOL", default=True):
     # from any thread, which a pool makes cheap; sync requests borrow one per request.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1, "max_size": env.int("DB_POOL_MAX_SIZE", default=20), "timeout": 10}
+        "min_size": 1, "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+        # How long a request waits for a connection; with the database down, its 503 comes after this.
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10)}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -151,8 +153,17 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Carrier for live-mode messages until routing exists; test-mode keys always use the simulator.
 LIVE_CARRIER = env.str("LIVE_CARRIER", default="simulator")
 SIMULATOR_RECEIPT_DELAY = env.float("SIMULATOR_RECEIPT_DELAY", default=1.0)
-# A message left in queued or sending this long is re-enqueued by the sweeper.
+# A message left in sending, or with a dispatch task published this long ago that never ran, is
+# dispatched again by the sweeper.
 MESSAGE_STUCK_SECONDS = env.int("MESSAGE_STUCK_SECONDS", default=120)
+# A queued message whose dispatch task did not reach the broker (it was down) is handed over by the
+# sweeper (every 5 s) once it is this old: dispatched within this plus 5 s of the broker being back.
+MESSAGE_DISPATCH_PICKUP_SECONDS = env.int("MESSAGE_DISPATCH_PICKUP_SECONDS", default=10)
+# A sent message without a receipt this long is asked about at its carrier where it allows it (the
+# simulator answers again), then every this long; one whose receipt never comes ends undelivered
+# (receipt_timeout) after its validity period plus the grace time.
+MESSAGE_RECEIPT_OVERDUE_SECONDS = env.int("MESSAGE_RECEIPT_OVERDUE_SECONDS", default=60)
+MESSAGE_RECEIPT_GRACE_SECONDS = env.int("MESSAGE_RECEIPT_GRACE_SECONDS", default=3600)
 # Messages one tenant may send to one recipient number ("10/m"; s, m, h or d), in every front door's
 # accept (messaging/accept/steps.py); empty lifts the limit. Against pumping one number (SMS toll fraud).
 MESSAGE_DESTINATION_RATE_LIMIT = env.str("MESSAGE_DESTINATION_RATE_LIMIT", default="10/m")
@@ -247,7 +258,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasApiKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["smsportal.api.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "smsportal.api.pagination.CursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": ["smsportal.api.throttling.ApiKeyRateThrottle"],
@@ -257,6 +268,12 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "PAGE_SIZE": 50,
 }
+# Request bodies larger than this get 413 `request_too_large` before they are read (smsportal/bodylimit.py):
+# /v1 (a batch of 1,000 messages fits), and the portal and admin (the number import takes 5 MB files).
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=2 * 1024 * 1024)
+PORTAL_MAX_BODY_BYTES = env.int("PORTAL_MAX_BODY_BYTES", default=8 * 1024 * 1024)
+# Django's own cap on form data in memory (a 400) is set to never fire before the 413 above.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, PORTAL_MAX_BODY_BYTES)
 # Idempotency-Key on POST /v1 (smsportal/api/idempotency.py): answers are kept this long, and a
 # claim not completed within the recovery window counts as abandoned (its process died).
 IDEMPOTENCY_TTL_HOURS = env.int("IDEMPOTENCY_TTL_HOURS", default=24)

@@ -42,8 +42,8 @@ class MessageCreateSerializer(_FromFieldMixin, serializers.Serializer):
         return dict(self.validated_data)
 
 
+# POST /v1/messages/batch, for the schema: messaging/api/parsing.py reads the body.
 class BatchCreateSerializer(serializers.Serializer):
-    """POST /v1/messages/batch (schema only: messaging/api/parsing.py reads it)."""
 
     defaults = MessageCreateSerializer(required=False, partial=True,
                                        help_text="Fields every message gets unless it sets them itself.")

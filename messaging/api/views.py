@@ -1,5 +1,5 @@
 """/v1 views for messages, quotes and message templates."""
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -53,7 +53,27 @@ class MessageBatchView(ApiView):
     serializer_class = s.BatchResultSerializer
     throttle_classes = [MessageSendRateThrottle]
 
-    @extend_schema(request=s.BatchCreateSerializer, responses={202: s.BatchResultSerializer})
+    @extend_schema(
+        summary="Send up to 1,000 messages",
+        description=(
+            "Each item of `messages` is shaped like a single send (POST /v1/messages), with `defaults` merged "
+            "under it. Every item is validated; the valid ones are accepted in one transaction. The answer has a "
+            "result per item, by index: an `id` and `status`, or an `error` with `code` and `field`. 202 when at "
+            "least one was accepted, else 400 `batch_rejected` with the same results. Rate limits count every "
+            "message; a batch larger than your account's rate allows at once is 400 `batch_too_large`. "
+            "Idempotent as a whole with Idempotency-Key."),
+        request=s.BatchCreateSerializer, responses={202: s.BatchResultSerializer, 400: s.BatchResultSerializer},
+        examples=[
+            OpenApiExample("Two messages with shared defaults", request_only=True, value={
+                "defaults": {"from": "YourBrand", "text": "Your order has shipped", "message_type": "transactional"},
+                "messages": [{"to": "+14155550123"}, {"to": "+14155550124", "client_reference": "order-42"}]}),
+            OpenApiExample("One accepted, one refused", response_only=True, status_codes=["202"], value={
+                "accepted": 1, "rejected": 1, "results": [
+                    {"index": 0, "id": "msg_4fQ8xZ1bN0aTqL2kV9cR", "status": "queued"},
+                    {"index": 1, "error": {"code": "invalid_phone_number", "field": "to",
+                                           "message": "'12' is not a valid phone number."}}]}),
+        ],
+    )
     def post(self, request):
         drafts = accept.messages_accept(tenant=request.auth.tenant, api_key=request.auth, items=batch_parse(request.data),
                                         request_limits=getattr(request, "deferred_limits", ()))

@@ -240,8 +240,10 @@ def _deliveries_record(*, tenant_id: int, event_type: str, payload: dict, now: d
     """The outbox rows of one event: one for `callback_url` (signed with the tenant's callback secret) when
     there is one, and one per endpoint. Unsaved; callers bulk-create them and enqueue (_deliveries_save)."""
     targets = ([(None, callback_url)] if callback_url else []) + [(endpoint, endpoint.url) for endpoint in endpoints]
-    return [WebhookDelivery(tenant_id=tenant_id, endpoint=endpoint, url=url, event_type=event_type, message=message,
-                            payload=payload, next_attempt_at=now, enqueued_at=now) for endpoint, url in targets]
+    message_id = message.pk if message is not None else None
+    return [WebhookDelivery(tenant_id=tenant_id, endpoint=endpoint, url=url, event_type=event_type,
+                            message_id=message_id, payload=payload, next_attempt_at=now, enqueued_at=now)
+            for endpoint, url in targets]
 
 
 def _deliveries_save(rows: list[WebhookDelivery]) -> list[WebhookDelivery]:
