@@ -3,7 +3,7 @@
 
 On a throw-away database beside --database-url: the bench tenant and key (bench/accept.py), the
 single-send load on the empty table, then --rows messages of that tenant written by one
-`INSERT ... SELECT FROM generate_series` (with their `accepted` events, so both tables grow),
+`INSERT ... SELECT FROM generate_series` (messages only; the events table stays small),
 ANALYZE, and the same load again, each time on a freshly started server as shipped.
 
     .venv/bin/python bench/flat.py --database-url postgres://postgres@127.0.0.1:5432/smsportal \\

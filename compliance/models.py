@@ -2,7 +2,7 @@
 from django.db import models
 
 from accounts.models import Tenant
-from accounts.tenancy import TenantScopedManager
+from smsportal.tenancy import TenantScopedManager
 
 
 class KeywordEvent(models.Model):
@@ -24,7 +24,6 @@ class KeywordEvent(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["tenant", "sender", "created_at"])]
 

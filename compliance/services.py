@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from accounts.models import Tenant
 from compliance.models import KeywordEvent
+from smsportal.tenancy import tenant_scoped
 
 
+@tenant_scoped
 def keyword_record(*, tenant: Tenant, number: str, sender: str, kind: str) -> KeywordEvent:
     """Records an opt-out, opt-in or help keyword `sender` sent to the tenant's `number`."""
-    return KeywordEvent.unscoped.create(tenant=tenant, number=number, sender=sender, kind=kind)
+    return KeywordEvent.objects.create(tenant=tenant, number=number, sender=sender, kind=kind)

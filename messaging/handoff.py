@@ -41,4 +41,5 @@ def _publish(message_ids: list[int], queue: str) -> None:
                        len(message_ids), exc.__class__.__name__, exc)
         return
     # Only while still at their first step (as message_dispatch_publish): a later step has its own hand-over.
+    # unscoped: after commit, where the request's tenant context is gone; by the ids just stored
     Message.unscoped.filter(pk__in=message_ids, sequence=1).update(enqueued_at=timezone.now())

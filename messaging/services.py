@@ -20,6 +20,7 @@ from messaging import encoding, errors, templating
 from messaging.lifecycle import message_transition
 from messaging.models import Message, MessageEvent, MessageTemplate, MessageType, Status
 from smsportal.errors import DomainError
+from smsportal.tenancy import tenant_scoped
 
 logger = logging.getLogger("smsportal.pipeline")
 
@@ -94,7 +95,7 @@ def _render_body(*, tenant: Tenant, text: str | None, template: str | None, vari
     if templating.looks_like_inline(template):
         body = template
     else:
-        stored = MessageTemplate.unscoped.filter(tenant=tenant, name=template).first()
+        stored = MessageTemplate.objects.filter(tenant=tenant, name=template).first()
         if stored is None:
             raise errors.TemplateNotFound(f"No template named {template!r}.", field="template")
         body = stored.body
@@ -136,6 +137,7 @@ def _metadata(value: dict | None) -> dict:
     return value
 
 
+@tenant_scoped
 def message_prepare(
     *,
     tenant: Tenant,
@@ -193,6 +195,7 @@ def _sender_resolve(*, tenant: Tenant, sender: str, to: str, record: bool) -> tu
     return pool, number.number
 
 
+@tenant_scoped
 def sender_check(*, tenant: Tenant, sender: str) -> str:
     """The sender as it is sent, when `tenant` may send from it (a `pool:NAME` sender is message_prepare's).
 
@@ -225,6 +228,7 @@ class TextQuote:
     analysis: encoding.EncodingResult
 
 
+@tenant_scoped
 def message_quote_text(
     *,
     tenant: Tenant,
@@ -269,10 +273,12 @@ def message_dispatch_publish(*, message: Message, countdown: float | None = None
         return False
     # Only while the row is at the step this task was published for: a later step (a retry back to
     # queued) has a hand-over of its own, which this stamp must not hide from the sweeper.
+    # unscoped: after commit (the request's context is gone) and from the sweeps, by the message's id
     Message.unscoped.filter(pk=message.pk, sequence=message.sequence).update(enqueued_at=timezone.now())
     return True
 
 
+@tenant_scoped
 def message_cancel(*, tenant: Tenant, message: Message) -> Message:
     if message.tenant_id != tenant.pk:
         raise errors.MessageNotFound()
@@ -281,7 +287,7 @@ def message_cancel(*, tenant: Tenant, message: Message) -> Message:
                                   expected=frozenset({Status.SCHEDULED, Status.QUEUED}))
     if canceled is None:
         raise errors.MessageNotCancelable(
-            f"The message is {Message.unscoped.get(pk=message.pk).status}; only a scheduled or queued message "
+            f"The message is {Message.objects.get(pk=message.pk).status}; only a scheduled or queued message "
             "can be canceled.")
     return canceled
 
@@ -300,18 +306,20 @@ def _template_clean(*, name: str | None, body: str | None) -> None:
             raise errors.InvalidTemplate(str(exc), field="body") from exc
 
 
+@tenant_scoped
 def template_create(*, tenant: Tenant, name: str, body: str, message_type: str | None = None,
                     description: str = "") -> MessageTemplate:
     _template_clean(name=name, body=body)
     try:
         with transaction.atomic():
-            return MessageTemplate.unscoped.create(tenant=tenant, name=name, body=body,
-                                                   message_type=message_type_normalize(message_type),
-                                                   description=description)
+            return MessageTemplate.objects.create(tenant=tenant, name=name, body=body,
+                                                  message_type=message_type_normalize(message_type),
+                                                  description=description)
     except IntegrityError:
         raise errors.TemplateNameTaken(field="name") from None
 
 
+@tenant_scoped
 def template_update(*, tenant: Tenant, template: MessageTemplate, **changes) -> MessageTemplate:
     _template_clean(name=changes.get("name"), body=changes.get("body"))
     if "message_type" in changes:
@@ -326,5 +334,6 @@ def template_update(*, tenant: Tenant, template: MessageTemplate, **changes) -> 
     return template
 
 
+@tenant_scoped
 def template_delete(*, tenant: Tenant, template: MessageTemplate) -> None:
-    MessageTemplate.unscoped.filter(pk=template.pk, tenant=tenant).delete()
+    MessageTemplate.objects.filter(pk=template.pk, tenant=tenant).delete()

@@ -20,6 +20,7 @@ from messaging.accept import (
 from messaging.accept.steps import AcceptContext, Draft
 from messaging.models import Message
 from smsportal.api.ratelimit import Limit
+from smsportal.tenancy import tenant_scoped
 
 __all__ = ["AcceptContext", "Draft", "message_send", "messages_accept", "messages_quote"]
 
@@ -34,6 +35,7 @@ def _context(tenant: Tenant, api_key: ApiKey | None, mode: str | None) -> Accept
     return AcceptContext(tenant=tenant, api_key=api_key, mode=mode or (api_key.mode if api_key else ApiKey.Mode.TEST))
 
 
+@tenant_scoped
 def messages_accept(
     *, tenant: Tenant, api_key: ApiKey | None, items: Sequence[dict | Exception], mode: str | None = None,
     request_limits: Sequence[Limit] = (),
@@ -55,6 +57,7 @@ def messages_accept(
     return drafts
 
 
+@tenant_scoped
 def messages_quote(*, tenant: Tenant, api_key: ApiKey | None, items: Sequence[dict | Exception]) -> list[Draft]:
     """Steps 1, 2 and 4 with nothing written: what a send would make of the items, and their price.
 
@@ -66,6 +69,7 @@ def messages_quote(*, tenant: Tenant, api_key: ApiKey | None, items: Sequence[di
     return drafts
 
 
+@tenant_scoped
 def message_send(*, tenant: Tenant, api_key: ApiKey | None, mode: str | None = None, **fields) -> Message:
     """One message through the pipeline, for callers that want the stored Message (portal, HELP replies).
 
@@ -73,4 +77,4 @@ def message_send(*, tenant: Tenant, api_key: ApiKey | None, mode: str | None = N
     (draft,) = messages_accept(tenant=tenant, api_key=api_key, mode=mode, items=[fields])
     if draft.error is not None:
         raise draft.error
-    return Message.unscoped.get(pk=draft.id)
+    return Message.objects.get(pk=draft.id)

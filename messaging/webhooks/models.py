@@ -8,8 +8,8 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Tenant
-from accounts.tenancy import TenantScopedManager
 from smsportal.ids import PublicId
+from smsportal.tenancy import TenantScopedManager
 
 __all__ = ["EVENT_TYPES", "DeliveryStatus", "WebhookAttempt", "WebhookCallbackSecret", "WebhookDelivery",
            "WebhookEndpoint"]

@@ -27,6 +27,7 @@ class Command(BaseCommand):
         else:
             # Idempotent: the same tenant and owner; a fresh password and key to print.
             services.user_get_or_create(email=DEMO_EMAIL, password=password)
+        # unscoped: a platform command: the demo tenant's old demo keys
         for old in ApiKey.unscoped.filter(tenant=tenant, name=DEMO_KEY_NAME, revoked_at=None):
             services.api_key_revoke(tenant=tenant, api_key=old, actor=services.SYSTEM)
         _key, secret = services.api_key_create(tenant=tenant, name=DEMO_KEY_NAME, mode=ApiKey.Mode.TEST,

@@ -8,6 +8,7 @@ from messaging.webhooks.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from smsportal.api.serializers import JsonBodySerializer
 
 SECRET_HELP = "The signing secret (whsec_…). Shown once, in this answer; store it now."  # noqa: S105 - help text, not a secret
 
@@ -32,7 +33,10 @@ class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
         read_only_fields = fields
 
 
-class WebhookEndpointWriteSerializer(serializers.Serializer):
+class WebhookEndpointWriteSerializer(JsonBodySerializer):
+    # The service checks the types (invalid_event_type); the schema lists them.
+    schema_rules = {"properties": {"events": {"items": {"enum": list(EVENT_TYPES)}}}}
+
     url = serializers.CharField(max_length=2000, help_text="http(s) URL that receives the events.")
     events = serializers.ListField(child=serializers.CharField(max_length=40), required=False, max_length=20,
                                    help_text="Event types to receive: " + ", ".join(EVENT_TYPES) + ". Empty or "

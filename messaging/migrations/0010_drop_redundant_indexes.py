@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0007_tenant_shared_senders_allowed'),
-        ('messaging', '0007_sweep_every_5_seconds'),
+        ('messaging', '0009_scoped_default_manager'),
     ]
 
     operations = [
