@@ -240,8 +240,10 @@ def _deliveries_record(*, tenant_id: int, event_type: str, payload: dict, now: d
     """The outbox rows of one event: one for `callback_url` (signed with the tenant's callback secret) when
     there is one, and one per endpoint. Unsaved; callers bulk-create them and enqueue (_deliveries_save)."""
     targets = ([(None, callback_url)] if callback_url else []) + [(endpoint, endpoint.url) for endpoint in endpoints]
-    return [WebhookDelivery(tenant_id=tenant_id, endpoint=endpoint, url=url, event_type=event_type, message=message,
-                            payload=payload, next_attempt_at=now, enqueued_at=now) for endpoint, url in targets]
+    message_id = message.pk if message is not None else None
+    return [WebhookDelivery(tenant_id=tenant_id, endpoint=endpoint, url=url, event_type=event_type,
+                            message_id=message_id, payload=payload, next_attempt_at=now, enqueued_at=now)
+            for endpoint, url in targets]
 
 
 def _deliveries_save(rows: list[WebhookDelivery]) -> list[WebhookDelivery]:
@@ -258,13 +260,23 @@ def message_event_emit(*, message: Message, event_type: str, event: MessageEvent
     Called inside the transaction that changed the status: the deliveries commit or roll back with
     it, and their tasks are enqueued only after commit. No network here.
     """
-    endpoints = _subscribed_endpoints(tenant_ids={message.tenant_id}, event_type=event_type).get(message.tenant_id, [])
-    if not message.callback_url and not endpoints:
+    return message_events_emit(tenant_id=message.tenant_id, pairs=[(message, event)], event_type=event_type)
+
+
+def message_events_emit(*, tenant_id: int, pairs: list[tuple[Message, MessageEvent]],
+                        event_type: str) -> list[WebhookDelivery]:
+    """message_event_emit for many messages of one tenant (an accepted batch): one query for the
+    endpoints, one INSERT for every delivery."""
+    if not pairs:
         return []
-    return _deliveries_save(_deliveries_record(
-        tenant_id=message.tenant_id, event_type=event_type, now=timezone.now(), callback_url=message.callback_url,
-        endpoints=endpoints, message=message, payload=webhook_payload(message=message, event_type=event_type,
-                                                                      event=event)))
+    endpoints = _subscribed_endpoints(tenant_ids={tenant_id}, event_type=event_type).get(tenant_id, [])
+    now = timezone.now()
+    rows = [row for message, event in pairs if message.callback_url or endpoints
+            for row in _deliveries_record(tenant_id=tenant_id, event_type=event_type, now=now,
+                                          callback_url=message.callback_url, endpoints=endpoints, message=message,
+                                          payload=webhook_payload(message=message, event_type=event_type,
+                                                                  event=event))]
+    return _deliveries_save(rows)
 
 
 def inbound_received_emit(*, inbound: InboundMessage) -> list[WebhookDelivery]:

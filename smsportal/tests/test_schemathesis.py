@@ -46,6 +46,9 @@ EXCLUSIONS: list[tuple[dict, str]] = [
      "template's variables must fill its placeholders, `scheduled_at` at most 30 days ahead, `metadata` at most "
      "4 KB: no JSON Schema says so. Each refusal is a 400 with its own documented code."),
     (_also_accepted("/v1/messages/quote", "POST", "400"), "The same body and checks as POST /v1/messages."),
+    (_also_accepted("/v1/messages/batch", "POST", "400"),
+     "Each message is checked as POST /v1/messages is (and `defaults` may give it any field): a batch none of "
+     "whose messages passes is 400 `batch_rejected`, with each message's own code in `results`."),
     (_also_accepted("/v1/api-keys", "POST", "400"), "`expires_at` must be in the future (400 `invalid_expiry`)."),
     (_also_accepted("/v1/ip-allowlist", "POST", "400"),
      "A valid IPv4/IPv6 network is no JSON Schema pattern (400 `invalid_cidr`), and `api_key` must be one of "
