@@ -69,6 +69,10 @@ def invitation_get(*, tenant: Tenant, public_id: str) -> Invitation:
     return _get(Invitation.unscoped.filter(tenant=tenant), public_id)
 
 
+def tenant_by_slug(*, slug: str) -> Tenant | None:
+    return Tenant.objects.filter(slug=slug).first()
+
+
 def api_key_list(*, tenant: Tenant) -> QuerySet[ApiKey]:
     return ApiKey.unscoped.filter(tenant=tenant).select_related("created_by")
 

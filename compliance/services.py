@@ -1,8 +1,15 @@
 """Use cases of compliance; the compliance issue builds on keyword_record."""
 from __future__ import annotations
 
-from accounts.models import Tenant
+from typing import TYPE_CHECKING
+
 from compliance.models import KeywordEvent
+
+# The kinds of keyword event, as callers name them (compliance's models stay its own).
+KeywordKind = KeywordEvent.Kind
+
+if TYPE_CHECKING:
+    from accounts.models import Tenant
 
 
 def keyword_record(*, tenant: Tenant, number: str, sender: str, kind: str) -> KeywordEvent:

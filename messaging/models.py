@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from accounts.models import ApiKey, Tenant
+from accounts.services import ApiKeyMode
 from accounts.tenancy import TenantScopedManager
 from smsportal.ids import PublicId
 
@@ -31,10 +31,10 @@ class Status(models.TextChoices):
 class Message(models.Model):
     """One SMS. The row holds the current status; every change is a MessageEvent (messaging/lifecycle.py)."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="messages")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="messages")
     public_id = models.CharField(max_length=32, unique=True, default=PublicId("msg"), editable=False)
-    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    mode = models.CharField(max_length=8, choices=ApiKey.Mode.choices, default=ApiKey.Mode.TEST)
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    mode = models.CharField(max_length=8, choices=ApiKeyMode.choices, default=ApiKeyMode.TEST)
     to = models.CharField(max_length=20, help_text="E.164")
     sender = models.CharField(max_length=20)
     # Set when `from` was `pool:NAME`: `sender` is then the pool number picked for this message.
@@ -98,7 +98,7 @@ class MessageEvent(models.Model):
         CARRIER = "carrier", "Carrier"
         SWEEPER = "sweeper", "Sweeper"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
     sequence = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices)
@@ -124,7 +124,7 @@ class MessageEvent(models.Model):
 
 
 class MessageTemplate(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="message_templates")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="message_templates")
     public_id = models.CharField(max_length=32, unique=True, default=PublicId("tpl"), editable=False)
     name = models.CharField(max_length=100)
     body = models.TextField()
@@ -160,4 +160,3 @@ class SimulatorSubmission(models.Model):
 
     def __str__(self) -> str:
         return f"{self.carrier_message_id} ({self.reference})"
-from messaging.webhooks.models import *  # noqa: E402,F401,F403 - webhook models live in their own module

@@ -8,17 +8,24 @@ from datetime import datetime, timedelta
 from numbers import pools
 from numbers import selectors as numbers_selectors
 from numbers.inventory import SHORT_CODE
-from numbers.models import NumberPool
+from typing import TYPE_CHECKING
 
 import phonenumbers
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import ApiKey, Tenant
+from accounts.services import ApiKeyMode
 from messaging import encoding, errors, templating
+from messaging.events import message_event_emit
 from messaging.lifecycle import message_transition
 from messaging.models import Message, MessageEvent, MessageTemplate, MessageType, Status
 from smsportal.errors import DomainError
+from smsportal.events.services import callback_url_validate
+
+if TYPE_CHECKING:
+    from numbers.models import NumberPool
+
+    from accounts.models import ApiKey, Tenant
 
 DEFAULT_VALIDITY = {
     MessageType.OTP: timedelta(minutes=10),
@@ -155,8 +162,6 @@ def message_prepare(
 
     A `pool:NAME` sender is resolved to a pool number: with `pool_pick` (the accept transaction)
     the pick is recorded (round-robin cursor, sticky sender); without it nothing is written."""
-    from messaging.webhooks.services import callback_url_validate
-
     message_type = message_type_normalize(message_type)
     body, template_ref = _render_body(tenant=tenant, text=text, template=template, variables=variables or {})
     analysis = encoding.analyze(body, smart_encoding=smart_encoding)
@@ -255,7 +260,7 @@ def message_send(*, tenant: Tenant, api_key: ApiKey | None, mode: str | None = N
     now = timezone.now()
     status = Status.SCHEDULED if prepared.scheduled_at else Status.QUEUED
     message = Message.unscoped.create(
-        tenant=tenant, api_key=api_key, mode=mode or (api_key.mode if api_key else ApiKey.Mode.TEST),
+        tenant=tenant, api_key=api_key, mode=mode or (api_key.mode if api_key else ApiKeyMode.TEST),
         to=prepared.to, sender=prepared.sender, pool=prepared.pool, text=prepared.analysis.text,
         template_ref=prepared.template_ref, message_type=prepared.message_type, status=status, sequence=1,
         encoding=prepared.analysis.encoding, segments=prepared.analysis.segment_count,
@@ -268,8 +273,6 @@ def message_send(*, tenant: Tenant, api_key: ApiKey | None, mode: str | None = N
     event = MessageEvent.unscoped.create(tenant=tenant, message=message, sequence=1, status=status,
                                          source=MessageEvent.Source.API, detail="accepted", created_at=now)
     if status == Status.QUEUED:
-        from messaging.webhooks.services import message_event_emit
-
         message_event_emit(message=message, event_type="message.queued", event=event)
         message_enqueue(message=message)
     return message

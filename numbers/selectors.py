@@ -12,11 +12,14 @@ from numbers.models import (
     NumberStatus,
     PhoneNumber,
 )
+from typing import TYPE_CHECKING
 
 from django.db.models import Case, CharField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
-from accounts.models import Tenant
+if TYPE_CHECKING:
+    from accounts.models import Tenant
+
 
 
 def numbers_held(*, tenant: Tenant) -> QuerySet:

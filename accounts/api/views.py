@@ -1,10 +1,12 @@
 """/v1 views for the caller's identity, API keys and the IP allowlist."""
+from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
 from accounts import selectors, services
 from accounts.api import serializers as s
+from accounts.errors import DomainError
 from accounts.models import ApiKey, IpAllowlistEntry
 from accounts.roles import Scope
 from smsportal.api.views import ApiListView, ApiView
@@ -97,10 +99,6 @@ class IpAllowlistDetailView(ApiView):
 
 
 def _api_key_field(tenant, public_id: str):
-    from django.http import Http404
-
-    from accounts.errors import DomainError
-
     try:
         return selectors.api_key_get(tenant=tenant, public_id=public_id)
     except Http404:

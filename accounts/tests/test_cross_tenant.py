@@ -35,8 +35,8 @@ from rest_framework.test import APIClient
 from accounts.models import ApiKey, AuditEvent, Invitation, IpAllowlistEntry, Membership, Tenant, User
 from accounts.roles import Role
 from accounts.tests.factories import Side, login_verified
-from messaging.webhooks.models import WebhookAttempt, WebhookCallbackSecret, WebhookDelivery, WebhookEndpoint
 from smsportal.api.throttling import ApiKeyRateThrottle
+from smsportal.events.models import WebhookAttempt, WebhookCallbackSecret, WebhookDelivery, WebhookEndpoint
 from smsportal.ids import public_id
 
 pytestmark = pytest.mark.django_db

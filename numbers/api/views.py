@@ -9,8 +9,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from accounts.models import ApiKey
 from accounts.roles import Scope
+from accounts.services import ApiKeyMode
 from accounts.services.audit import Actor
 from smsportal.api.pagination import CursorPagination
 from smsportal.api.views import ApiListView, ApiView
@@ -216,7 +216,7 @@ class SimulatorInboundView(ApiView):
 
     @extend_schema(request=s.SimulatorInboundSerializer, responses={201: s.InboundMessageSerializer})
     def post(self, request):
-        if request.auth.mode != ApiKey.Mode.TEST:
+        if request.auth.mode != ApiKeyMode.TEST:
             raise TestModeOnly()
         data = s.SimulatorInboundSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -1,8 +1,8 @@
 """Admin for account managers: webhook endpoints (never a secret) and deliveries with their attempts, read-only."""
 from django.contrib import admin, messages
 
-from messaging.webhooks import errors, services
-from messaging.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from smsportal.events import errors, services
+from smsportal.events.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -54,9 +54,9 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ["public_id", "tenant", "event_type", "status", "attempts", "last_status_code", "last_error_class",
                     "created_at"]
     list_filter = ["status", "event_type"]
-    search_fields = ["=public_id", "=event_id", "=message__public_id", "tenant__slug"]
+    search_fields = ["=public_id", "=event_id", "=subject", "tenant__slug"]
     list_select_related = ["tenant"]
-    raw_id_fields = ["message", "endpoint"]
+    raw_id_fields = ["endpoint"]
     inlines = [WebhookAttemptInline]
     actions = ["resend"]
     show_full_result_count = False

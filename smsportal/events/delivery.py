@@ -21,15 +21,15 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.services import SYSTEM, audit_record
-from messaging.webhooks import signing
-from messaging.webhooks.models import (
+from smsportal import outbound
+from smsportal.events import signing
+from smsportal.events.models import (
     DeliveryStatus,
     WebhookAttempt,
     WebhookCallbackSecret,
     WebhookDelivery,
     WebhookEndpoint,
 )
-from smsportal import outbound
 
 logger = logging.getLogger("smsportal.webhooks")
 
@@ -123,7 +123,7 @@ def deliveries_enqueue(delivery_ids: list[int], *, countdown: float | None = Non
     """
     if not delivery_ids:
         return
-    from messaging.webhooks.tasks import webhook_deliver_task
+    from smsportal.events.tasks import webhook_deliver_task
 
     def enqueue() -> None:
         for delivery_id in delivery_ids:

@@ -1,28 +1,21 @@
 """Webhook endpoints, the tenant's callback secret, and the delivery outbox with its attempt log.
 
-messaging/models.py imports these, so they belong to the `messaging` app (and its migrations).
+The tables keep the names they had under `messaging` (Meta.db_table): the move to this app changed
+only Django's state (events/migrations/0001_initial.py), not the database.
 """
 from __future__ import annotations
 
 from django.db import models
 from django.utils import timezone
 
-from accounts.models import Tenant
 from accounts.tenancy import TenantScopedManager
 from smsportal.ids import PublicId
 
-__all__ = ["EVENT_TYPES", "DeliveryStatus", "WebhookAttempt", "WebhookCallbackSecret", "WebhookDelivery",
-           "WebhookEndpoint"]
-
-# The events a message emits (messaging/lifecycle.py WEBHOOK_EVENTS), in lifecycle order, then the inbound
-# message event (numbers/inbound.py), then the number events (numbers/services.py: a lease about to end, a
-# holding released).
-EVENT_TYPES = ("message.queued", "message.sent", "message.delivered", "message.undelivered", "message.failed",
-               "message.expired", "message.received", "number.lease_expiring", "number.released")
+__all__ = ["DeliveryStatus", "WebhookAttempt", "WebhookCallbackSecret", "WebhookDelivery", "WebhookEndpoint"]
 
 
 class SigningSecret(models.Model):
-    """A Standard Webhooks secret, encrypted at rest (messaging/webhooks/signing.py).
+    """A Standard Webhooks secret, encrypted at rest (smsportal/events/signing.py).
 
     After a rotation the previous secret keeps signing, beside the new one, until
     `previous_secret_expires_at`, so receivers can switch without losing a delivery.
@@ -40,7 +33,7 @@ class SigningSecret(models.Model):
 class WebhookEndpoint(SigningSecret):
     """A URL of the tenant that receives the message events it subscribes to (`events`; empty = all)."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="webhook_endpoints")
     public_id = models.CharField(max_length=32, unique=True, default=PublicId("whe"), editable=False)
     url = models.CharField(max_length=2000)
     description = models.CharField(max_length=200, blank=True)
@@ -57,6 +50,7 @@ class WebhookEndpoint(SigningSecret):
     unscoped = models.Manager()
 
     class Meta:
+        db_table = "messaging_webhookendpoint"
         default_manager_name = "unscoped"
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["tenant", "-created_at"])]
@@ -71,7 +65,7 @@ class WebhookEndpoint(SigningSecret):
 class WebhookCallbackSecret(SigningSecret):
     """The tenant's default secret: it signs deliveries to per-message `callback_url`s. Made on first need."""
 
-    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="webhook_callback_secret")
+    tenant = models.OneToOneField("accounts.Tenant", on_delete=models.CASCADE, related_name="webhook_callback_secret")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     rotated_at = models.DateTimeField(null=True, blank=True)
 
@@ -79,6 +73,7 @@ class WebhookCallbackSecret(SigningSecret):
     unscoped = models.Manager()
 
     class Meta:
+        db_table = "messaging_webhookcallbacksecret"
         default_manager_name = "unscoped"
 
     def __str__(self) -> str:
@@ -101,14 +96,15 @@ class WebhookDelivery(models.Model):
     died mid-attempt is retried by the beat job. `enqueued_at` says a task is already on the way.
     """
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
     public_id = models.CharField(max_length=32, unique=True, default=PublicId("whd"), editable=False)
     endpoint = models.ForeignKey(WebhookEndpoint, null=True, blank=True, on_delete=models.CASCADE,
                                  related_name="deliveries")
     url = models.CharField(max_length=2000)
     event_type = models.CharField(max_length=40)
-    message = models.ForeignKey("messaging.Message", null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="webhook_deliveries")
+    # The public id of what the event is about (msg_…, inb_…, lse_…, asg_…): a plain value, not a foreign
+    # key, so this layer knows nothing of the apps that emit. Deleting the subject leaves its deliveries.
+    subject = models.CharField(max_length=40, blank=True, default="")
     event_id = models.CharField(max_length=40, unique=True, default=PublicId("evt"), editable=False)
     payload = models.JSONField()
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
@@ -125,13 +121,14 @@ class WebhookDelivery(models.Model):
     unscoped = models.Manager()
 
     class Meta:
+        db_table = "messaging_webhookdelivery"
         default_manager_name = "unscoped"
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "webhook deliveries"
         indexes = [
             models.Index(fields=["tenant", "-created_at"]),
             models.Index(fields=["tenant", "endpoint", "-created_at"]),
-            models.Index(fields=["tenant", "message"]),
+            models.Index(fields=["tenant", "subject"]),  # GET /v1/webhook-deliveries?message=msg_…
             # The beat job's scan: due pending deliveries only (a small partial index).
             models.Index(fields=["next_attempt_at"], condition=models.Q(status="pending"),
                          name="webhook_delivery_due"),
@@ -144,11 +141,16 @@ class WebhookDelivery(models.Model):
     def __str__(self) -> str:
         return f"{self.public_id} {self.event_type} ({self.status})"
 
+    @property
+    def message_public_id(self) -> str | None:
+        """The subject when it is a message (msg_…): the API's and the portal's `message`."""
+        return self.subject if self.subject.startswith("msg_") else None
+
 
 class WebhookAttempt(models.Model):
     """One HTTP attempt of a delivery. Nothing of the response body or headers is stored (no response oracle)."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
     cycle = models.PositiveIntegerField(default=0)
     number = models.PositiveSmallIntegerField()
@@ -164,6 +166,7 @@ class WebhookAttempt(models.Model):
     unscoped = models.Manager()
 
     class Meta:
+        db_table = "messaging_webhookattempt"
         default_manager_name = "unscoped"
         ordering = ["delivery", "cycle", "number"]
         constraints = [

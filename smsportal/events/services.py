@@ -1,7 +1,8 @@
-"""Webhook use cases: URL checks, endpoints and their secrets, the callback secret, emitting events, resending.
+"""Event use cases: emitting events (any app), URL checks, endpoints and their secrets, the callback secret,
+resending.
 
-Delivery itself (attempts, the retry schedule, the beat job) is in messaging/webhooks/delivery.py and
-re-exported here, so callers use `messaging.webhooks.services` for everything.
+Delivery itself (attempts, the retry schedule, the beat job) is in smsportal/events/delivery.py and
+re-exported here, so callers use `smsportal.events.services` for everything.
 """
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, prefetch_related_objects
+from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import Tenant
-from accounts.services import Actor, audit_record
-from messaging.webhooks import errors, signing
-from messaging.webhooks.delivery import (
+from accounts.services import Actor, audit_record, tenant_lock
+from smsportal import outbound
+from smsportal.events import errors, registry, selectors, signing
+from smsportal.events.delivery import (
     MAX_ATTEMPTS,
     SCHEDULE,
     callback_secret_for,
@@ -26,27 +27,23 @@ from messaging.webhooks.delivery import (
     webhook_delivery_attempt,
     webhooks_retry_due,
 )
-from messaging.webhooks.models import (
-    EVENT_TYPES,
+from smsportal.events.models import (
     DeliveryStatus,
     WebhookCallbackSecret,
     WebhookDelivery,
     WebhookEndpoint,
 )
-from smsportal import outbound
 from smsportal.ids import public_id
 
 if TYPE_CHECKING:
-    from numbers.models import InboundMessage, NumberAssignment, NumberLease
-
-    from messaging.models import Message, MessageEvent
+    from accounts.models import Tenant
 
 __all__ = [
-    "MAX_ATTEMPTS", "MAX_ENDPOINTS_PER_TENANT", "ROTATION_WINDOW", "SCHEDULE", "TestResult",
-    "assignment_released_emit", "callback_secret_for", "callback_url_validate", "inbound_received_emit",
-    "lease_events_emit", "message_event_emit", "webhook_callback_secret_rotate", "webhook_delivery_attempt",
-    "webhook_delivery_resend", "webhook_endpoint_create", "webhook_endpoint_delete", "webhook_endpoint_rotate_secret",
-    "webhook_endpoint_test", "webhook_endpoint_update", "webhook_payload", "webhooks_retry_due",
+    "MAX_ATTEMPTS", "MAX_ENDPOINTS_PER_TENANT", "ROTATION_WINDOW", "SCHEDULE", "Event", "TestResult",
+    "callback_secret_for", "callback_url_validate", "event_emit", "events_emit", "iso",
+    "webhook_callback_secret_rotate", "webhook_delivery_attempt", "webhook_delivery_resend",
+    "webhook_endpoint_create", "webhook_endpoint_delete", "webhook_endpoint_rotate_secret", "webhook_endpoint_test",
+    "webhook_endpoint_update", "webhooks_retry_due",
 ]
 
 MAX_ENDPOINTS_PER_TENANT = 20
@@ -87,8 +84,8 @@ def _events_clean(events: list[str] | None) -> list[str]:
     if not isinstance(events, list | tuple) or not all(isinstance(e, str) for e in events):
         raise errors.InvalidEventType("events must be a list of event types.", field="events")
     for event in events:
-        if event not in EVENT_TYPES:
-            raise errors.InvalidEventType(f"Unknown event type {event!r}; use {', '.join(EVENT_TYPES)}.",
+        if event not in registry.event_types():
+            raise errors.InvalidEventType(f"Unknown event type {event!r}; use {', '.join(registry.event_types())}.",
                                           field="events")
     return list(dict.fromkeys(events))
 
@@ -105,7 +102,7 @@ def webhook_endpoint_create(*, tenant: Tenant, url: str, actor: Actor, events: l
     secret = signing.secret_generate()
     with transaction.atomic():
         # The tenant row lock serialises creations, so the limit holds under concurrency.
-        Tenant.objects.select_for_update().get(pk=tenant.pk)
+        tenant_lock(tenant=tenant)
         if WebhookEndpoint.unscoped.filter(tenant=tenant).count() >= MAX_ENDPOINTS_PER_TENANT:
             raise errors.TooManyWebhookEndpoints(
                 f"An account can have at most {MAX_ENDPOINTS_PER_TENANT} webhook endpoints.")
@@ -195,7 +192,7 @@ def webhook_endpoint_test(*, tenant: Tenant, endpoint: WebhookEndpoint) -> TestR
     if endpoint.tenant_id != tenant.pk:
         raise errors.WebhookNotFound()
     now = timezone.now()
-    payload = {"type": "webhook.test", "timestamp": _iso(now),
+    payload = {"type": "webhook.test", "timestamp": iso(now),
                "data": {"endpoint": endpoint.public_id, "message": "A test event from smsportal."}}
     outcome = event_post(url=endpoint.url, payload=payload, msg_id=public_id("evt"),
                          secrets=signing.signing_secrets(endpoint, now=now))
@@ -205,154 +202,59 @@ def webhook_endpoint_test(*, tenant: Tenant, endpoint: WebhookEndpoint) -> TestR
 # --- events -----------------------------------------------------------------------------------------------
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
+    """A moment as event payloads write it: ISO 8601 in UTC with a Z."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def webhook_payload(*, message: Message, event_type: str, event: MessageEvent) -> dict:
-    """The event body: {"type", "timestamp", "data"}. `data.sequence` is the message's sequence at this
-    event: it only grows, so receivers can put events that arrive out of order back in order."""
-    error = {"code": event.error_code, "message": message.error_message} if event.error_code else None
-    return {
-        "type": event_type,
-        "timestamp": _iso(event.created_at),
-        "data": {
-            "id": message.public_id,
-            "status": event.status,
-            "sequence": event.sequence,
-            "occurred_at": _iso(event.created_at),
-            "to": message.to,
-            "from": message.sender,
-            "message_type": message.message_type,
-            "mode": message.mode,
-            "segments": message.segments,
-            "encoding": message.encoding,
-            "client_reference": message.client_reference,
-            "metadata": message.metadata,
-            "error": error,
-            "created_at": _iso(message.created_at),
-        },
-    }
+@dataclass(frozen=True)
+class Event:
+    """One event to emit, as its app built it: `data` becomes the body's `data`, `timestamp` its timestamp.
+
+    `callback_url`: a per-object target besides the subscribed endpoints (a message's or a lease's),
+    signed with the tenant's callback secret. `subject`: the public id of what the event is about, so
+    deliveries can be found by it (GET /v1/webhook-deliveries?message=msg_…).
+    """
+
+    tenant_id: int
+    data: dict
+    timestamp: datetime
+    callback_url: str = ""
+    subject: str = ""
 
 
-def _deliveries_record(*, tenant_id: int, event_type: str, payload: dict, now: datetime, callback_url: str,
-                       endpoints: list[WebhookEndpoint], message: Message | None = None) -> list[WebhookDelivery]:
-    """The outbox rows of one event: one for `callback_url` (signed with the tenant's callback secret) when
-    there is one, and one per endpoint. Unsaved; callers bulk-create them and enqueue (_deliveries_save)."""
-    targets = ([(None, callback_url)] if callback_url else []) + [(endpoint, endpoint.url) for endpoint in endpoints]
-    return [WebhookDelivery(tenant_id=tenant_id, endpoint=endpoint, url=url, event_type=event_type, message=message,
-                            payload=payload, next_attempt_at=now, enqueued_at=now) for endpoint, url in targets]
+def events_emit(*, event_type: str, events: list[Event],
+                subscribers: selectors.Subscribers | None = None) -> list[WebhookDelivery]:
+    """Record the outbox rows of many events of one type: one per callback_url, one per enabled endpoint of
+    the event's tenant subscribed to `event_type`. An event with no target costs nothing.
 
-
-def _deliveries_save(rows: list[WebhookDelivery]) -> list[WebhookDelivery]:
-    """One INSERT for the rows; their tasks are enqueued after the caller's transaction commits."""
+    Set-based: one query for the endpoints (none when the caller passes the `subscribers` it already
+    read), one bulk INSERT. Call inside the transaction that made the change: the rows commit or roll
+    back with it, and their tasks are enqueued only after commit. No network here.
+    """
+    if event_type not in registry.event_types():
+        raise ValueError(f"unregistered event type {event_type!r}: register it in the emitting app's ready()")
+    if subscribers is None:
+        subscribers = selectors.event_subscribers(tenant_ids={e.tenant_id for e in events}, event_type=event_type)
+    now = timezone.now()
+    rows = []
+    for event in events:
+        targets = [(None, event.callback_url)] if event.callback_url else []
+        targets += [(endpoint, endpoint.url) for endpoint in subscribers.endpoints(tenant_id=event.tenant_id)]
+        payload = {"type": event_type, "timestamp": iso(event.timestamp), "data": event.data} if targets else None
+        rows += [WebhookDelivery(tenant_id=event.tenant_id, endpoint=endpoint, url=url, event_type=event_type,
+                                 subject=event.subject, payload=payload, next_attempt_at=now, enqueued_at=now)
+                 for endpoint, url in targets]
     created = WebhookDelivery.unscoped.bulk_create(rows) if rows else []
     deliveries_enqueue([delivery.pk for delivery in created])
     return created
 
 
-def message_event_emit(*, message: Message, event_type: str, event: MessageEvent) -> list[WebhookDelivery]:
-    """Record one delivery per target: the message's callback_url, and each enabled endpoint of the
-    tenant subscribed to `event_type` (test-mode messages too).
-
-    Called inside the transaction that changed the status: the deliveries commit or roll back with
-    it, and their tasks are enqueued only after commit. No network here.
-    """
-    endpoints = _subscribed_endpoints(tenant_ids={message.tenant_id}, event_type=event_type).get(message.tenant_id, [])
-    if not message.callback_url and not endpoints:
-        return []
-    return _deliveries_save(_deliveries_record(
-        tenant_id=message.tenant_id, event_type=event_type, now=timezone.now(), callback_url=message.callback_url,
-        endpoints=endpoints, message=message, payload=webhook_payload(message=message, event_type=event_type,
-                                                                      event=event)))
-
-
-def inbound_received_emit(*, inbound: InboundMessage) -> list[WebhookDelivery]:
-    """`message.received` to the lease's callback_url (when the message reached a lease that has one) and
-    to each enabled endpoint of the tenant subscribed to it (no message row: `message` stays empty).
-    Called inside the transaction that stored the inbound message."""
-    if inbound.tenant_id is None:
-        return []
-    lease = inbound.lease if inbound.lease_id else None
-    callback_url = lease.callback_url if lease else ""
-    endpoints = _subscribed_endpoints(tenant_ids={inbound.tenant_id}, event_type="message.received").get(
-        inbound.tenant_id, [])
-    if not callback_url and not endpoints:
-        return []
-    payload = {
-        "type": "message.received",
-        "timestamp": _iso(inbound.created_at),
-        "data": {
-            "id": inbound.public_id, "to": inbound.to, "from": inbound.sender, "text": inbound.text,
-            "received_at": _iso(inbound.received_at), "code": inbound.code or None,
-            "service": inbound.service or None, "lease": lease.public_id if lease else None,
-        },
-    }
-    return _deliveries_save(_deliveries_record(tenant_id=inbound.tenant_id, event_type="message.received",
-                                               payload=payload, now=timezone.now(), callback_url=callback_url,
-                                               endpoints=endpoints))
-
-
-def _holding_data(holding: NumberLease | NumberAssignment, *, kind: str, reason: str | None) -> dict:
-    number = holding.number
-    expires_at = getattr(holding, "expires_at", None)
-    ended_at = holding.released_at if kind == "lease" else holding.ended_at
-    return {
-        "id": holding.public_id, "holding": kind, "number": number.number, "number_id": number.public_id,
-        "country": number.country, "started_at": _iso(holding.started_at),
-        "expires_at": _iso(expires_at) if expires_at else None,
-        "released_at": _iso(ended_at) if ended_at else None, "reason": reason,
-    }
-
-
-def _subscribed_endpoints(*, tenant_ids: set[int], event_type: str) -> dict[int, list[WebhookEndpoint]]:
-    """The enabled endpoints of these tenants that want `event_type`, by tenant: one query."""
-    by_tenant: dict[int, list[WebhookEndpoint]] = {}
-    if not tenant_ids:
-        return by_tenant
-    for endpoint in WebhookEndpoint.unscoped.filter(tenant_id__in=tenant_ids, enabled=True).only(
-            "id", "tenant_id", "url", "events"):
-        if endpoint.wants(event_type):
-            by_tenant.setdefault(endpoint.tenant_id, []).append(endpoint)
-    return by_tenant
-
-
-def lease_events_emit(*, leases: list[NumberLease], event_type: str, now: datetime) -> int:
-    """`number.lease_expiring` or `number.released` for each lease: one delivery to its callback_url (signed
-    with the tenant's callback secret) and one to each enabled endpoint of its tenant subscribed to the event.
-
-    Set-based for the expiry sweep: one query for the endpoints, one for the numbers of the leases that
-    have a target, one bulk INSERT; a lease with no target costs nothing. `released_at` and
-    `release_reason` must already hold the release (`number.released`). Call inside the transaction that
-    changed the leases; returns how many deliveries it recorded, enqueued after commit."""
-    endpoints = _subscribed_endpoints(tenant_ids={lease.tenant_id for lease in leases}, event_type=event_type)
-    wanted = [lease for lease in leases if lease.callback_url or lease.tenant_id in endpoints]
-    if not wanted:
-        return 0
-    prefetch_related_objects(wanted, "number")
-    rows = []
-    for lease in wanted:
-        reason = (lease.release_reason or None) if event_type == "number.released" else None
-        data = _holding_data(lease, kind="lease", reason=reason)
-        if event_type == "number.lease_expiring":
-            data["expiring_notice_seconds"] = lease.expiring_notice_seconds
-        rows += _deliveries_record(tenant_id=lease.tenant_id, event_type=event_type, now=now,
-                                   payload={"type": event_type, "timestamp": _iso(now), "data": data},
-                                   callback_url=lease.callback_url, endpoints=endpoints.get(lease.tenant_id, []))
-    return len(_deliveries_save(rows))
-
-
-def assignment_released_emit(*, assignment: NumberAssignment, reason: str, now: datetime) -> int:
-    """`number.released` for an ended rental, to the tenant's enabled endpoints subscribed to it (an
-    assignment has no callback_url). Call inside the transaction that ended it."""
-    endpoints = _subscribed_endpoints(tenant_ids={assignment.tenant_id}, event_type="number.released")
-    if not endpoints:
-        return 0
-    payload = {"type": "number.released", "timestamp": _iso(now),
-               "data": _holding_data(assignment, kind="assignment", reason=reason)}
-    return len(_deliveries_save(_deliveries_record(
-        tenant_id=assignment.tenant_id, event_type="number.released", payload=payload, now=now, callback_url="",
-        endpoints=endpoints[assignment.tenant_id])))
+def event_emit(*, tenant_id: int, event_type: str, data: dict, timestamp: datetime, callback_url: str = "",
+               subject: str = "") -> list[WebhookDelivery]:
+    """One event (events_emit with a batch of one); returns its deliveries, none when nobody listens."""
+    return events_emit(event_type=event_type, events=[Event(tenant_id=tenant_id, data=data, timestamp=timestamp,
+                                                            callback_url=callback_url, subject=subject)])
 
 
 def webhook_delivery_resend(*, tenant: Tenant, delivery: WebhookDelivery) -> WebhookDelivery:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from messaging.webhooks import services
-from messaging.webhooks.delivery import QUEUE
+from smsportal.events import services
+from smsportal.events.delivery import QUEUE
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

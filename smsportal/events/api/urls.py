@@ -1,7 +1,7 @@
 """/v1 routes of webhooks."""
 from django.urls import path
 
-from messaging.webhooks.api import views
+from smsportal.events.api import views
 
 urlpatterns = [
     path("webhook-endpoints", views.WebhookEndpointListView.as_view(), name="webhook-endpoint-list"),

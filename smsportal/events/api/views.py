@@ -9,11 +9,11 @@ from rest_framework.response import Response
 
 from accounts.api.views import actor_for
 from accounts.roles import Scope
-from messaging.webhooks import selectors, services
-from messaging.webhooks.api import serializers as s
-from messaging.webhooks.api.filters import WebhookDeliveryFilter
-from messaging.webhooks.models import WebhookDelivery, WebhookEndpoint
 from smsportal.api.views import ApiListView, ApiView
+from smsportal.events import selectors, services
+from smsportal.events.api import serializers as s
+from smsportal.events.api.filters import WebhookDeliveryFilter
+from smsportal.events.models import WebhookDelivery, WebhookEndpoint
 
 
 class WebhookEndpointListView(ApiListView):

@@ -1,9 +1,9 @@
-"""Portal forms for webhooks: input shape only; what is allowed is decided by messaging.webhooks.services."""
+"""Portal forms for webhooks: input shape only; what is allowed is decided by smsportal.events.services."""
 from __future__ import annotations
 
 from django import forms
 
-from messaging.webhooks.models import EVENT_TYPES
+from smsportal.events.registry import event_types
 
 
 class WebhookEndpointForm(forms.Form):
@@ -16,7 +16,7 @@ class WebhookEndpointForm(forms.Form):
     description = forms.CharField(max_length=200, required=False,
                                   widget=forms.TextInput(attrs={"placeholder": "e.g. CRM delivery receipts"}))
     events = forms.MultipleChoiceField(
-        choices=[(event, event) for event in EVENT_TYPES], required=False, widget=forms.CheckboxSelectMultiple,
+        choices=lambda: [(event, event) for event in event_types()], required=False, widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: every event, including types added later.",
     )
     enabled = forms.BooleanField(required=False, initial=True, help_text="A disabled endpoint receives nothing.")

@@ -1,7 +1,7 @@
 """/portal/webhooks/ routes; accounts/portal/urls.py splices them into the `portal` namespace."""
 from django.urls import path
 
-from messaging.portal import webhooks
+from smsportal.events.portal import views as webhooks
 
 urlpatterns = [
     path("webhooks/", webhooks.webhooks, name="webhooks"),

@@ -14,10 +14,10 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
 from accounts.portal.decorators import actor_for, add_domain_error, portal_view, safe_next
-from messaging.portal.webhook_forms import WebhookEndpointForm
-from messaging.webhooks import selectors, services
-from messaging.webhooks.models import WebhookEndpoint
 from smsportal.errors import DomainError
+from smsportal.events import selectors, services
+from smsportal.events.models import WebhookEndpoint
+from smsportal.events.portal.forms import WebhookEndpointForm
 
 VIEW, MANAGE = "messages.view", "api_keys.manage"
 RECENT = 25

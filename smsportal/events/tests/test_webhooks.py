@@ -19,10 +19,10 @@ from accounts.models import AuditEvent
 from accounts.services import SYSTEM
 from accounts.tests.factories import TenantFactory
 from messaging import pipeline
-from messaging.tests.webhook_helpers import Published, body_of, delivery_of, endpoint_for, send
-from messaging.webhooks import delivery as delivery_module
-from messaging.webhooks import services
-from messaging.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from smsportal.events import delivery as delivery_module
+from smsportal.events import services
+from smsportal.events.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from smsportal.events.tests.webhook_helpers import Published, body_of, delivery_of, endpoint_for, send
 from smsportal.tests.http_receiver import Receiver
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,9 @@ from django.urls import reverse
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD, login_verified
-from messaging.tests.webhook_helpers import Published
-from messaging.webhooks import services
-from messaging.webhooks.models import WebhookDelivery, WebhookEndpoint
+from smsportal.events import services
+from smsportal.events.models import WebhookDelivery, WebhookEndpoint
+from smsportal.events.tests.webhook_helpers import Published
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ def staff_client(client):
 
 
 def _url(model, view: str, *args) -> str:
-    return reverse(f"admin:messaging_{model._meta.model_name}_{view}", args=args)
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
 
 
 def test_an_endpoint_page_never_shows_its_secret(world, staff_client):

@@ -10,9 +10,9 @@ from standardwebhooks import Webhook
 from accounts.models import AuditEvent
 from accounts.tests.api_assertions import assert_error
 from accounts.tests.factories import bearer, make_api_key
-from messaging.tests.webhook_helpers import Published, delivery_of, endpoint_for, send
-from messaging.webhooks import services
-from messaging.webhooks.models import WebhookDelivery, WebhookEndpoint
+from smsportal.events import services
+from smsportal.events.models import WebhookDelivery, WebhookEndpoint
+from smsportal.events.tests.webhook_helpers import Published, delivery_of, endpoint_for, send
 from smsportal.ids import public_id
 from smsportal.tests.http_receiver import Receiver
 

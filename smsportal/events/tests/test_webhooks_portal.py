@@ -12,9 +12,9 @@ from accounts.models import AuditEvent
 from accounts.roles import Role
 from accounts.services import SYSTEM
 from accounts.tests.factories import login_verified
-from messaging.tests.webhook_helpers import Published, delivery_of, send
-from messaging.webhooks import services
-from messaging.webhooks.models import WebhookCallbackSecret, WebhookDelivery, WebhookEndpoint
+from smsportal.events import services
+from smsportal.events.models import WebhookCallbackSecret, WebhookDelivery, WebhookEndpoint
+from smsportal.events.tests.webhook_helpers import Published, delivery_of, send
 from smsportal.tests.http_receiver import Receiver
 
 pytestmark = pytest.mark.django_db

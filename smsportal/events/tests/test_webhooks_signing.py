@@ -17,8 +17,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from accounts.services import SYSTEM
 from accounts.tests.factories import TenantFactory
-from messaging.webhooks import services, signing
-from messaging.webhooks.models import WebhookCallbackSecret, WebhookEndpoint
+from smsportal.events import services, signing
+from smsportal.events.models import WebhookCallbackSecret, WebhookEndpoint
 
 SECRET = signing.secret_generate()
 OTHER = signing.secret_generate()

@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 
 from accounts.tests.factories import TenantFactory
-from messaging.tests.webhook_helpers import body_of, delivery_of, endpoint_for, send
-from messaging.webhooks import services
-from messaging.webhooks.errors import InvalidCallbackUrl
-from messaging.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
+from smsportal.events import services
+from smsportal.events.errors import InvalidCallbackUrl
+from smsportal.events.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
+from smsportal.events.tests.webhook_helpers import body_of, delivery_of, endpoint_for, send
 from smsportal.tests.http_receiver import FakeNetwork, Receiver
 from smsportal.tests.test_outbound import BLOCKED_URLS, PUBLIC_V4
 
@@ -62,8 +62,9 @@ def test_a_bypass_url_is_refused_at_registration(production, net, tenant, url):
 def test_a_bypass_url_already_in_the_database_is_blocked_at_delivery_without_a_connect(production, net, tenant):
     # given deliveries whose URLs were stored behind the validator's back (an old row, a direct insert)
     message = send(tenant)
-    deliveries = [WebhookDelivery.unscoped.create(tenant=tenant, message=message, url=url, event_type="message.queued",
-                                                  payload={"type": "message.queued"}) for url in BLOCKED_URLS]
+    deliveries = [WebhookDelivery.unscoped.create(tenant=tenant, subject=message.public_id, url=url,
+                                                  event_type="message.queued", payload={"type": "message.queued"})
+                  for url in BLOCKED_URLS]
     # when each is attempted
     for delivery in deliveries:
         assert services.webhook_delivery_attempt(delivery_id=delivery.pk) is None
@@ -124,7 +125,7 @@ def test_dns_rebinding_at_delivery_connects_only_to_the_validated_address(produc
         assert net.resolutions == ["rebind.test", "rebind.test"]  # registration, then attempt 1
         assert net.connects == [(PUBLIC_V4, 8080)]
         assert receiver.requests[0].headers["host"] == "rebind.test:8080"
-        assert body_of(receiver.requests[0])["data"]["id"] == delivery.message.public_id
+        assert body_of(receiver.requests[0])["data"]["id"] == delivery.subject
         # when the retry is made after the name moved to 127.0.0.1
         delivery.refresh_from_db()
         WebhookDelivery.unscoped.filter(pk=delivery.pk).update(next_attempt_at=delivery.created_at)

@@ -6,8 +6,8 @@ import json
 from accounts.services import SYSTEM
 from messaging import services as messaging_services
 from messaging.models import Message
-from messaging.webhooks import services
-from messaging.webhooks.models import WebhookDelivery, WebhookEndpoint
+from smsportal.events import services
+from smsportal.events.models import WebhookDelivery, WebhookEndpoint
 
 # Numbers ending 0004 are accepted by the carrier simulator without a receipt task: tests apply receipts themselves.
 QUIET_NUMBER = "+14155550004"
@@ -26,7 +26,7 @@ def endpoint_for(tenant, url: str, **fields) -> tuple[WebhookEndpoint, str]:
 
 
 def delivery_of(message: Message, endpoint: WebhookEndpoint | None = None, event_type: str = "message.queued"):
-    return WebhookDelivery.unscoped.get(message=message, endpoint=endpoint, event_type=event_type)
+    return WebhookDelivery.unscoped.get(subject=message.public_id, endpoint=endpoint, event_type=event_type)
 
 
 def body_of(request) -> dict:
@@ -38,7 +38,7 @@ class Published:
 
     def __init__(self, monkeypatch) -> None:
         from messaging.tasks import message_dispatch_task
-        from messaging.webhooks.tasks import webhook_deliver_task
+        from smsportal.events.tasks import webhook_deliver_task
 
         self.webhooks: list[tuple[int, str | None, float | None]] = []
         self.dispatches: list[int] = []

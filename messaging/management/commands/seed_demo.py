@@ -1,4 +1,8 @@
-"""manage.py seed_demo: the demo tenant, its owner, a test key and the simulator's numbers; safe to run again."""
+"""manage.py seed_demo: the demo tenant, its owner, a test key and the simulator's numbers; safe to run again.
+
+It lives in messaging, the top app, because it stocks numbers as well as making the tenant: accounts,
+below numbers, must not import it (.importlinter).
+"""
 import os
 import secrets
 from numbers.inventory import demo_stock
@@ -6,8 +10,7 @@ from numbers.services import phone_number_upsert
 
 from django.core.management.base import BaseCommand
 
-from accounts import services
-from accounts.models import ApiKey, Tenant
+from accounts import selectors, services
 
 DEMO_SLUG = "demo"
 DEMO_EMAIL = "demo@example.com"
@@ -20,16 +23,16 @@ class Command(BaseCommand):
 
     def handle(self, **options):
         password = secrets.token_urlsafe(12)
-        tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
+        tenant = selectors.tenant_by_slug(slug=DEMO_SLUG)
         if tenant is None:
             tenant, _owner = services.tenant_create(slug=DEMO_SLUG, name="Demo Company", owner_email=DEMO_EMAIL,
                                                     password=password)
         else:
             # Idempotent: the same tenant and owner; a fresh password and key to print.
             services.user_get_or_create(email=DEMO_EMAIL, password=password)
-        for old in ApiKey.unscoped.filter(tenant=tenant, name=DEMO_KEY_NAME, revoked_at=None):
+        for old in selectors.api_key_list(tenant=tenant).filter(name=DEMO_KEY_NAME, revoked_at=None):
             services.api_key_revoke(tenant=tenant, api_key=old, actor=services.SYSTEM)
-        _key, secret = services.api_key_create(tenant=tenant, name=DEMO_KEY_NAME, mode=ApiKey.Mode.TEST,
+        _key, secret = services.api_key_create(tenant=tenant, name=DEMO_KEY_NAME, mode=services.ApiKeyMode.TEST,
                                                actor=services.SYSTEM)
         created = sum(phone_number_upsert(**fields)[1] for fields in demo_stock())
         base = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
