@@ -57,7 +57,12 @@ class Message(models.Model):
     expires_at = models.DateTimeField()
     # Pipeline bookkeeping.
     attempts = models.PositiveSmallIntegerField(default=0)
+    # queued: when the next dispatch attempt is due (a retry); sent: when the sweeper next asks for the receipt.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When a dispatch task for the message was last handed to the broker; null while none is known to be
+    # there (not yet published, the broker was down, or a retry waits in `next_attempt_at`): the sweeper
+    # then hands the message over itself (messaging/pipeline.py messages_sweep).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField(default=timezone.now)
     carrier = models.CharField(max_length=32, blank=True)
     carrier_message_id = models.CharField(max_length=100, blank=True)
@@ -80,6 +85,9 @@ class Message(models.Model):
             # The sweeper's scans: due scheduled messages and stuck queued/sending ones.
             models.Index(fields=["status", "status_changed_at"]),
             models.Index(fields=["carrier", "carrier_message_id"]),
+            # The sweeper's hand-over scan: queued messages no dispatch task is known to be in the broker for.
+            models.Index(fields=["status_changed_at"], condition=models.Q(status="queued", enqueued_at__isnull=True),
+                         name="message_awaiting_handover"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(status__in=Status.values), name="message_status_valid"),

@@ -2,7 +2,8 @@
 
 Each step is safe to run twice: dispatch claims the row (queued -> sending)
 before doing anything, receipts go through the lifecycle table, and the
-sweeper's changes are conditional transitions.
+sweeper's changes are conditional transitions. The message row is the durable
+record of what is due: a dispatch task in the broker only makes it happen sooner.
 """
 from __future__ import annotations
 
@@ -11,16 +12,22 @@ import random
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
-from messaging.carriers import PermanentError, TransientError, connector_for
+from messaging.carriers import PermanentError, TransientError, connector_for, connector_named
 from messaging.lifecycle import message_transition
 from messaging.models import Message, MessageEvent, Status
+from smsportal.countdowns import countdown_limit
 
 logger = logging.getLogger("smsportal.pipeline")
 
 WORKER, CARRIER, SWEEPER = MessageEvent.Source.WORKER, MessageEvent.Source.CARRIER, MessageEvent.Source.SWEEPER
-MAX_BACKOFF_SECONDS = 300  # well under the broker's visibility timeout / 2
+MAX_BACKOFF_SECONDS = 300
+# A retry due within this long rides on a task countdown; a later one waits in `next_attempt_at`
+# and the sweeper hands it over when due. At most half the broker's visibility timeout (checked at
+# start: smsportal/countdowns.py).
+MAX_COUNTDOWN_SECONDS = countdown_limit("messaging.pipeline.MAX_COUNTDOWN_SECONDS", 30)
 SWEEP_BATCH = 500
 
 
@@ -31,7 +38,8 @@ def retry_delay(attempt: int) -> float:
 
 
 def message_dispatch(*, message_id: int) -> float | None:
-    """Submit one message. Returns seconds until the next attempt when a retry is due, else None.
+    """Submit one message. Returns seconds until the next attempt when a retry is due, else None;
+    the retry is already handed over (a task countdown, or `next_attempt_at` for the sweeper).
 
     No database transaction is open while the carrier is called.
     """
@@ -85,8 +93,14 @@ def _after_transient(message: Message, code: str, text: str, carrier_code: str) 
     requeued = message_transition(message_id=message.pk, to=Status.QUEUED, source=WORKER,
                                   detail=f"transient error {code}: {text}; retry in {delay:.0f} s",
                                   carrier_error_code=carrier_code, expected=frozenset({Status.SENDING}),
-                                  fields={"next_attempt_at": next_at}, webhook=False)
-    return delay if requeued is not None else None
+                                  fields={"next_attempt_at": next_at, "enqueued_at": None}, webhook=False)
+    if requeued is None:
+        return None
+    if delay <= MAX_COUNTDOWN_SECONDS:
+        from messaging.services import message_dispatch_publish
+
+        message_dispatch_publish(message=requeued, countdown=delay)
+    return delay
 
 
 # --- Delivery receipts ----------------------------------------------------------------------
@@ -127,38 +141,107 @@ def receipt_apply(
 
 
 def messages_sweep() -> dict[str, int]:
-    """Release due scheduled messages, expire overdue queued ones, re-enqueue stuck ones.
+    """Every few seconds from beat: release due scheduled messages, expire overdue queued ones,
+    hand over queued messages no dispatch task is known for, re-enqueue lost tasks, reclaim
+    abandoned claims, and resolve `sent` messages whose receipt is overdue.
 
-    Runs from beat; safe when two runs overlap (every change is a conditional transition,
-    and a duplicate dispatch task is a no-op)."""
-    from messaging.services import message_enqueue
-
+    Safe when two runs overlap: every change is a conditional transition, a duplicate dispatch task
+    is a no-op and a repeated receipt changes nothing. Each step handles at most SWEEP_BATCH rows."""
     now = timezone.now()
-    counts = {"released": 0, "expired": 0, "requeued": 0, "reclaimed": 0}
-    for message in _batch(status=Status.SCHEDULED, scheduled_at__lte=now):
-        if message_transition(message_id=message.pk, to=Status.QUEUED, source=SWEEPER, detail="scheduled time"):
-            message_enqueue(message=message)
-            counts["released"] += 1
+    counts = {"released": 0, "expired": 0, "handed_over": 0, "requeued": 0, "reclaimed": 0,
+              "receipts": 0, "receipt_timeouts": 0}
+    _release_scheduled(now, counts)
     for message in _batch(status=Status.QUEUED, expires_at__lte=now):
         if message_transition(message_id=message.pk, to=Status.EXPIRED, source=SWEEPER, error_code="expired",
                               error_message="The validity period ended before the message could be sent.",
                               expected=frozenset({Status.QUEUED})):
             counts["expired"] += 1
-    stuck = now - timedelta(seconds=settings.MESSAGE_STUCK_SECONDS)
-    for message in _batch(status=Status.QUEUED, status_changed_at__lte=stuck, expires_at__gt=now):
-        if message.next_attempt_at is None or message.next_attempt_at <= stuck:
-            message_enqueue(message=message)  # a lost task: dispatch again (a duplicate is a no-op)
-            counts["requeued"] += 1
-    for message in _batch(status=Status.SENDING, status_changed_at__lte=stuck):
-        # A worker died between claim and outcome. Submitting again is safe: the carrier is
-        # given our message id as its idempotency reference.
-        if message_transition(message_id=message.pk, to=Status.QUEUED, source=SWEEPER,
-                              detail="claim abandoned by a worker; re-enqueued",
-                              expected=frozenset({Status.SENDING}), webhook=False):
-            message_enqueue(message=message)
-            counts["reclaimed"] += 1
+    _hand_over(now, counts)
+    _reclaim(now, counts)
+    _receipts_overdue(now, counts)
+    _receipts_timed_out(now, counts)
     return counts
 
 
-def _batch(**filters) -> list[Message]:
-    return list(Message.unscoped.filter(**filters).order_by("status_changed_at")[:SWEEP_BATCH])
+def _release_scheduled(now, counts: dict[str, int]) -> None:
+    for message in _batch(status=Status.SCHEDULED, scheduled_at__lte=now):
+        released = message_transition(message_id=message.pk, to=Status.QUEUED, source=SWEEPER,
+                                      detail="scheduled time", fields={"enqueued_at": None})
+        if released is not None:
+            counts["released"] += 1
+            if not _publish(released):
+                return  # the broker is down: the hand-over step takes them once it is back
+
+
+def _hand_over(now, counts: dict[str, int]) -> None:
+    """Queued messages that are due and have no dispatch task known to be in the broker: their publish
+    failed (broker down), their process died before it, or a retry waited in `next_attempt_at`. A
+    fresh message is given MESSAGE_DISPATCH_PICKUP_SECONDS for its own publish; a task published this
+    sweeper stamps `enqueued_at`, so the next run does not publish it again. Then tasks published more
+    than MESSAGE_STUCK_SECONDS ago that never ran (lost with a broker's data): once per that period,
+    so a long backlog is not flooded with duplicates."""
+    pickup = now - timedelta(seconds=settings.MESSAGE_DISPATCH_PICKUP_SECONDS)
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    awaiting = _batch(Q(next_attempt_at__isnull=True, status_changed_at__lte=pickup) | Q(next_attempt_at__lte=now),
+                      status=Status.QUEUED, enqueued_at__isnull=True, expires_at__gt=now)
+    lost = _batch(due, status=Status.QUEUED, expires_at__gt=now,
+                  enqueued_at__lte=now - timedelta(seconds=settings.MESSAGE_STUCK_SECONDS))
+    for name, messages in (("handed_over", awaiting), ("requeued", lost)):
+        for message in messages:
+            if not _publish(message):
+                return
+            counts[name] += 1
+
+
+def _reclaim(now, counts: dict[str, int]) -> None:
+    stuck = now - timedelta(seconds=settings.MESSAGE_STUCK_SECONDS)
+    for message in _batch(status=Status.SENDING, status_changed_at__lte=stuck):
+        # A worker died between claim and outcome. Submitting again is safe: the carrier is
+        # given our message id as its idempotency reference.
+        reclaimed = message_transition(message_id=message.pk, to=Status.QUEUED, source=SWEEPER,
+                                       detail="claim abandoned by a worker; re-enqueued",
+                                       expected=frozenset({Status.SENDING}), webhook=False,
+                                       fields={"enqueued_at": None, "next_attempt_at": None})
+        if reclaimed is not None:
+            counts["reclaimed"] += 1
+            if not _publish(reclaimed):
+                return
+
+
+def _receipts_overdue(now, counts: dict[str, int]) -> None:
+    """`sent` for MESSAGE_RECEIPT_OVERDUE_SECONDS without a receipt (its receipt task lost, or held by
+    a killed worker until the visibility timeout): ask the carrier again where it allows it. The
+    simulator answers as it first did; the receipt is idempotent. A message with no answer is asked
+    again one period later (`next_attempt_at`), so it does not hold up the batch."""
+    overdue = timedelta(seconds=settings.MESSAGE_RECEIPT_OVERDUE_SECONDS)
+    for message in _batch(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), status=Status.SENT,
+                          status_changed_at__lte=now - overdue):
+        query = getattr(connector_named(message.carrier), "receipt_query", None)
+        status = query(message) if query is not None else None
+        if status is not None and receipt_apply(carrier=message.carrier, carrier_message_id=message.carrier_message_id,
+                                                status=status, reference=message.public_id,
+                                                detail=f"receipt: {status} (asked again: overdue)"):
+            counts["receipts"] += 1
+        else:
+            Message.unscoped.filter(pk=message.pk, status=Status.SENT).update(next_attempt_at=now + overdue)
+
+
+def _receipts_timed_out(now, counts: dict[str, int]) -> None:
+    """A `sent` message whose receipt never came ends `undelivered` (`receipt_timeout`) once its
+    validity period and MESSAGE_RECEIPT_GRACE_SECONDS are over: no carrier reports later than that."""
+    grace = settings.MESSAGE_RECEIPT_GRACE_SECONDS
+    for message in _batch(status=Status.SENT, expires_at__lte=now - timedelta(seconds=grace)):
+        if message_transition(message_id=message.pk, to=Status.UNDELIVERED, source=SWEEPER,
+                              error_code="receipt_timeout", expected=frozenset({Status.SENT}),
+                              error_message=f"No delivery receipt came within the validity period and {grace} s."):
+            counts["receipt_timeouts"] += 1
+
+
+def _publish(message: Message) -> bool:
+    from messaging.services import message_dispatch_publish
+
+    return message_dispatch_publish(message=message)
+
+
+def _batch(*conditions: Q, **filters) -> list[Message]:
+    return list(Message.unscoped.filter(*conditions, **filters).order_by("status_changed_at")[:SWEEP_BATCH])

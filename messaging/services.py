@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from numbers.models import NumberPool
 
     from accounts.models import ApiKey, Tenant
+
+logger = logging.getLogger("smsportal.pipeline")
 
 DEFAULT_VALIDITY = {
     MessageType.OTP: timedelta(minutes=10),
@@ -279,13 +282,28 @@ def message_send(*, tenant: Tenant, api_key: ApiKey | None, mode: str | None = N
 
 
 def message_enqueue(*, message: Message, countdown: float | None = None) -> None:
-    """Enqueue dispatch on the queue of the message's type, after the current transaction commits."""
+    """Hand the message to dispatch after the current transaction commits (at once outside one).
+
+    Never raises: the message row is the durable record, and the answer to a committed send is
+    202 whatever the broker does. A publish that fails leaves `enqueued_at` empty, and the sweeper
+    hands the message over within MESSAGE_DISPATCH_PICKUP_SECONDS plus one sweep (docs/send-pipeline.md)."""
+    transaction.on_commit(lambda: message_dispatch_publish(message=message, countdown=countdown), robust=True)
+
+
+def message_dispatch_publish(*, message: Message, countdown: float | None = None) -> bool:
+    """Publish one dispatch task and stamp the row; False (logged) when the broker refused it."""
     from messaging.tasks import message_dispatch_task
 
-    message_id, queue = message.pk, message.message_type
-    transaction.on_commit(
-        lambda: message_dispatch_task.apply_async((message_id,), queue=queue, countdown=countdown)
-    )
+    try:
+        message_dispatch_task.apply_async((message.pk,), queue=message.message_type, countdown=countdown)
+    except Exception as exc:  # kombu's OperationalError, or whatever else the broker client raises
+        logger.warning("dispatch of %s not published (%s: %s); the sweeper hands it over", message.public_id,
+                       exc.__class__.__name__, exc)
+        return False
+    # Only while the row is at the step this task was published for: a later step (a retry back to
+    # queued) has a hand-over of its own, which this stamp must not hide from the sweeper.
+    Message.unscoped.filter(pk=message.pk, sequence=message.sequence).update(enqueued_at=timezone.now())
+    return True
 
 
 def message_cancel(*, tenant: Tenant, message: Message) -> Message:

@@ -8,12 +8,8 @@ from messaging import pipeline
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def message_dispatch_task(message_id: int) -> None:
-    delay = pipeline.message_dispatch(message_id=message_id)
-    if delay is not None:
-        from messaging.models import Message
-
-        queue = Message.unscoped.filter(pk=message_id).values_list("message_type", flat=True).first()
-        message_dispatch_task.apply_async((message_id,), countdown=delay, queue=queue)
+    """One attempt; the pipeline hands a retry over itself (a countdown, or the sweeper when due)."""
+    pipeline.message_dispatch(message_id=message_id)
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -1,4 +1,4 @@
-"""App config for numbers: registers the event types it emits."""
+"""App config for numbers: registers the event types it emits and its Celery countdown."""
 from django.apps import AppConfig
 
 
@@ -6,7 +6,11 @@ class NumbersConfig(AppConfig):
     name = "numbers"
 
     def ready(self) -> None:
-        from numbers import events
+        # Names its longest Celery countdown (the lease notice) when imported: smsportal/countdowns.py.
+        from numbers import (
+            events,
+            services,  # noqa: F401
+        )
 
         from smsportal.events.registry import event_types_register
 

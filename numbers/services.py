@@ -44,6 +44,7 @@ from django.utils import timezone
 
 from accounts.services.audit import SYSTEM, Actor
 from smsportal import outbound
+from smsportal.countdowns import countdown_limit
 from smsportal.errors import Conflict
 
 if TYPE_CHECKING:
@@ -61,8 +62,9 @@ USAGE_MAX_BATCHES = 2000
 CLAIM_ATTEMPTS = 5
 NOTICE_MAX = 24 * 3600
 # A `number.lease_expiring` due within this long also gets a task with a countdown (precision to the
-# second); later ones are left to the minute sweep, far below the broker's visibility timeout / 2.
-NOTICE_COUNTDOWN_MAX = 600
+# second); later ones are left to the minute sweep. At most half the broker's visibility timeout
+# (checked at start: smsportal/countdowns.py).
+NOTICE_COUNTDOWN_MAX = countdown_limit("numbers.services.NOTICE_COUNTDOWN_MAX", 600)
 
 Kind = NumberEvent.Kind
 Reason = NumberLease.ReleaseReason

@@ -10,7 +10,7 @@ Two Django handlers behind one router:
 
 SMSPORTAL_ASGI tells the settings, which then lend PostgreSQL connections from psycopg's pool.
 
-Run it with the worker class smsportal.asgi_worker.UvicornWorker and gunicorn.conf.py (Procfile.dev,
+Run it with the worker class smsportal.asgi_worker.UvicornWorker and smsportal/gunicorn_conf.py (Procfile.dev,
 the README's production command): neither gunicorn nor uvicorn then believes a forwarded header;
 Django decides, from TRUSTED_PROXIES.
 """
@@ -41,7 +41,7 @@ def without_underscore_headers(scope):
 
     Both handlers map "_" and "-" in a header name alike and join the values, so a client behind our
     proxy could add its own hop to the proxy's X-Forwarded-For by sending X_Forwarded_For. gunicorn
-    drops such headers under WSGI (header_map "drop", gunicorn.conf.py); uvicorn keeps them."""
+    drops such headers under WSGI (header_map "drop", smsportal/gunicorn_conf.py); uvicorn keeps them."""
     headers = scope["headers"]
     if not any(b"_" in name for name, _ in headers):
         return scope

@@ -36,3 +36,12 @@ class Conflict(DomainError):
 class Unprocessable(DomainError):
     status = 422
     code = "unprocessable"
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (the database) is unreachable: 503 with Retry-After, so clients retry (smsportal/unavailable.py)."""
+
+    status = 503
+    code = "service_unavailable"
+    message = "The service is briefly unavailable. Please retry shortly."
+    retry_after = 5

@@ -102,7 +102,9 @@ elif SERVES_ASGI and env.bool("DB_POOL", default=True):
     # from any thread, which a pool makes cheap; sync requests borrow one per request.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1, "max_size": env.int("DB_POOL_MAX_SIZE", default=20), "timeout": 10}
+        "min_size": 1, "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+        # How long a request waits for a connection; with the database down, its 503 comes after this.
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10)}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -152,8 +154,17 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Carrier for live-mode messages until routing exists; test-mode keys always use the simulator.
 LIVE_CARRIER = env.str("LIVE_CARRIER", default="simulator")
 SIMULATOR_RECEIPT_DELAY = env.float("SIMULATOR_RECEIPT_DELAY", default=1.0)
-# A message left in queued or sending this long is re-enqueued by the sweeper.
+# A message left in sending, or with a dispatch task published this long ago that never ran, is
+# dispatched again by the sweeper.
 MESSAGE_STUCK_SECONDS = env.int("MESSAGE_STUCK_SECONDS", default=120)
+# A queued message whose dispatch task did not reach the broker (it was down) is handed over by the
+# sweeper (every 5 s) once it is this old: dispatched within this plus 5 s of the broker being back.
+MESSAGE_DISPATCH_PICKUP_SECONDS = env.int("MESSAGE_DISPATCH_PICKUP_SECONDS", default=10)
+# A sent message without a receipt this long is asked about at its carrier where it allows it (the
+# simulator answers again), then every this long; one whose receipt never comes ends undelivered
+# (receipt_timeout) after its validity period plus the grace time.
+MESSAGE_RECEIPT_OVERDUE_SECONDS = env.int("MESSAGE_RECEIPT_OVERDUE_SECONDS", default=60)
+MESSAGE_RECEIPT_GRACE_SECONDS = env.int("MESSAGE_RECEIPT_GRACE_SECONDS", default=3600)
 
 # --- Numbers ------------------------------------------------------------------------
 # A released or expired number rests this long before anyone else can hold it, so the next
@@ -216,7 +227,7 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
     if TRUSTED_PROXIES:
         # Only behind a proxy we trust do we believe its scheme header, and only from it: ClientIpMiddleware
-        # drops X-Forwarded-Proto from any other peer (gunicorn.conf.py keeps the servers from believing it).
+        # drops X-Forwarded-Proto from any other peer (smsportal/gunicorn_conf.py keeps the servers from believing it).
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- i18n / time ------------------------------------------------------------------

@@ -23,3 +23,6 @@ urlpatterns = [
     path("portal/", include("accounts.portal.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# The database down is a 503 page with Retry-After, not a 500 (smsportal/unavailable.py).
+handler500 = "smsportal.unavailable.server_error"

@@ -5,7 +5,7 @@ from django.conf import settings
 
 from messaging.carriers.base import CarrierConnector, PermanentError, SubmitResult, TransientError
 
-__all__ = ["CarrierConnector", "PermanentError", "SubmitResult", "TransientError", "connector_for"]
+__all__ = ["CarrierConnector", "PermanentError", "SubmitResult", "TransientError", "connector_for", "connector_named"]
 
 
 def connector_for(message) -> CarrierConnector:
@@ -16,3 +16,10 @@ def connector_for(message) -> CarrierConnector:
     if message.mode == "test" or settings.LIVE_CARRIER == "simulator":
         return SimulatorConnector()
     raise PermanentError("no_route", f"No carrier route is configured ({settings.LIVE_CARRIER!r}).")
+
+
+def connector_named(name: str) -> CarrierConnector | None:
+    """The connector that recorded itself as a message's `carrier` (for its receipts); None if unknown."""
+    from messaging.carriers.simulator import NAME, SimulatorConnector
+
+    return SimulatorConnector() if name == NAME else None

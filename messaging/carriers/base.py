@@ -33,3 +33,8 @@ class CarrierConnector(Protocol):
         """Hand the message to the carrier. `message.public_id` is the idempotency reference:
         a resubmission of the same message must not send a second SMS where the carrier allows."""
         ...
+
+    # Optional: `receipt_query(message) -> str | None`, the receipt status a carrier that allows status
+    # queries gives for a message it accepted (None: none yet). The sweeper asks it when a receipt is
+    # overdue (messaging/pipeline.py); without it, the message ends `undelivered`, `receipt_timeout`,
+    # after its validity period plus MESSAGE_RECEIPT_GRACE_SECONDS.

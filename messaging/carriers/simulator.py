@@ -5,10 +5,11 @@
 | 0001 | accepted, then an `undelivered` receipt |
 | 0002 | permanent submit error: the message fails with `carrier_rejected` |
 | 0003 | one transient submit error, then accepted and delivered |
-| 0004 | accepted (`sent`), and no receipt ever |
+| 0004 | accepted (`sent`), and no receipt ever (the sweeper ends it `undelivered`, `receipt_timeout`) |
 | anything else | accepted, then `delivered` after SIMULATOR_RECEIPT_DELAY seconds (default 1) |
 
-Its receipts go through the same service as any carrier's (pipeline.receipt_apply).
+Its receipts go through the same service as any carrier's (pipeline.receipt_apply). Asked again for
+a receipt that is overdue (`receipt_query`, from the sweeper), it answers the same status.
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from django.db.models import F
 
 from messaging.carriers.base import PermanentError, SubmitResult, TransientError
 from messaging.models import SimulatorSubmission
+from smsportal.countdowns import countdown_limit_setting
 
 NAME = "simulator"
+countdown_limit_setting("SIMULATOR_RECEIPT_DELAY")  # the receipt task's countdown
 
 
 class SimulatorConnector:
@@ -38,8 +41,8 @@ class SimulatorConnector:
         # may never have been scheduled (a worker SIGKILLed between logging the submission and
         # scheduling it), and the message, reclaimed and sent again, would stay `sent` forever.
         # Receipts are idempotent, so the duplicate of an already applied one changes nothing.
-        if ending != "0004":
-            stat = "undelivered" if ending == "0001" else "delivered"
+        stat = self.receipt_query(message)
+        if stat is not None:
             from messaging.tasks import simulator_receipt_task
 
             simulator_receipt_task.apply_async(
@@ -47,6 +50,14 @@ class SimulatorConnector:
                 queue=message.message_type,
             )
         return SubmitResult(carrier_message_id=carrier_message_id)
+
+    def receipt_query(self, message) -> str | None:
+        """The receipt status of a message it accepted (as a carrier's status query would answer it);
+        None while there is none to give: 0004 never gets one."""
+        ending = message.to[-4:]
+        if ending == "0004":
+            return None
+        return "undelivered" if ending == "0001" else "delivered"
 
 
 def _accept(message) -> tuple[str, bool]:

@@ -226,3 +226,133 @@ def test_final_statuses_are_never_left():
 def test_the_retry_delay_never_exceeds_the_cap():
     for attempt in range(0, 30):
         assert 1 <= pipeline.retry_delay(attempt) <= pipeline.MAX_BACKOFF_SECONDS
+
+
+# --- Hand-over to dispatch when no task reached the broker (issue 8, item 5) -----------------------
+
+
+def _after(seconds: float):
+    return time_machine.travel(timezone.now() + timedelta(seconds=seconds))
+
+
+def test_the_sweeper_hands_over_a_queued_message_whose_dispatch_task_never_reached_the_broker(settings):
+    # given a committed message whose publish never happened (on_commit does not run in this test's
+    # transaction, as when the broker refused it): nothing records a task for it
+    message = _send()
+    assert message.enqueued_at is None
+    pickup = settings.MESSAGE_DISPATCH_PICKUP_SECONDS
+    # when the sweeper runs within the pickup delay; then it leaves the message to its own publish
+    assert pipeline.messages_sweep()["handed_over"] == 0
+    # when it runs after the pickup delay; then it publishes the dispatch task, once
+    with _after(pickup + 1):
+        assert pipeline.messages_sweep()["handed_over"] == 1
+        message.refresh_from_db()
+        assert message.enqueued_at is not None
+        again = pipeline.messages_sweep()
+    assert again["handed_over"] == 0 and again["requeued"] == 0
+    # and a task that never ran is published again only after MESSAGE_STUCK_SECONDS, not every sweep
+    with _after(pickup + settings.MESSAGE_STUCK_SECONDS - 1):
+        assert pipeline.messages_sweep()["requeued"] == 0
+    with _after(pickup + settings.MESSAGE_STUCK_SECONDS + 2):
+        assert pipeline.messages_sweep()["requeued"] == 1
+        assert pipeline.messages_sweep()["requeued"] == 0
+    # and the dispatch it leads to sends the message once
+    pipeline.message_dispatch(message_id=message.pk)
+    pipeline.message_dispatch(message_id=message.pk)
+    assert SimulatorSubmission.objects.get(reference=message.public_id).submits == 1
+
+
+def test_a_message_with_a_published_task_is_not_handed_over_again(settings):
+    # given a message whose dispatch task reached the broker (the after-commit publish ran)
+    message = _send()
+    assert services.message_dispatch_publish(message=message) is True
+    # when the sweeper runs after the pickup delay, as under a normal backlog; then it adds no duplicate
+    with _after(settings.MESSAGE_DISPATCH_PICKUP_SECONDS + 1):
+        counts = pipeline.messages_sweep()
+    assert counts["handed_over"] == 0 and counts["requeued"] == 0
+
+
+def test_a_retry_longer_than_a_countdown_waits_in_the_database_for_the_sweeper(monkeypatch):
+    # given a carrier error whose backoff is longer than the longest dispatch countdown
+    message = _send(ending="0003")
+    monkeypatch.setattr(pipeline, "retry_delay", lambda attempt: 200.0)
+    assert pipeline.MAX_COUNTDOWN_SECONDS < 200 <= pipeline.MAX_BACKOFF_SECONDS
+    # when dispatch meets the transient error
+    assert pipeline.message_dispatch(message_id=message.pk) == 200.0
+    # then no task was published for the retry: it waits in next_attempt_at
+    message.refresh_from_db()
+    assert message.status == Status.QUEUED and message.enqueued_at is None
+    assert message.next_attempt_at > timezone.now() + timedelta(seconds=199)
+    # and the sweeper leaves it until it is due, then hands it over, and the retry sends it
+    with _after(100):
+        assert pipeline.messages_sweep()["handed_over"] == 0
+    with time_machine.travel(message.next_attempt_at + timedelta(seconds=1)):
+        assert pipeline.messages_sweep()["handed_over"] == 1
+        pipeline.message_dispatch(message_id=message.pk)
+    message.refresh_from_db()
+    assert message.status == Status.SENT and message.attempts == 2
+
+
+def test_a_short_retry_rides_on_a_countdown_task():
+    # given the simulator's one transient error (a backoff of 1-2 s)
+    message = _send(ending="0003")
+    # when dispatch meets it; then the retry task is published at once (stamped on the row)
+    delay = pipeline.message_dispatch(message_id=message.pk)
+    message.refresh_from_db()
+    assert delay <= pipeline.MAX_COUNTDOWN_SECONDS
+    assert message.status == Status.QUEUED and message.enqueued_at is not None
+
+
+# --- `sent` messages whose receipt is overdue (issue 8, item 8) ------------------------------------
+
+
+def _sent(ending: str = "1234", **fields) -> Message:
+    """Sent through the simulator, whose receipt task is in the broker but never runs here (as when
+    the worker holding it was killed)."""
+    message = _send(ending=ending, **fields)
+    pipeline.message_dispatch(message_id=message.pk)
+    message.refresh_from_db()
+    assert message.status == Status.SENT
+    return message
+
+
+@pytest.mark.parametrize("ending, outcome", [("1234", Status.DELIVERED), ("0001", Status.UNDELIVERED)])
+def test_the_sweeper_asks_the_simulator_again_for_an_overdue_receipt(settings, ending, outcome):
+    message = _sent(ending)
+    # when the sweeper runs before the receipt is overdue; then nothing happens
+    assert pipeline.messages_sweep()["receipts"] == 0
+    # when it runs after MESSAGE_RECEIPT_OVERDUE_SECONDS, twice (overlapping beats)
+    with _after(settings.MESSAGE_RECEIPT_OVERDUE_SECONDS + 1):
+        first, second = pipeline.messages_sweep(), pipeline.messages_sweep()
+    # then the receipt is applied once
+    message.refresh_from_db()
+    assert (first["receipts"], second["receipts"]) == (1, 0)
+    assert message.status == outcome
+    assert _statuses(message) == ["queued", "sending", "sent", outcome]
+    assert message.events.get(status=outcome).source == MessageEvent.Source.CARRIER
+
+
+def test_a_sent_message_whose_receipt_never_comes_ends_undelivered_receipt_timeout(settings):
+    # given the simulator's 0004 (a carrier that never reports) and a message of another carrier,
+    # which cannot be asked
+    quiet = _sent("0004", message_type="otp")
+    other = _sent("5678", message_type="otp")
+    Message.unscoped.filter(pk=other.pk).update(carrier="acme", carrier_message_id="acme-1")
+    # when the receipts are overdue; then they are asked about (where possible) and left sent
+    with _after(settings.MESSAGE_RECEIPT_OVERDUE_SECONDS + 1):
+        counts = pipeline.messages_sweep()
+    assert counts["receipts"] == 0 and counts["receipt_timeouts"] == 0
+    assert set(Message.unscoped.filter(pk__in=[quiet.pk, other.pk]).values_list("status", flat=True)) == {"sent"}
+    # when the validity period plus the grace time is not yet over; then still sent
+    grace = settings.MESSAGE_RECEIPT_GRACE_SECONDS
+    with time_machine.travel(quiet.expires_at + timedelta(seconds=grace - 5)):
+        assert pipeline.messages_sweep()["receipt_timeouts"] == 0
+    # when it is over; then both end undelivered with receipt_timeout, once
+    with time_machine.travel(quiet.expires_at + timedelta(seconds=grace + 1)):
+        first, second = pipeline.messages_sweep(), pipeline.messages_sweep()
+    assert (first["receipt_timeouts"], second["receipt_timeouts"]) == (2, 0)
+    for message in (quiet, other):
+        message.refresh_from_db()
+        assert (message.status, message.error_code) == (Status.UNDELIVERED, "receipt_timeout")
+        assert _statuses(message) == ["queued", "sending", "sent", "undelivered"]
+        assert message.events.get(status=Status.UNDELIVERED).source == MessageEvent.Source.SWEEPER

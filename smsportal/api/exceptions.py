@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from smsportal.errors import DomainError
+from smsportal.unavailable import database_unavailable, unavailable_logged
 
 logger = logging.getLogger("smsportal.api")
 
@@ -70,6 +71,8 @@ def validation_error_body(detail) -> dict:
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response:
+    if database_unavailable(exc):
+        exc = unavailable_logged(exc, context.get("view").__class__.__name__)
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
         body, code = error_body(exc.code, exc.message, exc.field), exc.status

@@ -10,7 +10,9 @@ from django.http.multipartparser import MultiPartParserError
 
 from accounts.tenancy import reset_current_tenant, set_current_tenant
 from smsportal.api.exceptions import error_body
+from smsportal.errors import ServiceUnavailable
 from smsportal.middleware import DualMiddleware
+from smsportal.unavailable import database_unavailable, unavailable_logged
 
 logger = logging.getLogger("smsportal.api")
 
@@ -23,6 +25,7 @@ _DEFAULTS = {
     413: ("request_too_large", "The request body is too large."),
     415: ("unsupported_media_type", "Unsupported media type; send application/json."),
     500: ("internal_error", "Something went wrong on our side. It has been logged."),
+    503: ("service_unavailable", ServiceUnavailable.message),
 }
 
 # Exceptions Django answers itself with a 4xx status: not crashes, so not a 500.
@@ -66,5 +69,9 @@ class ApiJsonErrorMiddleware(DualMiddleware):
     def process_exception(self, request, exception):
         if not _is_api(request.path) or isinstance(exception, _DJANGO_ANSWERS):
             return None  # Django turns these into 400/403/404, which __call__ then writes as JSON
+        if database_unavailable(exception):
+            unavailable = unavailable_logged(exception, request.path)
+            return JsonResponse(error_body(unavailable.code, unavailable.message), status=unavailable.status,
+                                headers={"Retry-After": str(unavailable.retry_after)})
         logger.exception("unhandled error on %s", request.path)
         return JsonResponse(error_body(*_DEFAULTS[500]), status=500)

@@ -42,7 +42,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
-from smsportal.errors import DomainError
+from smsportal.errors import ServiceUnavailable
 
 logger = logging.getLogger("smsportal.api.ratelimit")
 
@@ -111,13 +111,10 @@ class Decision:
     retry_after: float  # seconds until a request would be allowed; 0 when allowed
 
 
-class RateLimiterUnavailable(DomainError):
+class RateLimiterUnavailable(ServiceUnavailable):
     """Redis is down and the limit fails closed (OTP sends): answered 503 with Retry-After."""
 
-    status = 503
-    code = "service_unavailable"
     message = "Sending OTP messages is paused for a moment: we cannot check your rate limits. Try again shortly."
-    retry_after = 5
 
 
 def rate_limits_hit(limits: Sequence[Limit], *, fail_closed: bool = False) -> Decision:

@@ -6,3 +6,7 @@ class EventsConfig(AppConfig):
     name = "smsportal.events"
     label = "events"
     verbose_name = "Events and webhooks"
+
+    def ready(self) -> None:
+        # Names its longest Celery countdown (smsportal/countdowns.py) when imported.
+        from smsportal.events import delivery  # noqa: F401

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.services import SYSTEM, audit_record
 from smsportal import outbound
+from smsportal.countdowns import countdown_limit
 from smsportal.events import signing
 from smsportal.events.models import (
     DeliveryStatus,
@@ -40,9 +41,9 @@ SCHEDULE = (5, 30, 2 * 60, 10 * 60, 30 * 60, 60 * 60, 2 * 3600, 4 * 3600, 8 * 36
 MAX_ATTEMPTS = len(SCHEDULE) + 1
 JITTER = 0.1  # each wait is stretched by up to 10 %, so failed receivers are not hit in lockstep
 MAX_RETRY_AFTER = timedelta(hours=24)  # a receiver's Retry-After is honoured up to this
-# Waits up to this ride on a Celery countdown; it must stay far below the broker's visibility
-# timeout / 2 (one hour by default): smsportal/tests and messaging/tests check it.
-MAX_COUNTDOWN_SECONDS = 60
+# Waits up to this ride on a Celery countdown; at most half the broker's visibility timeout
+# (checked at start: smsportal/countdowns.py).
+MAX_COUNTDOWN_SECONDS = countdown_limit("smsportal.events.delivery.MAX_COUNTDOWN_SECONDS", 60)
 # An attempt in flight holds its delivery this long (timeout plus margin); if its worker dies, the beat retries after.
 LEASE = timedelta(minutes=2)
 # A delivery whose task was enqueued this long ago without running is enqueued again by the beat job.

@@ -8,11 +8,15 @@ free loopback port, and web servers run as subprocesses, ready once /healthz ans
     with WebServer.from_procfile(tmp_path, env={"API_RATE_LIMIT": "20/s"}) as server:  # Procfile.dev's web line
         server.workers()  # the PIDs of gunicorn's worker processes
 
+    with procfile_server(env={"CELERY_BROKER_URL": ...}, log=tmp_path / "web.log") as server:
+        status, headers, body = http("GET", server.url("/healthz"))  # redirects not followed
+
 Only PostgreSQL works: a child process cannot see pytest-django's in-memory SQLite database, so
 server_env skips the test there; the data a test gives a server must be committed (`transaction=True`).
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import HTTPError
 from urllib.parse import quote
-from urllib.request import urlopen
+from urllib.request import HTTPRedirectHandler, Request, build_opener, urlopen
 
 import pytest
 from django.db import connection
@@ -34,11 +38,13 @@ from django.db import connection
 REPO = Path(__file__).resolve().parents[2]
 
 
-def child_database_url() -> str:
-    """DATABASE_URL of pytest-django's test database (after its setup, NAME is the test database)."""
+def child_database_url(*, host: str | None = None, port: int | None = None) -> str:
+    """DATABASE_URL of pytest-django's test database (after its setup, NAME is the test database);
+    `host`/`port` point it elsewhere, e.g. at a fault proxy in front of it."""
     db = connection.settings_dict
     credentials = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
-    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return (f"postgres://{credentials}@{host or db['HOST'] or '127.0.0.1'}:{port or db['PORT'] or 5432}"
+            f"/{db['NAME']}")
 
 
 def server_env(**overrides: str) -> dict[str, str]:
@@ -178,3 +184,90 @@ class WebServer:
             return True  # it answers (a 503 names a dependency down, which is not this helper's business)
         except OSError:
             return False
+
+
+@dataclass
+class LoggedServer:
+    """A server started by procfile_server: its log, and URLs by path."""
+
+    process: subprocess.Popen
+    base: str
+    log: Path
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class _NoRedirects(HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a 3xx is the answer under test, not a step to follow
+
+
+_opener = build_opener(_NoRedirects)
+
+
+def http(method: str, url: str, *, body: dict | None = None, headers: dict[str, str] | None = None,
+         timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
+    """One request over the network, redirects not followed: (status, headers with lower-case names,
+    body), error statuses included."""
+    data = None if body is None else json.dumps(body).encode()
+    request = Request(url, data=data, method=method,  # noqa: S310 (loopback)
+                      headers={**({"Content-Type": "application/json"} if data else {}), **(headers or {})})
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
+
+
+@contextmanager
+def procfile_server(*, log: Path, env: dict[str, str] | None = None, workers: int = 1) -> Iterator[LoggedServer]:
+    """The Procfile.dev `web` command (one worker unless asked: the machine is small) with the test
+    settings and the test database, plus `env`. Ready once /healthz answers anything (a 503 names a
+    dependency down, which may be what the test is about)."""
+    port = free_port()
+    command = procfile_command("web", port)
+    command[command.index("--workers") + 1] = str(workers)
+    full_env = server_env(PYTHONUNBUFFERED="1", **(env or {}))
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    server = LoggedServer(process, f"http://127.0.0.1:{port}", log)
+    try:
+        _wait_until_logged_server_answers(server)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _wait_until_logged_server_answers(server: LoggedServer, timeout: float = 40) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise AssertionError(f"the web server exited with {server.process.returncode}:\n{server.tail()}")
+        try:
+            with urlopen(server.url("/healthz"), timeout=10):  # noqa: S310 (loopback)
+                return
+        except HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"the web server did not answer within {timeout} s:\n{server.tail()}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the process group (gunicorn and its workers), then SIGKILL to whatever is left of it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+    if process.poll() is None:
+        process.wait(timeout=10)

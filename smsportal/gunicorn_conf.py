@@ -1,7 +1,6 @@
 """gunicorn settings of every web command we ship (Procfile.dev, the README's production commands).
 
-The commands name this file with `-c gunicorn.conf.py`; gunicorn also reads it by itself when it is
-started from the checkout without a `-c`.
+The commands name this module with `-c python:smsportal.gunicorn_conf`: keep it in every command.
 
 Only Django decides whom to believe about the client: the socket peer is the client unless it is
 in settings.TRUSTED_PROXIES (accounts/clientip.py, accounts/middleware.py). gunicorn's defaults
