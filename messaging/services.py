@@ -117,11 +117,11 @@ def _render_body(*, tenant: Tenant, text: str | None, template: str | None, vari
 def _validity(message_type: str, seconds: int | None) -> timedelta:
     if seconds is None:
         return DEFAULT_VALIDITY[message_type]
-    validity = timedelta(seconds=seconds)
-    if not MIN_VALIDITY <= validity <= MAX_VALIDITY:
+    # Compared as seconds: timedelta() itself overflows (a 500) on a huge number.
+    if not MIN_VALIDITY.total_seconds() <= seconds <= MAX_VALIDITY.total_seconds():
         raise DomainError("validity_period must be between 60 seconds and 72 hours.", field="validity_period",
                           code="invalid_validity_period")
-    return validity
+    return timedelta(seconds=seconds)
 
 
 def _schedule(scheduled_at: datetime | None, now: datetime) -> datetime | None:

@@ -26,6 +26,9 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.urls import Resolver404, resolve  # noqa: E402
 
 async_handler = get_asgi_application()  # sets Django up
+
+from smsportal.bodylimit import AsgiBodyLimit  # noqa: E402  (needs Django set up)
+
 sync_handler = WSGIMiddleware(get_wsgi_application(), workers=int(os.environ.get("WEB_THREADS", "8")))
 
 
@@ -55,3 +58,7 @@ async def application(scope, receive, send):
         await sync_handler(scope, receive, send)
     else:
         await async_handler(scope, receive, send)
+
+
+# A body over the limit is refused here, before either handler reads it (smsportal/bodylimit.py).
+application = AsgiBodyLimit(application)

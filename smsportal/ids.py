@@ -2,6 +2,8 @@
 import secrets
 import string
 
+from django.urls import register_converter
+
 BASE62 = string.digits + string.ascii_letters
 
 
@@ -32,3 +34,24 @@ class PublicId:
 
     def deconstruct(self) -> tuple[str, tuple[str], dict]:
         return ("smsportal.ids.PublicId", (self.prefix,), {})
+
+
+class PublicIdConverter:
+    """The `<public_id:...>` path converter of every route that takes an id (API and portal).
+
+    Our ids (`msg_…`, `lse_…`, invitation tokens) are base62 or URL-safe base64, so the route only
+    matches those characters: anything else (a NUL byte, which PostgreSQL would refuse in a query)
+    is a plain 404 from the URL resolver, like any unknown id."""
+
+    regex = "[A-Za-z0-9_-]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+# Registered on import: every models module imports this one (PublicId), so the converter exists
+# before Django loads any URLconf.
+register_converter(PublicIdConverter, "public_id")

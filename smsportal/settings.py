@@ -254,7 +254,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasApiKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["smsportal.api.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "smsportal.api.pagination.CursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": ["smsportal.api.throttling.ApiKeyRateThrottle"],
@@ -264,6 +264,12 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "PAGE_SIZE": 50,
 }
+# Request bodies larger than this get 413 `request_too_large` before they are read (smsportal/bodylimit.py):
+# /v1 (a batch of 1,000 messages fits), and the portal and admin (the number import takes 5 MB files).
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=2 * 1024 * 1024)
+PORTAL_MAX_BODY_BYTES = env.int("PORTAL_MAX_BODY_BYTES", default=8 * 1024 * 1024)
+# Django's own cap on form data in memory (a 400) is set to never fire before the 413 above.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, PORTAL_MAX_BODY_BYTES)
 # Idempotency-Key on POST /v1 (smsportal/api/idempotency.py): answers are kept this long, and a
 # claim not completed within the recovery window counts as abandoned (its process died).
 IDEMPOTENCY_TTL_HOURS = env.int("IDEMPOTENCY_TTL_HOURS", default=24)

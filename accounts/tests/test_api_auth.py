@@ -300,7 +300,7 @@ def test_every_admin_operation_is_in_the_suspension_matrix():
     # given the hand-written admin operations; then the generated matrix covers each of them
     generated = {(t, m) for t, m in _authenticated_api_operations()}
     for method, path, _ in ADMIN_OPERATIONS:
-        template = path.replace("{key}", "<str:api_key_id>").replace("{entry}", "<str:entry_id>").lstrip("/")
+        template = path.replace("{key}", "<public_id:api_key_id>").replace("{entry}", "<public_id:entry_id>").lstrip("/")
         assert (template, method) in generated
 
 

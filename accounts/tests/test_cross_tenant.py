@@ -92,7 +92,7 @@ _REGEX_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>[^)]*\)")
 
 @dataclass(frozen=True)
 class Route:
-    template: str  # e.g. "v1/api-keys/<str:api_key_id>"
+    template: str  # e.g. "v1/api-keys/<public_id:api_key_id>"
     pattern: URLPattern
 
     @property
@@ -318,8 +318,8 @@ def test_every_route_parameter_is_mapped():
 def test_the_inventory_finds_the_known_routes():
     # given the URL configuration; then the walk sees the API and the portal, with and without parameters
     templates = {r.template for r in routes()}
-    assert {"v1/me", "v1/api-keys", "v1/api-keys/<str:api_key_id>", "v1/ip-allowlist",
-            "v1/ip-allowlist/<str:entry_id>", "v1/openapi.json", "v1/docs", "portal/"} <= templates
+    assert {"v1/me", "v1/api-keys", "v1/api-keys/<public_id:api_key_id>", "v1/ip-allowlist",
+            "v1/ip-allowlist/<public_id:entry_id>", "v1/openapi.json", "v1/docs", "portal/"} <= templates
     assert not any(t.startswith("admin/") for t in templates)
     assert all((t, m) in {(r.template, m) for r in routes() for m in METHODS} for t, m in SKIPPED), "stale SKIPPED"
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import shlex
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,7 +32,15 @@ from accounts import services
 from accounts.models import AuditEvent, LoginFailure
 from accounts.portal.views.auth import LOCKED
 from accounts.tests.factories import PASSWORD, MembershipFactory, TenantFactory, UserFactory, make_api_key
-from smsportal.tests.servers import REPO, Server, free_port, server_env, web_server
+from smsportal.tests.servers import (
+    Server,
+    free_port,
+    on_loopback,
+    procfile_web,
+    readme_production,
+    server_env,
+    web_server,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,38 +52,16 @@ LOGIN_FAILURE_LIMIT = 3
 # --- the shipped commands ------------------------------------------------------------------------
 
 
-def _procfile_web() -> list[str]:
-    [line] = [line for line in (REPO / "Procfile.dev").read_text().splitlines() if line.startswith("web:")]
-    return shlex.split(line.removeprefix("web:"))
-
-
-def _readme_production(module: str) -> list[str]:
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("## Production deployment") : text.index("## Tests and CI")]
-    [command] = re.findall(rf"`(gunicorn {re.escape(module)}[^`]*)`", section)
-    return shlex.split(command)
-
-
 COMMANDS = {
-    "procfile-web": _procfile_web,
-    "readme-asgi": lambda: _readme_production("smsportal.asgi"),
-    "readme-wsgi": lambda: _readme_production("smsportal.wsgi"),
+    "procfile-web": procfile_web,
+    "readme-asgi": lambda: readme_production("smsportal.asgi"),
+    "readme-wsgi": lambda: readme_production("smsportal.wsgi"),
 }
 
 
 def _option_set(argv: list[str], option: str, value: str) -> list[str]:
     index = argv.index(option)
     return [*argv[: index + 1], value, *argv[index + 2 :]]
-
-
-def _on_loopback(argv: list[str], port: int) -> list[str]:
-    """The command as written, on 127.0.0.1:`port` (Procfile.dev's ${WEB_PORT}, the README's 0.0.0.0:8000)
-    with at most 2 workers, run by this interpreter's gunicorn."""
-    assert argv[0] == "gunicorn", argv
-    argv = _option_set(argv, "--bind", f"127.0.0.1:{port}")
-    if int(argv[argv.index("--workers") + 1]) > 2:
-        argv = _option_set(argv, "--workers", "2")  # the machine running the tests has few cores
-    return [sys.executable, "-m", "gunicorn", *argv[1:]]
 
 
 @pytest.fixture(scope="module", params=list(COMMANDS))
@@ -93,7 +77,7 @@ def _serve(command: list[str], *, trusted_proxies: str, ssl_redirect: bool) -> I
     for name in ("FORWARDED_ALLOW_IPS", "GUNICORN_CMD_ARGS"):  # the commands must be safe without them
         env.pop(name, None)
     port = free_port()
-    with web_server(_on_loopback(command, port), env=env, port=port) as server:
+    with web_server(on_loopback(command, port), env=env, port=port) as server:
         yield server
 
 

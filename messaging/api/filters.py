@@ -2,6 +2,7 @@
 import django_filters
 
 from messaging.models import Message, MessageType, Status
+from smsportal.api.filters import DateTimeFilter
 
 
 class MessageFilter(django_filters.FilterSet):
@@ -9,8 +10,8 @@ class MessageFilter(django_filters.FilterSet):
     to = django_filters.CharFilter()
     message_type = django_filters.ChoiceFilter(choices=MessageType.choices)
     client_reference = django_filters.CharFilter()
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Message

@@ -6,8 +6,8 @@ from messaging.api import views
 urlpatterns = [
     path("messages", views.MessageListView.as_view(), name="message-list"),
     path("messages/quote", views.MessageQuoteView.as_view(), name="message-quote"),
-    path("messages/<str:message_id>", views.MessageDetailView.as_view(), name="message-detail"),
-    path("messages/<str:message_id>/cancel", views.MessageCancelView.as_view(), name="message-cancel"),
+    path("messages/<public_id:message_id>", views.MessageDetailView.as_view(), name="message-detail"),
+    path("messages/<public_id:message_id>/cancel", views.MessageCancelView.as_view(), name="message-cancel"),
     path("templates", views.TemplateListView.as_view(), name="template-list"),
-    path("templates/<str:template_id>", views.TemplateDetailView.as_view(), name="template-detail"),
+    path("templates/<public_id:template_id>", views.TemplateDetailView.as_view(), name="template-detail"),
 ]

@@ -8,9 +8,9 @@ urlpatterns = [
     # Before numbers/<number_id>/..., which would take "search", "inbound" and "leases" for ids.
     path("numbers/search/", views.number_search, name="number-search"),
     path("numbers/inbound/", views.inbound_list, name="inbound-messages"),
-    path("numbers/leases/<str:lease_id>/", views.lease_detail, name="lease-detail"),
-    path("numbers/leases/<str:lease_id>/messages.json", views.lease_messages_json, name="lease-messages-json"),
-    path("numbers/leases/<str:lease_id>/extend/", views.lease_extend, name="lease-extend"),
-    path("numbers/leases/<str:lease_id>/release/", views.lease_release, name="lease-release"),
-    path("numbers/<str:number_id>/release/", views.number_release, name="number-release"),
+    path("numbers/leases/<public_id:lease_id>/", views.lease_detail, name="lease-detail"),
+    path("numbers/leases/<public_id:lease_id>/messages.json", views.lease_messages_json, name="lease-messages-json"),
+    path("numbers/leases/<public_id:lease_id>/extend/", views.lease_extend, name="lease-extend"),
+    path("numbers/leases/<public_id:lease_id>/release/", views.lease_release, name="lease-release"),
+    path("numbers/<public_id:number_id>/release/", views.number_release, name="number-release"),
 ]

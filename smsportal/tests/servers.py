@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -105,6 +106,38 @@ def _wait_until_answering(process: subprocess.Popen, url: str, timeout: float) -
         except OSError:
             time.sleep(0.2)
     pytest.fail("the server did not start")
+
+
+# --- the shipped commands ------------------------------------------------------------------------
+
+
+def procfile_web() -> list[str]:
+    """Procfile.dev's web command as written (`make run` starts it with ${WEB_PORT} set)."""
+    [line] = [line for line in (REPO / "Procfile.dev").read_text().splitlines() if line.startswith("web:")]
+    return shlex.split(line.removeprefix("web:"))
+
+
+def readme_production(module: str) -> list[str]:
+    """The README's production web command that serves `module` (smsportal.asgi or smsportal.wsgi)."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Production deployment") : text.index("## Tests and CI")]
+    [command] = re.findall(rf"`(gunicorn {re.escape(module)}[^`]*)`", section)
+    return shlex.split(command)
+
+
+def _option_set(argv: list[str], option: str, value: str) -> list[str]:
+    index = argv.index(option)
+    return [*argv[: index + 1], value, *argv[index + 2 :]]
+
+
+def on_loopback(argv: list[str], port: int, *, max_workers: int = 2) -> list[str]:
+    """A shipped gunicorn command as written, on 127.0.0.1:`port` (Procfile.dev's ${WEB_PORT}, the
+    README's 0.0.0.0:8000) with at most `max_workers` workers, run by this interpreter's gunicorn."""
+    assert argv[0] == "gunicorn", argv
+    argv = _option_set(argv, "--bind", f"127.0.0.1:{port}")
+    if int(argv[argv.index("--workers") + 1]) > max_workers:
+        argv = _option_set(argv, "--workers", str(max_workers))  # the machine running the tests has few cores
+    return [sys.executable, "-m", "gunicorn", *argv[1:]]
 
 
 def procfile_command(name: str, port: int) -> list[str]:
