@@ -41,7 +41,7 @@ def test_a_short_visibility_timeout_fails_the_system_check_naming_each_countdown
     errors = countdowns.check_countdowns()
     assert {error.id for error in errors} == {"smsportal.E010"}
     assert sorted(error.msg.split(" = ")[0] for error in errors) == [
-        "smsportal.events.delivery.MAX_COUNTDOWN_SECONDS", "numbers.services.NOTICE_COUNTDOWN_MAX"]
+        "numbers.services.NOTICE_COUNTDOWN_MAX", "smsportal.events.delivery.MAX_COUNTDOWN_SECONDS"]
     # and a setting used as a countdown counts too
     settings.SIMULATOR_RECEIPT_DELAY = 31.0
     assert "settings.SIMULATOR_RECEIPT_DELAY" in " ".join(error.msg for error in countdowns.check_countdowns())
