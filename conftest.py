@@ -1,42 +1,14 @@
 """Project-wide test fixtures: the loopback-only network guard and the two-tenant world."""
 from __future__ import annotations
 
-import ipaddress
-import socket
-
 import pytest
-
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-
-
-def _guard(address) -> None:
-    if isinstance(address, tuple) and address:
-        host = address[0]
-        try:
-            ip = ipaddress.ip_address(host.split("%")[0])
-        except ValueError:
-            raise OSError(f"test network guard: connect to unresolved host {host!r} refused") from None
-        if getattr(ip, "ipv4_mapped", None):
-            ip = ip.ipv4_mapped
-        if not ip.is_loopback:
-            raise OSError(f"test network guard: connect to {host} refused (loopback only)")
-
-
-def _guarded_connect(self, address):
-    _guard(address)
-    return _real_connect(self, address)
-
-
-def _guarded_connect_ex(self, address):
-    _guard(address)
-    return _real_connect_ex(self, address)
 
 
 def pytest_configure(config):
     # No test reaches the internet: every TCP/UDP connect must go to loopback.
-    socket.socket.connect = _guarded_connect
-    socket.socket.connect_ex = _guarded_connect_ex
+    from smsportal.tests import netguard
+
+    netguard.install()
 
 
 @pytest.fixture(autouse=True)

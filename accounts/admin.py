@@ -8,6 +8,8 @@ factor) with the portal's sign-in lockout.
 """
 from __future__ import annotations
 
+import functools
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
@@ -21,6 +23,7 @@ from accounts import errors, services
 from accounts.models import ApiKey, AuditEvent, Invitation, IpAllowlistEntry, Membership, Tenant, User
 from accounts.portal.decorators import actor_for
 from accounts.roles import Role
+from smsportal.tenancy import all_tenants
 
 # Staff act for a tenant with an owner's authority (they may grant or remove the
 # owner role), but the services still refuse to leave a tenant without an owner.
@@ -48,6 +51,26 @@ class LockoutAdminAuthenticationForm(OTPAdminAuthenticationForm):
 
 class SmsportalAdminSite(OTPAdminSite):
     login_form = LockoutAdminAuthenticationForm
+
+    def admin_view(self, view, cacheable=False):
+        return super().admin_view(_every_tenant(view), cacheable)
+
+
+def _every_tenant(view):
+    """Staff see every tenant: each admin view, its forms and its template run under all_tenants()
+    (the scoped managers filter by no tenant; a service called for one tenant still scopes itself).
+    The response is rendered inside, since a TemplateResponse evaluates its querysets late."""
+
+    @functools.wraps(view)
+    def run(request, *args, **kwargs):
+        # unscoped: the admin site: staff see every tenant
+        with all_tenants():
+            response = view(request, *args, **kwargs)
+            if callable(getattr(response, "render", None)) and not response.is_rendered:
+                response.render()
+        return response
+
+    return run
 
 
 # Swap the class of the default site rather than replacing the instance: apps
@@ -286,7 +309,7 @@ class MembershipAdminForm(forms.ModelForm):
 def _is_last_owner(membership: Membership) -> bool:
     return (
         membership.role == Role.OWNER
-        and not Membership.unscoped.filter(tenant_id=membership.tenant_id, role=Role.OWNER)
+        and not Membership.objects.filter(tenant_id=membership.tenant_id, role=Role.OWNER)
         .exclude(pk=membership.pk)
         .exists()
     )
@@ -443,7 +466,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
 class IpAllowlistEntryForm(forms.ModelForm):
     class Meta:
         model = IpAllowlistEntry
-        fields = ["tenant", "cidr", "api_key", "note"]
+        # `api_key` is added by IpAllowlistEntryAdmin.fields when the admin builds the form for a request:
+        # its choices (every tenant's keys, for staff) can only be read under the admin's all_tenants().
+        fields = ["tenant", "cidr", "note"]
 
     def clean_cidr(self):
         try:
@@ -465,6 +490,7 @@ class IpAllowlistEntryAdmin(admin.ModelAdmin):
     """Adds, changes and removals (one or many) go through the allowlist services, which audit them."""
 
     form = IpAllowlistEntryForm
+    fields = ["tenant", "cidr", "api_key", "note", "public_id", "created_by", "created_at"]
     list_display = ["cidr", "tenant", "api_key", "note", "created_by", "created_at"]
     list_select_related = ["tenant", "api_key", "created_by"]
     search_fields = ["cidr", "note", "tenant__slug", "tenant__name"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from rest_framework.authentication import BaseAuthentication
 
 from accounts import errors, selectors, services
-from accounts.tenancy import set_current_tenant
+from smsportal.tenancy import set_current_tenant
 
 QUERY_KEY_PARAMS = ("api_key", "key", "token", "access_token")
 
@@ -24,12 +24,13 @@ class ApiKeyAuthentication(BaseAuthentication):
         api_key = services.api_key_authenticate(raw=raw.strip())
         if not api_key.tenant.is_active:
             raise errors.TenantSuspended()
+        # The key's tenant is active from here on (the allowlist read and the touch are its rows);
+        # reset by ApiJsonErrorMiddleware when the request ends, whatever is raised below.
+        set_current_tenant(api_key.tenant)
         address = getattr(request._request, "client_ip", None)
         if not services.ip_allowed(entries=selectors.ip_allowlist_for_key(api_key=api_key), address=address):
             raise errors.IpNotAllowed()
         services.api_key_touch(api_key=api_key)
-        # Reset by ApiJsonErrorMiddleware when the request ends.
-        set_current_tenant(api_key.tenant)
         request._request.tenant = api_key.tenant
         return (None, api_key)
 

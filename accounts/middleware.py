@@ -8,8 +8,8 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from accounts.clientip import client_ip, forwarding_headers_strip, peer_is_trusted_proxy
-from accounts.tenancy import reset_current_tenant, set_current_tenant
 from smsportal.middleware import DualMiddleware
+from smsportal.tenancy import reset_current_tenant, set_current_tenant
 
 
 class ClientIpMiddleware(DualMiddleware):

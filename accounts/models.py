@@ -10,8 +10,8 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.roles import Role, scopes_allow
-from accounts.tenancy import TenantScopedManager
 from smsportal.ids import PublicId
+from smsportal.tenancy import TenantScopedManager
 
 
 class UserManager(BaseUserManager):
@@ -116,7 +116,6 @@ class Membership(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["created_at"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user_per_tenant"),
@@ -144,7 +143,6 @@ class Invitation(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["tenant", "email"])]
 
@@ -182,7 +180,6 @@ class ApiKey(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["tenant", "created_at"])]
 
@@ -231,7 +228,6 @@ class IpAllowlistEntry(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["created_at"]
         verbose_name = "IP allowlist entry"
         verbose_name_plural = "IP allowlist entries"
@@ -269,7 +265,6 @@ class AuditEvent(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["tenant", "-created_at"])]
 
@@ -328,7 +323,6 @@ class IdempotencyRecord(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         constraints = [
             models.UniqueConstraint(fields=["tenant", "mode", "key"], name="idempotency_unique_key_per_tenant_mode"),
             models.CheckConstraint(condition=models.Q(state__in=["in_progress", "completed"]),

@@ -7,10 +7,11 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, AuditEvent, Invitation, IpAllowlistEntry, Membership, Tenant, User
 from accounts.roles import Role
+from smsportal.tenancy import tenant_scoped
 
 
 def membership_list_for_user(*, user: User) -> QuerySet[Membership]:
-    # Unscoped on purpose: a person's tenants are found from the person, before any tenant is active.
+    # unscoped: a person's tenants, found from the person before any is active
     return Membership.unscoped.filter(user=user).select_related("tenant").order_by("tenant__name")
 
 
@@ -39,10 +40,12 @@ def user_needs_2fa_enrolment(*, user: User) -> bool:
     return membership_list_for_user(user=user).filter(tenant__require_2fa=True).exists()
 
 
+@tenant_scoped
 def membership_list(*, tenant: Tenant) -> QuerySet[Membership]:
-    return Membership.unscoped.filter(tenant=tenant).select_related("user").order_by("created_at")
+    return Membership.objects.filter(tenant=tenant).select_related("user").order_by("created_at")
 
 
+@tenant_scoped
 def membership_list_with_2fa(*, tenant: Tenant) -> QuerySet[Membership]:
     """Members annotated with `has_2fa`: a confirmed authenticator app."""
     from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -51,40 +54,48 @@ def membership_list_with_2fa(*, tenant: Tenant) -> QuerySet[Membership]:
     return membership_list(tenant=tenant).annotate(has_2fa=Exists(confirmed))
 
 
+@tenant_scoped
 def membership_get(*, tenant: Tenant, public_id: str) -> Membership:
     return _get(membership_list(tenant=tenant), public_id)
 
 
+@tenant_scoped
 def owner_count(*, tenant: Tenant) -> int:
-    return Membership.unscoped.filter(tenant=tenant, role=Role.OWNER).count()
+    return Membership.objects.filter(tenant=tenant, role=Role.OWNER).count()
 
 
+@tenant_scoped
 def invitation_list_pending(*, tenant: Tenant) -> QuerySet[Invitation]:
-    return Invitation.unscoped.filter(
+    return Invitation.objects.filter(
         tenant=tenant, accepted_at=None, revoked_at=None, expires_at__gt=timezone.now()
     ).select_related("invited_by")
 
 
+@tenant_scoped
 def invitation_get(*, tenant: Tenant, public_id: str) -> Invitation:
-    return _get(Invitation.unscoped.filter(tenant=tenant), public_id)
+    return _get(Invitation.objects.filter(tenant=tenant), public_id)
 
 
 def tenant_by_slug(*, slug: str) -> Tenant | None:
     return Tenant.objects.filter(slug=slug).first()
 
 
+@tenant_scoped
 def api_key_list(*, tenant: Tenant) -> QuerySet[ApiKey]:
-    return ApiKey.unscoped.filter(tenant=tenant).select_related("created_by")
+    return ApiKey.objects.filter(tenant=tenant).select_related("created_by")
 
 
+@tenant_scoped
 def api_key_get(*, tenant: Tenant, public_id: str) -> ApiKey:
     return _get(api_key_list(tenant=tenant), public_id)
 
 
+@tenant_scoped
 def ip_allowlist_list(*, tenant: Tenant) -> QuerySet[IpAllowlistEntry]:
-    return IpAllowlistEntry.unscoped.filter(tenant=tenant).select_related("api_key")
+    return IpAllowlistEntry.objects.filter(tenant=tenant).select_related("api_key")
 
 
+@tenant_scoped
 def ip_allowlist_get(*, tenant: Tenant, public_id: str) -> IpAllowlistEntry:
     return _get(ip_allowlist_list(tenant=tenant), public_id)
 
@@ -94,34 +105,37 @@ def ip_allowlist_for_key(*, api_key: ApiKey) -> list[IpAllowlistEntry]:
     from django.db.models import Q
 
     return list(
-        IpAllowlistEntry.unscoped.filter(tenant_id=api_key.tenant_id).filter(Q(api_key=None) | Q(api_key=api_key))
+        IpAllowlistEntry.objects.filter(tenant_id=api_key.tenant_id).filter(Q(api_key=None) | Q(api_key=api_key))
     )
 
 
+@tenant_scoped
 def audit_event_list(*, tenant: Tenant, action: str | None = None) -> QuerySet[AuditEvent]:
-    events = AuditEvent.unscoped.filter(tenant=tenant).select_related("actor")
+    events = AuditEvent.objects.filter(tenant=tenant).select_related("actor")
     return events.filter(action=action) if action else events
 
 
+@tenant_scoped
 def audit_action_list(*, tenant: Tenant) -> list[str]:
     """The distinct actions recorded for the tenant, for a filter menu."""
-    return list(AuditEvent.unscoped.filter(tenant=tenant).order_by("action").values_list("action", flat=True).distinct())
+    return list(AuditEvent.objects.filter(tenant=tenant).order_by("action").values_list("action", flat=True).distinct())
 
 
+@tenant_scoped
 def tenant_summary(*, tenant: Tenant) -> dict[str, int]:
     """Counts for the tenant's dashboard."""
     now = timezone.now()
     usable = Q(revoked_at=None) & (Q(expires_at=None) | Q(expires_at__gt=now))
-    keys = ApiKey.unscoped.filter(usable, tenant=tenant).aggregate(
+    keys = ApiKey.objects.filter(usable, tenant=tenant).aggregate(
         active=Count("pk"), live=Count("pk", filter=Q(mode=ApiKey.Mode.LIVE))
     )
     return {
-        "members": Membership.unscoped.filter(tenant=tenant).count(),
+        "members": Membership.objects.filter(tenant=tenant).count(),
         "pending_invitations": invitation_list_pending(tenant=tenant).count(),
         "active_keys": keys["active"],
         "live_keys": keys["live"],
         "test_keys": keys["active"] - keys["live"],
-        "allowlist_entries": IpAllowlistEntry.unscoped.filter(tenant=tenant).count(),
+        "allowlist_entries": IpAllowlistEntry.objects.filter(tenant=tenant).count(),
         "members_without_2fa": membership_list_with_2fa(tenant=tenant).filter(has_2fa=False).count(),
     }
 

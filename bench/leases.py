@@ -58,6 +58,7 @@ def run(n: int, *, webhook_endpoint: bool = False) -> dict:
 
     tenant = Tenant.objects.create(slug="bench", name="Bench")
     if webhook_endpoint:
+        # unscoped: a benchmark builds and counts rows of a throw-away database
         WebhookEndpoint.unscoped.create(tenant=tenant, url="http://127.0.0.1:9/hook", events=["number.released"],
                                         **signing.secret_fields(signing.secret_generate()))
     now = timezone.now()

@@ -1,7 +1,7 @@
 """Models of compliance: for now the keyword events (opt-out, opt-in, help) of inbound messages."""
 from django.db import models
 
-from accounts.tenancy import TenantScopedManager
+from smsportal.tenancy import TenantScopedManager
 
 
 class KeywordEvent(models.Model):
@@ -23,7 +23,6 @@ class KeywordEvent(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["tenant", "sender", "created_at"])]
 

@@ -69,6 +69,7 @@ def message_transition(
     keeps an internal step (a retry going back to queued) out of the customer's webhooks.
     Holds the message row lock for the duration of the transaction.
     """
+    # unscoped: one message by its id, from dispatch, receipts and sweeps
     message = Message.unscoped.select_for_update().get(pk=message_id)
     if not can_transition(message.status, to) or (expected is not None and message.status not in expected):
         return None

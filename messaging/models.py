@@ -5,8 +5,8 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.services import ApiKeyMode
-from accounts.tenancy import TenantScopedManager
 from smsportal.ids import PublicId
+from smsportal.tenancy import TenantScopedManager
 
 
 class MessageType(models.TextChoices):
@@ -40,7 +40,8 @@ class Message(models.Model):
     # Set when `from` was `pool:NAME`: `sender` is then the pool number picked for this message.
     pool = models.ForeignKey("numbers.NumberPool", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     text = models.TextField()
-    template_ref = models.CharField(max_length=500, blank=True)
+    # A stored template's name, or the inline body itself (up to the 10,000 characters the API takes).
+    template_ref = models.TextField(blank=True)
     message_type = models.CharField(max_length=16, choices=MessageType.choices, default=MessageType.TRANSACTIONAL)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     # Grows by one with every status change: receivers order webhooks by it.
@@ -75,7 +76,6 @@ class Message(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["tenant", "-created_at"]),
@@ -120,7 +120,6 @@ class MessageEvent(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["message", "sequence"]
         constraints = [
             # One event per step: a status change that raced another cannot write a second event.
@@ -145,7 +144,6 @@ class MessageTemplate(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="template_unique_name_per_tenant")]
 

@@ -44,6 +44,7 @@ def message_dispatch(*, message_id: int) -> float | None:
     No database transaction is open while the carrier is called.
     """
     now = timezone.now()
+    # unscoped: the dispatch task carries the message id, not a tenant
     message = Message.unscoped.filter(pk=message_id).first()
     if message is None or message.status != Status.QUEUED:
         return None  # a duplicate task, a canceled or already-handled message
@@ -76,6 +77,7 @@ def _submit(message: Message) -> float | None:
         logger.exception("carrier submit failed for %s", message.public_id)
         return _after_transient(message, "carrier_error", exc.__class__.__name__, "")
     # Record the carrier id first: a receipt may already have moved the message past `sent`.
+    # unscoped: the message being dispatched, by its id
     Message.unscoped.filter(pk=message.pk).update(carrier=connector.name, carrier_message_id=result.carrier_message_id)
     message_transition(message_id=message.pk, to=Status.SENT, source=WORKER, detail=f"accepted by {connector.name}",
                        expected=frozenset({Status.SENDING}))
@@ -123,6 +125,7 @@ def receipt_apply(
     if mapped is None:
         logger.warning("receipt from %s with unknown status %r ignored", carrier, status)
         return None
+    # unscoped: carrier receipt matching: the carrier's id names the message, any tenant's
     message = Message.unscoped.filter(carrier=carrier, carrier_message_id=carrier_message_id).first()
     if message is None and reference:
         message = Message.unscoped.filter(public_id=reference).first()
@@ -223,6 +226,7 @@ def _receipts_overdue(now, counts: dict[str, int]) -> None:
                                                 detail=f"receipt: {status} (asked again: overdue)"):
             counts["receipts"] += 1
         else:
+            # unscoped: the receipt sweep, over every tenant
             Message.unscoped.filter(pk=message.pk, status=Status.SENT).update(next_attempt_at=now + overdue)
 
 
@@ -244,4 +248,5 @@ def _publish(message: Message) -> bool:
 
 
 def _batch(*conditions: Q, **filters) -> list[Message]:
+    # unscoped: the message sweeps, over every tenant
     return list(Message.unscoped.filter(*conditions, **filters).order_by("status_changed_at")[:SWEEP_BATCH])

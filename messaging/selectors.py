@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from messaging.lifecycle import FINAL
 from messaging.models import Message, MessageEvent, MessageTemplate, Status
+from smsportal.tenancy import tenant_scoped
 
 if TYPE_CHECKING:
     from accounts.models import Tenant
@@ -19,15 +20,17 @@ if TYPE_CHECKING:
 _PHONE_LIKE = re.compile(r"\+?[\d\s().-]{3,}")
 
 
+@tenant_scoped
 def message_list(*, tenant: Tenant) -> QuerySet[Message]:
-    return Message.unscoped.filter(tenant=tenant).select_related("pool")
+    return Message.objects.filter(tenant=tenant).select_related("pool")
 
 
+@tenant_scoped
 def message_get(*, tenant: Tenant, public_id: str, with_events: bool = False) -> Message:
     queryset = message_list(tenant=tenant)
     if with_events:
         queryset = queryset.prefetch_related(
-            Prefetch("events", queryset=MessageEvent.unscoped.order_by("sequence"))
+            Prefetch("events", queryset=MessageEvent.objects.order_by("sequence"))
         )
     message = queryset.filter(public_id=public_id).first()
     if message is None:
@@ -35,6 +38,7 @@ def message_get(*, tenant: Tenant, public_id: str, with_events: bool = False) ->
     return message
 
 
+@tenant_scoped
 def message_search(
     *,
     tenant: Tenant,
@@ -75,6 +79,7 @@ def message_can_cancel(*, message: Message) -> bool:
 _NOT_DELIVERED = FINAL - {Status.DELIVERED, Status.CANCELED}
 
 
+@tenant_scoped
 def message_stats_today(*, tenant: Tenant, now: datetime | None = None) -> dict[str, int | None]:
     """Counts of the messages created today (UTC) for the dashboard.
 
@@ -93,10 +98,12 @@ def message_stats_today(*, tenant: Tenant, now: datetime | None = None) -> dict[
     return {**counts, "delivered_rate": round(100 * counts["delivered"] / outcomes) if outcomes else None}
 
 
+@tenant_scoped
 def template_list(*, tenant: Tenant) -> QuerySet[MessageTemplate]:
-    return MessageTemplate.unscoped.filter(tenant=tenant)
+    return MessageTemplate.objects.filter(tenant=tenant)
 
 
+@tenant_scoped
 def template_get(*, tenant: Tenant, public_id: str) -> MessageTemplate:
     template = template_list(tenant=tenant).filter(public_id=public_id).first()
     if template is None:

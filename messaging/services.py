@@ -22,6 +22,7 @@ from messaging.lifecycle import message_transition
 from messaging.models import Message, MessageEvent, MessageTemplate, MessageType, Status
 from smsportal.errors import DomainError
 from smsportal.events.services import callback_url_validate
+from smsportal.tenancy import tenant_scoped
 
 if TYPE_CHECKING:
     from numbers.models import NumberPool
@@ -101,7 +102,7 @@ def _render_body(*, tenant: Tenant, text: str | None, template: str | None, vari
     if templating.looks_like_inline(template):
         body = template
     else:
-        stored = MessageTemplate.unscoped.filter(tenant=tenant, name=template).first()
+        stored = MessageTemplate.objects.filter(tenant=tenant, name=template).first()
         if stored is None:
             raise errors.TemplateNotFound(f"No template named {template!r}.", field="template")
         body = stored.body
@@ -143,6 +144,7 @@ def _metadata(value: dict | None) -> dict:
     return value
 
 
+@tenant_scoped
 def message_prepare(
     *,
     tenant: Tenant,
@@ -200,6 +202,7 @@ def _sender_resolve(*, tenant: Tenant, sender: str, to: str, record: bool) -> tu
     return pool, number.number
 
 
+@tenant_scoped
 def sender_check(*, tenant: Tenant, sender: str) -> str:
     """The sender as it is sent, when `tenant` may send from it (a `pool:NAME` sender is message_prepare's).
 
@@ -232,6 +235,7 @@ class TextQuote:
     analysis: encoding.EncodingResult
 
 
+@tenant_scoped
 def message_quote_text(
     *,
     tenant: Tenant,
@@ -255,6 +259,7 @@ def message_quote_text(
     return TextQuote(body=body, analysis=encoding.analyze(body, smart_encoding=smart_encoding))
 
 
+@tenant_scoped
 @transaction.atomic
 def message_send(*, tenant: Tenant, api_key: ApiKey | None, mode: str | None = None, **fields) -> Message:
     """Accept a message: store it (queued, or scheduled) with its first event, and enqueue
@@ -262,7 +267,7 @@ def message_send(*, tenant: Tenant, api_key: ApiKey | None, mode: str | None = N
     prepared = message_prepare(tenant=tenant, pool_pick=True, **fields)
     now = timezone.now()
     status = Status.SCHEDULED if prepared.scheduled_at else Status.QUEUED
-    message = Message.unscoped.create(
+    message = Message.objects.create(
         tenant=tenant, api_key=api_key, mode=mode or (api_key.mode if api_key else ApiKeyMode.TEST),
         to=prepared.to, sender=prepared.sender, pool=prepared.pool, text=prepared.analysis.text,
         template_ref=prepared.template_ref, message_type=prepared.message_type, status=status, sequence=1,
@@ -273,8 +278,8 @@ def message_send(*, tenant: Tenant, api_key: ApiKey | None, mode: str | None = N
         scheduled_at=prepared.scheduled_at, expires_at=(prepared.scheduled_at or now) + prepared.validity,
         status_changed_at=now,
     )
-    event = MessageEvent.unscoped.create(tenant=tenant, message=message, sequence=1, status=status,
-                                         source=MessageEvent.Source.API, detail="accepted", created_at=now)
+    event = MessageEvent.objects.create(tenant=tenant, message=message, sequence=1, status=status,
+                                        source=MessageEvent.Source.API, detail="accepted", created_at=now)
     if status == Status.QUEUED:
         message_event_emit(message=message, event_type="message.queued", event=event)
         message_enqueue(message=message)
@@ -302,10 +307,12 @@ def message_dispatch_publish(*, message: Message, countdown: float | None = None
         return False
     # Only while the row is at the step this task was published for: a later step (a retry back to
     # queued) has a hand-over of its own, which this stamp must not hide from the sweeper.
+    # unscoped: after commit (the request's context is gone) and from the sweeps, by the message's id
     Message.unscoped.filter(pk=message.pk, sequence=message.sequence).update(enqueued_at=timezone.now())
     return True
 
 
+@tenant_scoped
 def message_cancel(*, tenant: Tenant, message: Message) -> Message:
     if message.tenant_id != tenant.pk:
         raise errors.MessageNotFound()
@@ -314,7 +321,7 @@ def message_cancel(*, tenant: Tenant, message: Message) -> Message:
                                   expected=frozenset({Status.SCHEDULED, Status.QUEUED}))
     if canceled is None:
         raise errors.MessageNotCancelable(
-            f"The message is {Message.unscoped.get(pk=message.pk).status}; only a scheduled or queued message "
+            f"The message is {Message.objects.get(pk=message.pk).status}; only a scheduled or queued message "
             "can be canceled.")
     return canceled
 
@@ -333,18 +340,20 @@ def _template_clean(*, name: str | None, body: str | None) -> None:
             raise errors.InvalidTemplate(str(exc), field="body") from exc
 
 
+@tenant_scoped
 def template_create(*, tenant: Tenant, name: str, body: str, message_type: str | None = None,
                     description: str = "") -> MessageTemplate:
     _template_clean(name=name, body=body)
     try:
         with transaction.atomic():
-            return MessageTemplate.unscoped.create(tenant=tenant, name=name, body=body,
-                                                   message_type=message_type_normalize(message_type),
-                                                   description=description)
+            return MessageTemplate.objects.create(tenant=tenant, name=name, body=body,
+                                                  message_type=message_type_normalize(message_type),
+                                                  description=description)
     except IntegrityError:
         raise errors.TemplateNameTaken(field="name") from None
 
 
+@tenant_scoped
 def template_update(*, tenant: Tenant, template: MessageTemplate, **changes) -> MessageTemplate:
     _template_clean(name=changes.get("name"), body=changes.get("body"))
     if "message_type" in changes:
@@ -359,5 +368,6 @@ def template_update(*, tenant: Tenant, template: MessageTemplate, **changes) -> 
     return template
 
 
+@tenant_scoped
 def template_delete(*, tenant: Tenant, template: MessageTemplate) -> None:
-    MessageTemplate.unscoped.filter(pk=template.pk, tenant=tenant).delete()
+    MessageTemplate.objects.filter(pk=template.pk, tenant=tenant).delete()

@@ -48,6 +48,7 @@ def keyword_of(text: str) -> tuple[str, str] | None:
 
 def holding_at(*, number: PhoneNumber, at: datetime) -> tuple[Tenant | None, NumberLease | None]:
     """The tenant holding `number` at `at` (and the lease, when it is a lease); (None, None) when nobody did."""
+    # unscoped: an inbound message finds its tenant from the number's holding
     lease = (NumberLease.unscoped.select_related("tenant")
              .filter(number=number, started_at__lte=at, expires_at__gt=at)
              .filter(Q(released_at=None) | Q(released_at__gt=at)).order_by("-started_at").first())
@@ -67,6 +68,7 @@ def inbound_receive(
     """Stores one inbound message for the tenant that held `to` at `received_at`; idempotent by
     (carrier, carrier_message_id): a repeat returns the stored row and records nothing again."""
     carrier_message_id = carrier_message_id or public_id("cmi")
+    # unscoped: carrier inbound: idempotent by carrier id; the tenant is not known yet
     existing = InboundMessage.unscoped.filter(carrier=carrier, carrier_message_id=carrier_message_id).first()
     if existing is not None:
         return existing

@@ -7,8 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.tenancy import TenantScopedManager
 from smsportal.ids import PublicId
+from smsportal.tenancy import TenantScopedManager
 
 
 class NumberType(models.TextChoices):
@@ -123,7 +123,6 @@ class NumberEvent(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["number", "created_at"]), models.Index(fields=["tenant", "created_at"])]
 
@@ -146,7 +145,6 @@ class NumberAssignment(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["-started_at"]
         indexes = [models.Index(fields=["tenant", "ended_at"])]
         constraints = [
@@ -184,7 +182,6 @@ class NumberLease(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["-started_at"]
         indexes = [
             models.Index(fields=["tenant", "released_at"]),
@@ -230,7 +227,6 @@ class NumberPool(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="pool_name_unique_per_tenant")]
 
@@ -239,15 +235,22 @@ class NumberPool(models.Model):
 
 
 class NumberPoolMember(models.Model):
-    """A number of a pool; removed when the tenant stops holding the number."""
+    """A number of a pool; removed when the tenant stops holding the number.
 
+    `tenant` is the pool's tenant (numbers/pools.py sets it from the pool), held on the row itself so
+    the scoped manager and the cross-tenant checks need no join."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
     pool = models.ForeignKey(NumberPool, on_delete=models.CASCADE, related_name="members")
     number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="pool_memberships")
     added_at = models.DateTimeField(auto_now_add=True)
 
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
     class Meta:
         ordering = ["pool", "number"]
-        constraints = [models.UniqueConstraint(fields=["pool", "number"], name="pool_member_once")]
+        constraints = [models.UniqueConstraint(fields=["tenant", "pool", "number"], name="pool_member_once")]
 
     def __str__(self) -> str:
         return f"{self.pool_id} {self.number_id}"
@@ -266,7 +269,6 @@ class PoolStickySender(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         constraints = [models.UniqueConstraint(fields=["pool", "recipient"], name="pool_sticky_once_per_recipient")]
 
     def __str__(self) -> str:
@@ -299,7 +301,6 @@ class NumberUsage(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         constraints = [
             models.UniqueConstraint(fields=["tenant", "number", "kind", "day"], name="one_usage_row_per_day"),
         ]
@@ -343,7 +344,6 @@ class InboundMessage(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        default_manager_name = "unscoped"
         ordering = ["-received_at", "-id"]
         indexes = [
             models.Index(fields=["tenant", "received_at"]),

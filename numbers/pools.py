@@ -21,6 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.services.audit import SYSTEM, Actor, audit_record
+from smsportal.tenancy import tenant_scoped
 
 if TYPE_CHECKING:
     from accounts.models import Tenant
@@ -60,14 +61,14 @@ def _numbers_resolve(*, tenant: Tenant, refs: Iterable[str], field: str) -> list
 
 
 def _members_add(*, pool: NumberPool, numbers: list[PhoneNumber]) -> None:
-    NumberPoolMember.objects.bulk_create([NumberPoolMember(pool=pool, number=n) for n in numbers],
-                                         ignore_conflicts=True)
+    NumberPoolMember.objects.bulk_create([NumberPoolMember(tenant_id=pool.tenant_id, pool=pool, number=n)
+                                         for n in numbers], ignore_conflicts=True)
 
 
 def _members_remove(*, pool: NumberPool, number_ids: Iterable[int]) -> None:
     number_ids = list(number_ids)
     NumberPoolMember.objects.filter(pool=pool, number_id__in=number_ids).delete()
-    PoolStickySender.unscoped.filter(tenant_id=pool.tenant_id, pool=pool, number_id__in=number_ids).delete()
+    PoolStickySender.objects.filter(tenant_id=pool.tenant_id, pool=pool, number_id__in=number_ids).delete()
 
 
 def _member_numbers(pool: NumberPool) -> list[str]:
@@ -77,6 +78,7 @@ def _member_numbers(pool: NumberPool) -> list[str]:
 # --- Create, change, delete -----------------------------------------------------------------------
 
 
+@tenant_scoped
 def pool_create(
     *, tenant: Tenant, name: str, description: str = "", sticky_sender: bool = True, geo_match: bool = True,
     numbers: Iterable[str] = (), actor: Actor = SYSTEM,
@@ -89,8 +91,8 @@ def pool_create(
     try:
         with transaction.atomic():
             members = _numbers_resolve(tenant=tenant, refs=numbers, field="numbers")
-            pool = NumberPool.unscoped.create(tenant=tenant, name=name, description=description,
-                                              sticky_sender=sticky_sender, geo_match=geo_match)
+            pool = NumberPool.objects.create(tenant=tenant, name=name, description=description,
+                                             sticky_sender=sticky_sender, geo_match=geo_match)
             _members_add(pool=pool, numbers=members)
             audit_record(action="number_pool.created", actor=actor, tenant=tenant, target=pool,
                          changes={"name": name, "sticky_sender": sticky_sender, "geo_match": geo_match,
@@ -100,6 +102,7 @@ def pool_create(
     return pool
 
 
+@tenant_scoped
 def pool_update(
     *, tenant: Tenant, pool: NumberPool, actor: Actor = SYSTEM, numbers: Iterable[str] | None = None,
     add_numbers: Iterable[str] = (), remove_numbers: Iterable[str] = (), **changes,
@@ -114,7 +117,7 @@ def pool_update(
         _name_check(changes["name"])
     try:
         with transaction.atomic():
-            row = NumberPool.unscoped.select_for_update().get(pk=pool.pk, tenant=tenant)
+            row = NumberPool.objects.select_for_update().get(pk=pool.pk, tenant=tenant)
             diff = {k: [getattr(row, k), v] for k, v in changes.items() if getattr(row, k) != v}
             for field, value in changes.items():
                 setattr(row, field, value)
@@ -147,10 +150,11 @@ def _members_change(*, tenant: Tenant, pool: NumberPool, numbers: Iterable[str] 
         _members_remove(pool=pool, number_ids=gone.values_list("number_id", flat=True))
 
 
+@tenant_scoped
 def pool_delete(*, tenant: Tenant, pool: NumberPool, actor: Actor = SYSTEM) -> None:
     """Deletes the pool, its members and sticky senders; messages sent from it keep their number. Audited."""
     with transaction.atomic():
-        deleted, _ = NumberPool.unscoped.filter(pk=pool.pk, tenant=tenant).delete()
+        deleted, _ = NumberPool.objects.filter(pk=pool.pk, tenant=tenant).delete()
         if deleted:
             audit_record(action="number_pool.deleted", actor=actor, tenant=tenant, target=pool,
                          changes={"name": pool.name})
@@ -164,11 +168,12 @@ def pool_members_drop(*, number_ids: Iterable[int], tenant_ids: Iterable[int] | 
     a member is always a number its pool's tenant holds, so `number IN ... AND tenant IN ...` reaches
     exactly the rows of each (tenant, number) pair. `tenant_ids=None` (a retired number): every pool."""
     number_ids = list(number_ids)
-    members = NumberPoolMember.objects.filter(number_id__in=number_ids)
+    # unscoped: holdings end in sweeps for many tenants at once; a retired number leaves all
+    members = NumberPoolMember.unscoped.filter(number_id__in=number_ids)
     sticky = PoolStickySender.unscoped.filter(number_id__in=number_ids)
     if tenant_ids is not None:
         tenant_ids = list(tenant_ids)
-        members = members.filter(pool__tenant_id__in=tenant_ids)
+        members = members.filter(tenant_id__in=tenant_ids)
         sticky = sticky.filter(tenant_id__in=tenant_ids)
     members.delete()
     sticky.delete()
@@ -197,18 +202,19 @@ def _rr_next(pool: NumberPool) -> int:
 
     The UPDATE takes the pool row's lock until the caller's transaction ends (PostgreSQL) or
     runs under SQLite's single writer; either way the read-back sees this caller's value."""
-    NumberPool.unscoped.filter(pk=pool.pk).update(rr_cursor=F("rr_cursor") + 1)
-    return NumberPool.unscoped.values_list("rr_cursor", flat=True).get(pk=pool.pk) - 1
+    NumberPool.objects.filter(pk=pool.pk).update(rr_cursor=F("rr_cursor") + 1)
+    return NumberPool.objects.values_list("rr_cursor", flat=True).get(pk=pool.pk) - 1
 
 
 def _sticky_remember(*, tenant: Tenant, pool: NumberPool, to: str, number: PhoneNumber) -> None:
     # An upsert: two first sends to one recipient at once cannot both insert (pool, recipient).
-    PoolStickySender.unscoped.bulk_create(
+    PoolStickySender.objects.bulk_create(
         [PoolStickySender(tenant=tenant, pool=pool, recipient=to, number=number, last_used_at=timezone.now())],
         update_conflicts=True, unique_fields=["pool", "recipient"], update_fields=["number", "last_used_at"],
     )
 
 
+@tenant_scoped
 def pool_pick(*, tenant: Tenant, pool_name: str, to: str, dry_run: bool = False) -> tuple[NumberPool, PhoneNumber]:
     """The pool named `pool_name` and its number to send to `to` (E.164) from.
 
@@ -223,7 +229,7 @@ def pool_pick(*, tenant: Tenant, pool_name: str, to: str, dry_run: bool = False)
     if not members:
         raise PoolEmpty(f"The number pool {pool.name!r} has no number you hold that can send SMS.", field="from")
     if pool.sticky_sender:
-        sticky_id = (PoolStickySender.unscoped.filter(tenant=tenant, pool=pool, recipient=to)
+        sticky_id = (PoolStickySender.objects.filter(tenant=tenant, pool=pool, recipient=to)
                      .values_list("number_id", flat=True).first())
         number = next((m for m in members if m.pk == sticky_id), None)
         if number is not None:

@@ -17,16 +17,19 @@ from typing import TYPE_CHECKING
 from django.db.models import Case, CharField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
+from smsportal.tenancy import tenant_scoped
+
 if TYPE_CHECKING:
     from accounts.models import Tenant
 
 
 
+@tenant_scoped
 def numbers_held(*, tenant: Tenant) -> QuerySet:
     """The numbers `tenant` holds, each annotated with its active holding: `holding_kind`
     (assignment or lease), `holding_id`, `holding_started_at` and `holding_expires_at` (leases)."""
-    lease = NumberLease.unscoped.filter(tenant=tenant, number=OuterRef("pk"), released_at=None)
-    assignment = NumberAssignment.unscoped.filter(tenant=tenant, number=OuterRef("pk"), ended_at=None)
+    lease = NumberLease.objects.filter(tenant=tenant, number=OuterRef("pk"), released_at=None)
+    assignment = NumberAssignment.objects.filter(tenant=tenant, number=OuterRef("pk"), ended_at=None)
     return (
         PhoneNumber.objects.filter(holder=tenant, status__in=HELD)
         .annotate(
@@ -40,22 +43,24 @@ def numbers_held(*, tenant: Tenant) -> QuerySet:
     )
 
 
+@tenant_scoped
 def holding_get(*, tenant: Tenant, number_public_id: str) -> NumberAssignment | NumberLease:
     """The tenant's active holding (assignment or lease) of a number; 404 when it holds none."""
-    assignment = (NumberAssignment.unscoped.select_related("number")
+    assignment = (NumberAssignment.objects.select_related("number")
                   .filter(tenant=tenant, number__public_id=number_public_id, ended_at=None).first())
     if assignment is not None:
         return assignment
-    lease = (NumberLease.unscoped.select_related("number")
+    lease = (NumberLease.objects.select_related("number")
              .filter(tenant=tenant, number__public_id=number_public_id, released_at=None).first())
     if lease is not None:
         return lease
     raise NumberNotFound()
 
 
+@tenant_scoped
 def lease_get(*, tenant: Tenant, public_id: str) -> NumberLease:
     """One of the tenant's leases (active or ended); another tenant's answers like a missing one."""
-    lease = NumberLease.unscoped.select_related("number").filter(tenant=tenant, public_id=public_id).first()
+    lease = NumberLease.objects.select_related("number").filter(tenant=tenant, public_id=public_id).first()
     if lease is None:
         raise NumberNotFound()
     return lease
@@ -69,12 +74,13 @@ def number_held_get(*, tenant: Tenant, number: str) -> PhoneNumber:
     return found
 
 
+@tenant_scoped
 def inbound_messages(
     *, tenant: Tenant, to: str | None = None, lease: str | None = None, has_code: bool | None = None,
     received_after: datetime | None = None, received_before: datetime | None = None, **filters,
 ) -> QuerySet:
     """The tenant's inbound messages with the API filters (`from` comes in `filters`)."""
-    qs = InboundMessage.unscoped.select_related("lease").filter(tenant=tenant)
+    qs = InboundMessage.objects.select_related("lease").filter(tenant=tenant)
     sender = filters.get("from")
     if to:
         qs = qs.filter(to=to)
@@ -91,8 +97,9 @@ def inbound_messages(
     return qs
 
 
+@tenant_scoped
 def inbound_message_get(*, tenant: Tenant, public_id: str) -> InboundMessage:
-    message = InboundMessage.unscoped.select_related("lease").filter(tenant=tenant, public_id=public_id).first()
+    message = InboundMessage.objects.select_related("lease").filter(tenant=tenant, public_id=public_id).first()
     if message is None:
         raise NumberNotFound()
     return message
@@ -100,12 +107,12 @@ def inbound_message_get(*, tenant: Tenant, public_id: str) -> InboundMessage:
 
 def lease_messages(*, tenant_id: int, lease_id: int) -> list[InboundMessage]:
     """A lease's inbound messages, oldest first (the long-poll's answer, numbers/api/longpoll.py)."""
-    return list(InboundMessage.unscoped.select_related("lease").filter(tenant_id=tenant_id, lease_id=lease_id)
+    return list(InboundMessage.objects.select_related("lease").filter(tenant_id=tenant_id, lease_id=lease_id)
                 .order_by("received_at", "id"))
 
 
 def lease_has_messages(*, tenant_id: int, lease_id: int) -> bool:
-    return InboundMessage.unscoped.filter(tenant_id=tenant_id, lease_id=lease_id).exists()
+    return InboundMessage.objects.filter(tenant_id=tenant_id, lease_id=lease_id).exists()
 
 
 # --- Number pools ---------------------------------------------------------------------------------
@@ -121,13 +128,15 @@ def numbers_poolable(*, tenant: Tenant) -> QuerySet:
     return _sms_capable(PhoneNumber.objects.filter(holder=tenant, status__in=HELD)).order_by("number")
 
 
+@tenant_scoped
 def pool_list(*, tenant: Tenant) -> QuerySet:
     """The tenant's pools, each with `numbers` prefetched: only the members it still holds, by number."""
-    return NumberPool.unscoped.filter(tenant=tenant).prefetch_related(
+    return NumberPool.objects.filter(tenant=tenant).prefetch_related(
         Prefetch("numbers", queryset=PhoneNumber.objects.filter(holder=tenant, status__in=HELD).order_by("number"))
     )
 
 
+@tenant_scoped
 def pool_get(*, tenant: Tenant, public_id: str) -> NumberPool:
     """One of the tenant's pools by id; another tenant's answers like a missing one."""
     pool = pool_list(tenant=tenant).filter(public_id=public_id).first()
@@ -136,13 +145,15 @@ def pool_get(*, tenant: Tenant, public_id: str) -> NumberPool:
     return pool
 
 
+@tenant_scoped
 def pool_get_by_name(*, tenant: Tenant, name: str, field: str | None = None) -> NumberPool:
-    pool = NumberPool.unscoped.filter(tenant=tenant, name=name).first()
+    pool = NumberPool.objects.filter(tenant=tenant, name=name).first()
     if pool is None:
         raise PoolNotFound(f"No number pool named {name!r}.", field=field)
     return pool
 
 
+@tenant_scoped
 def pool_members_usable(*, tenant: Tenant, pool: NumberPool) -> QuerySet:
     """The pool's numbers that can send for it now: still held by the tenant and SMS-capable, by number."""
     return numbers_poolable(tenant=tenant).filter(pool_memberships__pool=pool)

@@ -46,6 +46,7 @@ from accounts.services.audit import SYSTEM, Actor
 from smsportal import outbound
 from smsportal.countdowns import countdown_limit
 from smsportal.errors import Conflict
+from smsportal.tenancy import tenant_scoped
 
 if TYPE_CHECKING:
     from accounts.models import Tenant
@@ -82,6 +83,7 @@ def _number_move(
         status=to, updated_at=timezone.now(), **fields
     )
     if changed:
+        # unscoped: the shared inventory's history: returns have no tenant, sweeps write for many
         NumberEvent.unscoped.create(number_id=number_id, tenant=tenant, kind=kind, from_status=frm, to_status=to,
                                     detail=detail[:300], actor=actor.label)
     return bool(changed)
@@ -146,6 +148,7 @@ def numbers_available(*, country: str | None = None, type: str | None = None, ca
 # --- Assignments ----------------------------------------------------------------------------------
 
 
+@tenant_scoped
 def number_assign(
     *, tenant: Tenant, number: PhoneNumber | None = None, country: str | None = None, type: str | None = None,
     capability: str | None = "sms", contains: str | None = None, actor: Actor = SYSTEM,
@@ -169,6 +172,7 @@ def number_assign(
     return assignment
 
 
+@tenant_scoped
 def number_release_assignment(*, tenant: Tenant, assignment: NumberAssignment, actor: Actor = SYSTEM,
                               reason: str = Reason.RELEASED) -> bool:
     """Ends a rental; the number goes to quarantine and `number.released` to the tenant's endpoints.
@@ -177,7 +181,7 @@ def number_release_assignment(*, tenant: Tenant, assignment: NumberAssignment, a
     _own(tenant, assignment)
     now = timezone.now()
     with transaction.atomic():
-        if not NumberAssignment.unscoped.filter(pk=assignment.pk, ended_at=None).update(ended_at=now):
+        if not NumberAssignment.objects.filter(pk=assignment.pk, ended_at=None).update(ended_at=now):
             return False
         assignment.ended_at = now
         # Re-read under the lock: a daily job that committed while this UPDATE waited moved it.
@@ -214,6 +218,7 @@ def _callback_url_check(url: str) -> str:
     return url
 
 
+@tenant_scoped
 def number_lease_acquire(
     *, tenant: Tenant, country: str, ttl_seconds: int, type: str = NumberType.MOBILE, capability: str = "sms",
     callback_url: str = "", expiring_notice_seconds: int | None = None, actor: Actor = SYSTEM,
@@ -243,6 +248,7 @@ def number_lease_acquire(
     return lease
 
 
+@tenant_scoped
 def number_lease_extend(*, tenant: Tenant, lease: NumberLease, ttl_seconds: int, actor: Actor = SYSTEM) -> NumberLease:
     """Moves the lease's end `ttl_seconds` later; only while it runs, and at most 30 days from now.
 
@@ -254,8 +260,8 @@ def number_lease_extend(*, tenant: Tenant, lease: NumberLease, ttl_seconds: int,
     _own(tenant, lease)
     for _ in range(CLAIM_ATTEMPTS):
         now = timezone.now()
-        current = NumberLease.unscoped.filter(pk=lease.pk).values("expires_at", "released_at",
-                                                                  "expiring_notice_seconds").get()
+        current = NumberLease.objects.filter(pk=lease.pk).values("expires_at", "released_at",
+                                                                 "expiring_notice_seconds").get()
         if current["released_at"] is not None or current["expires_at"] <= now:
             raise LeaseEnded()
         new_end = current["expires_at"] + timedelta(seconds=ttl_seconds)
@@ -265,13 +271,13 @@ def number_lease_extend(*, tenant: Tenant, lease: NumberLease, ttl_seconds: int,
         if new_end - now > timedelta(seconds=current["expiring_notice_seconds"]):
             fields["expiring_notified_at"] = None
         with transaction.atomic():
-            if NumberLease.unscoped.filter(pk=lease.pk, released_at=None, expires_at=current["expires_at"]).update(
+            if NumberLease.objects.filter(pk=lease.pk, released_at=None, expires_at=current["expires_at"]).update(
                 **fields
             ):
-                NumberEvent.unscoped.create(number_id=lease.number_id, tenant=tenant, kind=Kind.EXTENDED,
-                                            from_status=NumberStatus.LEASED, to_status=NumberStatus.LEASED,
-                                            detail=f"lease {lease.public_id} until {new_end.isoformat()}",
-                                            actor=actor.label)
+                NumberEvent.objects.create(number_id=lease.number_id, tenant=tenant, kind=Kind.EXTENDED,
+                                           from_status=NumberStatus.LEASED, to_status=NumberStatus.LEASED,
+                                           detail=f"lease {lease.public_id} until {new_end.isoformat()}",
+                                           actor=actor.label)
                 lease.expires_at = new_end
                 lease.expiring_notified_at = fields.get("expiring_notified_at", lease.expiring_notified_at)
                 _notice_schedule(lease=lease, now=now)
@@ -279,6 +285,7 @@ def number_lease_extend(*, tenant: Tenant, lease: NumberLease, ttl_seconds: int,
     raise Conflict("The lease changed concurrently; try again.", code="lease_busy")
 
 
+@tenant_scoped
 def number_lease_release(*, tenant: Tenant, lease: NumberLease, actor: Actor = SYSTEM,
                          reason: str = Reason.RELEASED) -> bool:
     """Ends a lease early; the number goes to quarantine. Idempotent: False when it had already ended."""
@@ -297,9 +304,9 @@ def _lease_end(*, lease_id: int, now: datetime, reason: str, actor: Actor, expir
     if expired_only:
         filters["expires_at__lte"] = now
     with transaction.atomic(savepoint=False):
-        if not NumberLease.unscoped.filter(**filters).update(released_at=now, release_reason=reason):
+        if not NumberLease.objects.filter(**filters).update(released_at=now, release_reason=reason):
             return False
-        lease = NumberLease.unscoped.select_related("tenant", "number").get(pk=lease_id)
+        lease = NumberLease.objects.select_related("tenant", "number").get(pk=lease_id)
         webhooks.lease_events_emit(leases=[lease], event_type="number.released", now=now)
         _quarantine(number_id=lease.number_id, frm=NumberStatus.LEASED, tenant=lease.tenant, now=now, actor=actor,
                     detail=f"lease {lease.public_id} {reason}")
@@ -321,6 +328,7 @@ def leases_release_expired(*, now: datetime | None = None) -> dict[str, int]:
     counts = {"released": 0, "expiring_notified": 0, "returned": 0}
     for _ in range(SWEEP_MAX_BATCHES):
         with transaction.atomic():
+            # unscoped: the lease sweep, over every tenant
             ids = _locked_ids(NumberLease.unscoped.filter(released_at=None, expires_at__lte=now).order_by("expires_at"))
             counts["released"] += _leases_expire(ids=ids, now=now)
         if len(ids) < SWEEP_BATCH:
@@ -353,6 +361,7 @@ def _leases_expire(*, ids: list[int], now: datetime) -> int:
     a lease extended after the ids were read, and reads `usage_recorded_until` under the same locks
     (the daily job skips or waits for them). Each UPDATE must change exactly the rows read;
     otherwise SweepConflict rolls the whole batch back (nothing half-made)."""
+    # unscoped: the lease sweep's set-based batch, over every tenant
     leases = list(NumberLease.unscoped.filter(pk__in=ids, released_at=None, expires_at__lte=now))
     if not leases:
         return 0
@@ -405,6 +414,7 @@ def _leases_notify_expiring(*, ids: list[int], now: datetime) -> int:
     """`number.lease_expiring` for the locked leases `ids` still due, set-based, like _leases_expire:
     the conditional UPDATE of `expiring_notified_at` must change exactly the rows re-read, or the batch
     rolls back (SweepConflict), so a notice is recorded once however many sweeps and tasks run."""
+    # unscoped: the sweep's expiring notices, over every tenant
     leases = list(_notice_due(NumberLease.unscoped.filter(pk__in=ids), now=now))
     if not leases:
         return 0
@@ -416,15 +426,16 @@ def _leases_notify_expiring(*, ids: list[int], now: datetime) -> int:
     return len(leases)
 
 
-def number_lease_notify_expiring(*, lease_id: int, now: datetime | None = None) -> bool:
+@tenant_scoped
+def number_lease_notify_expiring(*, tenant: Tenant, lease_id: int, now: datetime | None = None) -> bool:
     """Sends `number.lease_expiring` for one lease if it is due and not sent for its current end
     (numbers_lease_notify_expiring_task; the sweep does the same for every lease). True when this
     call sent it: the conditional UPDATE on `expiring_notified_at IS NULL` lets one caller through."""
     now = now or timezone.now()
     with transaction.atomic():
-        if not _notice_due(NumberLease.unscoped.filter(pk=lease_id), now=now).update(expiring_notified_at=now):
+        if not _notice_due(NumberLease.objects.filter(pk=lease_id), now=now).update(expiring_notified_at=now):
             return False
-        lease = NumberLease.unscoped.get(pk=lease_id)
+        lease = NumberLease.objects.get(pk=lease_id)
         webhooks.lease_events_emit(leases=[lease], event_type="number.lease_expiring", now=now)
     return True
 
@@ -439,9 +450,9 @@ def _notice_schedule(*, lease: NumberLease, now: datetime) -> None:
         return
     from numbers.tasks import number_lease_notify_expiring_task
 
-    lease_id, countdown = lease.pk, max(0.0, delay)
-    transaction.on_commit(lambda: number_lease_notify_expiring_task.apply_async((lease_id,), countdown=countdown),
-                          robust=True)
+    lease_id, tenant_id, countdown = lease.pk, lease.tenant_id, max(0.0, delay)
+    transaction.on_commit(lambda: number_lease_notify_expiring_task.apply_async(
+        (lease_id,), kwargs={"tenant_id": tenant_id}, countdown=countdown), robust=True)
 
 
 def _locked_ids(queryset: QuerySet) -> list[int]:
@@ -485,6 +496,7 @@ def numbers_usage_record_open(*, now: datetime | None = None) -> dict[str, int]:
 def _usage_pending(model: type[NumberAssignment] | type[NumberLease], *, cut: datetime) -> QuerySet:
     """Open holdings with usage before `cut` not recorded yet."""
     still_open = Q(ended_at=None) if model is NumberAssignment else Q(released_at=None, expires_at__gt=cut)
+    # unscoped: the daily usage job, over every tenant's holdings
     return model.unscoped.filter(still_open).filter(
         Q(usage_recorded_until__lt=cut) | Q(usage_recorded_until=None, started_at__lt=cut))
 
@@ -524,6 +536,7 @@ def phone_number_upsert(
     with transaction.atomic():
         phone_number, created = PhoneNumber.objects.update_or_create(number=number, defaults=fields)
         if created:
+            # unscoped: inventory import: a number's history before any tenant holds it
             NumberEvent.unscoped.create(number=phone_number, kind=Kind.IMPORTED, to_status=phone_number.status,
                                         detail=f"{type} {country.upper()} from {carrier}", actor=actor.label)
     return phone_number, created
@@ -558,6 +571,7 @@ def number_retire(*, number: PhoneNumber, actor: Actor = SYSTEM) -> bool:
 
 def number_force_release(*, number: PhoneNumber, actor: Actor = SYSTEM) -> bool:
     """An account manager ends whatever holding the number has (lease or assignment)."""
+    # unscoped: an account manager releases a number: whichever tenant holds it
     lease = NumberLease.unscoped.filter(number=number, released_at=None).select_related("tenant").first()
     if lease is not None:
         return number_lease_release(tenant=lease.tenant, lease=lease, actor=actor, reason=Reason.FORCE_RELEASED)

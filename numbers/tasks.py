@@ -5,6 +5,9 @@ from numbers import services
 
 from celery import shared_task
 
+from smsportal.tasks import TenantTask
+from smsportal.tenancy import current_tenant
+
 
 @shared_task(ignore_result=True)
 def numbers_release_expired_leases_task() -> dict[str, int]:
@@ -12,11 +15,11 @@ def numbers_release_expired_leases_task() -> dict[str, int]:
     return services.leases_release_expired()
 
 
-@shared_task(ignore_result=True)
-def number_lease_notify_expiring_task(lease_id: int) -> bool:
-    """At a lease's notice time (countdown set at acquire/extend); a duplicate, or a task for an end
-    that has moved, does nothing (see services.number_lease_notify_expiring)."""
-    return services.number_lease_notify_expiring(lease_id=lease_id)
+@shared_task(base=TenantTask, ignore_result=True)
+def number_lease_notify_expiring_task(lease_id: int, *, tenant_id: int) -> bool:
+    """At a lease's notice time (countdown set at acquire/extend), under the lease's tenant; a duplicate,
+    or a task for an end that has moved, does nothing (see services.number_lease_notify_expiring)."""
+    return services.number_lease_notify_expiring(tenant=current_tenant(), lease_id=lease_id)
 
 
 @shared_task(ignore_result=True)

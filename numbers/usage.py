@@ -42,6 +42,7 @@ def usage_add(amounts: dict[tuple[int, int, str, date], tuple[int, int]]) -> Non
     if one did, the unique constraint fails the caller's transaction rather than count twice."""
     if not amounts:
         return
+    # unscoped: usage rows of many tenants at once (sweeps, the daily job)
     existing = NumberUsage.unscoped.filter(number_id__in={key[1] for key in amounts},
                                            day__in={key[3] for key in amounts})
     found = {(u.tenant_id, u.number_id, u.kind, u.day): u.pk for u in existing if

@@ -260,7 +260,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["smsportal.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_RATE_LIMIT", default="100/s")},
     "EXCEPTION_HANDLER": "smsportal.api.exceptions.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "smsportal.api.views.ApiAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "smsportal.api.schema.ApiAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "PAGE_SIZE": 50,
 }

@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from accounts.models import ApiKey, IpAllowlistEntry
 from accounts.roles import ALL_SCOPES
+from smsportal.api.serializers import JsonBodySerializer
 
 
 class TenantSummarySerializer(serializers.Serializer):
@@ -23,7 +24,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):
+class ApiKeyCreateSerializer(JsonBodySerializer):
     name = serializers.CharField(max_length=100)
     mode = serializers.ChoiceField(choices=ApiKey.Mode.choices, default=ApiKey.Mode.TEST)
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=ALL_SCOPES), required=False, allow_empty=False)
@@ -56,7 +57,7 @@ class IpAllowlistEntrySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class IpAllowlistCreateSerializer(serializers.Serializer):
+class IpAllowlistCreateSerializer(JsonBodySerializer):
     cidr = serializers.CharField(max_length=64)
     api_key = serializers.CharField(required=False, allow_null=True, help_text="Bind the entry to one key (its id).")
     note = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")

@@ -9,6 +9,7 @@ from accounts import errors
 from accounts.clientip import IPAddress
 from accounts.models import ApiKey, IpAllowlistEntry, Tenant
 from accounts.services.audit import Actor, audit_record
+from smsportal.tenancy import tenant_scoped
 
 # --- IP allowlist ----------------------------------------------------------------------
 
@@ -29,12 +30,13 @@ def _check_key_tenant(tenant: Tenant, api_key: ApiKey | None) -> None:
         raise errors.DomainError("Unknown API key.", field="api_key", code="not_found")
 
 
+@tenant_scoped
 @transaction.atomic
 def ip_allowlist_add(
     *, tenant: Tenant, cidr: str, actor: Actor, api_key: ApiKey | None = None, note: str = ""
 ) -> IpAllowlistEntry:
     _check_key_tenant(tenant, api_key)
-    entry = IpAllowlistEntry.unscoped.create(
+    entry = IpAllowlistEntry.objects.create(
         tenant=tenant, cidr=normalize_cidr(cidr), api_key=api_key, note=note, created_by=actor.user
     )
     audit_record(action="ip_allowlist.added", actor=actor, tenant=tenant, target=entry,
@@ -42,6 +44,7 @@ def ip_allowlist_add(
     return entry
 
 
+@tenant_scoped
 @transaction.atomic
 def ip_allowlist_update(
     *, tenant: Tenant, entry: IpAllowlistEntry, cidr: str, note: str, api_key: ApiKey | None, actor: Actor
@@ -49,7 +52,7 @@ def ip_allowlist_update(
     """Change an entry in place; records the fields that changed (nothing when none did)."""
     _check_key_tenant(tenant, api_key)
     # of=self: PostgreSQL cannot lock the nullable side of the outer join to api_key.
-    entry = (IpAllowlistEntry.unscoped.select_for_update(of=("self",)).select_related("api_key")
+    entry = (IpAllowlistEntry.objects.select_for_update(of=("self",)).select_related("api_key")
              .get(pk=entry.pk, tenant=tenant))
     before = _allowlist_fields(entry)
     entry.cidr, entry.note, entry.api_key = normalize_cidr(cidr), note, api_key
@@ -65,11 +68,12 @@ def _allowlist_fields(entry: IpAllowlistEntry) -> dict:
     return {"cidr": entry.cidr, "note": entry.note, "api_key": entry.api_key.public_id if entry.api_key else None}
 
 
+@tenant_scoped
 @transaction.atomic
 def ip_allowlist_remove(*, tenant: Tenant, entry: IpAllowlistEntry, actor: Actor) -> None:
     audit_record(action="ip_allowlist.removed", actor=actor, tenant=tenant, target=entry,
                  changes={"cidr": entry.cidr, "api_key": entry.api_key.public_id if entry.api_key else None})
-    IpAllowlistEntry.unscoped.filter(pk=entry.pk, tenant=tenant).delete()
+    IpAllowlistEntry.objects.filter(pk=entry.pk, tenant=tenant).delete()
 
 
 def ip_allowed(*, entries: list[IpAllowlistEntry], address: IPAddress | None) -> bool:

@@ -18,6 +18,7 @@ from accounts.models import ApiKey, Tenant
 from accounts.roles import ALL_SCOPES, grantable_scopes
 from accounts.services.audit import Actor, audit_record
 from smsportal.ids import random_base62, to_base62
+from smsportal.tenancy import tenant_scoped
 
 # --- API keys ----------------------------------------------------------------------
 
@@ -70,6 +71,7 @@ def _clean_scopes(scopes: list[str] | None) -> list[str]:
     return scopes
 
 
+@tenant_scoped
 @transaction.atomic
 def api_key_create(
     *,
@@ -98,7 +100,7 @@ def api_key_create(
         raise errors.DomainError("The expiry must be in the future.", field="expires_at", code="invalid_expiry")
     key_id, secret = random_base62(KEY_ID_LENGTH), random_base62(SECRET_LENGTH)
     raw = api_key_format(mode=mode, key_id=key_id, secret=secret)
-    api_key = ApiKey.unscoped.create(
+    api_key = ApiKey.objects.create(
         tenant=tenant, name=name, mode=mode, key_id=key_id, secret_hash=_hash_key(raw), last4=raw[-4:],
         scopes=scopes, created_by=actor.user, expires_at=expires_at,
     )
@@ -107,10 +109,11 @@ def api_key_create(
     return api_key, raw
 
 
+@tenant_scoped
 @transaction.atomic
 def api_key_revoke(*, tenant: Tenant, api_key: ApiKey, actor: Actor) -> ApiKey:
     """Idempotent: revoking a revoked key changes nothing and records nothing."""
-    updated = ApiKey.unscoped.filter(pk=api_key.pk, tenant=tenant, revoked_at=None).update(revoked_at=timezone.now())
+    updated = ApiKey.objects.filter(pk=api_key.pk, tenant=tenant, revoked_at=None).update(revoked_at=timezone.now())
     api_key.refresh_from_db()
     if updated:
         audit_record(action="api_key.revoked", actor=actor, tenant=tenant, target=api_key,
@@ -123,6 +126,7 @@ def api_key_authenticate(*, raw: str) -> ApiKey:
     match = api_key_well_formed(raw)
     if match is None:
         raise errors.InvalidApiKey()
+    # unscoped: the API-key lookup at authentication: the key names the tenant
     api_key = ApiKey.unscoped.select_related("tenant").filter(key_id=match["key_id"]).first()
     if (
         api_key is None
@@ -145,4 +149,4 @@ def api_key_touch(*, api_key: ApiKey) -> None:
         logger.warning("cache unavailable; last_used_at not refreshed")
         return
     if first_in_interval:
-        ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())

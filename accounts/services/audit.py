@@ -29,6 +29,7 @@ SYSTEM = Actor()
 def audit_record(
     *, action: str, actor: Actor, tenant: Tenant | None = None, target: object | None = None, changes: dict | None = None
 ) -> AuditEvent:
+    # unscoped: an event of no tenant (staff, platform) or of each tenant of a person
     return AuditEvent.unscoped.create(
         tenant=tenant,
         action=action,
@@ -44,6 +45,7 @@ def audit_record(
 
 def _audit_everywhere(*, user: User, action: str, actor: Actor, changes: dict | None = None) -> None:
     """A person's security event belongs to each tenant they are in (and to none, for staff without one)."""
+    # unscoped: a person's security event goes to every tenant they belong to
     tenant_ids = list(Membership.unscoped.filter(user=user).values_list("tenant_id", flat=True))
     for tenant in Tenant.objects.filter(pk__in=tenant_ids) if tenant_ids else [None]:
         audit_record(action=action, actor=actor, tenant=tenant, target=user, changes=changes)

@@ -15,6 +15,7 @@ from accounts.models import Invitation, Membership, Tenant, User
 from accounts.roles import Role, role_can
 from accounts.services.audit import Actor, audit_record
 from accounts.services.tenants import user_get_or_create
+from smsportal.tenancy import tenant_scoped
 
 # --- Team ------------------------------------------------------------------------------
 
@@ -32,7 +33,7 @@ def _role_under_lock(tenant: Tenant, actor: Actor, claimed: str) -> str:
     ago cannot still act on the role the caller read before. Staff (no membership) keep `claimed`."""
     if actor.user is None:
         return claimed
-    current = Membership.unscoped.filter(tenant=tenant, user=actor.user).values_list("role", flat=True).first()
+    current = Membership.objects.filter(tenant=tenant, user=actor.user).values_list("role", flat=True).first()
     if current is None:
         return claimed if actor.user.is_staff else ""
     if not role_can(current, "team.manage"):
@@ -41,27 +42,29 @@ def _role_under_lock(tenant: Tenant, actor: Actor, claimed: str) -> str:
 
 
 def _other_owner_exists(tenant: Tenant, membership: Membership) -> bool:
-    return Membership.unscoped.filter(tenant=tenant, role=Role.OWNER).exclude(pk=membership.pk).exists()
+    return Membership.objects.filter(tenant=tenant, role=Role.OWNER).exclude(pk=membership.pk).exists()
 
 
+@tenant_scoped
 @transaction.atomic
 def membership_add(*, tenant: Tenant, user: User, role: str, actor: Actor) -> Membership:
     """Add an existing person directly (account managers in the admin); everyone else joins by invitation."""
     if role not in Role.values:
         raise errors.DomainError("Unknown role.", field="role", code="invalid_role")
-    if Membership.unscoped.filter(tenant=tenant, user=user).exists():
+    if Membership.objects.filter(tenant=tenant, user=user).exists():
         raise errors.AlreadyMember(field="user")
-    membership = Membership.unscoped.create(tenant=tenant, user=user, role=role)
+    membership = Membership.objects.create(tenant=tenant, user=user, role=role)
     audit_record(action="membership.added", actor=actor, tenant=tenant, target=membership,
                  changes={"user": user.email, "role": role})
     return membership
 
 
+@tenant_scoped
 @transaction.atomic
 def membership_change_role(*, tenant: Tenant, membership: Membership, role: str, actor: Actor, actor_role: str) -> Membership:
     _lock_tenant(tenant)
     actor_role = _role_under_lock(tenant, actor, actor_role)
-    membership = Membership.unscoped.select_related("user").get(pk=membership.pk, tenant=tenant)
+    membership = Membership.objects.select_related("user").get(pk=membership.pk, tenant=tenant)
     if role not in Role.values:
         raise errors.DomainError("Unknown role.", field="role", code="invalid_role")
     if Role.OWNER in (role, membership.role) and actor_role != Role.OWNER:
@@ -76,11 +79,12 @@ def membership_change_role(*, tenant: Tenant, membership: Membership, role: str,
     return membership
 
 
+@tenant_scoped
 @transaction.atomic
 def membership_remove(*, tenant: Tenant, membership: Membership, actor: Actor, actor_role: str) -> None:
     _lock_tenant(tenant)
     actor_role = _role_under_lock(tenant, actor, actor_role)
-    membership = Membership.unscoped.select_related("user").get(pk=membership.pk, tenant=tenant)
+    membership = Membership.objects.select_related("user").get(pk=membership.pk, tenant=tenant)
     if membership.role == Role.OWNER:
         if actor_role != Role.OWNER:
             raise errors.PermissionDenied("Only an owner can remove an owner.")
@@ -95,6 +99,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@tenant_scoped
 @transaction.atomic
 def invitation_create(
     *, tenant: Tenant, email: str, role: str, actor: Actor, actor_role: str, accept_url_template: str
@@ -105,10 +110,10 @@ def invitation_create(
         raise errors.DomainError("Unknown role.", field="role", code="invalid_role")
     if role == Role.OWNER and actor_role != Role.OWNER:
         raise errors.PermissionDenied("Only an owner can invite another owner.", field="role")
-    if Membership.unscoped.filter(tenant=tenant, user__email=email).exists():
+    if Membership.objects.filter(tenant=tenant, user__email=email).exists():
         raise errors.AlreadyMember(field="email")
     token = secrets.token_urlsafe(32)
-    invitation = Invitation.unscoped.create(
+    invitation = Invitation.objects.create(
         tenant=tenant, email=email, role=role, token_hash=_token_hash(token), invited_by=actor.user,
         expires_at=timezone.now() + INVITATION_TTL,
     )
@@ -126,6 +131,7 @@ def invitation_create(
 
 
 def invitation_find(*, token: str) -> Invitation:
+    # unscoped: the invitation token names the tenant; the invitee is not in it yet
     invitation = Invitation.unscoped.select_related("tenant").filter(token_hash=_token_hash(token)).first()
     if invitation is None or not invitation.is_pending:
         raise errors.InvalidInvitation()
@@ -136,6 +142,7 @@ def invitation_find(*, token: str) -> Invitation:
 def invitation_accept(*, token: str, user: User | None = None, password: str | None = None, ip: str | None = None) -> Membership:
     """Join the tenant: as the signed-in `user` (whose email must match) or as a new user with `password`."""
     invitation = invitation_find(token=token)
+    # unscoped: the invitee joins from outside the tenant; the token is the scope
     invitation = Invitation.unscoped.select_for_update().get(pk=invitation.pk)
     if not invitation.is_pending:
         raise errors.InvalidInvitation()
@@ -156,9 +163,10 @@ def invitation_accept(*, token: str, user: User | None = None, password: str | N
     return membership
 
 
+@tenant_scoped
 @transaction.atomic
 def invitation_revoke(*, tenant: Tenant, invitation: Invitation, actor: Actor) -> None:
-    updated = Invitation.unscoped.filter(pk=invitation.pk, tenant=tenant, revoked_at=None, accepted_at=None).update(
+    updated = Invitation.objects.filter(pk=invitation.pk, tenant=tenant, revoked_at=None, accepted_at=None).update(
         revoked_at=timezone.now()
     )
     if updated:

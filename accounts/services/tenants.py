@@ -17,6 +17,7 @@ def tenant_create(
     """Create a tenant and its first owner (a new user, or an existing one by email)."""
     tenant = Tenant.objects.create(slug=slugify(slug), name=name)
     owner, _created = user_get_or_create(email=owner_email, password=password)
+    # unscoped: a new tenant's first owner joins before any context can exist
     Membership.unscoped.create(tenant=tenant, user=owner, role=Role.OWNER)
     audit_record(action="tenant.created", actor=actor, tenant=tenant, target=tenant, changes={"owner": owner.email})
     return tenant, owner

@@ -14,14 +14,15 @@ PASSWORD = "correct horse battery staple"
 
 
 class ModelFactory(factory.django.DjangoModelFactory):
-    """Creates through Django's default manager: `objects` on tenant-owned models is fail-closed."""
+    """Creates through `unscoped` on tenant-owned models (`objects`, their default manager, fails closed
+    outside a tenant context), else through the default manager."""
 
     class Meta:
         abstract = True
 
     @classmethod
     def _get_manager(cls, model_class):
-        return model_class._default_manager
+        return getattr(model_class, "unscoped", model_class._default_manager)
 
 
 class UserFactory(ModelFactory):
@@ -136,7 +137,7 @@ def _side(label: str) -> Side:
 
     # Made directly (no audit event), with the rented number as its member.
     pool = NumberPool.unscoped.create(tenant=tenant, name="senders", description=f"{label} senders")
-    NumberPoolMember.objects.create(pool=pool, number=assignment.number)
+    NumberPoolMember.unscoped.create(tenant=tenant, pool=pool, number=assignment.number)
     from numbers.inbound import inbound_receive
 
     inbound = inbound_receive(to=lease.number.number, sender="+447700900123", text=f"{label} code 482913",

@@ -9,8 +9,9 @@ path parameter filled with tenant A's object of that kind. Then:
   the same status and body as for an id that exists nowhere: no existence oracle;
 - no response, on any route, contains any of A's identifiers (public ids, key prefix, emails,
   tenant name and slug), except the ids this test itself put in the path;
-- afterwards, A's rows (tenant, people, keys, allowlist, memberships, invitations, audit trail) are
-  exactly as before.
+- afterwards, A's rows are exactly as before: the tenant, its people and held numbers, and the rows
+  of every tenant-owned model (every model with a `tenant` foreign key, from the app registry:
+  accounts/tests/tenant_models.py), so a model added later is in the snapshot and the scan.
 
 A route with a path parameter that KWARGS does not know fails the test with a message saying what
 to add, so a new kind of object cannot slip past unmapped. Each request uses a fresh signed-in
@@ -22,7 +23,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from numbers.models import NumberAssignment, NumberLease, NumberPool, NumberPoolMember, PhoneNumber
+from numbers.models import InboundMessage, PhoneNumber
 
 import pytest
 from django.test import Client
@@ -32,11 +33,13 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from rest_framework.test import APIClient
 
-from accounts.models import ApiKey, AuditEvent, Invitation, IpAllowlistEntry, Membership, Tenant, User
+from accounts.models import ApiKey, Invitation, Membership, Tenant, User
 from accounts.roles import Role
 from accounts.tests.factories import Side, login_verified
+from accounts.tests.tenant_models import tenant_owned_models
+from messaging.models import Message, MessageTemplate
 from smsportal.api.throttling import ApiKeyRateThrottle
-from smsportal.events.models import WebhookAttempt, WebhookCallbackSecret, WebhookDelivery, WebhookEndpoint
+from smsportal.events.models import WebhookDelivery, WebhookEndpoint
 from smsportal.ids import public_id
 
 pytestmark = pytest.mark.django_db
@@ -161,24 +164,30 @@ def build(route: Route, values: dict[str, str]) -> str:
 # --- tenant A's identifiers and rows --------------------------------------------------------------
 
 
+# Fields besides `public_id` whose values would betray A in a response to B, by model.
+IDENTIFYING_FIELDS: dict[type, tuple[str, ...]] = {
+    ApiKey: ("key_id",),
+    Membership: ("user__email",),
+    Invitation: ("email",),
+    WebhookEndpoint: ("url", "secret_prefix"),
+    WebhookDelivery: ("event_id",),
+    Message: ("client_reference", "text"),
+    MessageTemplate: ("name",),
+    InboundMessage: ("carrier_message_id", "text"),
+}
+
+
 def a_identifiers(side: Side) -> set[str]:
-    """Every string that would betray tenant A's data in a response to B."""
+    """Every string that would betray tenant A's data in a response to B: the public id of each of
+    A's rows of every tenant-owned model, the fields above, and the numbers A holds."""
     tenant = side.tenant
     ids = {tenant.name, side.api_key.prefix, side.api_key.key_id, side.secret}
-    for model in (ApiKey, IpAllowlistEntry, Membership, Invitation, AuditEvent):
-        ids |= set(model.unscoped.filter(tenant=tenant).values_list("public_id", flat=True))
-    ids |= set(ApiKey.unscoped.filter(tenant=tenant).values_list("key_id", flat=True))
-    ids |= set(Membership.unscoped.filter(tenant=tenant).values_list("user__email", flat=True))
-    ids |= set(Invitation.unscoped.filter(tenant=tenant).values_list("email", flat=True))
-    ids |= set(WebhookEndpoint.unscoped.filter(tenant=tenant).values_list("public_id", flat=True))
-    ids |= set(WebhookEndpoint.unscoped.filter(tenant=tenant).values_list("url", flat=True))
-    ids |= set(WebhookEndpoint.unscoped.filter(tenant=tenant).values_list("secret_prefix", flat=True))
-    ids |= set(WebhookDelivery.unscoped.filter(tenant=tenant).values_list("public_id", flat=True))
-    ids |= set(WebhookDelivery.unscoped.filter(tenant=tenant).values_list("event_id", flat=True))
-    ids |= set(NumberAssignment.unscoped.filter(tenant=tenant).values_list("public_id", flat=True))
-    ids |= set(NumberLease.unscoped.filter(tenant=tenant).values_list("public_id", flat=True))
+    for model in tenant_owned_models():
+        fields = (*(("public_id",) if any(f.name == "public_id" for f in model._meta.fields) else ()),
+                  *IDENTIFYING_FIELDS.get(model, ()))
+        for field in fields:
+            ids |= {value for value in model.unscoped.filter(tenant=tenant).values_list(field, flat=True) if value}
     ids |= set(PhoneNumber.objects.filter(holder=tenant).values_list("number", flat=True))
-    ids |= set(NumberPool.unscoped.filter(tenant=tenant).values_list("public_id", flat=True))
     return ids
 
 
@@ -191,26 +200,27 @@ def leaks(text: str, identifiers: set[str], slug: str) -> list[str]:
 
 
 def a_rows(side: Side) -> dict[str, list[dict]]:
+    """A's rows: the tenant, its people, the numbers it holds and every tenant-owned model's rows."""
     tenant = side.tenant
     users = Membership.unscoped.filter(tenant=tenant).values_list("user_id", flat=True)
-    return {
+    rows = {
         "tenant": list(Tenant.objects.filter(pk=tenant.pk).values()),
         "users": list(User.objects.filter(pk__in=users).order_by("pk").values()),
-        "api_keys": list(ApiKey.unscoped.filter(tenant=tenant).order_by("pk").values()),
-        "allowlist": list(IpAllowlistEntry.unscoped.filter(tenant=tenant).order_by("pk").values()),
-        "memberships": list(Membership.unscoped.filter(tenant=tenant).order_by("pk").values()),
-        "invitations": list(Invitation.unscoped.filter(tenant=tenant).order_by("pk").values()),
-        "audit": list(AuditEvent.unscoped.filter(tenant=tenant).order_by("pk").values("public_id", "action")),
-        "webhook_endpoints": list(WebhookEndpoint.unscoped.filter(tenant=tenant).order_by("pk").values()),
-        "webhook_deliveries": list(WebhookDelivery.unscoped.filter(tenant=tenant).order_by("pk").values()),
-        "webhook_attempts": list(WebhookAttempt.unscoped.filter(tenant=tenant).order_by("pk").values()),
-        "webhook_callback_secret": list(WebhookCallbackSecret.unscoped.filter(tenant=tenant).values()),
-        "number_assignments": list(NumberAssignment.unscoped.filter(tenant=tenant).order_by("pk").values()),
-        "number_leases": list(NumberLease.unscoped.filter(tenant=tenant).order_by("pk").values()),
         "numbers_held": list(PhoneNumber.objects.filter(holder=tenant).order_by("pk").values()),
-        "number_pools": list(NumberPool.unscoped.filter(tenant=tenant).order_by("pk").values()),
-        "number_pool_members": list(NumberPoolMember.objects.filter(pool__tenant=tenant).order_by("pk").values()),
     }
+    for model in tenant_owned_models():
+        rows[model._meta.label] = list(model.unscoped.filter(tenant=tenant).order_by("pk").values())
+    return rows
+
+
+def test_the_snapshot_covers_every_tenant_owned_model(world):
+    # given the app registry; then the snapshot has a non-empty table for each model the world fills,
+    # messages, templates and inbound messages included
+    rows = a_rows(world.a)
+    for label in ("messaging.Message", "messaging.MessageEvent", "messaging.MessageTemplate",
+                  "numbers.InboundMessage", "numbers.NumberPoolMember", "accounts.ApiKey"):
+        assert rows[label], f"the world has no {label} row for tenant A"
+    assert {model._meta.label for model in tenant_owned_models()} <= set(rows)
 
 
 # --- requests as B --------------------------------------------------------------------------------

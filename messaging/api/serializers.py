@@ -2,6 +2,11 @@
 from rest_framework import serializers
 
 from messaging.models import Message, MessageEvent, MessageTemplate, MessageType
+from messaging.templating import TEMPLATE_NAME_PATTERN
+from smsportal.api.serializers import JsonBodySerializer
+
+# messaging.services.message_type_normalize: one of the types, any case, spaces around ignored.
+MESSAGE_TYPE_PATTERN = r"^\s*(" + "|".join("".join(f"[{c.upper()}{c}]" for c in t) for t in MessageType.values) + r")\s*$"
 
 
 class _FromFieldMixin:
@@ -16,7 +21,17 @@ class _FromFieldMixin:
         return fields
 
 
-class MessageCreateSerializer(_FromFieldMixin, serializers.Serializer):
+class MessageCreateSerializer(_FromFieldMixin, JsonBodySerializer):
+    # Checked by the service with its own codes (text_required, invalid_message_type,
+    # invalid_validity_period), shown here.
+    schema_rules = {
+        "anyOf": [{"required": ["text"], "properties": {"text": {"minLength": 1}}},
+                  {"required": ["template"], "properties": {"template": {"minLength": 1}}}],
+        "properties": {"message_type": {"pattern": MESSAGE_TYPE_PATTERN},
+                       "validity_period": {"minimum": 60, "maximum": 72 * 3600},
+                       "metadata": {"type": "object", "description": "Your data, kept with the message and sent "
+                                                                     "in its webhooks: a JSON object, 4 KB at most."}},
+    }
     to = serializers.CharField(max_length=40)
     sender = serializers.CharField(max_length=60, help_text="Alphanumeric sender ID (1-11), an E.164 number or "
                                                             "short code you rent or lease, a shared sender your "
@@ -32,7 +47,9 @@ class MessageCreateSerializer(_FromFieldMixin, serializers.Serializer):
     region = serializers.CharField(required=False, allow_blank=True, max_length=2,
                                    help_text="Default country (ISO 3166-1 alpha-2) for national-format numbers.")
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True)
-    validity_period = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    validity_period = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                               help_text="Seconds the message may wait to be sent: 60 s to 72 h; "
+                                                         "default OTP 10 min, transactional 4 h, marketing 24 h.")
     client_reference = serializers.CharField(required=False, allow_blank=True, max_length=128, default="")
     metadata = serializers.JSONField(required=False, default=dict)
     smart_encoding = serializers.BooleanField(required=False, default=True)
@@ -89,6 +106,10 @@ class QuoteSerializer(serializers.Serializer):
     message_type = serializers.CharField()
 
 
+# messaging.templating: `${name}` opens a placeholder; any other `$` is text.
+TEMPLATE_BODY_PATTERN = r"^(?:[^$]|[$]+(?:[^${]|[{][A-Za-z_][A-Za-z0-9_]{0,63}[}]))*(?:[$]+)?$"
+
+
 class TemplateSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="public_id", read_only=True)
     placeholders = serializers.SerializerMethodField()
@@ -107,8 +128,14 @@ class TemplateSerializer(serializers.ModelSerializer):
             return []
 
 
-class TemplateWriteSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
-    body = serializers.CharField(max_length=10000, trim_whitespace=False)
+class TemplateWriteSerializer(JsonBodySerializer):
+    # Checked by the service (invalid_template_name, invalid_template, invalid_message_type), shown here.
+    schema_rules = {"properties": {"name": {"pattern": f"^{TEMPLATE_NAME_PATTERN}$"},
+                                   "body": {"pattern": TEMPLATE_BODY_PATTERN},
+                                   "message_type": {"pattern": MESSAGE_TYPE_PATTERN}}}
+
+    name = serializers.CharField(max_length=100, help_text="Letters, digits, '_', '-' and '.' (1-100).")
+    body = serializers.CharField(max_length=10000, trim_whitespace=False,
+                                 help_text="The text, with `${placeholders}` for `variables`.")
     message_type = serializers.CharField(required=False, default=MessageType.TRANSACTIONAL)
     description = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")

@@ -1,17 +1,57 @@
 """/v1 views for messages, quotes and message templates."""
-from drf_spectacular.utils import extend_schema
+from numbers.errors import PoolEmpty, PoolNotFound
+
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
 
 from accounts.roles import Scope
-from messaging import selectors, services
+from messaging import errors, selectors, services
 from messaging.api import serializers as s
 from messaging.api.filters import MessageFilter
 from messaging.models import Message, MessageTemplate
+from smsportal.api.schema import Code, api_errors
 from smsportal.api.throttling import MessageSendRateThrottle
 from smsportal.api.views import ApiListView, ApiView
 
+# What a send or a quote can refuse, beyond the shape of the body.
+SEND_ERRORS = (
+    errors.InvalidPhoneNumber,
+    errors.InvalidSender,
+    Code(400, "sender_not_allowed", "A number or short code in `from` that your account does not hold."),
+    Code(400, "invalid_message_type", "message_type is not otp, transactional or marketing."),
+    Code(400, "text_required", "Give `text`, or `template` with `variables`."),
+    Code(400, "template_not_found", "No stored template has the name in `template`."),
+    Code(400, "invalid_template", "The template's syntax is wrong (field `template`)."),
+    Code(400, "template_variable_missing", "A placeholder of the template has no value (field `variables.NAME`)."),
+    Code(400, "invalid_template_variable", "A value in `variables` is not text or a number."),
+    Code(400, "message_too_long", "More segments than the account allows (default 10)."),
+    Code(400, "invalid_validity_period", "validity_period must be 60 seconds to 72 hours."),
+    Code(400, "invalid_scheduled_at", "scheduled_at is more than 30 days ahead."),
+    Code(400, "invalid_metadata", "metadata is not a JSON object, or is larger than 4 KB."),
+    Code(400, "invalid_callback_url", "callback_url is not a public http(s) URL."),
+    Code(PoolNotFound.status, PoolNotFound.code, "`from` is `pool:NAME` and you have no pool of this name."),
+    Code(PoolEmpty.status, PoolEmpty.code, "The pool in `from` has no number you hold that can send SMS."),
+)
+TEMPLATE_ERRORS = (
+    Code(400, "invalid_template_name", "A name uses letters, digits, '_', '-' and '.' only (1-100 characters)."),
+    Code(400, "invalid_template", "The body's `${placeholder}` syntax is wrong (field `body`)."),
+    Code(400, "invalid_message_type", "message_type is not otp, transactional or marketing."),
+    errors.TemplateNameTaken,
+)
+SEND_EXAMPLES = [
+    OpenApiExample("A one-time password", request_only=True, value={
+        "to": "+14155550123", "from": "YourBrand", "text": "Your code is 123456", "message_type": "otp"}),
+    OpenApiExample("From a stored template", request_only=True, value={
+        "to": "+14155550123", "from": "YourBrand", "template": "Hi ${name}, your order ${order} has shipped.",
+        "variables": {"name": "Ada", "order": "42"}, "client_reference": "order-42"}),
+]
 
+
+@extend_schema_view(get=extend_schema(
+    summary="List messages",
+    description="Your account's messages, newest first, filtered by status, recipient, type, your "
+                "`client_reference` or creation time. Needs the `messages:read` scope."))
 class MessageListView(ApiListView):
     """List messages (scope messages:read) or send one (scope messages:send)."""
 
@@ -23,10 +63,17 @@ class MessageListView(ApiListView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return Message.unscoped.none()
+            return Message.objects.none()
         return selectors.message_list(tenant=self.request.auth.tenant)
 
-    @extend_schema(request=s.MessageCreateSerializer, responses={202: s.MessageSerializer})
+    @extend_schema(
+        summary="Send a message",
+        description="Accept one SMS for sending: 202 with its `id` (`msg_…`) and `status` `queued` (or "
+                    "`scheduled` with `scheduled_at`). Follow it with GET /v1/messages/{id} or webhooks. The "
+                    "body is `text`, or a `template` with `variables`. Over the account's messages per second: "
+                    "429 `rate_limited`. Send an `Idempotency-Key` to retry safely. Needs the `messages:send` scope.",
+        request=s.MessageCreateSerializer, examples=SEND_EXAMPLES,
+        responses={202: s.MessageSerializer, **api_errors(*SEND_ERRORS)})
     def post(self, request):
         data = s.MessageCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -38,6 +85,8 @@ class MessageDetailView(ApiView):
     required_scope = Scope.MESSAGES_READ
     serializer_class = s.MessageDetailSerializer
 
+    @extend_schema(summary="Show a message", description="One message with its events (every status "
+                   "change, oldest first), `sent_at`, `delivered_at` and `error`. Needs the `messages:read` scope.")
     def get(self, request, message_id):
         message = selectors.message_get(tenant=request.auth.tenant, public_id=message_id, with_events=True)
         return Response(s.MessageDetailSerializer(message).data)
@@ -47,7 +96,10 @@ class MessageCancelView(ApiView):
     required_scope = Scope.MESSAGES_SEND
     serializer_class = s.MessageDetailSerializer
 
-    @extend_schema(request=None, responses={200: s.MessageDetailSerializer})
+    @extend_schema(summary="Cancel a message",
+                   description="Cancel a message that is still `scheduled` or `queued`: it is never sent. Any "
+                               "later status gets 409 `message_not_cancelable`. Needs the `messages:send` scope.",
+                   request=None, responses={200: s.MessageDetailSerializer, **api_errors(errors.MessageNotCancelable)})
     def post(self, request, message_id):
         message = selectors.message_get(tenant=request.auth.tenant, public_id=message_id)
         services.message_cancel(tenant=request.auth.tenant, message=message)
@@ -61,7 +113,14 @@ class MessageQuoteView(ApiView):
     required_scope = Scope.MESSAGES_SEND
     serializer_class = s.QuoteSerializer
 
-    @extend_schema(request=s.MessageCreateSerializer, responses={200: s.QuoteSerializer})
+    @extend_schema(
+        summary="Quote a message",
+        description="What a send of this body would be, without sending or storing anything: encoding, "
+                    "segments, characters, the characters that force UCS-2 and where they are, and the text "
+                    "after smart encoding. Same body and checks as POST /v1/messages. Needs the `messages:send` "
+                    "scope.",
+        request=s.MessageCreateSerializer, examples=SEND_EXAMPLES,
+        responses={200: s.QuoteSerializer, **api_errors(*SEND_ERRORS)})
     def post(self, request):
         data = s.MessageCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -75,16 +134,28 @@ class MessageQuoteView(ApiView):
         }).data)
 
 
+@extend_schema_view(get=extend_schema(
+    summary="List templates",
+    description="Your stored message templates, newest first, each with the `placeholders` its body uses. "
+                "Needs the `messages:read` scope."))
 class TemplateListView(ApiListView):
     required_scopes = {"GET": Scope.MESSAGES_READ, "POST": Scope.MESSAGES_SEND}
     serializer_class = s.TemplateSerializer
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return MessageTemplate.unscoped.none()
+            return MessageTemplate.objects.none()
         return selectors.template_list(tenant=self.request.auth.tenant)
 
-    @extend_schema(request=s.TemplateWriteSerializer, responses={201: s.TemplateSerializer})
+    @extend_schema(
+        summary="Create a template",
+        description="Store a message body with `${placeholders}` under a name; send it with "
+                    '`"template": "NAME"` and `variables`. Values are inserted as text, never evaluated. '
+                    "Needs the `messages:send` scope.",
+        request=s.TemplateWriteSerializer, responses={201: s.TemplateSerializer, **api_errors(*TEMPLATE_ERRORS)},
+        examples=[OpenApiExample("An order notice", request_only=True, value={
+            "name": "order_shipped", "body": "Hi ${name}, your order ${order} has shipped.",
+            "message_type": "transactional", "description": "Sent when an order leaves the warehouse"})])
     def post(self, request):
         data = s.TemplateWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -99,10 +170,17 @@ class TemplateDetailView(ApiView):
     def _get(self, request, template_id):
         return selectors.template_get(tenant=request.auth.tenant, public_id=template_id)
 
+    @extend_schema(summary="Show a template", description="One stored template. Needs the `messages:read` scope.")
     def get(self, request, template_id):
         return Response(s.TemplateSerializer(self._get(request, template_id)).data)
 
-    @extend_schema(request=s.TemplateWriteSerializer(partial=True), responses={200: s.TemplateSerializer})
+    @extend_schema(summary="Change a template",
+                   description="Change the name, body, type or description; fields left out stay as they are. "
+                               "Messages already sent keep their text. Needs the `messages:send` scope.",
+                   request=s.TemplateWriteSerializer(partial=True),
+                   responses={200: s.TemplateSerializer, **api_errors(*TEMPLATE_ERRORS)},
+                   examples=[OpenApiExample("A new body", request_only=True,
+                                            value={"body": "Hi ${name}, order ${order} is on its way."})])
     def patch(self, request, template_id):
         template = self._get(request, template_id)
         data = s.TemplateWriteSerializer(data=request.data, partial=True)
@@ -110,6 +188,8 @@ class TemplateDetailView(ApiView):
         template = services.template_update(tenant=request.auth.tenant, template=template, **data.validated_data)
         return Response(s.TemplateSerializer(template).data)
 
+    @extend_schema(summary="Delete a template", description="Delete the template. Messages sent from it keep "
+                   "their text and `template_ref`. Needs the `messages:send` scope.")
     def delete(self, request, template_id):
         services.template_delete(tenant=request.auth.tenant, template=self._get(request, template_id))
         return Response(status=status.HTTP_204_NO_CONTENT)

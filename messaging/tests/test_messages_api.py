@@ -114,7 +114,7 @@ def test_it_accepts_the_customers_example_payload(world, api, enqueued):
     assert message.tenant == world.a.tenant and message.api_key == world.a.api_key and message.mode == "test"
     assert message.template_ref == "OTP_${otp}"  # text given too: text is sent, template kept
     assert message.callback_url == "https://yourapp.example/webhook"
-    assert list(message.events.values_list("sequence", "status", "source")) == [(1, "queued", "api")]
+    assert list(MessageEvent.unscoped.filter(message=message).values_list("sequence", "status", "source")) == [(1, "queued", "api")]
     assert enqueued() == [(message.pk, "otp")]
 
 
@@ -719,7 +719,7 @@ def test_a_retried_send_with_the_same_idempotency_key_makes_one_message(world, a
     # and there is one message, one event and one dispatch
     assert Message.unscoped.count() == count + 1
     message = Message.unscoped.get(public_id=first.json()["id"])
-    assert message.events.count() == 1 and enqueued() == [(message.pk, "otp")]
+    assert MessageEvent.unscoped.filter(message=message).count() == 1 and enqueued() == [(message.pk, "otp")]
 
 
 def test_an_idempotency_key_reused_for_another_message_is_refused(world, api, enqueued):
@@ -835,3 +835,13 @@ def test_a_429_is_not_stored_for_the_idempotency_key(world, api, enqueued, time_
     # then the retry runs (it is not a replay of the 429)
     assert retry.status_code == 202 and "Idempotent-Replayed" not in retry
     assert len(enqueued()) == 2
+
+
+def test_it_accepts_a_long_inline_template_and_keeps_it_as_the_template_ref(world, api):
+    # given an inline template longer than 500 characters (the API takes up to 10,000); when sent
+    body = "Your order ${order}" + " is on its way." * 40
+    response = api.post(URL, {"to": TO, "from": "YourBrand", "template": body, "variables": {"order": "42"}},
+                        format="json", **world.a.auth)
+    # then it is accepted (it was a 500: the reference did not fit its column), and kept whole
+    assert response.status_code == 202, response.content[:300]
+    assert Message.unscoped.get(public_id=response.json()["id"]).template_ref == body

@@ -329,7 +329,7 @@ def test_the_sweeper_asks_the_simulator_again_for_an_overdue_receipt(settings, e
     assert (first["receipts"], second["receipts"]) == (1, 0)
     assert message.status == outcome
     assert _statuses(message) == ["queued", "sending", "sent", outcome]
-    assert message.events.get(status=outcome).source == MessageEvent.Source.CARRIER
+    assert MessageEvent.unscoped.get(message=message, status=outcome).source == MessageEvent.Source.CARRIER
 
 
 def test_a_sent_message_whose_receipt_never_comes_ends_undelivered_receipt_timeout(settings):
@@ -355,4 +355,4 @@ def test_a_sent_message_whose_receipt_never_comes_ends_undelivered_receipt_timeo
         message.refresh_from_db()
         assert (message.status, message.error_code) == (Status.UNDELIVERED, "receipt_timeout")
         assert _statuses(message) == ["queued", "sending", "sent", "undelivered"]
-        assert message.events.get(status=Status.UNDELIVERED).source == MessageEvent.Source.SWEEPER
+        assert MessageEvent.unscoped.get(message=message, status=Status.UNDELIVERED).source == MessageEvent.Source.SWEEPER

@@ -4,6 +4,8 @@ from numbers.services import NOTICE_MAX, TTL_MAX, TTL_MIN
 
 from rest_framework import serializers
 
+from smsportal.api.serializers import JsonBodySerializer
+
 
 class NumberFilterSerializer(serializers.Serializer):
     """Query of GET /v1/numbers/available, and the filters of POST /v1/numbers."""
@@ -30,7 +32,15 @@ class AvailableNumberSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class NumberAssignSerializer(serializers.Serializer):
+class NumberAssignSerializer(JsonBodySerializer):
+    # Either a number or filters (at least country, type or contains), never both: as validate() says.
+    schema_rules = {
+        "anyOf": [{"required": ["number"]}, {"required": ["country"]}, {"required": ["type"]},
+                  {"required": ["contains"]}],
+        "not": {"required": ["number"], "anyOf": [{"required": ["country"]}, {"required": ["type"]},
+                                                  {"required": ["contains"]}]},
+    }
+
     number = serializers.CharField(required=False, max_length=20, help_text="A given available number (E.164).")
     country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False)
     type = serializers.ChoiceField(choices=NumberType.choices, required=False)
@@ -83,7 +93,10 @@ class HeldNumberSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class LeaseCreateSerializer(serializers.Serializer):
+class LeaseCreateSerializer(JsonBodySerializer):
+    schema_rules = {"properties": {"ttl_seconds": {"minimum": TTL_MIN, "maximum": TTL_MAX},
+                                   "expiring_notice_seconds": {"minimum": 0, "maximum": NOTICE_MAX}}}
+
     country = serializers.RegexField(r"^[A-Za-z]{2}$", help_text="ISO 3166-1 alpha-2, e.g. US.")
     ttl_seconds = serializers.IntegerField(help_text=f"{TTL_MIN} (1 minute) to {TTL_MAX} (30 days).")
     type = serializers.ChoiceField(choices=NumberType.choices, required=False, default=NumberType.MOBILE)
@@ -98,7 +111,9 @@ class LeaseCreateSerializer(serializers.Serializer):
         return value.upper()
 
 
-class LeaseExtendSerializer(serializers.Serializer):
+class LeaseExtendSerializer(JsonBodySerializer):
+    schema_rules = {"properties": {"ttl_seconds": {"minimum": TTL_MIN, "maximum": TTL_MAX}}}
+
     ttl_seconds = serializers.IntegerField(help_text="Seconds added to the current end (at most 30 days from now).")
 
 
@@ -158,7 +173,7 @@ class LeaseMessagesQuerySerializer(serializers.Serializer):
                                     help_text="Seconds to wait for the first message (0-30).")
 
 
-class SimulatorInboundSerializer(serializers.Serializer):
+class SimulatorInboundSerializer(JsonBodySerializer):
     to = serializers.CharField(help_text="One of your numbers (E.164).")
     text = serializers.CharField(allow_blank=True, max_length=1600)
     carrier_message_id = serializers.CharField(required=False, allow_blank=True, max_length=100)
@@ -189,7 +204,12 @@ class PoolSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class PoolWriteSerializer(serializers.Serializer):
+POOL_NAME_RULE = {"pattern": r"^[A-Za-z0-9_-]{1,50}$", "maxLength": 50}  # numbers.pools.POOL_NAME
+
+
+class PoolWriteSerializer(JsonBodySerializer):
+    schema_rules = {"properties": {"name": POOL_NAME_RULE}}
+
     name = serializers.CharField(max_length=100, help_text="Letters, digits, '-' and '_' (1-50); send with "
                                                            '`"from": "pool:NAME"`.')
     description = serializers.CharField(required=False, allow_blank=True, max_length=300)

@@ -1,11 +1,23 @@
 """/v1 views for numbers: the available inventory, assignments and leases (scope `numbers`)."""
 from numbers import inbound, pools, selectors, services
 from numbers.api import serializers as s
-from numbers.errors import NumberNotAvailable, TestModeOnly
+from numbers.errors import (
+    InvalidCallbackUrl,
+    InvalidExpiringNotice,
+    InvalidPoolName,
+    InvalidTtl,
+    LeaseEnded,
+    NoNumberAvailable,
+    NumberNotAvailable,
+    NumberNotHeld,
+    NumberNotSmsCapable,
+    PoolNameTaken,
+    TestModeOnly,
+)
 from numbers.models import InboundMessage, NumberAssignment, NumberPool, PhoneNumber
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -13,6 +25,7 @@ from accounts.roles import Scope
 from accounts.services import ApiKeyMode
 from accounts.services.audit import Actor
 from smsportal.api.pagination import CursorPagination
+from smsportal.api.schema import Code, api_errors
 from smsportal.api.views import ApiListView, ApiView
 
 
@@ -33,6 +46,9 @@ def _actor(request) -> Actor:
     return Actor(api_key=request.auth)
 
 
+POOL_ERRORS = (InvalidPoolName, PoolNameTaken, NumberNotHeld, NumberNotSmsCapable)
+
+
 class AvailableNumberListView(ApiListView):
     """Available numbers matching the filters, by number; at most 50 a page (`limit`)."""
 
@@ -48,11 +64,19 @@ class AvailableNumberListView(ApiListView):
         query.is_valid(raise_exception=True)
         return services.numbers_available(**query.validated_data)
 
-    @extend_schema(parameters=[s.NumberFilterSerializer])
+    @extend_schema(summary="Search available numbers",
+                   description="Numbers free to rent (POST /v1/numbers) or lease, by number, with their "
+                               "`monthly_price`: filter by country, type, capability and digits the number "
+                               "contains. At most 50 a page. Needs the `numbers` scope.",
+                   parameters=[s.NumberFilterSerializer])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
 
+@extend_schema_view(get=extend_schema(
+    summary="List your numbers",
+    description="The numbers your account holds, by number: rented ones (`holding` `assignment`) and leased "
+                "ones (`lease`, with `expires_at`). Needs the `numbers` scope."))
 class NumberListView(ApiListView):
     """The numbers the tenant holds (GET), or rent one (POST): a given number or any matching the filters."""
 
@@ -66,7 +90,18 @@ class NumberListView(ApiListView):
             return PhoneNumber.objects.none()
         return selectors.numbers_held(tenant=self.request.auth.tenant)
 
-    @extend_schema(request=s.NumberAssignSerializer, responses={201: s.AssignmentSerializer})
+    @extend_schema(
+        summary="Rent a number",
+        description="Rent a given available number (`number`), or any available one matching the filters "
+                    "(`country`, `type`, `capability`, `contains`), until you release it. 409 when none is free. "
+                    "Needs the `numbers` scope.",
+        request=s.NumberAssignSerializer,
+        responses={201: s.AssignmentSerializer, **api_errors(
+            Code(400, "number_and_filters", "Both a number and filters were given (field `number`)."),
+            Code(400, "number_or_filters_required", "Give a number, or at least country, type or contains."),
+            NumberNotAvailable, NoNumberAvailable)},
+        examples=[OpenApiExample("Any US mobile number", request_only=True,
+                                 value={"country": "US", "type": "mobile", "capability": "sms"})])
     def post(self, request):
         data = s.NumberAssignSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -89,7 +124,10 @@ class NumberDetailView(ApiView):
     required_scope = Scope.NUMBERS
     serializer_class = s.HeldNumberSerializer
 
-    @extend_schema(responses={204: None})
+    @extend_schema(summary="Release a number",
+                   description="Give back a number you hold, rented or leased: it stops receiving messages for "
+                               "you at once and leaves its pools. Needs the `numbers` scope.",
+                   responses={204: None})
     def delete(self, request, number_id):
         holding = selectors.holding_get(tenant=request.auth.tenant, number_public_id=number_id)
         if isinstance(holding, NumberAssignment):
@@ -105,7 +143,17 @@ class LeaseCreateView(ApiView):
     required_scope = Scope.NUMBERS
     serializer_class = s.LeaseSerializer
 
-    @extend_schema(request=s.LeaseCreateSerializer, responses={201: s.LeaseSerializer})
+    @extend_schema(
+        summary="Lease a number",
+        description="Lease an available number of a country for `ttl_seconds` (1 minute to 30 days), to receive "
+                    "verification codes: read them with GET /v1/numbers/leases/{id}/messages or get them at "
+                    "`callback_url`. The lease ends by itself; `number.lease_expiring` is sent "
+                    "`expiring_notice_seconds` before. Needs the `numbers` scope.",
+        request=s.LeaseCreateSerializer,
+        responses={201: s.LeaseSerializer, **api_errors(InvalidTtl, InvalidExpiringNotice, InvalidCallbackUrl,
+                                                        NoNumberAvailable)},
+        examples=[OpenApiExample("A US number for 15 minutes", request_only=True,
+                                 value={"country": "US", "ttl_seconds": 900, "type": "mobile"})])
     def post(self, request):
         data = s.LeaseCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -119,10 +167,14 @@ class LeaseDetailView(ApiView):
     required_scope = Scope.NUMBERS
     serializer_class = s.LeaseSerializer
 
+    @extend_schema(summary="Show a lease", description="One lease, running or ended (`status` active, expired "
+                   "or released). Needs the `numbers` scope.")
     def get(self, request, lease_id):
         return Response(s.LeaseSerializer(selectors.lease_get(tenant=request.auth.tenant, public_id=lease_id)).data)
 
-    @extend_schema(responses={200: s.LeaseSerializer})
+    @extend_schema(summary="End a lease", responses={200: s.LeaseSerializer},
+                   description="End the lease now instead of at `expires_at`; the answer is the ended lease. "
+                               "Ending an ended lease changes nothing. Needs the `numbers` scope.")
     def delete(self, request, lease_id):
         lease = selectors.lease_get(tenant=request.auth.tenant, public_id=lease_id)
         services.number_lease_release(tenant=request.auth.tenant, lease=lease, actor=_actor(request))
@@ -135,7 +187,14 @@ class LeaseExtendView(ApiView):
     required_scope = Scope.NUMBERS
     serializer_class = s.LeaseSerializer
 
-    @extend_schema(request=s.LeaseExtendSerializer, responses={200: s.LeaseSerializer})
+    @extend_schema(
+        summary="Extend a lease",
+        description="Move a running lease's end `ttl_seconds` later, up to 30 days from now. An ended lease "
+                    "gets 409 `lease_ended`. Needs the `numbers` scope.",
+        request=s.LeaseExtendSerializer,
+        responses={200: s.LeaseSerializer, **api_errors(
+            InvalidTtl, LeaseEnded, Code(409, "lease_busy", "The lease changed at the same time; try again."))},
+        examples=[OpenApiExample("Ten more minutes", request_only=True, value={"ttl_seconds": 600})])
     def post(self, request, lease_id):
         # Found first: another tenant's lease is a 404 whatever the body.
         lease = selectors.lease_get(tenant=request.auth.tenant, public_id=lease_id)
@@ -160,12 +219,16 @@ class InboundMessageListView(ApiListView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return InboundMessage.unscoped.none()
+            return InboundMessage.objects.none()
         query = s.InboundFilterSerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         return selectors.inbound_messages(tenant=self.request.auth.tenant, **query.validated_data)
 
-    @extend_schema(parameters=[s.InboundFilterSerializer])
+    @extend_schema(summary="List inbound messages",
+                   description="SMS received by your numbers, newest first, with the verification `code` and "
+                               "`service` captured from the text. Filter by recipient, sender, lease, whether a "
+                               "code was found and arrival time. Needs the `numbers` scope.",
+                   parameters=[s.InboundFilterSerializer])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -176,6 +239,8 @@ class InboundMessageDetailView(ApiView):
     required_scope = Scope.NUMBERS
     serializer_class = s.InboundMessageSerializer
 
+    @extend_schema(summary="Show an inbound message", description="One SMS received by one of your numbers. "
+                   "Needs the `numbers` scope.")
     def get(self, request, inbound_id):
         message = selectors.inbound_message_get(tenant=request.auth.tenant, public_id=inbound_id)
         return Response(s.InboundMessageSerializer(message).data)
@@ -189,9 +254,17 @@ class LeaseMessagesView(ApiView):
 
     required_scope = Scope.NUMBERS
     serializer_class = s.InboundMessageSerializer
-    queryset = InboundMessage.unscoped.none()
+    queryset = InboundMessage.objects.none()
+    # A plain array, not a page: a lease gets a handful of messages, and a long-poll answers them all.
+    pagination_class = None
 
-    @extend_schema(parameters=[s.LeaseMessagesQuerySerializer,
+    @extend_schema(summary="Wait for a lease's messages",
+                   description="Every SMS the lease has received, oldest first, as an array. With `wait` (up to "
+                               "30 seconds) and none received yet, the answer waits until the first arrives or "
+                               "`wait` runs out (then `[]`). A lease that has ended answers at once. For long "
+                               "histories, page through GET /v1/inbound-messages?lease={id}. Needs the `numbers` "
+                               "scope.",
+                   parameters=[s.LeaseMessagesQuerySerializer,
                                OpenApiParameter("lease_id", str, OpenApiParameter.PATH)],
                    responses={200: s.InboundMessageSerializer(many=True)})
     def get(self, request, lease_id):
@@ -214,7 +287,15 @@ class SimulatorInboundView(ApiView):
     required_scope = Scope.NUMBERS
     serializer_class = s.InboundMessageSerializer
 
-    @extend_schema(request=s.SimulatorInboundSerializer, responses={201: s.InboundMessageSerializer})
+    @extend_schema(
+        summary="Simulate an inbound SMS",
+        description="Test-mode keys only: deliver an SMS to a number you hold as if a carrier had, to try codes, "
+                    "webhooks and keywords (STOP, HELP). Needs the `numbers` scope.",
+        request=s.SimulatorInboundSerializer,
+        responses={201: s.InboundMessageSerializer, **api_errors(
+            TestModeOnly, Code(404, "not_found", "`to` is not a number you hold (field `to`)."))},
+        examples=[OpenApiExample("A verification code", request_only=True, value={
+            "to": "+14155550100", "from": "+447700900001", "text": "G-482913 is your Google verification code."})])
     def post(self, request):
         if request.auth.mode != ApiKeyMode.TEST:
             raise TestModeOnly()
@@ -237,6 +318,9 @@ class ByNamePagination(CursorPagination):
     ordering = ("name",)
 
 
+@extend_schema_view(get=extend_schema(
+    summary="List number pools",
+    description="Your number pools by name, each with the numbers in it you still hold. Needs the `numbers` scope."))
 class PoolListView(ApiListView):
     """The tenant's number pools by name (GET), or create one (POST). Send from one with `"from": "pool:NAME"`."""
 
@@ -247,10 +331,17 @@ class PoolListView(ApiListView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return NumberPool.unscoped.none()
+            return NumberPool.objects.none()
         return selectors.pool_list(tenant=self.request.auth.tenant)
 
-    @extend_schema(request=s.PoolWriteSerializer, responses={201: s.PoolSerializer})
+    @extend_schema(
+        summary="Create a number pool",
+        description='A named set of numbers you hold, to send from with `"from": "pool:NAME"`: each message '
+                    "goes from the number the recipient got last time (`sticky_sender`), else one of the "
+                    "recipient's country (`geo_match`), else the next in turn. Needs the `numbers` scope.",
+        request=s.PoolWriteSerializer, responses={201: s.PoolSerializer, **api_errors(*POOL_ERRORS)},
+        examples=[OpenApiExample("An empty pool", request_only=True, value={
+            "name": "alerts", "description": "Alerts to customers", "sticky_sender": True, "geo_match": True})])
     def post(self, request):
         data = s.PoolWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -266,10 +357,17 @@ class PoolDetailView(ApiView):
     required_scope = Scope.NUMBERS
     serializer_class = s.PoolSerializer
 
+    @extend_schema(summary="Show a number pool", description="One number pool with its numbers. Needs the "
+                   "`numbers` scope.")
     def get(self, request, pool_id):
         return Response(s.PoolSerializer(selectors.pool_get(tenant=request.auth.tenant, public_id=pool_id)).data)
 
-    @extend_schema(request=s.PoolUpdateSerializer, responses={200: s.PoolSerializer})
+    @extend_schema(
+        summary="Change a number pool",
+        description="Change the name, description or flags; `numbers` replaces the members, `add_numbers` and "
+                    "`remove_numbers` change some. Fields left out stay as they are. Needs the `numbers` scope.",
+        request=s.PoolUpdateSerializer, responses={200: s.PoolSerializer, **api_errors(*POOL_ERRORS)},
+        examples=[OpenApiExample("Stop sticking", request_only=True, value={"sticky_sender": False})])
     def patch(self, request, pool_id):
         # Found first: another tenant's pool is a 404 whatever the body.
         pool = selectors.pool_get(tenant=request.auth.tenant, public_id=pool_id)
@@ -278,7 +376,9 @@ class PoolDetailView(ApiView):
         pools.pool_update(tenant=request.auth.tenant, pool=pool, actor=_actor(request), **data.validated_data)
         return Response(s.PoolSerializer(selectors.pool_get(tenant=request.auth.tenant, public_id=pool_id)).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(summary="Delete a number pool", responses={204: None},
+                   description="Delete the pool; its numbers stay yours, and messages sent from it keep their "
+                               "number. Needs the `numbers` scope.")
     def delete(self, request, pool_id):
         pool = selectors.pool_get(tenant=request.auth.tenant, public_id=pool_id)
         pools.pool_delete(tenant=request.auth.tenant, pool=pool, actor=_actor(request))

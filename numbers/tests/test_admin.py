@@ -294,11 +294,11 @@ def test_history_and_holdings_are_read_only(client, staff, model):
     lease = services.number_lease_acquire(tenant=tenant, country="US", ttl_seconds=600)
     services.number_lease_release(tenant=tenant, lease=lease)
     pool = NumberPool.unscoped.create(tenant=tenant, name="main")
-    NumberPoolMember.objects.create(pool=pool, number=number)
+    NumberPoolMember.unscoped.create(tenant=pool.tenant, pool=pool, number=number)
     services.number_assign(tenant=tenant, number=stock(1, start=10)[0])
     inbound_receive(to=number.number, sender="+447700900321", text="hi", carrier="simulator",
                     carrier_message_id="x1", received_at=timezone.now())
-    obj = model._default_manager.first()
+    obj = model.unscoped.first()
     name = f"admin:numbers_{model._meta.model_name}"
 
     assert client.get(reverse(f"{name}_changelist")).status_code == 200
@@ -307,7 +307,7 @@ def test_history_and_holdings_are_read_only(client, staff, model):
     assert client.get(reverse(f"{name}_add")).status_code == 403
     assert client.post(reverse(f"{name}_change", args=[obj.pk]), {}).status_code == 403
     assert client.get(reverse(f"{name}_delete", args=[obj.pk])).status_code == 403
-    assert model._default_manager.filter(pk=obj.pk).exists()
+    assert model.unscoped.filter(pk=obj.pk).exists()
 
 
 def test_the_lease_list_filters_active_and_ended(client, staff):
@@ -351,6 +351,6 @@ def test_the_pool_list_counts_members(client, staff):
     numbers = stock(2)
     pool = NumberPool.unscoped.create(tenant=TenantFactory(), name="main")
     for number in numbers:
-        NumberPoolMember.objects.create(pool=pool, number=number)
+        NumberPoolMember.unscoped.create(tenant=pool.tenant, pool=pool, number=number)
     response = client.get(reverse("admin:numbers_numberpool_changelist"))
     assert [row.member_count for row in response.context["cl"].result_list] == [2]

@@ -174,17 +174,17 @@ def test_a_notice_due_soon_gets_a_task_at_its_time_and_the_task_and_sweep_send_i
 
     published = []
     monkeypatch.setattr(number_lease_notify_expiring_task, "apply_async",
-                        lambda args, countdown=None, **kw: published.append((args[0], countdown)))
+                        lambda args, kwargs=None, countdown=None, **kw: published.append((args[0], kwargs, countdown)))
     stock(1)
     endpoint_for(tenant, "http://127.0.0.1:9/hook")
-    # when a 5-minute lease with a 60 s notice commits: a task 240 s later
+    # when a 5-minute lease with a 60 s notice commits: a task 240 s later, for the lease's tenant
     with django_capture_on_commit_callbacks(execute=True):
         lease = _acquire(tenant, ttl=300)
-    assert published == [(lease.pk, 240.0)]
+    assert published == [(lease.pk, {"tenant_id": tenant.pk}, 240.0)]
     # then the task does nothing early, sends at its time, and neither it nor the sweep sends twice
-    assert not services.number_lease_notify_expiring(lease_id=lease.pk, now=T0 + timedelta(seconds=239))
-    assert services.number_lease_notify_expiring(lease_id=lease.pk, now=T0 + timedelta(seconds=240))
-    assert not services.number_lease_notify_expiring(lease_id=lease.pk, now=T0 + timedelta(seconds=241))
+    assert not services.number_lease_notify_expiring(tenant=tenant, lease_id=lease.pk, now=T0 + timedelta(seconds=239))
+    assert services.number_lease_notify_expiring(tenant=tenant, lease_id=lease.pk, now=T0 + timedelta(seconds=240))
+    assert not services.number_lease_notify_expiring(tenant=tenant, lease_id=lease.pk, now=T0 + timedelta(seconds=241))
     assert _sweep(T0 + timedelta(seconds=250))["expiring_notified"] == 0
     assert len(_deliveries("number.lease_expiring")) == 1
 

@@ -179,7 +179,7 @@ def test_releasing_a_number_takes_it_out_of_the_pool(world):
     assert _pick(tenant, to) == lease.number
     # and when the lease ends too, the pool is empty: 409 pool_empty
     services.number_lease_release(tenant=tenant, lease=lease)
-    assert not NumberPoolMember.objects.filter(pool=pool).exists()
+    assert not NumberPoolMember.unscoped.filter(pool=pool).exists()
     with pytest.raises(PoolEmpty):
         _pick(tenant, to)
 
@@ -196,7 +196,7 @@ def test_the_expiry_sweep_takes_expired_leases_out_of_pools(world, time_machine)
     # when the sweep runs after the leases ended
     services.leases_release_expired(now=timezone.now() + timedelta(minutes=5))
     # then A's pool is empty, with no sticky rows, and B's pool is unchanged
-    assert not NumberPoolMember.objects.filter(pool=pool).exists()
+    assert not NumberPoolMember.unscoped.filter(pool=pool).exists()
     assert not PoolStickySender.unscoped.filter(pool=pool).exists()
     assert list(other_pool.numbers.all()) == [other.number]
 
@@ -290,12 +290,12 @@ def test_a_forced_release_and_a_retirement_take_the_number_out_too(world):
     _pick(world.a.tenant, _recipients("US", 1)[0], name="senders")
     # when an account manager force-releases the number; then it leaves the pool with its sticky rows
     assert services.number_force_release(number=number)
-    assert not NumberPoolMember.objects.filter(pool=pool).exists()
+    assert not NumberPoolMember.unscoped.filter(pool=pool).exists()
     assert not PoolStickySender.unscoped.filter(pool=pool).exists()
     # and a stale member of a retired number (made by hand here) is dropped as well
-    NumberPoolMember.objects.create(pool=pool, number=number)
+    NumberPoolMember.unscoped.create(tenant=pool.tenant, pool=pool, number=number)
     assert services.number_retire(number=number)
-    assert not NumberPoolMember.objects.filter(pool=pool).exists()
+    assert not NumberPoolMember.unscoped.filter(pool=pool).exists()
 
 
 # --- PostgreSQL: real concurrency -----------------------------------------------------------------

@@ -107,7 +107,7 @@ def test_the_owner_deletes_a_pool_after_confirming(world, client):
     assert NumberPool.unscoped.filter(pk=pool.pk).exists()
     assert client.post(delete_url(pool))["Location"] == LIST
     assert not NumberPool.unscoped.filter(pk=pool.pk).exists()
-    assert not NumberPoolMember.objects.filter(pool_id=pool.pk).exists()
+    assert not NumberPoolMember.unscoped.filter(pool_id=pool.pk).exists()
 
 
 @pytest.mark.parametrize("role", [Role.BILLING, Role.VIEWER])

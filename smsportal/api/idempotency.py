@@ -124,12 +124,12 @@ def idempotency_claim(*, api_key: ApiKey, key: str, fingerprint: str) -> Claim |
         now = timezone.now()
         try:
             with transaction.atomic(durable=True):
-                record = IdempotencyRecord.unscoped.create(**scope, fingerprint=fingerprint, locked_at=now,
-                                                           created_at=now)
+                record = IdempotencyRecord.objects.create(**scope, fingerprint=fingerprint, locked_at=now,
+                                                          created_at=now)
             return Claim(record_pk=record.pk, locked_at=now)
         except IntegrityError:
             pass  # the key is taken: look at who holds it
-        existing = IdempotencyRecord.unscoped.filter(**scope).first()
+        existing = IdempotencyRecord.objects.filter(**scope).first()
         if existing is None:
             continue  # released between our INSERT and our read: try again
         if existing.fingerprint != fingerprint:
@@ -147,7 +147,7 @@ def idempotency_claim(*, api_key: ApiKey, key: str, fingerprint: str) -> Claim |
 def _take_over(record: IdempotencyRecord, *, now: datetime) -> Claim | None:
     # The holder stopped renewing its claim (it crashed or hung). Only one taker can match the old
     # locked_at; the others, and the old holder's own completion, then find it changed.
-    taken = IdempotencyRecord.unscoped.filter(
+    taken = IdempotencyRecord.objects.filter(
         pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=record.locked_at
     ).update(locked_at=now)
     if not taken:
@@ -163,7 +163,7 @@ def idempotency_complete(*, claim: Claim, response: HttpResponse, redact: tuple[
     Top-level fields named in `redact` are stored as null (secrets are never kept at rest). Returns
     False when the claim was taken over meanwhile: the caller must roll back.
     """
-    updated = IdempotencyRecord.unscoped.filter(
+    updated = IdempotencyRecord.objects.filter(
         pk=claim.record_pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=claim.locked_at
     ).update(
         state=IdempotencyRecord.State.COMPLETED,
@@ -176,7 +176,7 @@ def idempotency_complete(*, claim: Claim, response: HttpResponse, redact: tuple[
 
 def idempotency_release(*, claim: Claim) -> None:
     """Delete our still-running claim after a rollback, so a retry runs afresh."""
-    IdempotencyRecord.unscoped.filter(
+    IdempotencyRecord.objects.filter(
         pk=claim.record_pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=claim.locked_at
     ).delete()
 
@@ -213,6 +213,7 @@ def idempotency_records_purge(*, batch_size: int = 1000, max_batches: int = 100)
     other. Whatever is left over after `max_batches` goes on the next run.
     """
     now = timezone.now()
+    # unscoped: the hourly purge, over every tenant
     old = IdempotencyRecord.unscoped.filter(
         created_at__lt=now - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
         locked_at__lt=now - timedelta(seconds=settings.IDEMPOTENCY_RECOVERY_SECONDS),

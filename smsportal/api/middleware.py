@@ -8,10 +8,10 @@ from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOpera
 from django.http import Http404, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 
-from accounts.tenancy import reset_current_tenant, set_current_tenant
 from smsportal.api.exceptions import error_body
 from smsportal.errors import ServiceUnavailable
 from smsportal.middleware import DualMiddleware
+from smsportal.tenancy import reset_current_tenant, set_current_tenant
 from smsportal.unavailable import database_unavailable, unavailable_logged
 
 logger = logging.getLogger("smsportal.api")

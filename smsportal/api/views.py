@@ -1,4 +1,4 @@
-"""Base classes of every /v1 view: idempotent POSTs (smsportal/api/idempotency.py), documented in the schema.
+"""Base classes of every /v1 view: idempotent POSTs (smsportal/api/idempotency.py).
 
 Every /v1 view inherits `ApiView` (or `ApiListView`); smsportal/tests/test_api_views.py walks the
 URL configuration and fails on one that does not.
@@ -9,12 +9,11 @@ URL configuration and fails on one that does not.
   stored as null, so a replay shows `null` where the first answer showed the secret.
 - Rate limits are DRF throttles, one per view (smsportal/api/throttling.py, e.g.
   `throttle_classes = [MessageSendRateThrottle]`). They run before the idempotency claim, so a 429 is never stored.
+- The schema of their operations (error responses, Idempotency-Key) is smsportal/api/schema.py.
 """
 from __future__ import annotations
 
 from django.db import transaction
-from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiParameter
 from rest_framework import mixins
 from rest_framework.generics import GenericAPIView
 
@@ -102,32 +101,3 @@ class ApiListView(mixins.ListModelMixin, ApiView):
     def get(self, request, *args, **kwargs):
         return self.list(request, *args, **kwargs)
 
-
-IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
-    name=idem.HEADER,
-    location=OpenApiParameter.HEADER,
-    type={"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
-    required=False,
-    description=(
-        "Makes the POST safe to retry: 1-255 printable ASCII characters (a UUID v4 is a good choice), "
-        "scoped to your account and the key's mode, kept 24 hours. A retry with the same key and body gets "
-        "the first answer again with `Idempotent-Replayed: true` (fields shown once, such as a new key's "
-        "secret, are null in a replay); the same key with another body or endpoint gets 422 "
-        "`idempotency_key_reused`; while the first request runs, 409 `idempotency_key_in_use` with "
-        "`Retry-After`. An answer of 500 or more is not kept."
-    ),
-)
-
-
-class ApiAutoSchema(AutoSchema):
-    """The default schema class (REST_FRAMEWORK setting): documents Idempotency-Key on ApiView POSTs.
-
-    A default class rather than `ApiView.schema`, because `@extend_schema` on a method builds its
-    schema from the default class and would drop a per-view one.
-    """
-
-    def get_override_parameters(self):
-        parameters = super().get_override_parameters()
-        if self.method == "POST" and isinstance(self.view, ApiView):
-            parameters = [*parameters, IDEMPOTENCY_KEY_PARAMETER]
-        return parameters

@@ -8,8 +8,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from accounts.tenancy import TenantScopedManager
 from smsportal.ids import PublicId
+from smsportal.tenancy import TenantScopedManager
 
 __all__ = ["DeliveryStatus", "WebhookAttempt", "WebhookCallbackSecret", "WebhookDelivery", "WebhookEndpoint"]
 

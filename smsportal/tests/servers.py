@@ -48,12 +48,19 @@ def child_database_url(*, host: str | None = None, port: int | None = None) -> s
             f"/{db['NAME']}")
 
 
+NETGUARD_SITE = Path(__file__).resolve().parent / "netguard_site"
+
+
 def server_env(**overrides: str) -> dict[str, str]:
-    """This process's environment, on the test database with the test settings and no .env, plus `overrides`."""
+    """This process's environment, on the test database with the test settings and no .env, plus `overrides`.
+
+    A process started with it runs under the test network guard (netguard_site/sitecustomize.py):
+    loopback connects only, and no DNS query leaves the machine (it serves webhook URLs naming any host)."""
     if connection.vendor != "postgresql":
         pytest.skip("a server process cannot see pytest-django's in-memory SQLite database; needs PostgreSQL")
+    pythonpath = os.pathsep.join(filter(None, [str(NETGUARD_SITE), os.environ.get("PYTHONPATH")]))
     return {**os.environ, "DATABASE_URL": child_database_url(), "DJANGO_SETTINGS_MODULE": "smsportal.test_settings",
-            "READ_DOT_ENV": "false", **overrides}
+            "READ_DOT_ENV": "false", "PYTHONPATH": pythonpath, **overrides}
 
 
 def free_port() -> int:

@@ -1,6 +1,7 @@
 """Serializers for /v1/webhook-endpoints and /v1/webhook-deliveries. Validation of meaning lives in the services."""
 from rest_framework import serializers
 
+from smsportal.api.serializers import JsonBodySerializer
 from smsportal.events.models import (
     WebhookAttempt,
     WebhookCallbackSecret,
@@ -32,7 +33,10 @@ class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
         read_only_fields = fields
 
 
-class WebhookEndpointWriteSerializer(serializers.Serializer):
+class WebhookEndpointWriteSerializer(JsonBodySerializer):
+    # The service checks the types (invalid_event_type); the schema lists them.
+    schema_rules = {"properties": {"events": {"items": {"enum": list(event_types())}}}}
+
     url = serializers.CharField(max_length=2000, help_text="http(s) URL that receives the events.")
     events = serializers.ListField(child=serializers.CharField(max_length=40), required=False, max_length=20,
                                    help_text="Event types to receive: " + ", ".join(event_types()) + ". Empty or "

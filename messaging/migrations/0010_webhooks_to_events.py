@@ -8,7 +8,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0007_sweep_every_5_seconds'),
+        ('messaging', '0009_scoped_default_manager'),
     ]
 
     operations = [
