@@ -15,7 +15,12 @@ def pytest_configure(config):
 def _clear_cache():
     from django.core.cache import cache
 
+    from smsportal.api.ratelimit import local_buckets_clear
+
     cache.clear()
+    # Without REDIS_URL the rate limits live in this process; on SQLite a rolled-back test's ids come
+    # back, so the next test's key would find the last one's bucket.
+    local_buckets_clear()
     yield
 
 

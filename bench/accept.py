@@ -17,12 +17,14 @@ Prints one JSON line: {"floor": {...}, "ours": {...}, "ratio": ours / floor requ
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -53,27 +55,44 @@ def idempotency_header(_: int) -> dict:
     return {"Idempotency-Key": str(uuid.uuid4())}
 
 
-def ours(*, database_url: str, redis_url: str, broker_url: str, count: int, concurrency: int, workers: int) -> dict:
-    env = server_env(database_url, redis_url, broker_url)
+def bench_tenant(env: dict) -> str:
+    """Migrate, make the bench tenant with its rate raised out of the way; its test key's secret."""
     manage("migrate", "--noinput", env=env)
     manage("create_tenant", "bench", "--name", "Bench Ltd", "--owner-email", "bench@example.com", env=env)
     manage("shell", "-c", f"from accounts.models import Tenant; "
                           f"Tenant.objects.filter(slug='bench').update(messages_per_second={RAISED_RATE})", env=env)
-    key = manage("create_api_key", "bench", "--name", "bench", "--mode", "test", env=env).strip().splitlines()[-1]
+    return manage("create_api_key", "bench", "--name", "bench", "--mode", "test", env=env).strip().splitlines()[-1]
+
+
+@contextlib.contextmanager
+def served(env: dict, workers: int) -> Iterator[tuple[int, list[str]]]:
+    """Procfile.dev's `web` command as shipped, on a free port: (port, argv) while it runs."""
     port = free_port()
-    argv = procfile_command("web", WEB_PORT=str(port))
-    argv = _with_workers(argv, workers)
+    argv = _with_workers(procfile_command("web", WEB_PORT=str(port)), workers)
     server = subprocess.Popen(argv, env=env, cwd=HERE.parent, stdout=subprocess.DEVNULL)  # noqa: S603
     try:
         wait_listening(port, server)
-        api = Api(f"http://127.0.0.1:{port}", key)
-        load(api, "/v1/messages", seed_payload, count=min(200, count), concurrency=concurrency,
-             headers_for=idempotency_header)  # warm up
-        figures = load(api, "/v1/messages", seed_payload, count=count, concurrency=concurrency,
-                       headers_for=idempotency_header)
-        figures.pop("answers")
+        yield port, argv
     finally:
         stopped(server)
+
+
+def single_sends(port: int, key: str, *, count: int, concurrency: int) -> dict:
+    """The single-send load (after a warm-up of up to 200): figures without the answers."""
+    api = Api(f"http://127.0.0.1:{port}", key)
+    load(api, "/v1/messages", seed_payload, count=min(200, count), concurrency=concurrency,
+         headers_for=idempotency_header)  # warm up
+    figures = load(api, "/v1/messages", seed_payload, count=count, concurrency=concurrency,
+                   headers_for=idempotency_header)
+    figures.pop("answers")
+    return figures
+
+
+def ours(*, database_url: str, redis_url: str, broker_url: str, count: int, concurrency: int, workers: int) -> dict:
+    env = server_env(database_url, redis_url, broker_url)
+    key = bench_tenant(env)
+    with served(env, workers) as (port, argv):
+        figures = single_sends(port, key, count=count, concurrency=concurrency)
     return {"what": "POST /v1/messages, seed payload, test key, Idempotency-Key on each", "server": " ".join(argv),
             **figures}
 
@@ -87,7 +106,7 @@ def _with_workers(argv: list[str], workers: int) -> list[str]:
     return [*argv, "--workers", str(workers)]
 
 
-def _flush(redis_url: str) -> None:
+def flush(redis_url: str) -> None:
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
@@ -111,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             our_figures = ours(database_url=database_url, redis_url=args.redis_url, broker_url=args.broker_url,
                                count=args.count, concurrency=args.concurrency, workers=args.workers)
         finally:
-            _flush(args.broker_url)
+            flush(args.broker_url)
     ratio = our_figures["requests_per_second"] / floor_figures["requests_per_second"]
     print(json.dumps({"floor": floor_figures, "ours": our_figures, "ratio": round(ratio, 3),
                       "limits": {"API_RATE_LIMIT": f"{RAISED_RATE}/s", "messages_per_second": RAISED_RATE}}))

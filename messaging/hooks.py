@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from accounts.portal.panels import dashboard_panel_register
 from accounts.roles import role_can
-from messaging import selectors, services
+from messaging import accept, selectors
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def help_reply_send(*, tenant, mode: str, to: str, sender: str, text: str, metadata: dict) -> Message:
     """numbers' HELP reply: a transactional message from the number the HELP was sent to, with no API key."""
-    return services.message_send(tenant=tenant, api_key=None, mode=mode, to=to, sender=sender, text=text,
+    return accept.message_send(tenant=tenant, api_key=None, mode=mode, to=to, sender=sender, text=text,
                                  message_type="transactional", metadata=metadata)
 
 

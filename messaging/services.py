@@ -1,4 +1,4 @@
-"""Accepting messages (validate, render, encode, store, enqueue), cancelling them, and templates."""
+"""Validating messages (step 1 of the accept pipeline, messaging/accept), cancelling them, and templates."""
 from __future__ import annotations
 
 import json
@@ -15,9 +15,7 @@ import phonenumbers
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.services import ApiKeyMode
 from messaging import encoding, errors, templating
-from messaging.events import message_event_emit
 from messaging.lifecycle import message_transition
 from messaging.models import Message, MessageEvent, MessageTemplate, MessageType, Status
 from smsportal.errors import DomainError
@@ -27,7 +25,7 @@ from smsportal.tenancy import tenant_scoped
 if TYPE_CHECKING:
     from numbers.models import NumberPool
 
-    from accounts.models import ApiKey, Tenant
+    from accounts.models import Tenant
 
 logger = logging.getLogger("smsportal.pipeline")
 
@@ -138,7 +136,7 @@ def _metadata(value: dict | None) -> dict:
     value = {} if value is None else value  # not `value or {}`: [], "" and false are not objects either
     if not isinstance(value, dict):
         raise DomainError("metadata must be a JSON object.", field="metadata", code="invalid_metadata")
-    if len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
+    if value and len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
         raise DomainError(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON.", field="metadata",
                           code="invalid_metadata")
     return value
@@ -163,17 +161,15 @@ def message_prepare(
     callback_url: str = "",
     pool_pick: bool = False,
 ) -> PreparedMessage:
-    """Validate, render and encode a message (used by send and quote).
+    """Validate, render and encode a message: step 1 of the accept pipeline (messaging/accept), for send and quote.
 
     A `pool:NAME` sender is resolved to a pool number: with `pool_pick` (the accept transaction)
-    the pick is recorded (round-robin cursor, sticky sender); without it nothing is written."""
+    the pick is recorded (round-robin cursor, sticky sender); without it nothing is written. Any
+    other sender is kept as written: whether the tenant may send from it, like the segment limit,
+    is a policy check of step 2 (messaging/accept/checks.py)."""
     message_type = message_type_normalize(message_type)
     body, template_ref = _render_body(tenant=tenant, text=text, template=template, variables=variables or {})
     analysis = encoding.analyze(body, smart_encoding=smart_encoding)
-    if analysis.segment_count > tenant.max_message_segments:
-        raise errors.MessageTooLong(
-            f"The message needs {analysis.segment_count} segments; this account allows at most "
-            f"{tenant.max_message_segments}.", field="text")
     to = phone_number_normalize(to, region=region)
     pool, sender = _sender_resolve(tenant=tenant, sender=sender, to=to, record=pool_pick)
     return PreparedMessage(
@@ -194,10 +190,10 @@ def message_prepare(
 
 def _sender_resolve(*, tenant: Tenant, sender: str, to: str, record: bool) -> tuple[NumberPool | None, str]:
     """(pool, sender): a `pool:NAME` sender becomes the number the pool picks for `to` (always one
-    the tenant holds); any other sender goes through sender_check."""
+    the tenant holds); any other sender is left to the sender_allowed policy check (sender_check)."""
     pool_name = pools.pool_name_from_sender(sender)
     if pool_name is None:
-        return None, sender_check(tenant=tenant, sender=sender)
+        return None, (sender or "").strip()
     pool, number = pools.pool_pick(tenant=tenant, pool_name=pool_name, to=to, dry_run=not record)
     return pool, number.number
 
@@ -257,33 +253,6 @@ def message_quote_text(
     if sender.strip() and pools.pool_name_from_sender(sender) is None:
         sender_check(tenant=tenant, sender=sender)
     return TextQuote(body=body, analysis=encoding.analyze(body, smart_encoding=smart_encoding))
-
-
-@tenant_scoped
-@transaction.atomic
-def message_send(*, tenant: Tenant, api_key: ApiKey | None, mode: str | None = None, **fields) -> Message:
-    """Accept a message: store it (queued, or scheduled) with its first event, and enqueue
-    dispatch after commit. Nothing is enqueued if the transaction rolls back."""
-    prepared = message_prepare(tenant=tenant, pool_pick=True, **fields)
-    now = timezone.now()
-    status = Status.SCHEDULED if prepared.scheduled_at else Status.QUEUED
-    message = Message.objects.create(
-        tenant=tenant, api_key=api_key, mode=mode or (api_key.mode if api_key else ApiKeyMode.TEST),
-        to=prepared.to, sender=prepared.sender, pool=prepared.pool, text=prepared.analysis.text,
-        template_ref=prepared.template_ref, message_type=prepared.message_type, status=status, sequence=1,
-        encoding=prepared.analysis.encoding, segments=prepared.analysis.segment_count,
-        characters=prepared.analysis.characters, smart_encoding=prepared.smart_encoding,
-        client_reference=prepared.client_reference,
-        metadata=prepared.metadata, callback_url=prepared.callback_url, created_at=now,
-        scheduled_at=prepared.scheduled_at, expires_at=(prepared.scheduled_at or now) + prepared.validity,
-        status_changed_at=now,
-    )
-    event = MessageEvent.objects.create(tenant=tenant, message=message, sequence=1, status=status,
-                                        source=MessageEvent.Source.API, detail="accepted", created_at=now)
-    if status == Status.QUEUED:
-        message_event_emit(message=message, event_type="message.queued", event=event)
-        message_enqueue(message=message)
-    return message
 
 
 def message_enqueue(*, message: Message, countdown: float | None = None) -> None:

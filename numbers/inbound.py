@@ -102,8 +102,8 @@ def help_reply_send(*, inbound: InboundMessage):
 
     Called inside the transaction that stores the inbound message, so the reply (a transactional
     message, `metadata.help_reply_to` = the inbound id, sent by the hook messaging registers) commits with it and exactly once per stored
-    message; message_send enqueues the actual send after commit. Test mode when the carrier simulator
-    delivered the HELP, live otherwise. The send checks the sender like any other (docs/senders.md): a
+    message; the accept pipeline (messaging/accept) limits its rate like any send's and hands it to
+    dispatch after commit. Test mode when the carrier simulator delivered the HELP, live otherwise. The send checks the sender like any other (docs/senders.md): a
     reply it refuses (a late HELP to a number the tenant no longer holds, `sender_not_allowed`) is
     logged and dropped in a savepoint: it must not lose the inbound message. Returns the Message or None.
     """

@@ -165,6 +165,9 @@ MESSAGE_DISPATCH_PICKUP_SECONDS = env.int("MESSAGE_DISPATCH_PICKUP_SECONDS", def
 # (receipt_timeout) after its validity period plus the grace time.
 MESSAGE_RECEIPT_OVERDUE_SECONDS = env.int("MESSAGE_RECEIPT_OVERDUE_SECONDS", default=60)
 MESSAGE_RECEIPT_GRACE_SECONDS = env.int("MESSAGE_RECEIPT_GRACE_SECONDS", default=3600)
+# Messages one tenant may send to one recipient number ("10/m"; s, m, h or d), in every front door's
+# accept (messaging/accept/steps.py); empty lifts the limit. Against pumping one number (SMS toll fraud).
+MESSAGE_DESTINATION_RATE_LIMIT = env.str("MESSAGE_DESTINATION_RATE_LIMIT", default="10/m")
 
 # --- Numbers ------------------------------------------------------------------------
 # A released or expired number rests this long before anyone else can hold it, so the next

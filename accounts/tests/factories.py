@@ -114,6 +114,7 @@ def _side(label: str) -> Side:
         actor=services.Actor(user=members[Role.OWNER]), actor_role=Role.OWNER,
         accept_url_template="http://testserver/portal/invitations/{token}/",
     )
+    from messaging import accept
     from messaging import services as messaging
     from smsportal.events import signing
     from smsportal.events.models import WebhookDelivery, WebhookEndpoint
@@ -122,8 +123,8 @@ def _side(label: str) -> Side:
     endpoint = WebhookEndpoint.unscoped.create(tenant=tenant, url=f"https://hooks.{label}.example/sms",
                                                description=f"{label} hooks",
                                                **signing.secret_fields(signing.secret_generate()))
-    message = messaging.message_send(tenant=tenant, api_key=api_key, to="+14155550123", sender=label.title()[:11],
-                                     text=f"Hello from {label}", client_reference=f"{label}-ref-1")
+    message = accept.message_send(tenant=tenant, api_key=api_key, to="+14155550123", sender=label.title()[:11],
+                                  text=f"Hello from {label}", client_reference=f"{label}-ref-1")
     template = messaging.template_create(tenant=tenant, name=f"{label}_otp", body="Your code is ${code}")
     # A rented number and a leased one (GB local numbers, which no other test stocks).
     from numbers import services as numbers

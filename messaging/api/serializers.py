@@ -59,6 +59,35 @@ class MessageCreateSerializer(_FromFieldMixin, JsonBodySerializer):
         return dict(self.validated_data)
 
 
+# POST /v1/messages/batch, for the schema: messaging/api/parsing.py reads the body.
+class BatchCreateSerializer(serializers.Serializer):
+
+    defaults = MessageCreateSerializer(required=False, partial=True,
+                                       help_text="Fields every message gets unless it sets them itself.")
+    messages = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=1000,
+                                     help_text="1 to 1,000 messages, each shaped like a single send "
+                                               "(POST /v1/messages); `defaults` are merged under each.")
+
+
+class BatchItemErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(required=False)
+
+
+class BatchItemResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The position of the message in `messages`, from 0.")
+    id = serializers.CharField(required=False, help_text="The accepted message's id.")
+    status = serializers.CharField(required=False, help_text="queued, or scheduled.")
+    error = BatchItemErrorSerializer(required=False, help_text="Why this message was refused; nothing was stored.")
+
+
+class BatchResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = BatchItemResultSerializer(many=True, help_text="One result per message, in order.")
+
+
 class MessageEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = MessageEvent

@@ -3,12 +3,15 @@ from numbers.errors import PoolEmpty, PoolNotFound
 
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.roles import Scope
-from messaging import errors, selectors, services
+from messaging import accept, errors, selectors, services
 from messaging.api import serializers as s
+from messaging.api.answers import batch_answer, message_answer
 from messaging.api.filters import MessageFilter
+from messaging.api.parsing import batch_parse, message_fields_parse
 from messaging.models import Message, MessageTemplate
 from smsportal.api.schema import Code, api_errors
 from smsportal.api.throttling import MessageSendRateThrottle
@@ -75,10 +78,60 @@ class MessageListView(ApiListView):
         request=s.MessageCreateSerializer, examples=SEND_EXAMPLES,
         responses={202: s.MessageSerializer, **api_errors(*SEND_ERRORS)})
     def post(self, request):
-        data = s.MessageCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        message = services.message_send(tenant=request.auth.tenant, api_key=request.auth, **data.to_service_kwargs())
-        return Response(s.MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+        (draft,) = accept.messages_accept(tenant=request.auth.tenant, api_key=request.auth, items=[_item(request.data)],
+                                          request_limits=getattr(request, "deferred_limits", ()))
+        if draft.error is not None:
+            raise draft.error
+        return Response(message_answer(draft), status=status.HTTP_202_ACCEPTED)
+
+
+def _item(data) -> dict | Exception:
+    """The send's arguments, or its parse error: a bad request still counts against the key's limit."""
+    try:
+        return message_fields_parse(data)
+    except ValidationError as exc:
+        return exc
+
+
+class MessageBatchView(ApiView):
+    """Up to 1,000 messages in one request: every item validated, the valid ones accepted in one transaction."""
+
+    required_scope = Scope.MESSAGES_SEND
+    serializer_class = s.BatchResultSerializer
+    throttle_classes = [MessageSendRateThrottle]
+
+    @extend_schema(
+        summary="Send up to 1,000 messages",
+        description=(
+            "Each item of `messages` is shaped like a single send (POST /v1/messages), with `defaults` merged "
+            "under it. Every item is validated; the valid ones are accepted in one transaction. The answer has a "
+            "result per item, by index: an `id` and `status`, or an `error` with `code` and `field`. 202 when at "
+            "least one was accepted, else 400 `batch_rejected` with the same results. Rate limits count every "
+            "message; a batch larger than your account's rate allows at once is 400 `batch_too_large`. "
+            "Idempotent as a whole with Idempotency-Key."),
+        request=s.BatchCreateSerializer,
+        responses={202: s.BatchResultSerializer, **api_errors(
+            Code(400, "batch_rejected", "No message was accepted; `results` says why for each, by index."),
+            Code(400, "batch_too_large", "More messages than your account's rate allows at once, or than one "
+                                         "recipient may get (field `messages`): send smaller batches."),
+            Code(400, "required", "`messages` is missing (or a message lacks `to` or `from`, in its result)."),
+            Code(429, "rate_limited", "Over your account's messages per second: retry after `Retry-After`."))},
+        examples=[
+            OpenApiExample("Two messages with shared defaults", request_only=True, value={
+                "defaults": {"from": "YourBrand", "text": "Your order has shipped", "message_type": "transactional"},
+                "messages": [{"to": "+14155550123"}, {"to": "+14155550124", "client_reference": "order-42"}]}),
+            OpenApiExample("One accepted, one refused", response_only=True, status_codes=["202"], value={
+                "accepted": 1, "rejected": 1, "results": [
+                    {"index": 0, "id": "msg_4fQ8xZ1bN0aTqL2kV9cR", "status": "queued"},
+                    {"index": 1, "error": {"code": "invalid_phone_number", "field": "to",
+                                           "message": "'12' is not a valid phone number."}}]}),
+        ],
+    )
+    def post(self, request):
+        drafts = accept.messages_accept(tenant=request.auth.tenant, api_key=request.auth, items=batch_parse(request.data),
+                                        request_limits=getattr(request, "deferred_limits", ()))
+        answer = batch_answer(drafts)
+        return Response(answer, status=status.HTTP_202_ACCEPTED if answer["accepted"] else status.HTTP_400_BAD_REQUEST)
 
 
 class MessageDetailView(ApiView):
@@ -122,9 +175,11 @@ class MessageQuoteView(ApiView):
         request=s.MessageCreateSerializer, examples=SEND_EXAMPLES,
         responses={200: s.QuoteSerializer, **api_errors(*SEND_ERRORS)})
     def post(self, request):
-        data = s.MessageCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        prepared = services.message_prepare(tenant=request.auth.tenant, **data.to_service_kwargs())
+        (draft,) = accept.messages_quote(tenant=request.auth.tenant, api_key=request.auth,
+                                         items=[message_fields_parse(request.data)])
+        if draft.error is not None:
+            raise draft.error
+        prepared = draft.message
         analysis = prepared.analysis
         return Response(s.QuoteSerializer({
             "encoding": analysis.encoding, "segments": analysis.segment_count, "characters": analysis.characters,

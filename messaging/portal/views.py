@@ -11,7 +11,7 @@ from django.utils.http import urlencode
 
 from accounts.portal.decorators import add_domain_error, portal_view
 from accounts.services import ApiKeyMode
-from messaging import selectors, services
+from messaging import accept, selectors, services
 from messaging.models import MessageTemplate
 from messaging.portal.forms import CONTENT_TEMPLATE, MessageFilterForm, MessageSendForm, QuoteForm, TemplateForm
 from messaging.portal.quote import quote_json, quote_panel
@@ -67,7 +67,7 @@ def message_send(request: HttpRequest) -> HttpResponse:
                            initial=_initial(request, templates))
     if request.method == "POST" and form.is_valid():
         try:
-            message = services.message_send(tenant=tenant, api_key=None, mode=ApiKeyMode.TEST,
+            message = accept.message_send(tenant=tenant, api_key=None, mode=ApiKeyMode.TEST,
                                             **form.service_kwargs())
         except DomainError as exc:
             form.add_error(form.field_for(exc.field), exc.message)

@@ -8,7 +8,7 @@ import time_machine
 from django.utils import timezone
 
 from accounts.tests.factories import TenantFactory
-from messaging import pipeline, services
+from messaging import accept, pipeline, services
 from messaging.lifecycle import TRANSITIONS, message_transition
 from messaging.models import Message, MessageEvent, SimulatorSubmission, Status
 
@@ -20,7 +20,7 @@ NUMBER = "+1415555{}"  # 555 numbers: valid to phonenumbers, fictional in use
 def _send(tenant=None, ending="1234", **fields):
     tenant = tenant or TenantFactory()
     fields.setdefault("text", "Your code is 123456")
-    return services.message_send(tenant=tenant, api_key=None, to=NUMBER.format(ending), sender="Acme", **fields)
+    return accept.message_send(tenant=tenant, api_key=None, to=NUMBER.format(ending), sender="Acme", **fields)
 
 
 def _statuses(message) -> list[str]:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts import services as accounts_services
 from accounts.tests.factories import PASSWORD
 from accounts.tests.test_portal_browser import CHROMIUM, CHROMIUM_ARGS
-from messaging import pipeline, services
+from messaging import accept, pipeline, services
 from messaging.models import Message, Status
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(
@@ -147,9 +147,9 @@ def test_the_send_page_counts_live_and_sends_a_test_message(acme, live_server, b
     # The simulator's outcomes, run here (the live server has no worker), fill the timeline and the log.
     _deliver(message)
     for ending in ("0001", "0002", "0003"):
-        _deliver(services.message_send(tenant=tenant, api_key=None, mode="test", to=f"+1415555{ending}",
+        _deliver(accept.message_send(tenant=tenant, api_key=None, mode="test", to=f"+1415555{ending}",
                                        sender="Acme", text=f"Order {ending} is on its way", client_reference=ending))
-    services.message_send(tenant=tenant, api_key=None, mode="test", to="+442071838750", sender="Acme",
+    accept.message_send(tenant=tenant, api_key=None, mode="test", to="+442071838750", sender="Acme",
                           text="Reminder: your appointment is tomorrow at 10:00.", message_type="marketing",
                           scheduled_at=timezone.now() + timedelta(days=1))
     page.reload()

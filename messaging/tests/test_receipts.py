@@ -6,7 +6,7 @@ import itertools
 import pytest
 
 from accounts.tests.factories import TenantFactory
-from messaging import pipeline, services
+from messaging import accept, pipeline, services
 from messaging.carriers.simulator import SimulatorConnector
 from messaging.lifecycle import FINAL, can_transition, message_transition
 from messaging.models import Message, MessageEvent, SimulatorSubmission, Status
@@ -26,7 +26,7 @@ def receipts(monkeypatch):
 
 def _sent(ending: str = "1234") -> Message:
     """A message the worker has handed to the simulator and recorded as sent."""
-    message = services.message_send(tenant=TenantFactory(), api_key=None, to=f"+1415555{ending}", sender="Acme",
+    message = accept.message_send(tenant=TenantFactory(), api_key=None, to=f"+1415555{ending}", sender="Acme",
                                     text="Your code is 123456")
     pipeline.message_dispatch(message_id=message.pk)
     message.refresh_from_db()
@@ -101,7 +101,7 @@ def test_receipts_in_any_order_end_in_the_first_outcome(receipts, order):
 
 def test_a_sent_receipt_that_overtakes_the_worker_is_recorded_once(receipts):
     # given a message claimed by a worker that is about to record `sent` itself
-    message = services.message_send(tenant=TenantFactory(), api_key=None, to="+14155551234", sender="Acme",
+    message = accept.message_send(tenant=TenantFactory(), api_key=None, to="+14155551234", sender="Acme",
                                     text="hi")
     message_transition(message_id=message.pk, to=Status.SENDING, source="worker", increment_attempts=True)
     # when the carrier's `sent` receipt, matched by our reference, arrives first
@@ -118,7 +118,7 @@ def test_a_sent_receipt_that_overtakes_the_worker_is_recorded_once(receipts):
 
 
 def test_a_delivered_receipt_that_overtakes_the_worker_is_final(receipts):
-    message = services.message_send(tenant=TenantFactory(), api_key=None, to="+14155551234", sender="Acme",
+    message = accept.message_send(tenant=TenantFactory(), api_key=None, to="+14155551234", sender="Acme",
                                     text="hi")
     message_transition(message_id=message.pk, to=Status.SENDING, source="worker", increment_attempts=True)
     pipeline.receipt_apply(carrier="simulator", carrier_message_id="x", status="delivered", reference=message.public_id)
@@ -132,9 +132,9 @@ def test_a_delivered_receipt_that_overtakes_the_worker_is_final(receipts):
 def test_a_receipt_for_a_message_that_is_not_with_the_carrier_is_ignored(receipts):
     # a canceled message, and a queued one (its claim was reclaimed by the sweeper)
     tenant = TenantFactory()
-    canceled = services.message_send(tenant=tenant, api_key=None, to="+14155551234", sender="Acme", text="hi")
+    canceled = accept.message_send(tenant=tenant, api_key=None, to="+14155551234", sender="Acme", text="hi")
     services.message_cancel(tenant=tenant, message=canceled)
-    queued = services.message_send(tenant=tenant, api_key=None, to="+14155551235", sender="Acme", text="hi")
+    queued = accept.message_send(tenant=tenant, api_key=None, to="+14155551235", sender="Acme", text="hi")
     for message in (canceled, queued):
         assert pipeline.receipt_apply(carrier="simulator", carrier_message_id="x", status="delivered",
                                       reference=message.public_id) is None
@@ -188,7 +188,7 @@ def test_the_simulator_schedules_one_receipt_per_submission_and_none_for_0004(re
 def test_a_resubmission_after_a_crash_still_gets_its_receipt(receipts, settings):
     # given a worker that logged the submission at the carrier and was killed before the receipt
     # was scheduled (the window between the simulator's insert and its apply_async)
-    message = services.message_send(tenant=TenantFactory(), api_key=None, to="+14155551234", sender="Acme",
+    message = accept.message_send(tenant=TenantFactory(), api_key=None, to="+14155551234", sender="Acme",
                                     text="hi")
     claimed = message_transition(message_id=message.pk, to=Status.SENDING, source="worker", increment_attempts=True)
     SimulatorConnector().submit(claimed)
@@ -210,7 +210,7 @@ def test_a_resubmission_after_a_crash_still_gets_its_receipt(receipts, settings)
 
 def test_a_receipt_dropped_while_the_message_was_requeued_is_made_good_by_the_resubmission(receipts):
     # given a worker killed after submitting: the message sits in `sending`, its receipt scheduled
-    message = services.message_send(tenant=TenantFactory(), api_key=None, to="+14155551234", sender="Acme",
+    message = accept.message_send(tenant=TenantFactory(), api_key=None, to="+14155551234", sender="Acme",
                                     text="hi")
     claimed = message_transition(message_id=message.pk, to=Status.SENDING, source="worker", increment_attempts=True)
     SimulatorConnector().submit(claimed)

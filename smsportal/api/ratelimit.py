@@ -1,7 +1,7 @@
 """Request rate limits (GCRA): every limit of one request decided at once, atomically in Redis.
 
-`rate_limits_hit([Limit(...), ...])` counts one request against each of its limits and returns one
-`Decision`. The request is allowed only if every limit allows it; a refused request is counted in
+`rate_limits_hit([Limit(...), ...])` counts one request (or a limit's `cost`: a batch of 1,000
+messages counts 1,000) against each of its limits and returns one `Decision`. The request is allowed only if every limit allows it; a refused request is counted in
 no bucket, so the per-key limit does not fill up with sends the tenant's limit refused. With Redis
 it is one Lua script, one round trip, for all the limits of the request. The DRF throttles that
 build the limits of a /v1 request are in smsportal/api/throttling.py.
@@ -51,7 +51,8 @@ REDIS_RETRY_AFTER_FAILURE = 1.0  # seconds during which a process skips a Redis 
 WARNING_INTERVAL = 60.0  # seconds between "Redis unavailable" warnings from one process
 LOCAL_BUCKETS_MAX = 10_000  # in-process buckets kept before the expired ones are dropped
 
-# KEYS: the buckets; ARGV[1] now (µs), then per bucket its interval (µs) and burst.
+# KEYS: the buckets; ARGV[1] now (µs), then per bucket its increment (µs: interval times cost) and its
+# tolerance (µs: interval times burst).
 # Returns {1, 0} when every bucket allows (all move on), else {0, wait µs} and nothing is written.
 # A TAT behind now counts from now; a TAT ahead of now is kept as it is (see the module docstring).
 # A key outlives its TAT by a minute (an expired TAT means "now" anyway), so a slow caller with a
@@ -60,10 +61,10 @@ _GCRA_LUA = """
 local now = tonumber(ARGV[1])
 local new_tats, wait = {}, 0
 for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[2 * i])
-  local tolerance = interval * tonumber(ARGV[2 * i + 1])
+  local increment = tonumber(ARGV[2 * i])
+  local tolerance = tonumber(ARGV[2 * i + 1])
   local tat = math.max(tonumber(redis.call('GET', key) or now), now)
-  new_tats[i] = tat + interval
+  new_tats[i] = tat + increment
   wait = math.max(wait, new_tats[i] - tolerance - now)
 end
 if wait > 0 then return {0, wait} end
@@ -79,7 +80,8 @@ class Limit:
     """One bucket: `rate` requests per `period` seconds, up to `burst` at once (default `rate`).
 
     `name` says which limit ("messages", "api_key"); `subject` narrows it inside the tenant
-    (an API key's id), empty for a tenant-wide bucket. A rate of 0 refuses everything.
+    (an API key's id, a recipient), empty for a tenant-wide bucket. `cost` is how many requests this
+    one counts as (the messages of a batch). A rate of 0 refuses everything.
     """
 
     name: str
@@ -88,11 +90,24 @@ class Limit:
     period: float = 1.0
     burst: int | None = None
     subject: str = ""
+    cost: int = 1
 
     @property
     def interval(self) -> int:
         """Microseconds per request."""
         return max(1, round(self.period * 1_000_000 / self.rate))
+
+    @property
+    def increment(self) -> int:
+        """Microseconds this request moves the bucket's TAT by."""
+        return self.interval * self.cost
+
+    @property
+    def exceeds_burst(self) -> bool:
+        """Whether this request costs more than the bucket ever holds: it can never be allowed.
+
+        (A rate of 0 is a stop, not a size: rate_limits_hit refuses it with a Retry-After.)"""
+        return 0 < (self.burst or self.rate) < self.cost
 
     @property
     def tolerance(self) -> int:
@@ -160,7 +175,7 @@ def _script(url: str) -> Script:
 def _redis_hit(url: str, limits: Sequence[Limit], now: int) -> Decision:
     args = [now]
     for limit in limits:
-        args += [limit.interval, limit.burst or limit.rate]
+        args += [limit.increment, limit.tolerance]
     allowed, wait = _script(url)(keys=[limit.key for limit in limits], args=args)
     return Decision(bool(allowed), wait / 1_000_000)
 
@@ -187,7 +202,7 @@ _local_lock = threading.Lock()
 def _local_hit(limits: Sequence[Limit], now: int) -> Decision:
     # The same arithmetic as the Lua script, under one lock for read-decide-write.
     with _local_lock:
-        new_tats = {limit.key: max(_local_tats.get(limit.key, now), now) + limit.interval for limit in limits}
+        new_tats = {limit.key: max(_local_tats.get(limit.key, now), now) + limit.increment for limit in limits}
         wait = max(new_tats[limit.key] - limit.tolerance - now for limit in limits)
         if wait > 0:
             return Decision(False, wait / 1_000_000)

@@ -1,14 +1,16 @@
 """The rate limits of /v1 requests as DRF throttles: one throttle per view, all its limits in one decision.
 
 - `ApiKeyRateThrottle` (every view, DEFAULT_THROTTLE_CLASSES): `API_RATE_LIMIT` requests per API key.
-- `MessageSendRateThrottle` (POST /v1/messages): the per-key limit and the tenant's
-  `messages_per_second`, shared by all its keys, decided together; OTP sends fail closed.
+- `MessageSendRateThrottle` (the send views): on a POST the per-key limit is not decided here but
+  handed to the accept pipeline (`request.deferred_limits`), whose rate-limit step decides it with
+  the tenant's `messages_per_second` and the per-recipient limit, counting every message, in one
+  round trip (messaging/accept/steps.py); OTP sends fail closed there. Other methods as above.
 
-A view lists one of them, never both: each throttle decides all its limits in one
-`rate_limits_hit` call (smsportal/api/ratelimit.py: GCRA in Redis, one round trip), so a request one
-limit refuses is counted by none. A refusal is DRF's Throttled, which the exception handler answers
-with 429 `rate_limited` and an integer `Retry-After` of at least 1. Requests without an API key are
-left to authentication.
+A view lists one of them, never both: each decides all its limits in one `rate_limits_hit` call
+(smsportal/api/ratelimit.py: GCRA in Redis, one round trip), so a request one limit refuses is
+counted by none. A refusal is DRF's Throttled (or the pipeline's RateLimited), which the exception
+handler answers with 429 `rate_limited` and an integer `Retry-After` of at least 1. Requests
+without an API key are left to authentication.
 """
 from __future__ import annotations
 
@@ -63,21 +65,10 @@ class ApiKeyRateThrottle(BaseThrottle):
 
 
 class MessageSendRateThrottle(ApiKeyRateThrottle):
-    """The per-key limit, and on POST the tenant's `messages_per_second` across all its keys and processes.
+    """The per-key limit; on POST deferred to the accept pipeline, which decides it with the message limits."""
 
-    OTP sends fail closed when Redis is down: see smsportal/api/ratelimit.py.
-    """
-
-    def limits(self, request, api_key: ApiKey) -> list[Limit]:
-        limits = super().limits(request, api_key)
-        if request.method == "POST":
-            limits.append(Limit(name="messages", tenant_id=api_key.tenant_id, rate=api_key.tenant.messages_per_second))
-        return limits
-
-    def fails_closed(self, request) -> bool:
-        if request.method != "POST":
-            return False
-        # The body is parsed here, before the view: invalid JSON is its usual 400 either way.
-        data = request.data
-        message_type = data.get("message_type") if isinstance(data, dict) else None
-        return isinstance(message_type, str) and message_type.strip().lower() == "otp"
+    def allow_request(self, request, view) -> bool:
+        if request.method == "POST" and isinstance(getattr(request, "auth", None), ApiKey):
+            request.deferred_limits = self.limits(request, request.auth)
+            return True
+        return super().allow_request(request, view)

@@ -153,6 +153,7 @@ BODIES = {
     "/v1/ip-allowlist": {"cidr": "203.0.113.0/24", "api_key": "{api_key_id}", "note": "office"},
     "/v1/messages": SEND,
     "/v1/messages/quote": SEND,
+    "/v1/messages/batch": {"defaults": {"from": SEND["from"]}, "messages": [SEND]},
     "/v1/templates": {"name": "welcome", "body": "Hi ${name}", "message_type": "marketing", "description": "d"},
     "/v1/templates/{template_id}": {"name": "welcome2", "body": "Hello ${name}"},
     "/v1/webhook-endpoints": {"url": "https://hooks.example/in", "events": ["message.delivered"],

@@ -52,7 +52,8 @@ def serve(tmp_path):
         def start(api_rate_limit: str) -> WebServer:
             # The accepted sends' dispatch tasks go to the test folder of the embedded broker (emptied by
             # each test session), not to a Redis broker where a later worker would find them.
-            env = {"REDIS_URL": REDIS_URL, "API_RATE_LIMIT": api_rate_limit, "CELERY_BROKER_URL": "filesystem://"}
+            env = {"REDIS_URL": REDIS_URL, "API_RATE_LIMIT": api_rate_limit, "CELERY_BROKER_URL": "filesystem://",
+                   "MESSAGE_DESTINATION_RATE_LIMIT": ""}
             web = stack.enter_context(WebServer.from_procfile(tmp_path, env=env))
             assert len(web.workers()) >= 2, "Procfile.dev's web command runs several worker processes"
             return web

@@ -46,6 +46,9 @@ EXCLUSIONS: list[tuple[dict, str]] = [
      "template's variables must fill its placeholders, `scheduled_at` at most 30 days ahead, `metadata` at most "
      "4 KB: no JSON Schema says so. Each refusal is a 400 with its own documented code."),
     (_also_accepted("/v1/messages/quote", "POST", "400"), "The same body and checks as POST /v1/messages."),
+    (_also_accepted("/v1/messages/batch", "POST", "400"),
+     "Each message is checked as POST /v1/messages is (and `defaults` may give it any field): a batch none of "
+     "whose messages passes is 400 `batch_rejected`, with each message's own code in `results`."),
     (_also_accepted("/v1/api-keys", "POST", "400"), "`expires_at` must be in the future (400 `invalid_expiry`)."),
     (_also_accepted("/v1/ip-allowlist", "POST", "400"),
      "A valid IPv4/IPv6 network is no JSON Schema pattern (400 `invalid_cidr`), and `api_key` must be one of "
@@ -57,12 +60,12 @@ EXCLUSIONS: list[tuple[dict, str]] = [
     (_also_accepted("/v1/numbers/leases", "POST", "400"), "`callback_url`: as POST /v1/webhook-endpoints."),
     (_also_accepted("/v1/numbers/leases/{lease_id}/extend", "POST", "400"),
      "The new end must be at most 30 days from now (400 `invalid_ttl`): relative to the lease and the clock."),
-    (_also_accepted("/v1/number-pools", "POST", "422"),
-     "`numbers` must be numbers you hold (422 `number_not_held`): state, not schema."),
+    (_also_accepted("/v1/number-pools", "POST", "400", "422"),
+     "`numbers` must be numbers you hold (422 `number_not_held`): state, not schema; and a whole number beyond "
+     "64 bits under a key the schema does not name is 400 `number_out_of_range` (the parser's rule for every "
+     "body, docs/hostile-input.md), which OpenAPI 3.0 cannot say of undeclared keys."),
     (_also_accepted("/v1/number-pools/{pool_id}", "PATCH", "400", "422"),
-     "As POST /v1/number-pools; and a whole number beyond 64 bits under a key the schema does not name is "
-     "400 `number_out_of_range` (the parser's rule for every body, docs/hostile-input.md), which OpenAPI 3.0 "
-     "cannot say of undeclared keys."),
+     "As POST /v1/number-pools."),
     (_check_off("/v1/api-keys/{api_key_id}", "GET", "use_after_free"),
      "DELETE revokes a key; a revoked key stays readable (`status: revoked`) for the audit trail."),
     (_check_off("/v1/numbers/leases/{lease_id}", "GET", "use_after_free"),

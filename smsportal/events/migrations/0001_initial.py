@@ -1,6 +1,6 @@
 """The outbox models move from messaging to this app: state only, the tables stay where they are.
 
-messaging/0010 deleted them from messaging's state without touching the database; this creates them
+messaging/0011 deleted them from messaging's state without touching the database; this creates them
 here, on the same tables (db_table), as messaging 0003/0004 left them. 0002 then replaces the message
 foreign key by `subject`. From an empty database, messaging 0003 creates the tables and this runs after.
 """
@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0003_tenant_sending_limits'),
-        ('messaging', '0010_webhooks_to_events'),
+        ('messaging', '0011_webhooks_to_events'),
     ]
 
     operations = [

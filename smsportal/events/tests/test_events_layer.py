@@ -64,7 +64,7 @@ def test_messaging_fills_the_hooks_of_the_apps_below_it():
 def test_the_move_keeps_every_delivery_and_names_its_message_by_subject():
     # given the schema as it was before the move: the outbox models in messaging, with a message key
     executor = MigrationExecutor(connection)
-    [before] = executor.loader.get_migration("messaging", "0010_webhooks_to_events").dependencies
+    [before] = executor.loader.get_migration("messaging", "0011_webhooks_to_events").dependencies
     executor.migrate([before, ("events", None)])
     old = executor.loader.project_state([before]).apps
     tenant = TenantFactory()  # accounts stays migrated: its current model matches its table

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from accounts.services import SYSTEM
-from messaging import services as messaging_services
+from messaging import accept
 from messaging.models import Message
 from smsportal.events import services
 from smsportal.events.models import WebhookDelivery, WebhookEndpoint
@@ -18,7 +18,7 @@ def send(tenant, **fields) -> Message:
     fields.setdefault("to", QUIET_NUMBER)
     fields.setdefault("sender", "Acme")
     fields.setdefault("text", "Your code is 123456")
-    return messaging_services.message_send(tenant=tenant, api_key=None, **fields)
+    return accept.message_send(tenant=tenant, api_key=None, **fields)
 
 
 def endpoint_for(tenant, url: str, **fields) -> tuple[WebhookEndpoint, str]:

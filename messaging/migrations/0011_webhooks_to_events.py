@@ -8,7 +8,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0009_scoped_default_manager'),
+        ('messaging', '0010_drop_redundant_indexes'),
     ]
 
     operations = [

@@ -1,0 +1,84 @@
+"""The accept pipeline: every front door's messages through the same named steps (docs/send-pipeline.md).
+
+    1 validate -> 2 policy checks -> 3 rate limits -> 4 price and reserve -> 5 insert -> 6 dispatch (after commit)
+
+`messages_accept` takes a list (a single send is a batch of one) and answers one Draft per item,
+by index: an id and status, or an error. `messages_quote` runs steps 1 to 4 and stores nothing.
+The API's single and batch sends, the portal's send and HELP replies all come through here.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+
+from accounts.services import ApiKeyMode
+from messaging.accept import (
+    checks,  # noqa: F401 - registers today's policy checks
+    steps,
+)
+from messaging.accept.steps import AcceptContext, Draft
+from messaging.models import Message
+from smsportal.api.ratelimit import Limit
+from smsportal.tenancy import tenant_scoped
+
+if TYPE_CHECKING:
+    from accounts.models import ApiKey, Tenant
+
+__all__ = ["AcceptContext", "Draft", "message_send", "messages_accept", "messages_quote"]
+
+
+def _drafts(items: Sequence[dict | Exception]) -> list[Draft]:
+    """A parser's error (an item the API could not read) enters as a draft that already failed."""
+    return [Draft(index=i, fields={}, error=item) if isinstance(item, Exception) else Draft(index=i, fields=item)
+            for i, item in enumerate(items)]
+
+
+def _context(tenant: Tenant, api_key: ApiKey | None, mode: str | None) -> AcceptContext:
+    return AcceptContext(tenant=tenant, api_key=api_key, mode=mode or (api_key.mode if api_key else ApiKeyMode.TEST))
+
+
+@tenant_scoped
+def messages_accept(
+    *, tenant: Tenant, api_key: ApiKey | None, items: Sequence[dict | Exception], mode: str | None = None,
+    request_limits: Sequence[Limit] = (),
+) -> list[Draft]:
+    """Accept the valid items in one transaction; the others keep their error. Returns a draft per item.
+
+    `items` are message_prepare's keyword arguments (or a parse error); `request_limits` are the
+    caller's own (an API key's request limit), decided with the message limits in one round trip.
+    Raises for the whole request: RateLimited (429), BatchTooLarge, RateLimiterUnavailable (503).
+    The hand-off to dispatch happens after the outermost transaction commits; none on rollback."""
+    context, drafts = _context(tenant, api_key, mode), _drafts(items)
+    with transaction.atomic():
+        steps.validate(context, drafts, record=True)
+        steps.policy(context, drafts)
+        steps.rate_limit(context, drafts, request_limits=request_limits)
+        steps.price(context, drafts, reserve=True)
+        steps.insert(context, drafts)
+        steps.dispatch(drafts)
+    return drafts
+
+
+@tenant_scoped
+def messages_quote(*, tenant: Tenant, api_key: ApiKey | None, items: Sequence[dict | Exception]) -> list[Draft]:
+    """Steps 1, 2 and 4 with nothing written: what a send would make of the items, and their price.
+
+    Rate limits are not counted: a quote sends nothing."""
+    context, drafts = _context(tenant, api_key, None), _drafts(items)
+    steps.validate(context, drafts, record=False)
+    steps.policy(context, drafts)
+    steps.price(context, drafts, reserve=False)
+    return drafts
+
+
+@tenant_scoped
+def message_send(*, tenant: Tenant, api_key: ApiKey | None, mode: str | None = None, **fields) -> Message:
+    """One message through the pipeline, for callers that want the stored Message (portal, HELP replies).
+
+    Raises the message's DomainError when it is refused."""
+    (draft,) = messages_accept(tenant=tenant, api_key=api_key, mode=mode, items=[fields])
+    if draft.error is not None:
+        raise draft.error
+    return Message.objects.get(pk=draft.id)

@@ -1,0 +1,179 @@
+"""The named steps of accept, in order, each over a list of drafts (docs/send-pipeline.md).
+
+A draft is one message of the request, by its index. A step works on the drafts still without an
+error and gives a refused one its error (code, field, message); the request-wide steps (rate
+limits) refuse the whole request with an exception instead. Nothing here opens its own
+transaction: messages_accept runs steps 1 to 5 in one, step 6 after it commits.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from messaging import handoff, services
+from messaging.accept import registry, store
+from messaging.models import MessageType, Status
+from smsportal.api.ratelimit import Limit, rate_limits_hit
+from smsportal.api.throttling import rate_parse
+from smsportal.errors import DomainError
+
+if TYPE_CHECKING:
+    from accounts.models import ApiKey, Tenant
+
+
+@dataclass
+class AcceptContext:
+    """Who sends: the tenant, the API key (None from the portal and HELP replies) and the mode.
+
+    `memo` lives for one call: a check that looks something up (a sender's ownership) asks the
+    database once per batch, not once per message."""
+
+    tenant: Tenant
+    api_key: ApiKey | None
+    mode: str
+    memo: dict = field(default_factory=dict)
+
+
+@dataclass
+class Draft:
+    """One message of the request: its fields, then what the steps made of it."""
+
+    index: int
+    fields: dict
+    error: Exception | None = None  # a DomainError, or the API parser's ValidationError
+    message: services.PreparedMessage | None = None
+    price: Decimal | None = None
+    id: int | None = None
+    public_id: str = ""
+    status: str = ""
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
+class RateLimited(DomainError):
+    """429 with Retry-After: a limit of step 3 refused the request; nothing of it was stored or counted."""
+
+    status = 429
+    code = "rate_limited"
+    message = "Too many messages: slow down and retry after the number of seconds in Retry-After."
+
+    def __init__(self, message: str | None = None, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+class BatchTooLarge(DomainError):
+    code = "batch_too_large"
+
+
+def live(drafts: Sequence[Draft]) -> list[Draft]:
+    return [draft for draft in drafts if draft.error is None]
+
+
+# --- 1. parse and validate ------------------------------------------------------------------------
+
+
+def validate(context: AcceptContext, drafts: Sequence[Draft], *, record: bool) -> None:
+    """E.164, body (text or template), encoding, validity, schedule, metadata; a pool picks its number
+    (recorded with `record`, inside the accept transaction)."""
+    for draft in live(drafts):
+        try:
+            draft.message = services.message_prepare(tenant=context.tenant, pool_pick=record, **draft.fields)
+        except DomainError as exc:
+            draft.error = exc
+
+
+# --- 2. policy checks ----------------------------------------------------------------------------------
+
+
+def policy(context: AcceptContext, drafts: Sequence[Draft]) -> None:
+    """Every registered check (messaging/accept/registry.py), in order; the first refusal is the draft's."""
+    for check in registry.POLICY_CHECKS:
+        for draft in live(drafts):
+            try:
+                draft.message = check.function(context=context, message=draft.message) or draft.message
+            except DomainError as exc:
+                draft.error = exc
+
+
+# --- 3. rate limits ----------------------------------------------------------------------------------
+
+
+def rate_limit(context: AcceptContext, drafts: Sequence[Draft], *, request_limits: Sequence[Limit] = ()) -> None:
+    """The tenant's messages per second and the per-recipient limit, counting every message, with the
+    caller's own limits (an API key's requests) in the same decision: one Redis round trip.
+
+    Raises RateLimited (429), BatchTooLarge (a batch no wait would let through) or, for OTP messages
+    with Redis down, RateLimiterUnavailable (503)."""
+    messages = [draft.message for draft in live(drafts)]
+    limits = [*request_limits, *message_limits(tenant=context.tenant, messages=messages)]
+    for limit in limits:
+        if limit.exceeds_burst:
+            raise BatchTooLarge(_too_large_reason(limit), field="messages")
+    decision = rate_limits_hit(limits, fail_closed=any(m.message_type == MessageType.OTP for m in messages))
+    if not decision.allowed:
+        raise RateLimited(retry_after=decision.retry_after)
+
+
+def message_limits(*, tenant: Tenant, messages: Sequence[services.PreparedMessage]) -> list[Limit]:
+    """The limits that count messages: the tenant's `messages_per_second`, and MESSAGE_DESTINATION_RATE_LIMIT
+    per recipient number (per tenant), so a loop cannot pump one number."""
+    if not messages:
+        return []
+    limits = [Limit(name="messages", tenant_id=tenant.pk, rate=tenant.messages_per_second, cost=len(messages))]
+    if settings.MESSAGE_DESTINATION_RATE_LIMIT:
+        rate, period = rate_parse(settings.MESSAGE_DESTINATION_RATE_LIMIT)
+        limits += [Limit(name="destination", tenant_id=tenant.pk, subject=to, rate=rate, period=period, cost=count)
+                   for to, count in Counter(message.to for message in messages).items()]
+    return limits
+
+
+def _too_large_reason(limit: Limit) -> str:
+    if limit.name == "destination":
+        return (f"{limit.cost} messages to {limit.subject}: at most {limit.burst or limit.rate} messages go to one "
+                "number at once. Spread them out.")
+    return (f"{limit.cost} messages in one request: your account's rate allows at most {limit.burst or limit.rate} "
+            "at once. Send smaller batches.")
+
+
+# --- 4. price and reserve ----------------------------------------------------------------------------
+
+
+def price(context: AcceptContext, drafts: Sequence[Draft], *, reserve: bool) -> None:
+    """Each registered price step (billing's, when it exists); without one a message has no price."""
+    for step in registry.PRICE_STEPS:
+        for draft in live(drafts):
+            try:
+                amount = step(context=context, message=draft.message, reserve=reserve)
+            except DomainError as exc:  # e.g. a balance too low for this message
+                draft.error = exc
+            else:
+                draft.price = amount if amount is not None else draft.price
+
+
+# --- 5. insert -------------------------------------------------------------------------------------------
+
+
+def insert(context: AcceptContext, drafts: Sequence[Draft]) -> None:
+    """The messages, their first events and their `message.queued` outbox rows: a few set-based statements."""
+    store.messages_insert(context=context, drafts=live(drafts))
+
+
+# --- 6. hand to dispatch, after commit -----------------------------------------------------------------
+
+
+def dispatch(drafts: Sequence[Draft]) -> None:
+    """Queued messages go to dispatch once the transaction commits (scheduled ones wait for the sweeper)."""
+    by_queue: dict[str, list[int]] = {}
+    for draft in live(drafts):
+        if draft.status == Status.QUEUED:
+            by_queue.setdefault(draft.message.message_type, []).append(draft.id)
+    for queue, message_ids in by_queue.items():
+        handoff.dispatch_handoff(message_ids=message_ids, queue=queue)
