@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 
-.PHONY: run test lint format check-deploy migrations-check clean
+.PHONY: run test lint lint-imports format check-deploy migrations-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,8 @@ run: $(VENV)/.runtime .env
 	PORT=$(PORT) $(BIN)/python manage.py seed_demo
 	WEB_PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
-## test: install (incl. headless Chromium), check migrations, run the whole suite
-test: $(VENV)/.dev .env chromium
+## test: install (incl. headless Chromium), check the import contracts and migrations, run the whole suite
+test: $(VENV)/.dev .env chromium lint-imports
 	mkdir -p var/broker
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings smsportal.test_settings
 	$(BIN)/pytest
@@ -43,6 +43,12 @@ chromium:
 	  echo "installing chromium (Debian package) for the browser tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+## lint-imports: the import contracts of .importlinter (layers; no app imports another app's models).
+# PYTHONPATH=. so that `numbers` is our app (numbers/__init__.py keeps the standard module's classes),
+# not the standard library module the tool itself imports first.
+lint-imports: $(VENV)/.dev
+	PYTHONPATH=. $(BIN)/lint-imports --no-cache
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

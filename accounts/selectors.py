@@ -76,6 +76,10 @@ def invitation_get(*, tenant: Tenant, public_id: str) -> Invitation:
     return _get(Invitation.objects.filter(tenant=tenant), public_id)
 
 
+def tenant_by_slug(*, slug: str) -> Tenant | None:
+    return Tenant.objects.filter(slug=slug).first()
+
+
 @tenant_scoped
 def api_key_list(*, tenant: Tenant) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(tenant=tenant).select_related("created_by")

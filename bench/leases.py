@@ -53,8 +53,8 @@ def run(n: int, *, webhook_endpoint: bool = False) -> dict:
     from django.utils import timezone
 
     from accounts.models import Tenant
-    from messaging.webhooks import signing
-    from messaging.webhooks.models import WebhookDelivery, WebhookEndpoint
+    from smsportal.events import signing
+    from smsportal.events.models import WebhookDelivery, WebhookEndpoint
 
     tenant = Tenant.objects.create(slug="bench", name="Bench")
     if webhook_endpoint:

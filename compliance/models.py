@@ -1,7 +1,6 @@
 """Models of compliance: for now the keyword events (opt-out, opt-in, help) of inbound messages."""
 from django.db import models
 
-from accounts.models import Tenant
 from smsportal.tenancy import TenantScopedManager
 
 
@@ -14,7 +13,7 @@ class KeywordEvent(models.Model):
         OPT_IN = "opt_in", "Opt-in"
         HELP = "help", "Help"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
     number = models.CharField(max_length=20, help_text="The tenant's number (E.164).")
     sender = models.CharField(max_length=20, help_text="Who sent the keyword (E.164).")
     kind = models.CharField(max_length=8, choices=Kind.choices)

@@ -1,9 +1,16 @@
 """Use cases of compliance; the compliance issue builds on keyword_record."""
 from __future__ import annotations
 
-from accounts.models import Tenant
+from typing import TYPE_CHECKING
+
 from compliance.models import KeywordEvent
 from smsportal.tenancy import tenant_scoped
+
+# The kinds of keyword event, as callers name them (compliance's models stay its own).
+KeywordKind = KeywordEvent.Kind
+
+if TYPE_CHECKING:
+    from accounts.models import Tenant
 
 
 @tenant_scoped

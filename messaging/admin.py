@@ -60,4 +60,3 @@ class SimulatorSubmissionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
-from messaging.webhooks import admin as webhooks_admin  # noqa: E402,F401 - registers the webhook admin classes

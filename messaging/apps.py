@@ -1,4 +1,5 @@
-"""App config for messaging."""
+"""App config for messaging: registers its event types, its Celery countdowns and the hooks it fills in the
+apps below it."""
 from django.apps import AppConfig
 
 
@@ -6,7 +7,14 @@ class MessagingConfig(AppConfig):
     name = "messaging"
 
     def ready(self) -> None:
-        # These modules name their longest Celery countdowns (smsportal/countdowns.py) when imported.
-        from messaging import pipeline  # noqa: F401
+        # pipeline and carriers.simulator name their longest Celery countdowns (smsportal/countdowns.py) on import.
+        from messaging import (
+            events,
+            hooks,
+            pipeline,  # noqa: F401
+        )
         from messaging.carriers import simulator  # noqa: F401
-        from messaging.webhooks import delivery  # noqa: F401
+        from smsportal.events.registry import event_types_register
+
+        event_types_register(*events.MESSAGE_EVENT_TYPES)
+        hooks.register()

@@ -13,6 +13,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from messaging.events import message_event_emit
 from messaging.models import Message, MessageEvent, Status
 
 FINAL = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.EXPIRED, Status.REJECTED,
@@ -92,7 +93,5 @@ def message_transition(
         detail=detail[:500], error_code=error_code, carrier_error_code=carrier_error_code, created_at=now,
     )
     if webhook and to in WEBHOOK_EVENTS:
-        from messaging.webhooks.services import message_event_emit
-
         message_event_emit(message=message, event_type=WEBHOOK_EVENTS[to], event=event)
     return message

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from accounts.models import ApiKey, Tenant
+from accounts.services import ApiKeyMode
 from smsportal.ids import PublicId
 from smsportal.tenancy import TenantScopedManager
 
@@ -33,10 +33,10 @@ class Message(models.Model):
 
     # No index of its own: the four indexes below that lead with `tenant` serve every tenant filter,
     # and each index costs every accept (a batch of 1,000 writes 1,000 entries in each).
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="messages", db_index=False)
     public_id = models.CharField(max_length=32, unique=True, default=PublicId("msg"), editable=False)
-    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    mode = models.CharField(max_length=8, choices=ApiKey.Mode.choices, default=ApiKey.Mode.TEST)
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    mode = models.CharField(max_length=8, choices=ApiKeyMode.choices, default=ApiKeyMode.TEST)
     to = models.CharField(max_length=20, help_text="E.164")
     sender = models.CharField(max_length=20)
     # Set when `from` was `pool:NAME`: `sender` is then the pool number picked for this message.
@@ -108,7 +108,7 @@ class MessageEvent(models.Model):
         CARRIER = "carrier", "Carrier"
         SWEEPER = "sweeper", "Sweeper"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
     # No index of its own: the unique (message, sequence) constraint's index leads with it.
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events", db_index=False)
     sequence = models.PositiveIntegerField()
@@ -134,7 +134,7 @@ class MessageEvent(models.Model):
 
 
 class MessageTemplate(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="message_templates")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="message_templates")
     public_id = models.CharField(max_length=32, unique=True, default=PublicId("tpl"), editable=False)
     name = models.CharField(max_length=100)
     body = models.TextField()
@@ -169,4 +169,3 @@ class SimulatorSubmission(models.Model):
 
     def __str__(self) -> str:
         return f"{self.carrier_message_id} ({self.reference})"
-from messaging.webhooks.models import *  # noqa: E402,F401,F403 - webhook models live in their own module

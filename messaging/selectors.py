@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from accounts.models import Tenant
 from messaging.lifecycle import FINAL
 from messaging.models import Message, MessageEvent, MessageTemplate, Status
 from smsportal.tenancy import tenant_scoped
+
+if TYPE_CHECKING:
+    from accounts.models import Tenant
 
 # A search that reads like a phone number ("+1 (415) 555-0123") is matched by its digits.
 _PHONE_LIKE = re.compile(r"\+?[\d\s().-]{3,}")

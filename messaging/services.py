@@ -9,18 +9,23 @@ from datetime import datetime, timedelta
 from numbers import pools
 from numbers import selectors as numbers_selectors
 from numbers.inventory import SHORT_CODE
-from numbers.models import NumberPool
+from typing import TYPE_CHECKING
 
 import phonenumbers
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import Tenant
 from messaging import encoding, errors, templating
 from messaging.lifecycle import message_transition
 from messaging.models import Message, MessageEvent, MessageTemplate, MessageType, Status
 from smsportal.errors import DomainError
+from smsportal.events.services import callback_url_validate
 from smsportal.tenancy import tenant_scoped
+
+if TYPE_CHECKING:
+    from numbers.models import NumberPool
+
+    from accounts.models import Tenant
 
 logger = logging.getLogger("smsportal.pipeline")
 
@@ -162,8 +167,6 @@ def message_prepare(
     the pick is recorded (round-robin cursor, sticky sender); without it nothing is written. Any
     other sender is kept as written: whether the tenant may send from it, like the segment limit,
     is a policy check of step 2 (messaging/accept/checks.py)."""
-    from messaging.webhooks.services import callback_url_validate
-
     message_type = message_type_normalize(message_type)
     body, template_ref = _render_body(tenant=tenant, text=text, template=template, variables=variables or {})
     analysis = encoding.analyze(body, smart_encoding=smart_encoding)

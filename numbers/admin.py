@@ -31,6 +31,7 @@ from numbers.models import (
     NumberUsage,
     PhoneNumber,
 )
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django import forms
@@ -47,10 +48,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from accounts.models import Tenant
 from accounts.portal.decorators import actor_for
 from accounts.services import audit_record
 from smsportal.errors import DomainError
+
+if TYPE_CHECKING:
+    from accounts.models import Tenant
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 # The change page of a number shows this many of the latest rows of each history; the rest is one

@@ -1,4 +1,4 @@
-"""App config for numbers."""
+"""App config for numbers: registers the event types it emits and its Celery countdown."""
 from django.apps import AppConfig
 
 
@@ -7,4 +7,11 @@ class NumbersConfig(AppConfig):
 
     def ready(self) -> None:
         # Names its longest Celery countdown (the lease notice) when imported: smsportal/countdowns.py.
-        from numbers import services  # noqa: F401
+        from numbers import (
+            events,
+            services,  # noqa: F401
+        )
+
+        from smsportal.events.registry import event_types_register
+
+        event_types_register(*events.NUMBER_EVENT_TYPES)

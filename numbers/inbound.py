@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from numbers import codecapture
+from numbers import codecapture, hooks
+from numbers import events as webhooks
 from numbers.models import InboundMessage, NumberAssignment, NumberLease, PhoneNumber
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from accounts.models import Tenant
 from compliance import services as compliance
-from compliance.models import KeywordEvent
-from messaging.webhooks import services as webhooks
 from smsportal.errors import DomainError
 from smsportal.ids import public_id
+
+if TYPE_CHECKING:
+    from accounts.models import Tenant
 
 logger = logging.getLogger("smsportal.numbers")
 
@@ -31,16 +33,16 @@ DEFAULT_HELP_REPLY = "{name}: reply STOP to opt out. For help contact your sende
 # The whole message, trimmed, any case, runs of spaces as one. The opt-outs are the CTIA/carrier set
 # plus REVOKE, OPTOUT and OPT OUT (FCC 2024 revocation rule) and the French ARRET/ARRÊT.
 KEYWORDS: dict[str, tuple[str, str]] = {
-    **{word: (InboundMessage.Keyword.STOP, KeywordEvent.Kind.OPT_OUT)
+    **{word: (InboundMessage.Keyword.STOP, compliance.KeywordKind.OPT_OUT)
        for word in ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT OUT",
                     "ARRET", "ARRÊT")},
-    **{word: (InboundMessage.Keyword.START, KeywordEvent.Kind.OPT_IN) for word in ("START", "UNSTOP", "YES")},
-    "HELP": (InboundMessage.Keyword.HELP, KeywordEvent.Kind.HELP),
+    **{word: (InboundMessage.Keyword.START, compliance.KeywordKind.OPT_IN) for word in ("START", "UNSTOP", "YES")},
+    "HELP": (InboundMessage.Keyword.HELP, compliance.KeywordKind.HELP),
 }
 
 
 def keyword_of(text: str) -> tuple[str, str] | None:
-    """(InboundMessage keyword, KeywordEvent kind) when the whole message is a keyword."""
+    """(InboundMessage keyword, compliance.KeywordKind) when the whole message is a keyword."""
     return KEYWORDS.get(" ".join(text.split()).upper())
 
 
@@ -99,22 +101,19 @@ def help_reply_send(*, inbound: InboundMessage):
     """Answers HELP from the number it was sent to: the tenant's help reply, or DEFAULT_HELP_REPLY.
 
     Called inside the transaction that stores the inbound message, so the reply (a transactional
-    message, `metadata.help_reply_to` = the inbound id) commits with it and exactly once per stored
+    message, `metadata.help_reply_to` = the inbound id, sent by the hook messaging registers) commits with it and exactly once per stored
     message; the accept pipeline (messaging/accept) limits its rate like any send's and hands it to
     dispatch after commit. Test mode when the carrier simulator delivered the HELP, live otherwise. The send checks the sender like any other (docs/senders.md): a
     reply it refuses (a late HELP to a number the tenant no longer holds, `sender_not_allowed`) is
     logged and dropped in a savepoint: it must not lose the inbound message. Returns the Message or None.
     """
-    from messaging import accept as messaging  # numbers is imported by messaging; keep the import lazy
-
     tenant = inbound.tenant
     text = tenant.help_reply.strip() or DEFAULT_HELP_REPLY.format(name=tenant.name)
     mode = "test" if inbound.carrier == "simulator" else "live"
     try:
         with transaction.atomic():
-            return messaging.message_send(tenant=tenant, api_key=None, mode=mode, to=inbound.sender,
-                                          sender=inbound.to, text=text, message_type="transactional",
-                                          metadata={"help_reply_to": inbound.public_id})
+            return hooks.help_reply_sender()(tenant=tenant, mode=mode, to=inbound.sender, sender=inbound.to,
+                                             text=text, metadata={"help_reply_to": inbound.public_id})
     except DomainError as error:
         logger.warning("HELP reply to inbound %s not sent: %s (%s)", inbound.public_id, error.message, error.code)
         return None

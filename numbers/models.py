@@ -7,7 +7,6 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Tenant
 from smsportal.ids import PublicId
 from smsportal.tenancy import TenantScopedManager
 
@@ -55,7 +54,7 @@ class PhoneNumber(models.Model):
     monthly_cost = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
     monthly_price = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
     status = models.CharField(max_length=16, choices=NumberStatus.choices, default=NumberStatus.AVAILABLE)
-    holder = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    holder = models.ForeignKey("accounts.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     quarantined_until = models.DateTimeField(null=True, blank=True)
     # A number the platform keeps for itself and lets tenants send from (Tenant.shared_senders_allowed):
     # never assigned or leased, so the allocator skips it (numbers/services.py) and a constraint holds it.
@@ -112,7 +111,7 @@ class NumberEvent(models.Model):
 
     number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="events")
     # The tenant the change concerns (the holder); empty for inventory-only changes.
-    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("accounts.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     from_status = models.CharField(max_length=16, blank=True)
     to_status = models.CharField(max_length=16, blank=True)
@@ -134,7 +133,7 @@ class NumberEvent(models.Model):
 class NumberAssignment(models.Model):
     """A number rented by a tenant until released."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
     public_id = models.CharField(max_length=32, unique=True, default=PublicId("asg"), editable=False)
     number = models.ForeignKey(PhoneNumber, on_delete=models.PROTECT, related_name="assignments")
     started_at = models.DateTimeField()
@@ -165,7 +164,7 @@ class NumberLease(models.Model):
         EXPIRED = "expired", "Expired"
         FORCE_RELEASED = "force_released", "Released by an account manager"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
     public_id = models.CharField(max_length=32, unique=True, default=PublicId("lse"), editable=False)
     number = models.ForeignKey(PhoneNumber, on_delete=models.PROTECT, related_name="leases")
     started_at = models.DateTimeField()
@@ -213,7 +212,7 @@ class NumberPool(models.Model):
     still in the pool; else, with `geo_match`, the pool numbers of the recipient's country when there
     are any; then round robin over those candidates (`rr_cursor`)."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
     public_id = models.CharField(max_length=32, unique=True, default=PublicId("pool"), editable=False)
     name = models.CharField(max_length=50)
     description = models.CharField(max_length=300, blank=True)
@@ -241,7 +240,7 @@ class NumberPoolMember(models.Model):
     `tenant` is the pool's tenant (numbers/pools.py sets it from the pool), held on the row itself so
     the scoped manager and the cross-tenant checks need no join."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
     pool = models.ForeignKey(NumberPool, on_delete=models.CASCADE, related_name="members")
     number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="pool_memberships")
     added_at = models.DateTimeField(auto_now_add=True)
@@ -260,7 +259,7 @@ class NumberPoolMember(models.Model):
 class PoolStickySender(models.Model):
     """The pool number a recipient last got, so it keeps getting the same one (sticky sender)."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
     pool = models.ForeignKey(NumberPool, on_delete=models.CASCADE, related_name="sticky_senders")
     recipient = models.CharField(max_length=20, help_text="E.164")
     number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="+")
@@ -291,7 +290,7 @@ class NumberUsage(models.Model):
         ASSIGNMENT = "assignment", "Assignment"
         LEASE = "lease", "Lease"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
     number = models.ForeignKey(PhoneNumber, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     day = models.DateField()
@@ -326,7 +325,7 @@ class InboundMessage(models.Model):
         START = "start", "Opt-in"
         HELP = "help", "Help"
 
-    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("accounts.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     public_id = models.CharField(max_length=32, unique=True, default=PublicId("inb"), editable=False)
     number = models.ForeignKey(PhoneNumber, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     lease = models.ForeignKey(NumberLease, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")

@@ -13,15 +13,18 @@ from collections.abc import Iterable
 from numbers import selectors
 from numbers.errors import InvalidPoolName, NumberNotHeld, NumberNotSmsCapable, PoolEmpty, PoolNameTaken
 from numbers.models import HELD, NumberPool, NumberPoolMember, PhoneNumber, PoolStickySender
+from typing import TYPE_CHECKING
 
 import phonenumbers
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from accounts.models import Tenant
 from accounts.services.audit import SYSTEM, Actor, audit_record
 from smsportal.tenancy import tenant_scoped
+
+if TYPE_CHECKING:
+    from accounts.models import Tenant
 
 POOL_PREFIX = "pool:"
 POOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,50}")

@@ -12,12 +12,16 @@ from numbers.models import (
     NumberStatus,
     PhoneNumber,
 )
+from typing import TYPE_CHECKING
 
 from django.db.models import Case, CharField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
-from accounts.models import Tenant
 from smsportal.tenancy import tenant_scoped
+
+if TYPE_CHECKING:
+    from accounts.models import Tenant
+
 
 
 @tenant_scoped

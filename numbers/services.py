@@ -12,6 +12,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from functools import reduce
+from numbers import events as webhooks
 from numbers.errors import (
     InvalidCallbackUrl,
     InvalidExpiringNotice,
@@ -34,19 +35,21 @@ from numbers.models import (
 )
 from numbers.pools import pool_members_drop
 from numbers.usage import usage_record
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Func, Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import Tenant
 from accounts.services.audit import SYSTEM, Actor
-from messaging.webhooks import services as webhooks
 from smsportal import outbound
 from smsportal.countdowns import countdown_limit
 from smsportal.errors import Conflict
 from smsportal.tenancy import tenant_scoped
+
+if TYPE_CHECKING:
+    from accounts.models import Tenant
 
 TTL_MIN = 60
 TTL_MAX = 30 * 24 * 3600

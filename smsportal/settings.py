@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "accounts",
+    "smsportal.events",
     "messaging",
     "numbers",
     "compliance",
@@ -185,8 +186,6 @@ WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 # Key(s) that encrypt webhook signing secrets at rest, comma-separated: the first encrypts, every one
 # decrypts (add a new key in front to rotate). Empty: derived from SECRET_KEY.
 WEBHOOK_SECRETS_KEY = env.str("WEBHOOK_SECRETS_KEY", default="")
-# Task modules outside an app's tasks.py, which autodiscovery does not find.
-CELERY_IMPORTS = ["messaging.webhooks.tasks"]
 
 # --- Email --------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -291,7 +290,7 @@ SPECTACULAR_SETTINGS = {
     # Several models have a `status`; each set of choices gets its own name.
     "ENUM_NAME_OVERRIDES": {
         "MessageStatusEnum": "messaging.models.Status",
-        "WebhookDeliveryStatusEnum": "messaging.webhooks.models.DeliveryStatus",
+        "WebhookDeliveryStatusEnum": "smsportal.events.models.DeliveryStatus",
     },
 }
 

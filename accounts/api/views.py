@@ -1,4 +1,5 @@
 """/v1 views for the caller's identity, API keys and the IP allowlist."""
+from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
@@ -6,6 +7,7 @@ from rest_framework.response import Response
 from accounts import errors as account_errors
 from accounts import selectors, services
 from accounts.api import serializers as s
+from accounts.errors import DomainError
 from accounts.models import ApiKey, IpAllowlistEntry
 from accounts.roles import Scope
 from smsportal.api.schema import Code, api_errors
@@ -141,10 +143,6 @@ class IpAllowlistDetailView(ApiView):
 
 
 def _api_key_field(tenant, public_id: str):
-    from django.http import Http404
-
-    from accounts.errors import DomainError
-
     try:
         return selectors.api_key_get(tenant=tenant, public_id=public_id)
     except Http404:

@@ -40,7 +40,7 @@ urlpatterns = [
     path("audit-log/", tenant_settings.audit_log, name="audit-log"),
     path("settings/security/", tenant_settings.security, name="security"),
     path("", include("messaging.portal.urls")),
-    path("", include("messaging.portal.webhook_urls")),
+    path("", include("smsportal.events.portal.urls")),
     path("", include("numbers.portal.pool_urls")),
     path("", include("numbers.portal.urls")),
 ]

@@ -16,6 +16,7 @@ from accounts.services.api_keys import (
     KEY_ID_LENGTH,
     LAST_USED_WRITE_INTERVAL,
     SECRET_LENGTH,
+    ApiKeyMode,
     api_key_authenticate,
     api_key_create,
     api_key_format,
@@ -49,6 +50,7 @@ from accounts.services.team import (
 from accounts.services.tenants import (
     HELP_REPLY_MAX,
     tenant_create,
+    tenant_lock,
     tenant_set_help_reply,
     tenant_set_require_2fa,
     tenant_set_status,
@@ -57,11 +59,11 @@ from accounts.services.tenants import (
 
 __all__ = [
     "API_KEY_RE", "BACKUP_CODE_COUNT", "CHECKSUM_LENGTH", "HELP_REPLY_MAX", "INVITATION_TTL", "KEY_ID_LENGTH",
-    "LAST_USED_WRITE_INTERVAL", "SECRET_LENGTH", "SYSTEM", "Actor", "api_key_authenticate", "api_key_create",
+    "LAST_USED_WRITE_INTERVAL", "SECRET_LENGTH", "SYSTEM", "Actor", "ApiKeyMode", "api_key_authenticate", "api_key_create",
     "api_key_format", "api_key_revoke", "api_key_touch", "api_key_well_formed", "audit_record",
     "backup_codes_regenerate", "invitation_accept", "invitation_create", "invitation_find", "invitation_revoke",
     "ip_allowed", "ip_allowlist_add", "ip_allowlist_remove", "ip_allowlist_update", "ip_text", "login_failed",
     "login_locked", "login_succeeded", "membership_add", "membership_change_role", "membership_remove",
-    "normalize_cidr", "tenant_create", "tenant_set_help_reply", "tenant_set_require_2fa", "tenant_set_status", "totp_device_confirm",
+    "normalize_cidr", "tenant_create", "tenant_lock", "tenant_set_help_reply", "tenant_set_require_2fa", "tenant_set_status", "totp_device_confirm",
     "totp_device_start", "two_factor_disable", "two_factor_verify", "user_get_or_create",
 ]

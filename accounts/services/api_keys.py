@@ -24,6 +24,8 @@ from smsportal.tenancy import tenant_scoped
 
 logger = logging.getLogger("smsportal.auth")
 
+# Test or live: the name other apps give a key's mode (they call accounts' services, not its models).
+ApiKeyMode = ApiKey.Mode
 KEY_ID_LENGTH = 12
 SECRET_LENGTH = 40
 CHECKSUM_LENGTH = 6

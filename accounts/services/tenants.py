@@ -38,6 +38,12 @@ def user_get_or_create(*, email: str, password: str | None = None) -> tuple[User
     return user, True
 
 
+def tenant_lock(*, tenant: Tenant) -> Tenant:
+    """Lock the tenant row until the caller's transaction ends: other apps serialise a per-tenant limit
+    (e.g. at most N webhook endpoints) on it without reaching for accounts' models."""
+    return Tenant.objects.select_for_update().get(pk=tenant.pk)
+
+
 @transaction.atomic
 def tenant_set_status(*, tenant: Tenant, status: str, actor: Actor) -> Tenant:
     """Suspend or reactivate; idempotent (an unchanged status records nothing)."""

@@ -116,8 +116,8 @@ def _side(label: str) -> Side:
     )
     from messaging import accept
     from messaging import services as messaging
-    from messaging.webhooks import signing
-    from messaging.webhooks.models import WebhookDelivery, WebhookEndpoint
+    from smsportal.events import signing
+    from smsportal.events.models import WebhookDelivery, WebhookEndpoint
 
     # Made directly (no audit event): the message below then emits its message.queued delivery to it.
     endpoint = WebhookEndpoint.unscoped.create(tenant=tenant, url=f"https://hooks.{label}.example/sms",
@@ -150,7 +150,7 @@ def _side(label: str) -> Side:
                 extra={"invitation": invitation, "created": timezone.now(), "message": message,
                        "template": template, "webhook_endpoint": endpoint, "assignment": assignment, "lease": lease,
                        "inbound": inbound, "pool": pool,
-                       "webhook_delivery": WebhookDelivery.unscoped.get(endpoint=endpoint, message=message)})
+                       "webhook_delivery": WebhookDelivery.unscoped.get(endpoint=endpoint, subject=message.public_id)})
 
 
 def login_verified(client, user: User, *, tenant: Tenant | None = None):

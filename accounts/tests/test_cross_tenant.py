@@ -38,8 +38,8 @@ from accounts.roles import Role
 from accounts.tests.factories import Side, login_verified
 from accounts.tests.tenant_models import tenant_owned_models
 from messaging.models import Message, MessageTemplate
-from messaging.webhooks.models import WebhookDelivery, WebhookEndpoint
 from smsportal.api.throttling import ApiKeyRateThrottle
+from smsportal.events.models import WebhookDelivery, WebhookEndpoint
 from smsportal.ids import public_id
 
 pytestmark = pytest.mark.django_db

@@ -31,7 +31,6 @@ UNSCOPED_PLACES: dict[str, str] = {
     "accounts/services/audit.py:_audit_everywhere": "a person's security event goes to every tenant they belong to",
     # Staff and platform commands.
     "accounts/admin.py:_every_tenant.run": "the admin site: staff see every tenant",
-    "accounts/management/commands/seed_demo.py:Command.handle": "a platform command: the demo tenant's old demo keys",
     # The send pipeline's workers, receipts and sweeps: they hold a message id, not a tenant.
     "messaging/lifecycle.py:message_transition": "one message by its id, from dispatch, receipts and sweeps",
     "messaging/pipeline.py:message_dispatch": "the dispatch task carries the message id, not a tenant",

@@ -9,10 +9,11 @@ The API's single and batch sends, the portal's send and HELP replies all come th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from accounts.models import ApiKey, Tenant
+from accounts.services import ApiKeyMode
 from messaging.accept import (
     checks,  # noqa: F401 - registers today's policy checks
     steps,
@@ -21,6 +22,9 @@ from messaging.accept.steps import AcceptContext, Draft
 from messaging.models import Message
 from smsportal.api.ratelimit import Limit
 from smsportal.tenancy import tenant_scoped
+
+if TYPE_CHECKING:
+    from accounts.models import ApiKey, Tenant
 
 __all__ = ["AcceptContext", "Draft", "message_send", "messages_accept", "messages_quote"]
 
@@ -32,7 +36,7 @@ def _drafts(items: Sequence[dict | Exception]) -> list[Draft]:
 
 
 def _context(tenant: Tenant, api_key: ApiKey | None, mode: str | None) -> AcceptContext:
-    return AcceptContext(tenant=tenant, api_key=api_key, mode=mode or (api_key.mode if api_key else ApiKey.Mode.TEST))
+    return AcceptContext(tenant=tenant, api_key=api_key, mode=mode or (api_key.mode if api_key else ApiKeyMode.TEST))
 
 
 @tenant_scoped

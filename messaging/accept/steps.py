@@ -13,16 +13,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from accounts.models import ApiKey, Tenant
 from messaging import handoff, services
 from messaging.accept import registry, store
 from messaging.models import MessageType, Status
 from smsportal.api.ratelimit import Limit, rate_limits_hit
 from smsportal.api.throttling import rate_parse
 from smsportal.errors import DomainError
+
+if TYPE_CHECKING:
+    from accounts.models import ApiKey, Tenant
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from django.db import connection
 from django.utils import timezone
 
+from messaging.events import message_events_emit
 from messaging.models import Message, MessageEvent, Status
-from messaging.webhooks.services import message_events_emit
 from smsportal.ids import PublicId
 
 if TYPE_CHECKING:

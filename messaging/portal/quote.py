@@ -1,10 +1,14 @@
 """The quote panel of the send page: a body's encoding and segments, as shown live and after "Check length"."""
 from __future__ import annotations
 
-from accounts.models import Tenant
+from typing import TYPE_CHECKING
+
 from messaging import encoding, services
 from messaging.portal.forms import QuoteForm
 from smsportal.errors import DomainError
+
+if TYPE_CHECKING:
+    from accounts.models import Tenant
 
 # encoding -> (units in a single SMS, units per part of a multipart one)
 LIMITS = {

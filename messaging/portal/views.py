@@ -9,8 +9,8 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.http import urlencode
 
-from accounts.models import ApiKey
 from accounts.portal.decorators import add_domain_error, portal_view
+from accounts.services import ApiKeyMode
 from messaging import accept, selectors, services
 from messaging.models import MessageTemplate
 from messaging.portal.forms import CONTENT_TEMPLATE, MessageFilterForm, MessageSendForm, QuoteForm, TemplateForm
@@ -67,7 +67,7 @@ def message_send(request: HttpRequest) -> HttpResponse:
                            initial=_initial(request, templates))
     if request.method == "POST" and form.is_valid():
         try:
-            message = accept.message_send(tenant=tenant, api_key=None, mode=ApiKey.Mode.TEST,
+            message = accept.message_send(tenant=tenant, api_key=None, mode=ApiKeyMode.TEST,
                                             **form.service_kwargs())
         except DomainError as exc:
             form.add_error(form.field_for(exc.field), exc.message)

@@ -23,8 +23,8 @@ from accounts.tests.factories import login_verified, make_api_key
 from messaging import accept
 from messaging.accept import registry, steps
 from messaging.models import Message, MessageEvent
-from messaging.webhooks.models import WebhookDelivery
 from smsportal.errors import DomainError
+from smsportal.events.models import WebhookDelivery
 from smsportal.tests.ratelimit_helpers import rate_buckets_empty
 
 pytestmark = pytest.mark.django_db
@@ -272,7 +272,7 @@ def test_a_batch_emits_message_queued_to_each_callback_url(fast, api):
     messages = [{**ITEM, "to": to, "callback_url": "https://hooks.example/sms"} for to in _numbers(2)]
     body = _batch(api, fast.a, messages).json()
     ids = [r["id"] for r in body["results"]]
-    deliveries = WebhookDelivery.unscoped.filter(message__public_id__in=ids, event_type="message.queued")
+    deliveries = WebhookDelivery.unscoped.filter(subject__in=ids, event_type="message.queued")
     assert sorted(d.payload["data"]["id"] for d in deliveries if d.endpoint_id is None) == sorted(ids)
 
 

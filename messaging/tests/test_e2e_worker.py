@@ -439,8 +439,8 @@ def test_the_real_worker_delivers_signed_webhooks_to_a_loopback_receiver(stack, 
     from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
     from accounts.services import SYSTEM
-    from messaging.webhooks import services as webhooks
-    from messaging.webhooks.models import DeliveryStatus, WebhookDelivery
+    from smsportal.events import services as webhooks
+    from smsportal.events.models import DeliveryStatus, WebhookDelivery
 
     # given an endpoint subscribed to sent and delivered, and the tenant's callback secret
     tenant = sender.tenant
@@ -479,5 +479,5 @@ def test_the_real_worker_delivers_signed_webhooks_to_a_loopback_receiver(stack, 
     ids = [headers["webhook-id"] for _, headers, _ in receiver.requests]
     assert len(ids) == len(set(ids)) == 5
     # and the outbox says delivered for all five
-    deliveries = WebhookDelivery.unscoped.filter(message__public_id=message_id)
+    deliveries = WebhookDelivery.unscoped.filter(subject=message_id)
     assert sorted(deliveries.values_list("status", flat=True)) == [DeliveryStatus.DELIVERED] * 5

@@ -21,8 +21,8 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import status
 from rest_framework.response import Response
 
-from accounts.models import ApiKey
 from accounts.roles import Scope
+from accounts.services import ApiKeyMode
 from accounts.services.audit import Actor
 from smsportal.api.pagination import CursorPagination
 from smsportal.api.schema import Code, api_errors
@@ -297,7 +297,7 @@ class SimulatorInboundView(ApiView):
         examples=[OpenApiExample("A verification code", request_only=True, value={
             "to": "+14155550100", "from": "+447700900001", "text": "G-482913 is your Google verification code."})])
     def post(self, request):
-        if request.auth.mode != ApiKey.Mode.TEST:
+        if request.auth.mode != ApiKeyMode.TEST:
             raise TestModeOnly()
         data = s.SimulatorInboundSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -215,7 +215,7 @@ def test_unclaimed_messages_show_in_admin(client, world):
 
 
 def test_a_message_received_webhook_goes_to_the_holders_endpoints(world):
-    from messaging.webhooks.models import WebhookDelivery
+    from smsportal.events.models import WebhookDelivery
 
     lease = world.a.extra["lease"]
     message = _receive(lease.number.number, WELINK["text"])

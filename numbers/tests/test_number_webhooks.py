@@ -21,9 +21,9 @@ from standardwebhooks import Webhook
 from accounts.services import SYSTEM
 from accounts.tests.factories import TenantFactory
 from messaging.models import Message
-from messaging.tests.webhook_helpers import endpoint_for
-from messaging.webhooks import services as webhooks
-from messaging.webhooks.models import DeliveryStatus, WebhookDelivery
+from smsportal.events import services as webhooks
+from smsportal.events.models import DeliveryStatus, WebhookDelivery
+from smsportal.events.tests.webhook_helpers import endpoint_for
 from smsportal.tests.http_receiver import Receiver
 
 pytestmark = pytest.mark.django_db
@@ -333,7 +333,7 @@ def test_a_leases_callback_url_receives_its_message_received_with_the_code(tenan
     message = inbound_receive(to=lease.number.number, sender=SENDER, text="Your Acme code is 482913",
                               carrier="simulator", carrier_message_id="c-1", received_at=datetime.now(UTC))
     [delivery] = _deliveries("message.received")
-    assert (delivery.endpoint_id, delivery.url, delivery.message_id) == (None, receiver.url("/cb"), None)
+    assert (delivery.endpoint_id, delivery.url, delivery.subject) == (None, receiver.url("/cb"), message.public_id)
     _deliver_all("message.received")
     [request] = receiver.requests
     event = _verify(callback_secret, request)

@@ -28,7 +28,7 @@ def test_every_countdown_in_the_code_is_named_and_fits_the_default_timeout(setti
     # given the default visibility timeout (one hour)
     _with_visibility(settings, 3600)
     # then the check knows the dispatch retry, the webhook retry, the lease notice and the simulator's receipt
-    assert {"messaging.pipeline.MAX_COUNTDOWN_SECONDS", "messaging.webhooks.delivery.MAX_COUNTDOWN_SECONDS",
+    assert {"messaging.pipeline.MAX_COUNTDOWN_SECONDS", "smsportal.events.delivery.MAX_COUNTDOWN_SECONDS",
             "numbers.services.NOTICE_COUNTDOWN_MAX", "settings.SIMULATOR_RECEIPT_DELAY"} <= set(countdowns._LIMITS)
     # and finds nothing wrong
     assert countdowns.check_countdowns() == []
@@ -41,7 +41,7 @@ def test_a_short_visibility_timeout_fails_the_system_check_naming_each_countdown
     errors = countdowns.check_countdowns()
     assert {error.id for error in errors} == {"smsportal.E010"}
     assert sorted(error.msg.split(" = ")[0] for error in errors) == [
-        "messaging.webhooks.delivery.MAX_COUNTDOWN_SECONDS", "numbers.services.NOTICE_COUNTDOWN_MAX"]
+        "numbers.services.NOTICE_COUNTDOWN_MAX", "smsportal.events.delivery.MAX_COUNTDOWN_SECONDS"]
     # and a setting used as a countdown counts too
     settings.SIMULATOR_RECEIPT_DELAY = 31.0
     assert "settings.SIMULATOR_RECEIPT_DELAY" in " ".join(error.msg for error in countdowns.check_countdowns())

@@ -8,8 +8,7 @@ from django_otp import user_has_device
 
 from accounts import selectors
 from accounts.portal.decorators import portal_view
-from accounts.roles import role_can
-from messaging import selectors as messaging_selectors
+from accounts.portal.panels import dashboard_panels_context
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -25,8 +24,7 @@ def _dashboard(request: HttpRequest) -> HttpResponse:
         "summary": selectors.tenant_summary(tenant=request.tenant),
         "has_2fa": user_has_device(request.user, confirmed=True),
         "me_url": request.build_absolute_uri("/v1/me"),
-        "messages_today": messaging_selectors.message_stats_today(tenant=request.tenant)
-        if role_can(request.membership.role, "messages.view") else None,
+        **dashboard_panels_context(request),
     })
 
 

@@ -1,0 +1,55 @@
+"""The message.* events: their payload, emitted through the shared outbox (smsportal.events)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from smsportal.events import services as events
+
+if TYPE_CHECKING:
+    from messaging.models import Message, MessageEvent
+    from smsportal.events.models import WebhookDelivery
+
+# The events a message emits (lifecycle.WEBHOOK_EVENTS), in lifecycle order; registered in MessagingConfig.ready.
+MESSAGE_EVENT_TYPES = ("message.queued", "message.sent", "message.delivered", "message.undelivered",
+                       "message.failed", "message.expired")
+
+
+def message_payload_data(*, message: Message, event: MessageEvent) -> dict:
+    """The event's `data`. `sequence` is the message's sequence at this event: it only grows, so
+    receivers can put events that arrive out of order back in order."""
+    error = {"code": event.error_code, "message": message.error_message} if event.error_code else None
+    return {
+        "id": message.public_id,
+        "status": event.status,
+        "sequence": event.sequence,
+        "occurred_at": events.iso(event.created_at),
+        "to": message.to,
+        "from": message.sender,
+        "message_type": message.message_type,
+        "mode": message.mode,
+        "segments": message.segments,
+        "encoding": message.encoding,
+        "client_reference": message.client_reference,
+        "metadata": message.metadata,
+        "error": error,
+        "created_at": events.iso(message.created_at),
+    }
+
+
+def message_events_emit(*, tenant_id: int, pairs: list[tuple[Message, MessageEvent]],
+                        event_type: str) -> list[WebhookDelivery]:
+    """message_event_emit for many messages of one tenant (an accepted batch): one query for the
+    endpoints, one INSERT for every delivery."""
+    batch = [events.Event(tenant_id=tenant_id, timestamp=event.created_at, callback_url=message.callback_url,
+                          subject=message.public_id, data=message_payload_data(message=message, event=event))
+             for message, event in pairs]
+    return events.events_emit(event_type=event_type, events=batch) if batch else []
+
+
+def message_event_emit(*, message: Message, event_type: str, event: MessageEvent) -> list[WebhookDelivery]:
+    """One delivery per target: the message's callback_url, and each enabled endpoint of the tenant
+    subscribed to `event_type` (test-mode messages too). Called inside the transaction that changed
+    the status, so the deliveries commit or roll back with it."""
+    return events.event_emit(tenant_id=message.tenant_id, event_type=event_type, timestamp=event.created_at,
+                             data=message_payload_data(message=message, event=event),
+                             callback_url=message.callback_url, subject=message.public_id)

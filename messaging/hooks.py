@@ -1,0 +1,31 @@
+"""What messaging registers in the hooks of the apps below it (MessagingConfig.ready)."""
+from __future__ import annotations
+
+from numbers import hooks as numbers_hooks
+from typing import TYPE_CHECKING
+
+from accounts.portal.panels import dashboard_panel_register
+from accounts.roles import role_can
+from messaging import accept, selectors
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from messaging.models import Message
+
+
+def help_reply_send(*, tenant, mode: str, to: str, sender: str, text: str, metadata: dict) -> Message:
+    """numbers' HELP reply: a transactional message from the number the HELP was sent to, with no API key."""
+    return accept.message_send(tenant=tenant, api_key=None, mode=mode, to=to, sender=sender, text=text,
+                                 message_type="transactional", metadata=metadata)
+
+
+def messages_today_panel(request: HttpRequest) -> dict:
+    """The dashboard's figures of today's messages, for members who may see messages."""
+    allowed = role_can(request.membership.role, "messages.view")
+    return {"messages_today": selectors.message_stats_today(tenant=request.tenant) if allowed else None}
+
+
+def register() -> None:
+    numbers_hooks.help_reply_sender_register(help_reply_send)
+    dashboard_panel_register(messages_today_panel)

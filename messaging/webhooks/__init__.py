@@ -1,1 +1,0 @@
-"""Signed webhooks (Standard Webhooks) for message events: endpoints, deliveries, retries."""

@@ -1,0 +1,266 @@
+"""Delivering webhooks: one attempt (claim, sign, POST, record), the retry schedule and the beat job.
+
+At-least-once: a delivery row is the outbox; every attempt is claimed by a conditional UPDATE (so a
+duplicate task does nothing), made with no database transaction open, and recorded afterwards in a
+short transaction. Waits of up to MAX_COUNTDOWN_SECONDS ride on a Celery countdown; longer ones live
+only in `next_attempt_at`, picked up by `webhooks_retry_due` (beat, every 15 s). Either way the row
+is the truth: a lost task is found again by the beat job.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.services import SYSTEM, audit_record
+from smsportal import outbound
+from smsportal.countdowns import countdown_limit
+from smsportal.events import signing
+from smsportal.events.models import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookCallbackSecret,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+
+logger = logging.getLogger("smsportal.webhooks")
+
+QUEUE = "webhooks"
+USER_AGENT = "smsportal-webhooks/1.0"
+# Seconds to wait after failed attempt n (n = 1..10): 11 attempts over about 24 hours, then `failed`.
+SCHEDULE = (5, 30, 2 * 60, 10 * 60, 30 * 60, 60 * 60, 2 * 3600, 4 * 3600, 8 * 3600, 8 * 3600)
+MAX_ATTEMPTS = len(SCHEDULE) + 1
+JITTER = 0.1  # each wait is stretched by up to 10 %, so failed receivers are not hit in lockstep
+MAX_RETRY_AFTER = timedelta(hours=24)  # a receiver's Retry-After is honoured up to this
+# Waits up to this ride on a Celery countdown; at most half the broker's visibility timeout
+# (checked at start: smsportal/countdowns.py).
+MAX_COUNTDOWN_SECONDS = countdown_limit("smsportal.events.delivery.MAX_COUNTDOWN_SECONDS", 60)
+# An attempt in flight holds its delivery this long (timeout plus margin); if its worker dies, the beat retries after.
+LEASE = timedelta(minutes=2)
+# A delivery whose task was enqueued this long ago without running is enqueued again by the beat job.
+REENQUEUE_AFTER = timedelta(minutes=10)
+DUE_BATCH = 200
+CLOCK_SLACK = timedelta(seconds=1)  # a countdown may fire a little early
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one POST came to. Only the status, latency and error class: never the body or headers."""
+
+    status_code: int | None = None
+    latency_ms: int | None = None
+    error_class: str = ""
+    retry_after: float | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def retry_delay(attempt: int, *, retry_after: float | None = None) -> float | None:
+    """Seconds before the attempt after failed attempt `attempt` (1-based); None when the schedule is spent.
+
+    A receiver's Retry-After (429/503) is honoured when it asks for longer than the schedule would wait.
+    """
+    if attempt >= MAX_ATTEMPTS:
+        return None
+    delay = SCHEDULE[attempt - 1] * (1 + random.uniform(0, JITTER))
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER.total_seconds()))
+    return delay
+
+
+def body_bytes(payload: dict) -> bytes:
+    """The JSON body as sent (and signed): type, timestamp, data first; compact; UTF-8."""
+    ordered = {key: payload[key] for key in ("type", "timestamp", "data") if key in payload}
+    ordered.update(payload)
+    return json.dumps(ordered, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def event_post(*, url: str, payload: dict, msg_id: str, secrets: list[str]) -> Outcome:
+    """Sign and POST one event; never raises for a network problem (it becomes the outcome's error_class)."""
+    body = body_bytes(payload)
+    headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        **signing.headers(secrets=secrets, msg_id=msg_id, timestamp=int(time.time()), body=body),
+    }
+    try:
+        response = outbound.post(url, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+                                 allow_private=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS)
+    except outbound.OutboundError as exc:
+        return Outcome(latency_ms=exc.latency_ms, error_class=exc.error_class)
+    code = response.status_code
+    if 200 <= code < 300:
+        return Outcome(status_code=code, latency_ms=response.latency_ms)
+    retry_after = response.retry_after() if code in (429, 503) else None
+    error_class = "redirect_not_followed" if 300 <= code < 400 else f"http_{code}"
+    return Outcome(status_code=code, latency_ms=response.latency_ms, error_class=error_class, retry_after=retry_after)
+
+
+def callback_secret_for(tenant_id: int) -> WebhookCallbackSecret:
+    """The tenant's callback secret, made on first need (race-safe: one row per tenant)."""
+    secret = WebhookCallbackSecret.unscoped.filter(tenant_id=tenant_id).first()
+    if secret is not None:
+        return secret
+    row, _created = WebhookCallbackSecret.unscoped.get_or_create(
+        tenant_id=tenant_id, defaults=signing.secret_fields(signing.secret_generate()))
+    return row
+
+
+def deliveries_enqueue(delivery_ids: list[int], *, countdown: float | None = None) -> None:
+    """Enqueue one task per delivery after the current transaction commits.
+
+    `robust`: a broker outage at that moment must not fail the caller; the beat job enqueues again.
+    """
+    if not delivery_ids:
+        return
+    from smsportal.events.tasks import webhook_deliver_task
+
+    def enqueue() -> None:
+        for delivery_id in delivery_ids:
+            webhook_deliver_task.apply_async((delivery_id,), queue=QUEUE, countdown=countdown)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+# --- one attempt ----------------------------------------------------------------------------------------
+
+
+def webhook_delivery_attempt(*, delivery_id: int) -> float | None:
+    """Make one attempt of a delivery, if it is due and nobody else holds it.
+
+    Returns the seconds until the next attempt when that wait is short enough for a task countdown
+    (the caller enqueues it); None otherwise (delivered, final, not due, or a long wait for the beat
+    job). Safe to call twice: the claim is a conditional UPDATE, so a duplicate does nothing.
+    """
+    delivery = WebhookDelivery.unscoped.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None or delivery.status != DeliveryStatus.PENDING:
+        return None
+    if delivery.endpoint is not None and not delivery.endpoint.enabled:
+        _give_up(delivery, "endpoint_disabled")
+        return None
+    attempt = _claim(delivery)
+    if attempt is None:
+        return None
+    try:
+        outcome = _send(delivery)
+    except Exception:  # a bug or an undecryptable secret must not lose the delivery: it is retried on schedule
+        logger.exception("webhook delivery %s failed before sending", delivery.public_id)
+        outcome = Outcome(error_class="internal_error")
+    return _record(delivery, attempt, outcome)
+
+
+def _claim(delivery: WebhookDelivery) -> WebhookAttempt | None:
+    """Compare-and-swap on (status, cycle, attempts, due): exactly one caller gets attempt n."""
+    now = timezone.now()
+    number = delivery.attempts + 1
+    with transaction.atomic():
+        claimed = WebhookDelivery.unscoped.filter(
+            pk=delivery.pk, status=DeliveryStatus.PENDING, cycle=delivery.cycle, attempts=delivery.attempts,
+            next_attempt_at__lte=now + CLOCK_SLACK,
+        ).update(attempts=number, next_attempt_at=now + LEASE, enqueued_at=None)
+        if not claimed:
+            return None
+        return WebhookAttempt.unscoped.create(tenant_id=delivery.tenant_id, delivery=delivery, cycle=delivery.cycle,
+                                              number=number, started_at=now)
+
+
+def _send(delivery: WebhookDelivery) -> Outcome:
+    endpoint = delivery.endpoint
+    holder = endpoint if endpoint is not None else callback_secret_for(delivery.tenant_id)
+    secrets = signing.signing_secrets(holder, now=timezone.now())
+    url = endpoint.url if endpoint is not None else delivery.url
+    return event_post(url=url, payload=delivery.payload, msg_id=delivery.event_id, secrets=secrets)
+
+
+def _record(delivery: WebhookDelivery, attempt: WebhookAttempt, outcome: Outcome) -> float | None:
+    now = timezone.now()
+    fields: dict = {"last_status_code": outcome.status_code, "last_error_class": outcome.error_class,
+                    "next_attempt_at": None}
+    delay, exhausted = None, False
+    if outcome.delivered:
+        fields.update(status=DeliveryStatus.DELIVERED, delivered_at=now)
+    elif outcome.error_class == outbound.BlockedDestination.error_class:
+        fields.update(status=DeliveryStatus.BLOCKED)  # a policy refusal; retrying cannot change it
+    elif outcome.status_code == 410:
+        fields.update(status=DeliveryStatus.FAILED)  # Gone: the receiver asks us to stop
+    else:
+        delay = retry_delay(attempt.number, retry_after=outcome.retry_after)
+        if delay is None:
+            fields.update(status=DeliveryStatus.FAILED)
+            exhausted = True
+        else:
+            short = delay <= MAX_COUNTDOWN_SECONDS
+            fields.update(next_attempt_at=now + timedelta(seconds=delay), enqueued_at=now if short else None)
+    with transaction.atomic():
+        WebhookAttempt.unscoped.filter(pk=attempt.pk).update(
+            finished_at=now, status_code=outcome.status_code, latency_ms=outcome.latency_ms,
+            error_class=outcome.error_class)
+        # Only the holder of this (cycle, attempt) may move the delivery on; a resend meanwhile started a new cycle.
+        current = WebhookDelivery.unscoped.filter(pk=delivery.pk, status=DeliveryStatus.PENDING, cycle=attempt.cycle,
+                                                  attempts=attempt.number).update(**fields)
+        if current and delivery.endpoint_id is not None:
+            _endpoint_after(delivery.endpoint, outcome, exhausted=exhausted, now=now)
+    if not current or delay is None or delay > MAX_COUNTDOWN_SECONDS:
+        return None
+    return delay
+
+
+def _give_up(delivery: WebhookDelivery, error_class: str) -> None:
+    WebhookDelivery.unscoped.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.FAILED, last_error_class=error_class, next_attempt_at=None, enqueued_at=None)
+
+
+def _endpoint_after(endpoint: WebhookEndpoint, outcome: Outcome, *, exhausted: bool, now) -> None:
+    """Failure bookkeeping: a 410 disables the endpoint at once; so does a delivery that spent its
+    whole schedule (about 24 h) while every attempt since the endpoint's last success failed."""
+    rows = WebhookEndpoint.unscoped.filter(pk=endpoint.pk)
+    if outcome.delivered:
+        rows.filter(consecutive_failures__gt=0).update(consecutive_failures=0)
+        return
+    rows.update(consecutive_failures=F("consecutive_failures") + 1)
+    if outcome.status_code == 410:
+        _endpoint_disable(endpoint, "The endpoint answered 410 Gone.", now=now)
+    elif exhausted and rows.filter(consecutive_failures__gte=MAX_ATTEMPTS).exists():
+        _endpoint_disable(endpoint, "Every delivery attempt failed for about 24 hours.", now=now)
+
+
+def _endpoint_disable(endpoint: WebhookEndpoint, reason: str, *, now) -> None:
+    changed = WebhookEndpoint.unscoped.filter(pk=endpoint.pk, enabled=True).update(
+        enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now)
+    if changed:
+        logger.warning("webhook endpoint %s disabled: %s", endpoint.public_id, reason)
+        audit_record(action="webhook_endpoint.disabled", actor=SYSTEM, tenant=endpoint.tenant, target=endpoint,
+                     changes={"reason": reason})
+
+
+# --- the beat job ------------------------------------------------------------------------------------------
+
+
+def webhooks_retry_due(*, limit: int = DUE_BATCH) -> int:
+    """Enqueue due deliveries that no task is on the way for; returns how many.
+
+    Safe when two runs overlap: rows are picked with SELECT ... FOR UPDATE SKIP LOCKED (where the
+    database has it) and marked `enqueued_at` in the same transaction, so the other run skips them;
+    and a duplicate task anyway loses the claim. Bounded: at most `limit` rows per run.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        due = (WebhookDelivery.unscoped.select_for_update(skip_locked=True)
+               .filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+               .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=now - REENQUEUE_AFTER))
+               .order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+        ids = list(due)
+        WebhookDelivery.unscoped.filter(pk__in=ids).update(enqueued_at=now)
+        deliveries_enqueue(ids)
+    return len(ids)
