@@ -9,6 +9,17 @@ would decide first: it believes X-Forwarded-Proto, X-Forwarded-Ssl and X-Forward
 forwarded_allow_ips, 127.0.0.1 and ::1 by default, and the uvicorn worker hands that list to
 uvicorn, which then rewrites the client address from X-Forwarded-For. Any process on the host
 could then claim any address and HTTPS.
+
+Two web processes are shipped (Procfile.dev, README):
+- `web`: smsportal.wsgi on gunicorn's threaded workers, everything (API, portal, admin). 4 processes
+  with 2 threads each on a 2-core box: a request is CPU-bound Python for most of its time (the GIL lets
+  one thread of a process run), so processes give the parallelism, about two per core to cover the
+  waits on PostgreSQL and Redis; the second thread keeps a process busy across those waits and a
+  keep-alive connection, without the GIL contention that more threads add. The ASGI router in front of
+  every request cost ~1.7x the CPU (issue 9).
+- `longpoll`: smsportal.asgi under uvicorn, one process: the lease long-poll waits there without a
+  thread (numbers/api/longpoll.py); the proxy routes /v1/numbers/leases/*/messages to it. `web`
+  serves that path too, holding one thread per waiting client (`make run` without a proxy).
 """
 
 # No peer may tell gunicorn (or the uvicorn worker) the client's address or scheme. This also

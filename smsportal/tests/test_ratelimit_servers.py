@@ -1,4 +1,4 @@
-"""The rate limits hold across processes: the web server as shipped (Procfile.dev: gunicorn, 2 uvicorn
+"""The rate limits hold across processes: the web server as shipped (Procfile.dev: gunicorn, its threaded
 workers, each serving from a pool of threads) on PostgreSQL and Redis, hit for 5 s by client threads.
 
 Over a window of T seconds a limit of `rate` a second with `burst` admits at most burst + rate * T,
