@@ -179,15 +179,17 @@ def idempotency_complete(*, claim: Claim, response: HttpResponse, redact: tuple[
     Top-level fields named in `redact` are stored as null (secrets are never kept at rest). Returns
     False when the claim was taken over meanwhile: the caller must roll back.
     """
-    updated = IdempotencyRecord.objects.filter(
-        pk=claim.record_pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=claim.locked_at
-    ).update(
-        state=IdempotencyRecord.State.COMPLETED,
-        response_status=response.status_code,
-        response_content_type=response.get("Content-Type", ""),
-        response_body=_stored_body(response, redact),
-    )
-    return bool(updated)
+    # One plain UPDATE by the record's id (ours, from the claim): on every idempotent POST, so not
+    # compiled by the ORM each time.
+    table = IdempotencyRecord._meta.db_table
+    locked_at = IdempotencyRecord._meta.get_field("locked_at").get_db_prep_value(claim.locked_at, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET state = %s, response_status = %s, response_content_type = %s, "  # noqa: S608
+            "response_body = %s WHERE id = %s AND state = %s AND locked_at = %s",
+            [IdempotencyRecord.State.COMPLETED, response.status_code, response.get("Content-Type", ""),
+             _stored_body(response, redact), claim.record_pk, IdempotencyRecord.State.IN_PROGRESS, locked_at])
+        return cursor.rowcount == 1
 
 
 def idempotency_release(*, claim: Claim) -> None:
