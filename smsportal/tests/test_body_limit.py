@@ -1,4 +1,4 @@
-"""The request body limit, through the servers as shipped: Procfile.dev's web (gunicorn's threaded workers on
+"""The request body limit, through the servers as shipped: Procfile.dev's web (gunicorn's sync workers on
 smsportal.wsgi) and longpoll (gunicorn with uvicorn workers on smsportal.asgi).
 
 A client streams a 50 MB body over a raw socket while it waits for the answer: the 413 has to come
