@@ -18,15 +18,14 @@ from accounts.services.api_keys import (
     SECRET_LENGTH,
     ApiKeyMode,
     api_key_authenticate,
-    api_key_credentials,
     api_key_create,
+    api_key_credentials,
     api_key_format,
     api_key_revoke,
     api_key_touch,
     api_key_well_formed,
 )
 from accounts.services.audit import SYSTEM, Actor, audit_record
-from accounts.services.key_cache import key_cache_clear
 from accounts.services.auth import (
     BACKUP_CODE_COUNT,
     backup_codes_regenerate,
@@ -39,6 +38,7 @@ from accounts.services.auth import (
     two_factor_disable,
     two_factor_verify,
 )
+from accounts.services.key_cache import key_cache_clear
 from accounts.services.team import (
     INVITATION_TTL,
     invitation_accept,
