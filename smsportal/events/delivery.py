@@ -91,8 +91,10 @@ def body_bytes(payload: dict) -> bytes:
     return json.dumps(ordered, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def event_post(*, url: str, payload: dict, msg_id: str, secrets: list[str]) -> Outcome:
-    """Sign and POST one event; never raises for a network problem (it becomes the outcome's error_class)."""
+def event_post(*, url: str, payload: dict, msg_id: str, secrets: list[str],
+               pool: outbound.ConnectionPool | None = None) -> Outcome:
+    """Sign and POST one event; never raises for a network problem (it becomes the outcome's error_class).
+    With a `pool` the connection is kept alive for the next event to the same receiver (batch deliveries)."""
     body = body_bytes(payload)
     headers = {
         "content-type": "application/json",
@@ -101,7 +103,7 @@ def event_post(*, url: str, payload: dict, msg_id: str, secrets: list[str]) -> O
     }
     try:
         response = outbound.post(url, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
-                                 allow_private=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS)
+                                 allow_private=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS, pool=pool)
     except outbound.OutboundError as exc:
         return Outcome(latency_ms=exc.latency_ms, error_class=exc.error_class)
     code = response.status_code
@@ -288,6 +290,8 @@ def webhook_deliveries_attempt(*, delivery_ids: list[int]) -> dict[int, float]:
 
 
 _executor = None
+# The batch threads' kept-alive connections (one set per thread): receivers get many events in a row.
+_CONNECTIONS = outbound.ConnectionPool()
 
 
 def _pool():
@@ -318,7 +322,8 @@ def _secrets_for(deliveries: list[WebhookDelivery]) -> dict[int, list[str]]:
 def _send_guarded(delivery: WebhookDelivery, secrets: list[str]) -> Outcome:
     try:
         url = delivery.endpoint.url if delivery.endpoint is not None else delivery.url
-        return event_post(url=url, payload=delivery.payload, msg_id=delivery.event_id, secrets=secrets)
+        return event_post(url=url, payload=delivery.payload, msg_id=delivery.event_id, secrets=secrets,
+                          pool=_CONNECTIONS)
     except Exception:  # as in webhook_delivery_attempt: retried on schedule, never lost
         logger.exception("webhook delivery %s failed before sending", delivery.public_id)
         return Outcome(error_class="internal_error")
