@@ -52,6 +52,7 @@ from stack import (  # noqa: E402
 )
 
 BATCH = 1000
+STEADY_AFTER = 10.0  # seconds into the load from which webhooks_steady_per_second counts
 FINAL = ("delivered", "undelivered", "failed", "expired", "rejected", "canceled")
 
 
@@ -232,6 +233,8 @@ def ours(*, database_url: str, redis_url: str, broker_url: str, seconds: float, 
     start, end = figures["started"], figures["finished"]
     first_created, last_delivered = delivered_window(database_url)
     in_window = sum(1 for h in hooks if h["at"] <= end)
+    # After the pipeline has filled (receipts come SIMULATOR_RECEIPT_DELAY after the submit): the rate it keeps up.
+    steady = sum(1 for h in hooks if start + STEADY_AFTER <= h["at"] <= end)
     last_hook = max((h["at"] for h in hooks), default=end)
     return {
         "what": "POST /v1/messages/batch (1,000 a request, paced), test key, simulator, endpoint on message.delivered",
@@ -242,6 +245,7 @@ def ours(*, database_url: str, redis_url: str, broker_url: str, seconds: float, 
         "delivered_per_second": round(counts.get("delivered", 0) / (last_delivered - first_created)),
         "webhooks_per_second": round(len(hooks) / (last_hook - start)),
         "webhooks_during_load_per_second": round(in_window / (end - start)),
+        "webhooks_steady_per_second": round(steady / max(1.0, end - start - STEADY_AFTER)),
         "drain_seconds_after_load": round(drained_at - end, 1),
         "final": counts, "all_final": all(status in FINAL for status in counts), "webhooks": len(hooks),
         **verify(hooks, secret), "lag_seconds": lags(hooks),

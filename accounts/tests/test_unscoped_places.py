@@ -33,9 +33,12 @@ UNSCOPED_PLACES: dict[str, str] = {
     "accounts/admin.py:_every_tenant.run": "the admin site: staff see every tenant",
     # The send pipeline's workers, receipts and sweeps: they hold a message id, not a tenant.
     "messaging/lifecycle.py:message_transition": "one message by its id, from dispatch, receipts and sweeps",
+    "messaging/lifecycle.py:messages_transition": "messages by their ids, from batch dispatch, receipts and sweeps",
+    "messaging/dispatch.py:messages_dispatch": "a dispatch task carries message ids (an accept's or the sweeper's), not a tenant",
     "messaging/pipeline.py:message_dispatch": "the dispatch task carries the message id, not a tenant",
     "messaging/pipeline.py:_submit": "the message being dispatched, by its id",
     "messaging/pipeline.py:receipt_apply": "carrier receipt matching: the carrier's id names the message, any tenant's",
+    "messaging/pipeline.py:receipts_apply": "carrier receipt matching in bulk: the carrier's ids name the messages",
     "messaging/pipeline.py:_batch": "the message sweeps, over every tenant",
     "messaging/pipeline.py:_receipts_overdue": "the overdue-receipt sweep, over every tenant",
     "messaging/services.py:message_dispatch_publish": "after commit and from the sweeps, by the message's id",
