@@ -34,6 +34,7 @@ UNSCOPED_PLACES: dict[str, str] = {
     # The send pipeline's workers, receipts and sweeps: they hold a message id, not a tenant.
     "messaging/lifecycle.py:message_transition": "one message by its id, from dispatch, receipts and sweeps",
     "messaging/lifecycle.py:messages_transition": "messages by their ids, from batch dispatch, receipts and sweeps",
+    "messaging/events.py:message_events_expand": "a worker expands an accept's fan-out record by message ids, not under a tenant",
     "messaging/dispatch.py:messages_dispatch": "a dispatch task carries message ids (an accept's or the sweeper's), not a tenant",
     "messaging/pipeline.py:message_dispatch": "the dispatch task carries the message id, not a tenant",
     "messaging/pipeline.py:_submit": "the message being dispatched, by its id",

@@ -319,3 +319,19 @@ def test_an_accepted_batch_is_delivered_by_the_real_worker_with_one_webhook_each
     subjects = [Webhook(secret).verify(body, headers)["data"]["id"] for headers, body in hooks]
     assert sorted(subjects) == sorted(i for i in ids if statuses[i] == "delivered")  # one each, no duplicates
     assert SimulatorSubmission.objects.filter(reference__in=ids, submits__gt=1).count() == 0
+
+
+def test_the_queued_events_of_an_accept_expand_into_deliveries_in_one_call(receipts):
+    from messaging.events import message_events_expand
+
+    tenant = _tenant()
+    endpoint, _ = events.webhook_endpoint_create(tenant=tenant, url="https://hooks.example.com/q", actor=SYSTEM,
+                                                 events=["message.queued"])
+    messages = _queued(tenant, ["5001", "5002", "5003"])
+    WebhookDelivery.unscoped.all().delete()  # as an accept that wrote no delivery per message
+    dispatch.messages_dispatch(message_ids=[messages[0].pk])  # one has moved on meanwhile: still its queued event
+    created = message_events_expand(message_ids=[m.pk for m in messages])
+    assert sorted(d.subject for d in created) == sorted(m.public_id for m in messages)
+    assert {d.endpoint_id for d in created} == {endpoint.pk}
+    assert {d.payload["data"]["status"] for d in created} == {"queued"}
+    assert {d.payload["data"]["sequence"] for d in created} == {1}
