@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from itertools import groupby
 
+from django.db import transaction
 from django.utils import timezone
 
 from messaging import pipeline
@@ -84,8 +85,13 @@ def _submit(connector, messages: list[Message], counts: dict[str, int]) -> None:
     if accepted:
         # The carrier ids first, whatever the status is by now: a receipt may already have moved a
         # message past `sent`, and later receipts find the message by this id.
-        rows_update(model=Message, values={pk: {"carrier_message_id": cid} for pk, cid in accepted.items()},
-                    common={"carrier": connector.name})
+        with transaction.atomic():
+            # Locked in id order first, as every batch transition locks them: an UPDATE of many rows
+            # alone locks in heap order, and a receipt batch for the same rows could deadlock with it.
+            # unscoped: the messages of this batch, by their ids
+            list(Message.unscoped.select_for_update().filter(pk__in=list(accepted)).order_by("pk").values_list("pk"))
+            rows_update(model=Message, values={pk: {"carrier_message_id": cid} for pk, cid in accepted.items()},
+                        common={"carrier": connector.name})
         counts["sent"] += len(messages_transition(message_ids=list(accepted), to=Status.SENT, source=WORKER,
                                                   detail=f"accepted by {connector.name}",
                                                   expected=frozenset({Status.SENDING})))

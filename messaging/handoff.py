@@ -42,6 +42,15 @@ def _publish(message_ids: list[int], queue: str) -> None:
         logger.warning("dispatch of %d messages not published (%s: %s); the sweeper hands them over",
                        len(message_ids), exc.__class__.__name__, exc)
         return
-    # Only while still at their first step (as message_dispatch_publish): a later step has its own hand-over.
-    # unscoped: after commit, where the request's tenant context is gone; by the ids just stored
-    Message.unscoped.filter(pk__in=message_ids, sequence=1).update(enqueued_at=timezone.now())
+    _stamp(message_ids)
+
+
+def _stamp(message_ids: list[int]) -> None:
+    """Record that their tasks are in the broker. Only while still at their first step (as
+    message_dispatch_publish): a later step has its own hand-over. Rows a worker holds are skipped:
+    it has them already (a claimed message is no longer the sweeper's business), and an UPDATE of
+    many rows locks them in heap order, which against a claim's id order could deadlock."""
+    with transaction.atomic():
+        # unscoped: after commit, where the request's tenant context is gone; by the ids just stored
+        free = Message.unscoped.filter(pk__in=message_ids, sequence=1).select_for_update(skip_locked=True)
+        Message.unscoped.filter(pk__in=free.values("pk")).update(enqueued_at=timezone.now())

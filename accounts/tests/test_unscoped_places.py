@@ -35,6 +35,7 @@ UNSCOPED_PLACES: dict[str, str] = {
     "messaging/lifecycle.py:message_transition": "one message by its id, from dispatch, receipts and sweeps",
     "messaging/lifecycle.py:messages_transition": "messages by their ids, from batch dispatch, receipts and sweeps",
     "messaging/events.py:message_events_expand": "a worker expands an accept's fan-out record by message ids, not under a tenant",
+    "messaging/dispatch.py:_submit": "the carrier ids of a dispatch batch, by message ids",
     "messaging/dispatch.py:messages_dispatch": "a dispatch task carries message ids (an accept's or the sweeper's), not a tenant",
     "messaging/pipeline.py:message_dispatch": "the dispatch task carries the message id, not a tenant",
     "messaging/pipeline.py:_submit": "the message being dispatched, by its id",
@@ -43,7 +44,7 @@ UNSCOPED_PLACES: dict[str, str] = {
     "messaging/pipeline.py:_batch": "the message sweeps, over every tenant",
     "messaging/pipeline.py:_receipts_overdue": "the overdue-receipt sweep, over every tenant",
     "messaging/services.py:message_dispatch_publish": "after commit and from the sweeps, by the message's id",
-    "messaging/handoff.py:_publish": "after commit (no tenant context left), by the ids the accept just stored",
+    "messaging/handoff.py:_stamp": "after commit (no tenant context left), by the ids the accept just stored",
     # Inbound messages: the tenant is found from the number's holder.
     "numbers/inbound.py:holding_at": "an inbound message finds its tenant from the number's holding",
     "numbers/inbound.py:inbound_receive": "carrier inbound: idempotent by carrier id; the tenant is not known yet",
