@@ -335,3 +335,40 @@ def test_the_queued_events_of_an_accept_expand_into_deliveries_in_one_call(recei
     assert {d.endpoint_id for d in created} == {endpoint.pk}
     assert {d.payload["data"]["status"] for d in created} == {"queued"}
     assert {d.payload["data"]["sequence"] for d in created} == {1}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_hand_offs_stamp_skips_rows_a_worker_holds_instead_of_waiting_for_them(monkeypatch):
+    # (an UPDATE of many rows waiting on a claim's row locks, in another order, deadlocked in bench/e2e.py)
+    import threading
+
+    from django.db import connections, transaction
+
+    from messaging import handoff
+    from messaging.tasks import message_dispatch_task
+
+    monkeypatch.setattr(message_dispatch_task, "apply_async", lambda *args, **kwargs: None)
+    held, other = _queued(_tenant(), ["6001", "6002"])
+    Message.unscoped.filter(pk__in=[held.pk, other.pk]).update(enqueued_at=None)
+    locked, release = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        try:
+            with transaction.atomic():
+                list(Message.unscoped.select_for_update().filter(pk=held.pk))
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        handoff._stamp([held.pk, other.pk])
+        stamped = dict(Message.unscoped.filter(pk__in=[held.pk, other.pk]).values_list("pk", "enqueued_at"))
+    finally:
+        release.set()
+        thread.join(10)
+    assert stamped[held.pk] is None and stamped[other.pk] is not None
