@@ -184,8 +184,9 @@ NUMBER_LEASE_EXPIRING_NOTICE_SECONDS = env.int("NUMBER_LEASE_EXPIRING_NOTICE_SEC
 # Off in production: a webhook target on a loopback, private, link-local, multicast or reserved
 # address is refused (smsportal/outbound.py). `make run` and the tests turn it on for loopback receivers.
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
-# How long a process emits message.queued to the webhook endpoints it read (smsportal/events/selectors.py):
-# an endpoint added, changed or removed gets (or stops getting) those events within this many seconds.
+# How long a process emits message events (message.queued at accept, the batched transitions) to the webhook
+# endpoints it read (smsportal/events/selectors.py): an endpoint added, changed or removed elsewhere gets (or
+# stops getting) those events within this many seconds; at once in the process that saved it.
 WEBHOOK_ENDPOINTS_CACHE_SECONDS = env.float("WEBHOOK_ENDPOINTS_CACHE_SECONDS", default=1.0)
 # Whole-request budget of one delivery attempt (connect, send, response), in seconds.
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
