@@ -6,11 +6,13 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from numbers import pools
 from numbers import selectors as numbers_selectors
 from numbers.inventory import SHORT_CODE
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -183,9 +185,17 @@ def message_prepare(
         validity=_validity(message_type, validity_period),
         client_reference=client_reference or "",
         metadata=_metadata(metadata),
-        callback_url=callback_url_validate(callback_url) if callback_url else "",
+        callback_url=_callback_url_checked(callback_url, settings.WEBHOOK_ALLOW_PRIVATE_TARGETS) if callback_url else "",
         smart_encoding=smart_encoding,
     )
+
+
+@lru_cache(maxsize=1024)
+def _callback_url_checked(url: str, allow_private: bool) -> str:
+    """callback_url_validate, once per URL (and setting) in a process: without DNS it depends on
+    nothing else, and a batch gives the same callback_url to every message. A refusal raises, and is
+    not cached."""
+    return callback_url_validate(url)
 
 
 def _sender_resolve(*, tenant: Tenant, sender: str, to: str, record: bool) -> tuple[NumberPool | None, str]:

@@ -23,12 +23,10 @@ from django.utils import timezone
 from messaging.events import message_events_emit
 from messaging.models import Message, MessageEvent, Status
 from smsportal.events import fanout
-from smsportal.ids import PublicId
+from smsportal.ids import public_ids
 
 if TYPE_CHECKING:
     from messaging.accept.steps import AcceptContext, Draft
-
-NEW_PUBLIC_ID = PublicId("msg")
 
 # Per message (arrays, in this order) ...
 _ROW_COLUMNS = (
@@ -79,9 +77,9 @@ def messages_insert(*, context: AcceptContext, drafts: Sequence[Draft]) -> None:
     if not drafts:
         return
     now = timezone.now()
-    for draft in drafts:
+    for draft, public_id in zip(drafts, public_ids("msg", len(drafts)), strict=True):
         prepared = draft.message
-        draft.public_id = NEW_PUBLIC_ID()
+        draft.public_id = public_id
         draft.status = Status.SCHEDULED if prepared.scheduled_at else Status.QUEUED
         draft.created_at, draft.expires_at = now, (prepared.scheduled_at or now) + prepared.validity
     api_key_id = context.api_key.pk if context.api_key else None
@@ -149,9 +147,18 @@ def _copy_postgresql(*, drafts: Sequence[Draft], request: dict) -> dict[str, int
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for pk, draft in zip(ids, drafts, strict=True):
                 stamp = request["created_at"] if draft.status == Status.QUEUED else None
-                copy.write_row((pk, *head, 1, 0, stamp, "", "", "", "",
-                                *(_row_value(draft, name) for name, _ in _ROW_COLUMNS)))
+                copy.write_row((pk, *head, 1, 0, stamp, "", "", "", "", *_row_values(draft)))
     return {draft.public_id: pk for pk, draft in zip(ids, drafts, strict=True)}
+
+
+def _row_values(draft: Draft) -> tuple:
+    """_row_value of every _ROW_COLUMNS name, in that order, without the lookup per value (the COPY's rows)."""
+    prepared, analysis = draft.message, draft.message.analysis
+    metadata = json.dumps(prepared.metadata, separators=(",", ":")) if prepared.metadata else "{}"
+    return (draft.public_id, prepared.to, prepared.sender, prepared.pool.pk if prepared.pool else None, analysis.text,
+            prepared.template_ref, prepared.message_type, draft.status, analysis.encoding, analysis.segment_count,
+            analysis.characters, prepared.smart_encoding, prepared.client_reference, metadata, prepared.callback_url,
+            prepared.scheduled_at, draft.expires_at)
 
 
 def _bulk_portable(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:

@@ -304,3 +304,22 @@ def test_the_queries_of_messaging_message_use_an_index(fast, queryset, index):
         sql, params = queryset(fast.a.tenant).query.sql_with_params()
         plan = _plan(sql, list(params))
         assert any(name in plan for name in index.split("|")), plan
+
+
+def test_the_copy_rows_hold_every_column_in_order(fast):
+    from messaging.accept import store
+
+    for draft in _accept(fast.a.tenant, 2, scheduled_at=timezone.now() + timedelta(hours=1)):
+        assert store._row_values(draft) == tuple(store._row_value(draft, name) for name, _ in store._ROW_COLUMNS)
+
+
+def test_batch_public_ids_look_like_single_ones_and_are_uniform():
+    from collections import Counter
+
+    from smsportal.ids import BASE62, public_id, public_ids
+
+    ids = public_ids("msg", 5000)
+    assert len(set(ids)) == 5000 and len(ids[0]) == len(public_id("msg"))
+    assert all(i.startswith("msg_") and set(i[4:]) <= set(BASE62) for i in ids)
+    counts = Counter("".join(i[4:] for i in ids))  # 100,000 symbols: about 1,613 of each of 62
+    assert set(counts) == set(BASE62) and max(counts.values()) < 1800 and min(counts.values()) > 1430
