@@ -1,6 +1,7 @@
 """The message.* events: their payload, emitted through the shared outbox (smsportal.events)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,36 @@ def message_events_emit(*, tenant_id: int, pairs: list[tuple[Message, MessageEve
                           subject=message.public_id, data=message_payload_data(message=message, event=event))
              for message, event in pairs]
     return events.events_emit(event_type=event_type, events=batch) if batch else []
+
+
+def message_events_expand(*, message_ids: Sequence[int], event_type: str = "message.queued") -> list[WebhookDelivery]:
+    """The webhook outbox rows of events already recorded, for many messages: each message's first
+    event of the event type's status (`message.queued`: the accept's), emitted as it was then, per
+    tenant in one endpoints query and one INSERT. For an accept that records one fan-out entry instead
+    of the deliveries; call it in the transaction that consumes that entry, so a retry emits nothing twice."""
+    from messaging.models import MessageEvent
+
+    status = event_type.removeprefix("message.")
+    # unscoped: the messages of a fan-out entry, by their ids (one accept's, so one tenant's)
+    found = (MessageEvent.unscoped.filter(message_id__in=list(message_ids), status=status)
+             .select_related("message").order_by("message_id", "sequence"))
+    by_tenant: dict[int, dict[int, tuple]] = {}
+    for event in found:
+        by_tenant.setdefault(event.tenant_id, {}).setdefault(event.message_id, (event.message, event))
+    created: list[WebhookDelivery] = []
+    for tenant_id, pairs in by_tenant.items():
+        created += message_events_emit(tenant_id=tenant_id, pairs=list(pairs.values()), event_type=event_type)
+    if event_type == "message.queued":  # a batch's messages have no stored first event: their row is it
+        seen = {message_id for pairs in by_tenant.values() for message_id in pairs}
+        # unscoped: the same fan-out entry's messages, by their ids
+        rest = Message.unscoped.filter(pk__in=[i for i in message_ids if i not in seen]).values_list("tenant_id", "pk")
+        by_rest: dict[int, list[int]] = {}
+        for tenant_id, message_id in rest:
+            by_rest.setdefault(tenant_id, []).append(message_id)
+        for tenant_id, ids in by_rest.items():
+            created += events.events_emit(event_type=event_type,
+                                          events=message_queued_events(tenant_id=tenant_id, items=ids))
+    return created
 
 
 def message_event_emit(*, message: Message, event_type: str, event: MessageEvent) -> list[WebhookDelivery]:

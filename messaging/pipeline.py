@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -16,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from messaging.carriers import PermanentError, TransientError, connector_for, connector_named
-from messaging.lifecycle import message_transition
+from messaging.lifecycle import message_transition, messages_transition
 from messaging.models import Message, MessageEvent, Status
 from smsportal.countdowns import countdown_limit
 
@@ -72,10 +73,10 @@ def _submit(message: Message) -> float | None:
                            expected=frozenset({Status.SENDING}))
         return None
     except TransientError as exc:
-        return _after_transient(message, exc.code, exc.message, exc.carrier_error_code)
+        return retry_schedule(message=message, code=exc.code, text=exc.message, carrier_code=exc.carrier_error_code)
     except Exception as exc:  # an unexpected connector failure is retried like a transient one
         logger.exception("carrier submit failed for %s", message.public_id)
-        return _after_transient(message, "carrier_error", exc.__class__.__name__, "")
+        return retry_schedule(message=message, code="carrier_error", text=exc.__class__.__name__, carrier_code="")
     # Record the carrier id first: a receipt may already have moved the message past `sent`.
     # unscoped: the message being dispatched, by its id
     Message.unscoped.filter(pk=message.pk).update(carrier=connector.name, carrier_message_id=result.carrier_message_id)
@@ -84,7 +85,9 @@ def _submit(message: Message) -> float | None:
     return None
 
 
-def _after_transient(message: Message, code: str, text: str, carrier_code: str) -> float | None:
+def retry_schedule(*, message: Message, code: str, text: str, carrier_code: str) -> float | None:
+    """After a transient error of the attempt `message` (claimed, `sending`) made: back to queued with
+    backoff, or expired when the next try would come after its validity. Returns the delay, or None."""
     delay = retry_delay(message.attempts)
     next_at = timezone.now() + timedelta(seconds=delay)
     if next_at >= message.expires_at:
@@ -141,6 +144,44 @@ def receipt_apply(
         error_code="carrier_" + mapped if failure else "", error_message=detail if failure else "",
         carrier_error_code=carrier_error_code,
     )
+
+
+@dataclass(frozen=True)
+class Receipt:
+    carrier_message_id: str
+    status: str
+    reference: str | None = None
+    carrier_error_code: str = ""
+    detail: str = ""
+
+
+def receipts_apply(*, carrier: str, receipts: list[Receipt]) -> int:
+    """receipt_apply for many receipts of one carrier at once, with the same outcome per receipt;
+    returns how many changed a message. A few statements per distinct status, not per receipt."""
+    known: dict[str, int] = dict(
+        # unscoped: carrier receipt matching: the carrier's ids name the messages, any tenant's
+        Message.unscoped.filter(carrier=carrier, carrier_message_id__in=[r.carrier_message_id for r in receipts])
+        .values_list("carrier_message_id", "pk"))
+    missing = [r.reference for r in receipts if r.carrier_message_id not in known and r.reference]
+    # unscoped: as above; a receipt that overtook the worker's record of the carrier id, by our reference
+    by_reference = dict(Message.unscoped.filter(public_id__in=missing).values_list("public_id", "pk")) if missing else {}
+    groups: dict[tuple[str, str, str, str], list[int]] = {}
+    for receipt in receipts:
+        mapped = RECEIPT_STATUSES.get(receipt.status.lower())
+        pk = known.get(receipt.carrier_message_id) or by_reference.get(receipt.reference or "")
+        if mapped is None or pk is None:
+            logger.warning("receipt from %s for %s (%r) ignored: unknown %s", carrier, receipt.carrier_message_id,
+                           receipt.status, "status" if mapped is None else "message")
+            continue
+        key = (mapped, receipt.detail or f"receipt: {receipt.status}", receipt.carrier_error_code, receipt.detail)
+        groups.setdefault(key, []).append(pk)
+    changed = 0
+    for (mapped, detail, carrier_code, error_detail), ids in groups.items():
+        failure = mapped in (Status.UNDELIVERED, Status.FAILED)
+        changed += len(messages_transition(
+            message_ids=ids, to=mapped, source=CARRIER, detail=detail, carrier_error_code=carrier_code,
+            error_code="carrier_" + mapped if failure else "", error_message=error_detail if failure else ""))
+    return changed
 
 
 # --- The sweeper -----------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import OperationalError
 
-from messaging import pipeline
+from messaging import dispatch, pipeline
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -12,17 +13,28 @@ def message_dispatch_task(message_id: int) -> None:
     pipeline.message_dispatch(message_id=message_id)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+# A batch task that lost a deadlock (or its connection) rolled back whole: running it again is safe
+# (claims are conditional, receipts idempotent), and sooner than the sweeper would.
+RETRIED = {"autoretry_for": (OperationalError,), "retry_backoff": 1, "retry_backoff_max": 8, "max_retries": 5}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True, **RETRIED)
 def messages_dispatch_task(message_ids: list[int]) -> None:
-    """The messages of one accept (messaging/handoff.py), each dispatched as its own task would do it."""
-    for message_id in message_ids:
-        message_dispatch_task(message_id)
+    """Messages of one accept (messaging/handoff.py), dispatched as one batch (messaging/dispatch.py)."""
+    dispatch.messages_dispatch(message_ids=message_ids)
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def simulator_receipt_task(carrier_message_id: str, status: str, reference: str) -> None:
     pipeline.receipt_apply(carrier="simulator", carrier_message_id=carrier_message_id, status=status,
                            reference=reference)
+
+
+@shared_task(acks_late=True, ignore_result=True, **RETRIED)
+def simulator_receipts_task(receipts: list[tuple[str, str, str]]) -> None:
+    """The simulator's receipts for one batch of submissions: (carrier id, status, reference) each."""
+    pipeline.receipts_apply(carrier="simulator", receipts=[
+        pipeline.Receipt(carrier_message_id=cid, status=status, reference=reference) for cid, status, reference in receipts])
 
 
 @shared_task(ignore_result=True)

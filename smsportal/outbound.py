@@ -18,8 +18,11 @@ are read; the rest is never read.
 """
 from __future__ import annotations
 
+import heapq
 import http.client
 import ipaddress
+import itertools
+import os
 import re
 import socket
 import ssl
@@ -289,28 +292,92 @@ class Response:
 
 
 def post(url: str, *, body: bytes, headers: Mapping[str, str], timeout: float, allow_private: bool,
-         ssl_context: ssl.SSLContext | None = None) -> Response:
+         ssl_context: ssl.SSLContext | None = None, pool: ConnectionPool | None = None) -> Response:
     return request("POST", url, body=body, headers=headers, timeout=timeout, allow_private=allow_private,
-                   ssl_context=ssl_context)
+                   ssl_context=ssl_context, pool=pool)
 
 
 def request(method: str, url: str, *, body: bytes | None = None, headers: Mapping[str, str] | None = None,
             timeout: float, allow_private: bool, ssl_context: ssl.SSLContext | None = None,
-            max_response_bytes: int = MAX_RESPONSE_BYTES) -> Response:
+            max_response_bytes: int = MAX_RESPONSE_BYTES, pool: ConnectionPool | None = None) -> Response:
     """Send one request and return the response (any status, 3xx included: nothing is followed).
 
     Raises an OutboundError subclass when there is no response; its `latency_ms` is set.
     `allow_private` lets loopback and private addresses through (local development and tests).
+    With a `pool`, the connection is kept open afterwards and reused by the next request of this thread
+    to the same scheme, host and port, if that request's own resolution and checks (made every time,
+    as without a pool) validate the address it is connected to.
     """
     started = time.monotonic()
     try:
         target = parse_url(url)
         addresses = resolve(target, allow_private=allow_private)
+        kept = pool.take(target, addresses, ssl_context) if pool is not None else None
+        if kept is not None:
+            try:
+                return _exchange(method, target, addresses, body=body, headers=headers or {}, timeout=timeout,
+                                 ssl_context=ssl_context, max_response_bytes=max_response_bytes, started=started,
+                                 pool=pool, connection=kept)
+            except _StaleConnection:
+                pass  # the receiver closed it while idle, before reading anything: once more on a new one
         return _exchange(method, target, addresses, body=body, headers=headers or {}, timeout=timeout,
-                         ssl_context=ssl_context, max_response_bytes=max_response_bytes, started=started)
+                         ssl_context=ssl_context, max_response_bytes=max_response_bytes, started=started, pool=pool)
     except OutboundError as exc:
         exc.latency_ms = _elapsed_ms(started)
         raise
+
+
+class _StaleConnection(Exception):
+    """A kept-alive connection found closed by the peer before any byte of a response came."""
+
+
+class ConnectionPool:
+    """Kept-alive connections for one thread each (http.client connections are not thread-safe).
+
+    A connection is only ever reused for the same scheme, host, port and TLS context, and only when
+    the address it is connected to is among the addresses just resolved and checked for the new
+    request: the SSRF rules hold exactly as for a new connection. Idle connections older than
+    MAX_IDLE_SECONDS are closed rather than reused (receivers close idle ones after a few seconds).
+    """
+
+    MAX_IDLE_SECONDS = 2.0
+    MAX_PER_KEY = 4
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _idle(self) -> dict:
+        idle = getattr(self._local, "idle", None)
+        if idle is None:
+            idle = self._local.idle = {}
+        return idle
+
+    @staticmethod
+    def _key(target: Target, ssl_context: ssl.SSLContext | None) -> tuple:
+        return target.scheme, target.host, target.port, id(ssl_context) if ssl_context is not None else None
+
+    def take(self, target: Target, addresses: list[Address], ssl_context: ssl.SSLContext | None):
+        kept = self._idle().get(self._key(target, ssl_context), [])
+        now = time.monotonic()
+        while kept:
+            connection, since = kept.pop()
+            if now - since <= self.MAX_IDLE_SECONDS and connection.address in addresses:
+                return connection
+            _close(connection)
+        return None
+
+    def give(self, target: Target, ssl_context: ssl.SSLContext | None, connection) -> None:
+        kept = self._idle().setdefault(self._key(target, ssl_context), [])
+        if len(kept) >= self.MAX_PER_KEY:
+            _close(connection)
+            return
+        kept.append((connection, time.monotonic()))
+
+
+def _close(connection) -> None:
+    connection.close()
+    if connection.opened is not None:
+        connection.opened.close()
 
 
 def _elapsed_ms(started: float) -> int:
@@ -319,34 +386,48 @@ def _elapsed_ms(started: float) -> int:
 
 def _exchange(method: str, target: Target, addresses: list[Address], *, body: bytes | None, headers: Mapping[str, str],
               timeout: float, ssl_context: ssl.SSLContext | None, max_response_bytes: int,
-              started: float) -> Response:
+              started: float, pool: ConnectionPool | None = None, connection=None) -> Response:
     deadline = started + timeout
-    if target.scheme == "https":
-        connection: _PinnedHTTPConnection | _PinnedHTTPSConnection = _PinnedHTTPSConnection(
-            target, addresses, deadline, ssl_context or ssl.create_default_context())
+    reused = connection is not None
+    if reused:
+        connection.deadline_set(deadline)
+    elif target.scheme == "https":
+        connection = _PinnedHTTPSConnection(target, addresses, deadline, ssl_context or ssl.create_default_context())
     else:
         connection = _PinnedHTTPConnection(target, addresses, deadline)
     watchdog = _Watchdog(connection, deadline)
     response = None
+    keep = False
     try:
-        connection.request(method, target.request_target, body=body, headers={"Connection": "close", **headers})
-        response = connection.getresponse()
+        extra = {} if pool is not None else {"Connection": "close"}
+        try:
+            connection.request(method, target.request_target, body=body, headers={**extra, **headers})
+            response = connection.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+            if reused and not watchdog.fired:
+                raise _StaleConnection() from exc
+            raise
         payload = response.read(max_response_bytes)
         if watchdog.fired:
             raise Timeout("The request timed out.")  # the read was cut short by the deadline
+        # Reusable only when the whole body was read and neither side asked to close.
+        # (A body-less answer, 204, reads as length 0 without http.client marking it closed.)
+        keep = pool is not None and not response.will_close and (response.isclosed() or response.length == 0)
         return Response(status_code=response.status, body=payload, latency_ms=_elapsed_ms(started),
                         headers={name.lower(): value for name, value in response.getheaders()})
-    except OutboundError:
+    except (OutboundError, _StaleConnection):
         raise
     except Exception as exc:  # every failure becomes one of our error classes
         raise _classify(exc, fired=watchdog.fired or time.monotonic() >= deadline) from exc
     finally:
         watchdog.cancel()
+        keep = keep and not watchdog.fired
         if response is not None:
-            response.close()
-        connection.close()
-        if connection.opened is not None:
-            connection.opened.close()  # http.client hands a `Connection: close` socket to the response
+            response.close()  # its file only: a kept-alive socket stays with the connection
+        if keep:
+            pool.give(target, ssl_context, connection)
+        else:
+            _close(connection)  # http.client hands a `Connection: close` socket to the response
 
 
 def _classify(exc: Exception, *, fired: bool) -> OutboundError:
@@ -359,8 +440,8 @@ def _classify(exc: Exception, *, fired: bool) -> OutboundError:
     return ConnectionFailed("The connection failed.")
 
 
-def _open_socket(addresses: list[Address], deadline: float) -> socket.socket:
-    """Connect to the first validated address that answers; never to anything else."""
+def _open_socket(addresses: list[Address], deadline: float) -> tuple[socket.socket, Address]:
+    """Connect to the first validated address that answers; never to anything else. Returns it too."""
     error: Exception = Timeout("The connection timed out.")
     for address in addresses:
         remaining = deadline - time.monotonic()
@@ -378,7 +459,7 @@ def _open_socket(addresses: list[Address], deadline: float) -> socket.socket:
             error = ConnectionFailed("The connection failed.")
         else:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return sock
+            return sock, address
     raise error
 
 
@@ -389,9 +470,17 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         super().__init__(target.host, target.port, timeout=max(0.001, deadline - time.monotonic()))
         self._addresses, self._deadline = addresses, deadline
         self.opened: socket.socket | None = None  # kept: http.client drops `sock` once the response owns it
+        self.address: Address | None = None  # the validated address connected to
 
     def connect(self) -> None:
-        self.sock = self.opened = _open_socket(self._addresses, self._deadline)
+        self.sock, self.address = _open_socket(self._addresses, self._deadline)
+        self.opened = self.sock
+
+    def deadline_set(self, deadline: float) -> None:
+        """A kept-alive connection's next request: its own deadline, as a new connection would have."""
+        self._deadline = deadline
+        if self.sock is not None:
+            self.sock.settimeout(max(0.001, deadline - time.monotonic()))
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -401,10 +490,54 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         super().__init__(target.host, target.port, timeout=max(0.001, deadline - time.monotonic()), context=context)
         self._addresses, self._deadline = addresses, deadline
         self.opened: socket.socket | None = None
+        self.address: Address | None = None
 
     def connect(self) -> None:
-        sock = self.opened = _open_socket(self._addresses, self._deadline)
+        sock, self.address = _open_socket(self._addresses, self._deadline)
+        self.opened = sock
         self.sock = self.opened = self._context.wrap_socket(sock, server_hostname=self.host)
+
+    deadline_set = _PinnedHTTPConnection.deadline_set
+
+
+class _Deadlines:
+    """One thread per process that calls each registered callback at its deadline, unless canceled.
+
+    Instead of a threading.Timer per request: starting a thread costs more than a request to a
+    receiver on the same network. Canceled entries stay in the heap until due (at most `timeout` s)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._heap: list = []
+        self._order = itertools.count()
+        self._pid: int | None = None
+
+    def add(self, deadline: float, callback) -> list:
+        entry = [deadline, next(self._order), callback]
+        with self._condition:
+            if self._pid != os.getpid():  # first use in this process (a forked worker child has no thread)
+                self._pid, self._heap = os.getpid(), []
+                threading.Thread(target=self._run, name="outbound-deadlines", daemon=True).start()
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:
+                self._condition.notify()
+        return entry
+
+    @staticmethod
+    def cancel(entry: list) -> None:
+        entry[2] = None
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._condition.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                callback = heapq.heappop(self._heap)[2]
+            if callback is not None:
+                callback()
+
+
+_DEADLINES = _Deadlines()
 
 
 class _Watchdog:
@@ -413,9 +546,7 @@ class _Watchdog:
     def __init__(self, connection: _PinnedHTTPConnection | _PinnedHTTPSConnection, deadline: float) -> None:
         self.fired = False
         self._connection = connection
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        self._entry = _DEADLINES.add(deadline, self._fire)
 
     def _fire(self) -> None:
         self.fired = True
@@ -428,4 +559,4 @@ class _Watchdog:
                 pass
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        _DEADLINES.cancel(self._entry)

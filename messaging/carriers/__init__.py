@@ -3,9 +3,17 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from messaging.carriers.base import CarrierConnector, PermanentError, SubmitResult, TransientError
+from messaging.carriers.base import (
+    CarrierConnector,
+    CarrierError,
+    PermanentError,
+    SubmitResult,
+    TransientError,
+    submit_each,
+)
 
-__all__ = ["CarrierConnector", "PermanentError", "SubmitResult", "TransientError", "connector_for", "connector_named"]
+__all__ = ["CarrierConnector", "CarrierError", "PermanentError", "SubmitResult", "TransientError", "connector_for",
+           "connector_named", "submit_each"]
 
 
 def connector_for(message) -> CarrierConnector:

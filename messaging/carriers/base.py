@@ -34,7 +34,27 @@ class CarrierConnector(Protocol):
         a resubmission of the same message must not send a second SMS where the carrier allows."""
         ...
 
+    # Optional: `submit_many(messages) -> list[SubmitResult | CarrierError]`, one outcome per message in
+    # order: many messages handed over at once (the simulator answers them together; SMPP and HTTP
+    # connectors of issue 10 will keep a window of submits in flight). Without it, dispatch calls
+    # `submit` for each (submit_each below).
+    #
     # Optional: `receipt_query(message) -> str | None`, the receipt status a carrier that allows status
     # queries gives for a message it accepted (None: none yet). The sweeper asks it when a receipt is
     # overdue (messaging/pipeline.py); without it, the message ends `undelivered`, `receipt_timeout`,
     # after its validity period plus MESSAGE_RECEIPT_GRACE_SECONDS.
+
+
+def submit_each(connector, messages: list) -> list[SubmitResult | CarrierError]:
+    """The outcomes of many messages through `connector.submit_many`, or `submit` one by one where the
+    connector has no batch form. A carrier error becomes that message's outcome; anything else raises."""
+    many = getattr(connector, "submit_many", None)
+    if many is not None:
+        return many(messages)
+    outcomes: list[SubmitResult | CarrierError] = []
+    for message in messages:
+        try:
+            outcomes.append(connector.submit(message))
+        except CarrierError as exc:
+            outcomes.append(exc)
+    return outcomes

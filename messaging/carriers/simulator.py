@@ -16,10 +16,10 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 
-from messaging.carriers.base import PermanentError, SubmitResult, TransientError
+from messaging.carriers.base import CarrierError, PermanentError, SubmitResult, TransientError
 from messaging.models import SimulatorSubmission
 from smsportal.countdowns import countdown_limit_setting
 
@@ -31,25 +31,48 @@ class SimulatorConnector:
     name = NAME
 
     def submit(self, message) -> SubmitResult:
-        ending = message.to[-4:]
-        if ending == "0002":
-            raise PermanentError("carrier_rejected", "The carrier rejected the destination.", carrier_error_code="0x0B")
-        if ending == "0003" and message.attempts <= 1:
-            raise TransientError("carrier_throttled", "The carrier asked us to slow down.", carrier_error_code="0x58")
-        carrier_message_id, _first = _accept(message)
+        outcome = self.submit_many([message])[0]
+        if isinstance(outcome, CarrierError):
+            raise outcome
+        return outcome
+
+    def submit_many(self, messages: list) -> list[SubmitResult | CarrierError]:
+        """Answer many submissions at once: one write to the submission log and one receipt task per
+        message type (queue) for the lot, after SIMULATOR_RECEIPT_DELAY, as a carrier's receipts come
+        in bursts. Outcomes are in the order of `messages`."""
+        outcomes: list[SubmitResult | CarrierError] = []
+        accepted = []
+        for message in messages:
+            ending = message.to[-4:]
+            if ending == "0002":
+                outcomes.append(PermanentError("carrier_rejected", "The carrier rejected the destination.",
+                                               carrier_error_code="0x0B"))
+            elif ending == "0003" and message.attempts <= 1:
+                outcomes.append(TransientError("carrier_throttled", "The carrier asked us to slow down.",
+                                               carrier_error_code="0x58"))
+            else:
+                result = SubmitResult(carrier_message_id=carrier_id_for(message.public_id))
+                outcomes.append(result)
+                accepted.append((message, result))
+        _accept_many([(message.public_id, result.carrier_message_id, message.to) for message, result in accepted])
+        self._receipts_schedule(accepted)
+        return outcomes
+
+    def _receipts_schedule(self, accepted: list) -> None:
         # A resubmission reports its status again, as the first submission did. The first receipt
         # may never have been scheduled (a worker SIGKILLed between logging the submission and
         # scheduling it), and the message, reclaimed and sent again, would stay `sent` forever.
         # Receipts are idempotent, so the duplicate of an already applied one changes nothing.
-        stat = self.receipt_query(message)
-        if stat is not None:
-            from messaging.tasks import simulator_receipt_task
+        from messaging.tasks import simulator_receipts_task
 
-            simulator_receipt_task.apply_async(
-                (carrier_message_id, stat, message.public_id), countdown=settings.SIMULATOR_RECEIPT_DELAY,
-                queue=message.message_type,
-            )
-        return SubmitResult(carrier_message_id=carrier_message_id)
+        by_queue: dict[str, list[tuple[str, str, str]]] = {}
+        for message, result in accepted:
+            stat = self.receipt_query(message)
+            if stat is not None:
+                by_queue.setdefault(message.message_type, []).append(
+                    (result.carrier_message_id, stat, message.public_id))
+        for queue, receipts in by_queue.items():
+            simulator_receipts_task.apply_async((receipts,), countdown=settings.SIMULATOR_RECEIPT_DELAY, queue=queue)
 
     def receipt_query(self, message) -> str | None:
         """The receipt status of a message it accepted (as a carrier's status query would answer it);
@@ -60,14 +83,19 @@ class SimulatorConnector:
         return "undelivered" if ending == "0001" else "delivered"
 
 
-def _accept(message) -> tuple[str, bool]:
-    """Log the submission; a resubmission of the same reference is counted, not sent again."""
-    carrier_message_id = "sim_" + hashlib.sha256(message.public_id.encode()).hexdigest()[:24]
-    try:
-        with transaction.atomic():
-            SimulatorSubmission.objects.create(reference=message.public_id, carrier_message_id=carrier_message_id,
-                                               to=message.to)
-        return carrier_message_id, True
-    except IntegrityError:
-        SimulatorSubmission.objects.filter(reference=message.public_id).update(submits=F("submits") + 1)
-        return carrier_message_id, False
+def carrier_id_for(reference: str) -> str:
+    return "sim_" + hashlib.sha256(reference.encode()).hexdigest()[:24]
+
+
+def _accept_many(submissions: list[tuple[str, str, str]]) -> None:
+    """Log the submissions (reference, carrier id, to); a resubmission of a reference is counted, not sent again."""
+    if not submissions:
+        return
+    references = [reference for reference, _, _ in submissions]
+    with transaction.atomic():
+        seen = set(SimulatorSubmission.objects.filter(reference__in=references).values_list("reference", flat=True))
+        SimulatorSubmission.objects.bulk_create(
+            [SimulatorSubmission(reference=reference, carrier_message_id=carrier_id, to=to)
+             for reference, carrier_id, to in submissions if reference not in seen], ignore_conflicts=True)
+        if seen:
+            SimulatorSubmission.objects.filter(reference__in=seen).update(submits=F("submits") + 1)

@@ -323,3 +323,13 @@ def test_batch_public_ids_look_like_single_ones_and_are_uniform():
     assert all(i.startswith("msg_") and set(i[4:]) <= set(BASE62) for i in ids)
     counts = Counter("".join(i[4:] for i in ids))  # 100,000 symbols: about 1,613 of each of 62
     assert set(counts) == set(BASE62) and max(counts.values()) < 1800 and min(counts.values()) > 1430
+
+
+def test_message_events_expand_covers_batch_messages_without_a_stored_first_event(quiet):
+    from messaging.events import message_events_expand
+
+    services.webhook_endpoint_create(tenant=quiet, url="https://hooks.example.com/q", actor=SYSTEM)
+    drafts = _accept(quiet, 2)
+    created = message_events_expand(message_ids=[d.id for d in drafts])
+    assert sorted(d.subject for d in created) == sorted(d.public_id for d in drafts)
+    assert {(d.payload["data"]["status"], d.payload["data"]["sequence"]) for d in created} == {("queued", 1)}

@@ -17,10 +17,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def receipts(monkeypatch):
     """The simulator's scheduled receipts, as (carrier id, status, reference); nothing reaches a broker."""
-    from messaging.tasks import simulator_receipt_task
+    from messaging.tasks import simulator_receipts_task
 
     scheduled: list[tuple[str, str, str]] = []
-    monkeypatch.setattr(simulator_receipt_task, "apply_async", lambda args, **kw: scheduled.append(tuple(args)))
+    monkeypatch.setattr(simulator_receipts_task, "apply_async",
+                        lambda args, **kw: scheduled.extend(tuple(receipt) for receipt in args[0]))
     return scheduled
 
 

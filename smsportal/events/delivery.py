@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.services import SYSTEM, audit_record
 from smsportal import outbound
+from smsportal.bulk import rows_update
 from smsportal.countdowns import countdown_limit
 from smsportal.events import signing
 from smsportal.events.models import (
@@ -49,6 +50,10 @@ LEASE = timedelta(minutes=2)
 # A delivery whose task was enqueued this long ago without running is enqueued again by the beat job.
 REENQUEUE_AFTER = timedelta(minutes=10)
 DUE_BATCH = 200
+# Deliveries per batch task, and how many of a batch's POSTs are in flight at once (threads of the
+# worker process: the wait is the network's, not the CPU's).
+DELIVERY_BATCH = 100
+DELIVERY_CONCURRENCY = 16
 CLOCK_SLACK = timedelta(seconds=1)  # a countdown may fire a little early
 
 
@@ -86,8 +91,10 @@ def body_bytes(payload: dict) -> bytes:
     return json.dumps(ordered, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def event_post(*, url: str, payload: dict, msg_id: str, secrets: list[str]) -> Outcome:
-    """Sign and POST one event; never raises for a network problem (it becomes the outcome's error_class)."""
+def event_post(*, url: str, payload: dict, msg_id: str, secrets: list[str],
+               pool: outbound.ConnectionPool | None = None) -> Outcome:
+    """Sign and POST one event; never raises for a network problem (it becomes the outcome's error_class).
+    With a `pool` the connection is kept alive for the next event to the same receiver (batch deliveries)."""
     body = body_bytes(payload)
     headers = {
         "content-type": "application/json",
@@ -96,7 +103,7 @@ def event_post(*, url: str, payload: dict, msg_id: str, secrets: list[str]) -> O
     }
     try:
         response = outbound.post(url, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
-                                 allow_private=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS)
+                                 allow_private=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS, pool=pool)
     except outbound.OutboundError as exc:
         return Outcome(latency_ms=exc.latency_ms, error_class=exc.error_class)
     code = response.status_code
@@ -118,17 +125,22 @@ def callback_secret_for(tenant_id: int) -> WebhookCallbackSecret:
 
 
 def deliveries_enqueue(delivery_ids: list[int], *, countdown: float | None = None) -> None:
-    """Enqueue one task per delivery after the current transaction commits.
+    """Enqueue the deliveries after the current transaction commits: one task for one delivery, tasks
+    of up to DELIVERY_BATCH ids for more (their attempts are made concurrently: webhook_deliveries_attempt).
 
     `robust`: a broker outage at that moment must not fail the caller; the beat job enqueues again.
     """
     if not delivery_ids:
         return
-    from smsportal.events.tasks import webhook_deliver_task
+    from smsportal.events.tasks import webhook_deliver_task, webhooks_deliver_task
 
     def enqueue() -> None:
-        for delivery_id in delivery_ids:
-            webhook_deliver_task.apply_async((delivery_id,), queue=QUEUE, countdown=countdown)
+        if len(delivery_ids) == 1:
+            webhook_deliver_task.apply_async((delivery_ids[0],), queue=QUEUE, countdown=countdown)
+            return
+        for start in range(0, len(delivery_ids), DELIVERY_BATCH):
+            webhooks_deliver_task.apply_async((delivery_ids[start:start + DELIVERY_BATCH],), queue=QUEUE,
+                                              countdown=countdown)
 
     transaction.on_commit(enqueue, robust=True)
 
@@ -242,6 +254,130 @@ def _endpoint_disable(endpoint: WebhookEndpoint, reason: str, *, now) -> None:
         logger.warning("webhook endpoint %s disabled: %s", endpoint.public_id, reason)
         audit_record(action="webhook_endpoint.disabled", actor=SYSTEM, tenant=endpoint.tenant, target=endpoint,
                      changes={"reason": reason})
+
+
+# --- many attempts at once -------------------------------------------------------------------------------
+
+
+def webhook_deliveries_attempt(*, delivery_ids: list[int]) -> dict[int, float]:
+    """webhook_delivery_attempt for many deliveries: claimed in one transaction, POSTed concurrently
+    (DELIVERY_CONCURRENCY at a time), successes recorded in a few statements and every other outcome
+    as one attempt records it (retry schedule, Retry-After, 410, endpoint bookkeeping unchanged).
+
+    Returns {delivery id: seconds} for the retries short enough for a task countdown (the caller
+    enqueues them). Safe to call twice: the claim is conditional, so a duplicate does nothing."""
+    claimed = _claim_many(delivery_ids)
+    if not claimed:
+        return {}
+    try:
+        secrets = _secrets_for([delivery for delivery, _ in claimed])
+    except Exception:  # an undecryptable secret: every claimed attempt fails and is retried on schedule
+        logger.exception("webhook secrets of %d deliveries not available", len(claimed))
+        secrets = None
+    if secrets is None:
+        outcomes = [Outcome(error_class="internal_error") for _ in claimed]
+    else:
+        outcomes = list(_pool().map(lambda pair: _send_guarded(pair[0], secrets[pair[0].pk]), claimed))
+    delivered = [(d, a, o) for (d, a), o in zip(claimed, outcomes, strict=True) if o.delivered]
+    _record_delivered(delivered)
+    retries = {}
+    for (delivery, attempt), outcome in zip(claimed, outcomes, strict=True):
+        if not outcome.delivered:
+            delay = _record(delivery, attempt, outcome)
+            if delay is not None:
+                retries[delivery.pk] = delay
+    return retries
+
+
+_executor = None
+# The batch threads' kept-alive connections (one set per thread): receivers get many events in a row.
+_CONNECTIONS = outbound.ConnectionPool()
+
+
+def _pool():
+    """One thread pool per worker process, made on first use (after the prefork pool forked)."""
+    global _executor  # noqa: PLW0603 (a per-process singleton)
+    if _executor is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _executor = ThreadPoolExecutor(max_workers=DELIVERY_CONCURRENCY, thread_name_prefix="webhooks")
+    return _executor
+
+
+def _secrets_for(deliveries: list[WebhookDelivery]) -> dict[int, list[str]]:
+    """{delivery id: signing secrets}, each endpoint's (or tenant's callback secret) decrypted once, here
+    in the task's thread: the POSTing threads then need no database connection of their own."""
+    now = timezone.now()
+    by_holder: dict[tuple[str, int], list[str]] = {}
+    found = {}
+    for delivery in deliveries:
+        key = ("endpoint", delivery.endpoint_id) if delivery.endpoint_id else ("tenant", delivery.tenant_id)
+        if key not in by_holder:
+            holder = delivery.endpoint if delivery.endpoint is not None else callback_secret_for(delivery.tenant_id)
+            by_holder[key] = signing.signing_secrets(holder, now=now)
+        found[delivery.pk] = by_holder[key]
+    return found
+
+
+def _send_guarded(delivery: WebhookDelivery, secrets: list[str]) -> Outcome:
+    try:
+        url = delivery.endpoint.url if delivery.endpoint is not None else delivery.url
+        return event_post(url=url, payload=delivery.payload, msg_id=delivery.event_id, secrets=secrets,
+                          pool=_CONNECTIONS)
+    except Exception:  # as in webhook_delivery_attempt: retried on schedule, never lost
+        logger.exception("webhook delivery %s failed before sending", delivery.public_id)
+        return Outcome(error_class="internal_error")
+
+
+def _claim_many(delivery_ids: list[int]) -> list[tuple[WebhookDelivery, WebhookAttempt]]:
+    """The due pending deliveries among these, each with its new attempt: rows locked (skipping any
+    another worker holds), moved on by one attempt and leased, and their attempts logged, in one
+    transaction. Deliveries of a disabled endpoint give up, as one attempt does."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(WebhookDelivery.unscoped.select_for_update(skip_locked=True)
+                    .filter(pk__in=delivery_ids, status=DeliveryStatus.PENDING, next_attempt_at__lte=now + CLOCK_SLACK)
+                    .order_by("pk"))
+        endpoints = WebhookEndpoint.unscoped.in_bulk({row.endpoint_id for row in rows if row.endpoint_id})
+        ready = []
+        for row in rows:
+            row.endpoint = endpoints.get(row.endpoint_id) if row.endpoint_id else None
+            if row.endpoint is not None and not row.endpoint.enabled:
+                _give_up(row, "endpoint_disabled")
+            else:
+                ready.append(row)
+        if not ready:
+            return []
+        WebhookDelivery.unscoped.filter(pk__in=[row.pk for row in ready]).update(
+            attempts=F("attempts") + 1, next_attempt_at=now + LEASE, enqueued_at=None)
+        attempts = WebhookAttempt.unscoped.bulk_create([
+            WebhookAttempt(tenant_id=row.tenant_id, delivery=row, cycle=row.cycle, number=row.attempts + 1,
+                           started_at=now) for row in ready])
+    return list(zip(ready, attempts, strict=True))
+
+
+def _record_delivered(delivered: list[tuple[WebhookDelivery, WebhookAttempt, Outcome]]) -> None:
+    """_record for the 2xx outcomes of a batch: one statement each for the attempts, the deliveries
+    (per (cycle, attempt): only the holder of it moves a delivery on) and the endpoints."""
+    if not delivered:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        rows_update(model=WebhookAttempt,
+                    values={a.pk: {"status_code": o.status_code, "latency_ms": o.latency_ms} for _, a, o in delivered},
+                    common={"finished_at": now, "error_class": ""})
+        groups: dict[tuple[int, int, int | None], list[WebhookDelivery]] = {}
+        for delivery, attempt, outcome in delivered:
+            groups.setdefault((attempt.cycle, attempt.number, outcome.status_code), []).append(delivery)
+        for (cycle, number, code), deliveries in groups.items():
+            WebhookDelivery.unscoped.filter(pk__in=[d.pk for d in deliveries], status=DeliveryStatus.PENDING,
+                                            cycle=cycle, attempts=number).update(
+                status=DeliveryStatus.DELIVERED, delivered_at=now, last_status_code=code, last_error_class="",
+                next_attempt_at=None)
+        endpoint_ids = {d.endpoint_id for d, _, _ in delivered if d.endpoint_id is not None}
+        if endpoint_ids:
+            WebhookEndpoint.unscoped.filter(pk__in=endpoint_ids, consecutive_failures__gt=0).update(
+                consecutive_failures=0)
 
 
 # --- the beat job ------------------------------------------------------------------------------------------

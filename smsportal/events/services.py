@@ -24,6 +24,7 @@ from smsportal.events.delivery import (
     callback_secret_for,
     deliveries_enqueue,
     event_post,
+    webhook_deliveries_attempt,
     webhook_delivery_attempt,
     webhooks_retry_due,
 )
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_ATTEMPTS", "MAX_ENDPOINTS_PER_TENANT", "ROTATION_WINDOW", "SCHEDULE", "Event", "TestResult",
     "callback_secret_for", "callback_url_validate", "event_emit", "events_emit", "iso",
-    "webhook_callback_secret_rotate", "webhook_delivery_attempt", "webhook_delivery_resend",
+    "webhook_callback_secret_rotate", "webhook_deliveries_attempt", "webhook_delivery_attempt", "webhook_delivery_resend",
     "webhook_endpoint_create", "webhook_endpoint_delete", "webhook_endpoint_rotate_secret", "webhook_endpoint_test",
     "webhook_endpoint_update", "webhooks_retry_due",
 ]

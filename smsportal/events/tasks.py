@@ -15,6 +15,13 @@ def webhook_deliver_task(delivery_id: int) -> None:
         webhook_deliver_task.apply_async((delivery_id,), queue=QUEUE, countdown=delay)
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def webhooks_deliver_task(delivery_ids: list[int]) -> None:
+    """One attempt of each, made concurrently (smsportal/events/delivery.py webhook_deliveries_attempt)."""
+    for delivery_id, delay in services.webhook_deliveries_attempt(delivery_ids=delivery_ids).items():
+        webhook_deliver_task.apply_async((delivery_id,), queue=QUEUE, countdown=delay)
+
+
 @shared_task(ignore_result=True)
 def webhooks_retry_due_task() -> int:
     return services.webhooks_retry_due()

@@ -38,15 +38,20 @@ class Published:
 
     def __init__(self, monkeypatch) -> None:
         from messaging.tasks import message_dispatch_task
-        from smsportal.events.tasks import webhook_deliver_task
+        from smsportal.events.tasks import webhook_deliver_task, webhooks_deliver_task
 
         self.webhooks: list[tuple[int, str | None, float | None]] = []
         self.dispatches: list[int] = []
         monkeypatch.setattr(webhook_deliver_task, "apply_async", self._webhook)
+        monkeypatch.setattr(webhooks_deliver_task, "apply_async", self._webhooks)
         monkeypatch.setattr(message_dispatch_task, "apply_async", lambda args, **kw: self.dispatches.append(args[0]))
 
     def _webhook(self, args, queue=None, countdown=None, **kwargs) -> None:
         self.webhooks.append((args[0], queue, countdown))
+
+    def _webhooks(self, args, queue=None, countdown=None, **kwargs) -> None:
+        """A batch task, recorded as its deliveries (the tests look at which deliveries were enqueued)."""
+        self.webhooks.extend((delivery_id, queue, countdown) for delivery_id in args[0])
 
     @property
     def delivery_ids(self) -> list[int]:

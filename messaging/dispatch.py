@@ -1,0 +1,125 @@
+"""Dispatch in batches: claim many queued messages, hand them to their carrier at once, record the outcomes.
+
+The same guarantees as one message at a time (messaging/pipeline.py message_dispatch), per message:
+- at most one submit per attempt: the claim (queued -> sending, attempts + 1) is a conditional
+  transition under row locks, so a duplicate task, or two tasks over the same ids, find nothing to claim;
+- no database transaction is open while the carrier is called;
+- a transient error goes back to `queued` with backoff (pipeline.retry_schedule), a permanent one
+  ends `failed`, an unexpected failure of the connector is retried like a transient one;
+- a worker killed after the claim leaves `sending` rows, which the sweeper reclaims after
+  MESSAGE_STUCK_SECONDS (the carrier dedupes the resubmission on our reference).
+Statements per batch are a constant number, not one set per message (lifecycle.messages_transition).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from itertools import groupby
+
+from django.db import transaction
+from django.utils import timezone
+
+from messaging import pipeline
+from messaging.carriers import CarrierError, PermanentError, SubmitResult, TransientError, connector_for, submit_each
+from messaging.lifecycle import messages_transition
+from messaging.models import Message, MessageEvent, Status
+from smsportal.bulk import rows_update
+
+logger = logging.getLogger("smsportal.pipeline")
+
+WORKER = MessageEvent.Source.WORKER
+# Ids per dispatch task: a 1,000-message accept becomes a few tasks, so every worker process takes a share.
+DISPATCH_BATCH = 250
+
+
+def messages_dispatch(*, message_ids: Sequence[int]) -> dict[str, int]:
+    """One attempt for each of these messages that is queued and due; returns counts by outcome.
+
+    Messages not queued (a duplicate task, canceled, already handled) or not yet due (an early
+    duplicate of a scheduled retry) are left alone, as message_dispatch leaves them."""
+    now = timezone.now()
+    # unscoped: the dispatch task carries message ids, not a tenant (one accept's, or the sweeper's)
+    rows = Message.unscoped.filter(pk__in=list(message_ids), status=Status.QUEUED).values_list(
+        "pk", "expires_at", "next_attempt_at")
+    due, expired = [], []
+    for pk, expires_at, next_attempt_at in rows:
+        if next_attempt_at and next_attempt_at > now + timedelta(seconds=1):
+            continue
+        (expired if expires_at <= now else due).append(pk)
+    counts = {"expired": 0, "sent": 0, "failed": 0, "retrying": 0}
+    if expired:
+        counts["expired"] = len(messages_transition(
+            message_ids=expired, to=Status.EXPIRED, source=WORKER, expected=frozenset({Status.QUEUED}),
+            error_code="expired", error_message="The validity period ended before the message could be sent."))
+    claimed = messages_transition(message_ids=due, to=Status.SENDING, source=WORKER, increment_attempts=True,
+                                  expected=frozenset({Status.QUEUED}), detail="submitting to the carrier") if due else []
+    for connector, messages in _by_connector(claimed, counts):
+        _submit(connector, messages, counts)
+    return counts
+
+
+def _by_connector(messages: list[Message], counts: dict[str, int]):
+    """(connector, its messages); a message with no route fails here, as one submit would fail it."""
+    groups: dict[str, tuple[object, list[Message]]] = {}
+    unroutable: dict[tuple[str, str], list[Message]] = {}
+    for message in messages:
+        try:
+            connector = connector_for(message)
+        except PermanentError as exc:
+            unroutable.setdefault((exc.code, exc.message), []).append(message)
+            continue
+        groups.setdefault(connector.name, (connector, []))[1].append(message)
+    for (code, text), failed in unroutable.items():
+        counts["failed"] += _fail(failed, PermanentError(code, text))
+    return groups.values()
+
+
+def _submit(connector, messages: list[Message], counts: dict[str, int]) -> None:
+    try:
+        outcomes = submit_each(connector, messages)
+    except Exception as exc:  # an unexpected connector failure: every message is retried like a transient one
+        logger.exception("carrier submit of %d messages failed", len(messages))
+        outcomes = [TransientError("carrier_error", exc.__class__.__name__) for _ in messages]
+    accepted = {m.pk: o.carrier_message_id for m, o in zip(messages, outcomes, strict=True) if isinstance(o, SubmitResult)}
+    if accepted:
+        # The carrier ids first, whatever the status is by now: a receipt may already have moved a
+        # message past `sent`, and later receipts find the message by this id.
+        with transaction.atomic():
+            # Locked in id order first, as every batch transition locks them: an UPDATE of many rows
+            # alone locks in heap order, and a receipt batch for the same rows could deadlock with it.
+            # unscoped: the messages of this batch, by their ids
+            list(Message.unscoped.select_for_update().filter(pk__in=list(accepted)).order_by("pk").values_list("pk"))
+            rows_update(model=Message, values={pk: {"carrier_message_id": cid} for pk, cid in accepted.items()},
+                        common={"carrier": connector.name})
+        counts["sent"] += len(messages_transition(message_ids=list(accepted), to=Status.SENT, source=WORKER,
+                                                  detail=f"accepted by {connector.name}",
+                                                  expected=frozenset({Status.SENDING})))
+    errors = [(m, o) for m, o in zip(messages, outcomes, strict=True) if isinstance(o, CarrierError)]
+    permanent = sorted(((m, o) for m, o in errors if isinstance(o, PermanentError)), key=_error_key)
+    for _key, group in groupby(permanent, key=_error_key):
+        pairs = list(group)
+        counts["failed"] += _fail([m for m, _ in pairs], pairs[0][1])
+    for message, error in errors:
+        if not isinstance(error, PermanentError):
+            # A transient error is rare and its backoff is per message: one at a time, as before.
+            if pipeline.retry_schedule(message=message, code=error.code, text=error.message,
+                                       carrier_code=error.carrier_error_code) is not None:
+                counts["retrying"] += 1
+
+
+def _error_key(pair: tuple[Message, CarrierError]) -> tuple[str, str, str]:
+    error = pair[1]
+    return error.code, error.message, error.carrier_error_code
+
+
+def _fail(messages: list[Message], error: CarrierError) -> int:
+    return len(messages_transition(
+        message_ids=[m.pk for m in messages], to=Status.FAILED, source=WORKER, error_code=error.code,
+        error_message=error.message, carrier_error_code=error.carrier_error_code, expected=frozenset({Status.SENDING})))
+
+
+def dispatch_batches(message_ids: Sequence[int]) -> list[list[int]]:
+    """The ids cut into the batches one dispatch task carries."""
+    ids = list(message_ids)
+    return [ids[i:i + DISPATCH_BATCH] for i in range(0, len(ids), DISPATCH_BATCH)]
