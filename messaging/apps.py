@@ -14,7 +14,8 @@ class MessagingConfig(AppConfig):
             pipeline,  # noqa: F401
         )
         from messaging.carriers import simulator  # noqa: F401
-        from smsportal.events.registry import event_types_register
+        from smsportal.events.registry import event_types_register, fanout_expander_register
 
         event_types_register(*events.MESSAGE_EVENT_TYPES)
+        fanout_expander_register("message.queued", events.message_queued_events)  # an accepted batch's
         hooks.register()

@@ -169,6 +169,26 @@ def analyze(text: str, *, smart_encoding: bool = True) -> EncodingResult:
     Empty text is GSM-7 with 0 characters in 1 empty segment; callers reject it before sending.
     Raises ValueError for surrogate code points (malformed input; DRF's CharField already refuses them).
     """
+    if _GSM7_BASIC.issuperset(text):
+        return _analyze_basic(text)
+    return analyze_full(text, smart_encoding=smart_encoding)
+
+
+def _analyze_basic(text: str) -> EncodingResult:
+    """analyze() for a text of the GSM-7 basic table only (most SMS): one septet per character, so the
+    segments are plain slices, nothing to replace and nothing forcing UCS-2. Same result as
+    analyze_full (a Hypothesis test holds them equal), in a few microseconds instead of tens."""
+    size = len(text)
+    if size <= GSM7_SINGLE_SEGMENT_SEPTETS:
+        segments = [text]
+    else:
+        segments = [text[start:start + GSM7_MULTIPART_SEPTETS] for start in range(0, size, GSM7_MULTIPART_SEPTETS)]
+    return EncodingResult(text=text, encoding=GSM7, segments=segments, segment_count=len(segments), characters=size,
+                          units=size, ucs2_characters=[], smart_encoded=False, original_segment_count=len(segments))
+
+
+def analyze_full(text: str, *, smart_encoding: bool = True) -> EncodingResult:
+    """analyze() character by character: every text, whatever its alphabet."""
     original_segments = split(text, _encoding_of(text))
     sent = _smart_encoded(text, max_segments=len(original_segments)) if smart_encoding else text
     encoding = _encoding_of(sent)

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
+from messaging.models import Message, Status
 from smsportal.events import services as events
 from smsportal.events.selectors import event_subscribers_cached
 
 if TYPE_CHECKING:
-    from messaging.models import Message, MessageEvent
+    from messaging.models import MessageEvent
     from smsportal.events.models import WebhookDelivery
 
 # The events a message emits (lifecycle.WEBHOOK_EVENTS), in lifecycle order; registered in MessagingConfig.ready.
@@ -68,6 +70,16 @@ def message_events_expand(*, message_ids: Sequence[int], event_type: str = "mess
     created: list[WebhookDelivery] = []
     for tenant_id, pairs in by_tenant.items():
         created += message_events_emit(tenant_id=tenant_id, pairs=list(pairs.values()), event_type=event_type)
+    if event_type == "message.queued":  # a batch's messages have no stored first event: their row is it
+        seen = {message_id for pairs in by_tenant.values() for message_id in pairs}
+        # unscoped: the same fan-out entry's messages, by their ids
+        rest = Message.unscoped.filter(pk__in=[i for i in message_ids if i not in seen]).values_list("tenant_id", "pk")
+        by_rest: dict[int, list[int]] = {}
+        for tenant_id, message_id in rest:
+            by_rest.setdefault(tenant_id, []).append(message_id)
+        for tenant_id, ids in by_rest.items():
+            created += events.events_emit(event_type=event_type,
+                                          events=message_queued_events(tenant_id=tenant_id, items=ids))
     return created
 
 
@@ -78,3 +90,18 @@ def message_event_emit(*, message: Message, event_type: str, event: MessageEvent
     return events.event_emit(tenant_id=message.tenant_id, event_type=event_type, timestamp=event.created_at,
                              data=message_payload_data(message=message, event=event),
                              callback_url=message.callback_url, subject=message.public_id)
+
+
+def message_queued_events(*, tenant_id: int, items: list[int]) -> list[events.Event]:
+    """The `message.queued` events of an accepted batch (a fan-out row's message ids), as the direct emit
+    of a single send builds them: status queued, sequence 1, at the message's created_at, whatever the
+    message went on to since. One query; a message deleted since has no event."""
+    # unscoped: the webhook worker expanding a fan-out row, for its own tenant and ids only
+    messages = Message.unscoped.filter(tenant_id=tenant_id, pk__in=items).order_by("pk").only(
+        "pk", "tenant_id", "public_id", "mode", "to", "sender", "message_type", "segments", "encoding",
+        "client_reference", "metadata", "callback_url", "created_at", "error_message")
+    queued = [(message, SimpleNamespace(status=Status.QUEUED, sequence=1, created_at=message.created_at, error_code=""))
+              for message in messages]
+    return [events.Event(tenant_id=tenant_id, timestamp=event.created_at, callback_url=message.callback_url,
+                         subject=message.public_id, data=message_payload_data(message=message, event=event))
+            for message, event in queued]

@@ -35,12 +35,16 @@ class Message(models.Model):
     # and each index costs every accept (a batch of 1,000 writes 1,000 entries in each).
     tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="messages", db_index=False)
     public_id = models.CharField(max_length=32, unique=True, default=PublicId("msg"), editable=False)
-    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # No index: no query reads messages by key. Deleting a key (admin only; the API and portal revoke)
+    # sets it null with a scan of the table; an index would cost every accept an entry.
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                db_index=False)
     mode = models.CharField(max_length=8, choices=ApiKeyMode.choices, default=ApiKeyMode.TEST)
     to = models.CharField(max_length=20, help_text="E.164")
     sender = models.CharField(max_length=20)
     # Set when `from` was `pool:NAME`: `sender` is then the pool number picked for this message.
-    pool = models.ForeignKey("numbers.NumberPool", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    pool = models.ForeignKey("numbers.NumberPool", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                             db_index=False)  # indexed below, only where set
     text = models.TextField()
     # A stored template's name, or the inline body itself (up to the 10,000 characters the API takes).
     template_ref = models.TextField(blank=True)
@@ -79,17 +83,31 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Every index costs every accept an entry per message (a batch of 1,000: 1,000 in each), so only
+        # what a query needs, and partial where accept's rows have nothing to find (docs/performance.md).
+        # An accepted row enters the primary key, public_id's unique index and the first five below.
         indexes = [
+            # GET /v1/messages and the portal's log (newest first), message_stats_today, created_* filters.
             models.Index(fields=["tenant", "-created_at"]),
+            # ?status= on GET /v1/messages and the portal's status filter, newest first.
             models.Index(fields=["tenant", "status", "-created_at"]),
+            # ?to= on GET /v1/messages (a recipient's history), newest first.
             models.Index(fields=["tenant", "to", "-created_at"]),
-            models.Index(fields=["tenant", "client_reference"]),
-            # The sweeper's scans: due scheduled messages and stuck queued/sending ones.
+            # The sweeper's scans (messaging/pipeline.py): due scheduled, expired queued, stuck sending,
+            # overdue and timed-out sent, lost queued tasks: each leads with a status.
             models.Index(fields=["status", "status_changed_at"]),
-            models.Index(fields=["carrier", "carrier_message_id"]),
-            # The sweeper's hand-over scan: queued messages no dispatch task is known to be in the broker for.
+            # The sweeper's hand-over scan: queued messages no dispatch task is known to be in the broker for
+            # (a batch is stored with enqueued_at set, so it never enters this one).
             models.Index(fields=["status_changed_at"], condition=models.Q(status="queued", enqueued_at__isnull=True),
                          name="message_awaiting_handover"),
+            # ?client_reference= on GET /v1/messages and the portal search; only messages that have one.
+            models.Index(fields=["tenant", "client_reference"], condition=~models.Q(client_reference=""),
+                         name="message_client_reference"),
+            # Receipt matching by the carrier's id (pipeline.receipt_apply); rows get one at dispatch, not accept.
+            models.Index(fields=["carrier", "carrier_message_id"], condition=~models.Q(carrier_message_id=""),
+                         name="message_carrier_id"),
+            # The pool's SET_NULL when a pool is deleted; only messages sent from a pool.
+            models.Index(fields=["pool"], condition=models.Q(pool__isnull=False), name="message_pool"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(status__in=Status.values), name="message_status_valid"),

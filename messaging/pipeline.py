@@ -129,7 +129,10 @@ def receipt_apply(
         logger.warning("receipt from %s with unknown status %r ignored", carrier, status)
         return None
     # unscoped: carrier receipt matching: the carrier's id names the message, any tenant's
-    message = Message.unscoped.filter(carrier=carrier, carrier_message_id=carrier_message_id).first()
+    # carrier_message_id != "" spelled out: the partial index `message_carrier_id` then serves the query
+    # under any parameter binding, and an empty id never matches a message not yet dispatched.
+    message = (Message.unscoped.filter(carrier=carrier, carrier_message_id=carrier_message_id)
+               .exclude(carrier_message_id="").first())
     if message is None and reference:
         message = Message.unscoped.filter(public_id=reference).first()
     if message is None:

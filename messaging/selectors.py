@@ -35,7 +35,24 @@ def message_get(*, tenant: Tenant, public_id: str, with_events: bool = False) ->
     message = queryset.filter(public_id=public_id).first()
     if message is None:
         raise Http404("not found")
+    if with_events:
+        message.timeline = message_timeline(message=message)
     return message
+
+
+def message_timeline(*, message: Message) -> list[MessageEvent]:
+    """The message's events in order (prefetched by message_get), starting with `accepted`.
+
+    A message accepted in a batch has no stored first event: its row is it (messaging/accept/store.py),
+    so `accepted` is made here from the row: sequence 1, the status it was accepted in, its created_at.
+    A stored sequence-1 event (a single send, or a row older than this) is shown as stored."""
+    stored = list(message.events.all())
+    if stored and stored[0].sequence == 1:
+        return stored
+    accepted = MessageEvent(tenant_id=message.tenant_id, message_id=message.pk, sequence=1,
+                            status=Status.SCHEDULED if message.scheduled_at else Status.QUEUED,
+                            source=MessageEvent.Source.API, detail="accepted", created_at=message.created_at)
+    return [accepted, *stored]
 
 
 @tenant_scoped

@@ -25,6 +25,23 @@ def public_id(prefix: str) -> str:
     return f"{prefix}_{random_base62(20)}"
 
 
+# Random bytes to base62 by table: a byte below 248 (= 4 * 62) is a uniform symbol (b % 62); the 8
+# others are dropped, so every symbol kept is uniform and independent, as random_base62's are.
+_BYTE_TO_BASE62 = bytes(ord(BASE62[b % 62]) if b < 248 else 0 for b in range(256))
+_DROPPED = bytes(range(248, 256))
+
+
+def public_ids(prefix: str, count: int, *, length: int = 20) -> list[str]:
+    """`count` ids like public_id's, drawn together: one read of the system's randomness and one
+    translation for a whole batch, instead of a draw and a base conversion per id."""
+    symbols = b""
+    while len(symbols) < count * length:
+        need = count * length - len(symbols)
+        symbols += secrets.token_bytes(need + need // 16 + 8).translate(_BYTE_TO_BASE62, _DROPPED)
+    text = symbols.decode("ascii")
+    return [f"{prefix}_{text[start:start + length]}" for start in range(0, count * length, length)]
+
+
 class PublicId:
     """Default factory for a model's public id field, e.g. PublicId("key")."""
 

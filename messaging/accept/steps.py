@@ -162,7 +162,8 @@ def price(context: AcceptContext, drafts: Sequence[Draft], *, reserve: bool) -> 
 
 
 def insert(context: AcceptContext, drafts: Sequence[Draft]) -> None:
-    """The messages, their first events and their `message.queued` outbox rows: a few set-based statements."""
+    """The messages, and their first events and `message.queued` outbox rows (a batch: one fan-out row): a few
+    set-based statements whatever the batch size (store.py)."""
     store.messages_insert(context=context, drafts=live(drafts))
 
 
@@ -172,8 +173,9 @@ def insert(context: AcceptContext, drafts: Sequence[Draft]) -> None:
 def dispatch(drafts: Sequence[Draft]) -> None:
     """Queued messages go to dispatch once the transaction commits (scheduled ones wait for the sweeper)."""
     by_queue: dict[str, list[int]] = {}
-    for draft in live(drafts):
+    accepted = live(drafts)
+    for draft in accepted:
         if draft.status == Status.QUEUED:
             by_queue.setdefault(draft.message.message_type, []).append(draft.id)
     for queue, message_ids in by_queue.items():
-        handoff.dispatch_handoff(message_ids=message_ids, queue=queue)
+        handoff.dispatch_handoff(message_ids=message_ids, queue=queue, stamped=store.is_bulk(len(accepted)))

@@ -108,7 +108,8 @@ class MessageSerializer(_FromFieldMixin, serializers.ModelSerializer):
 
 
 class MessageDetailSerializer(MessageSerializer):
-    events = MessageEventSerializer(many=True, read_only=True)
+    events = MessageEventSerializer(source="timeline", many=True, read_only=True,
+                                    help_text="From `accepted` on (selectors.message_timeline).")
     error = serializers.SerializerMethodField()
 
     class Meta(MessageSerializer.Meta):

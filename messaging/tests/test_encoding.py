@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
+from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from messaging import encoding
 from messaging.encoding import (
     GSM7,
     GSM7_BASIC_TABLE,
@@ -347,3 +350,29 @@ def test_it_smart_encodes_idempotently_and_never_costs_a_segment(text):
         assert first.encoding == GSM7
     else:
         assert first.text == text
+
+
+# --- the GSM-7 basic fast path gives what the character-by-character analysis gives ---------------
+
+_BASIC = "".join(sorted(encoding._GSM7_BASIC))
+_ANY = _BASIC + "".join(encoding.GSM7_EXTENSION_TABLE) + "’“”–…éçÀ€😀\u200b\u00a0\t中"
+# The team's shared test data (two UCS-2 verification messages), copied from /work/shared/data.
+_SHARED_DATA = Path(__file__).parent / "data" / "seed_inbound_examples.json"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=st.one_of(st.text(alphabet=_BASIC, max_size=800), st.text(alphabet=_ANY, max_size=400),
+                      st.text(max_size=200).filter(lambda t: not any(0xD800 <= ord(c) <= 0xDFFF for c in t))),
+       smart=st.booleans())
+@example(text="Your OTP is 123456", smart=True)
+@example(text="x" * 160, smart=True)
+@example(text="x" * 161, smart=False)
+@example(text="", smart=True)
+def test_it_analyzes_gsm7_basic_text_as_the_full_analysis_does(text, smart):
+    assert encoding.analyze(text, smart_encoding=smart) == encoding.analyze_full(text, smart_encoding=smart)
+
+
+def test_it_analyzes_the_shared_test_messages_as_the_full_analysis_does():
+    texts = [item["text"] for item in json.loads(_SHARED_DATA.read_text())]
+    for text in [*texts, "Hello world! 2 for £5 @ shop.", "a" * 1000]:
+        assert encoding.analyze(text) == encoding.analyze_full(text)

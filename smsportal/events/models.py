@@ -11,7 +11,7 @@ from django.utils import timezone
 from smsportal.ids import PublicId
 from smsportal.tenancy import TenantScopedManager
 
-__all__ = ["DeliveryStatus", "WebhookAttempt", "WebhookCallbackSecret", "WebhookDelivery", "WebhookEndpoint"]
+__all__ = ["DeliveryStatus", "EventFanout", "WebhookAttempt", "WebhookCallbackSecret", "WebhookDelivery", "WebhookEndpoint"]
 
 
 class SigningSecret(models.Model):
@@ -176,3 +176,37 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delivery_id} #{self.cycle}.{self.number} {self.status_code or self.error_class}"
+
+
+class EventFanout(models.Model):
+    """Many events of one type from one tenant, recorded as one row when they happen (an accepted batch of
+    messages: `message.queued` for each): the outbox of a fan-out, not yet its deliveries.
+
+    `items` are the emitting app's references (message ids); the app's registered expander turns
+    them into events (smsportal/events/registry.py), and `event_fanout_expand` (smsportal/events/fanout.py,
+    run by the worker) records their deliveries and sets `expanded_at`, once. Written in the accept
+    transaction, so it commits or rolls back with the messages; a row whose task was lost is expanded
+    by the beat job (`event_fanouts_expand_due`).
+    """
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    event_type = models.CharField(max_length=40)
+    items = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expanded_at = models.DateTimeField(null=True, blank=True)
+    deliveries = models.PositiveIntegerField(default=0)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        db_table = "events_eventfanout"
+        ordering = ["created_at", "id"]
+        indexes = [
+            # The beat job's scan: fan-outs not expanded yet (a small partial index: expanded rows leave it).
+            models.Index(fields=["created_at"], condition=models.Q(expanded_at__isnull=True),
+                         name="event_fanout_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} x{len(self.items)} of {self.tenant_id}"

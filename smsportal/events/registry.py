@@ -4,6 +4,8 @@ Endpoint subscriptions, the API's and the portal's choices and event_emit all ch
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.apps import apps
 
 _types: dict[str, None] = {}  # insertion-ordered: the order apps register in (INSTALLED_APPS)
@@ -21,3 +23,19 @@ def event_types() -> tuple[str, ...]:
     if not apps.ready:
         raise RuntimeError("event types are registered in AppConfig.ready: read them after setup")
     return tuple(_types)
+
+
+# Expanders of fan-out rows (smsportal/events/fanout.py), by event type: fn(*, tenant_id, items) -> list[Event].
+_expanders: dict[str, Callable] = {}
+
+
+def fanout_expander_register(event_type: str, expander: Callable) -> None:
+    """The emitting app's function that turns a fan-out row's `items` into the events to deliver."""
+    _expanders[event_type] = expander
+
+
+def fanout_expander(event_type: str) -> Callable:
+    try:
+        return _expanders[event_type]
+    except KeyError:
+        raise LookupError(f"no fan-out expander for {event_type!r}: register one in the emitting app's ready()") from None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from smsportal.events import services
+from smsportal.events import fanout, services
 from smsportal.events.delivery import QUEUE
 
 
@@ -25,3 +25,14 @@ def webhooks_deliver_task(delivery_ids: list[int]) -> None:
 @shared_task(ignore_result=True)
 def webhooks_retry_due_task() -> int:
     return services.webhooks_retry_due()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def event_fanout_expand_task(fanout_id: int) -> None:
+    """A fan-out row (an accepted batch's message.queued) into its deliveries; a duplicate does nothing."""
+    fanout.event_fanout_expand(fanout_id=fanout_id)
+
+
+@shared_task(ignore_result=True)
+def event_fanouts_expand_due_task() -> int:
+    return fanout.event_fanouts_expand_due()
