@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
+# The lease long-poll's own ASGI process (Procfile.dev `longpoll`); PORT serves it too, on a thread.
+LONGPOLL_PORT ?= 8001
 
 .PHONY: run test lint lint-imports format check-deploy migrations-check clean
 
@@ -30,7 +32,7 @@ run: $(VENV)/.runtime .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	PORT=$(PORT) $(BIN)/python manage.py seed_demo
-	WEB_PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
+	WEB_PORT=$(PORT) LONGPOLL_PORT=$(LONGPOLL_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
 ## test: install (incl. headless Chromium), check the import contracts and migrations, run the whole suite
 test: $(VENV)/.dev .env chromium lint-imports

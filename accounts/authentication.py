@@ -1,9 +1,9 @@
-"""API authentication: `Authorization: Bearer sk_...`, then tenant status and IP allowlist."""
+"""API authentication: `Authorization: Bearer sk_...`, then tenant status and IP allowlist (from the key cache)."""
 from __future__ import annotations
 
 from rest_framework.authentication import BaseAuthentication
 
-from accounts import errors, selectors, services
+from accounts import errors, services
 from smsportal.tenancy import set_current_tenant
 
 QUERY_KEY_PARAMS = ("api_key", "key", "token", "access_token")
@@ -21,14 +21,16 @@ class ApiKeyAuthentication(BaseAuthentication):
         scheme, _, raw = header.partition(" ")
         if scheme.lower() != "bearer" or not raw.strip():
             raise errors.InvalidApiKey("Use `Authorization: Bearer <api key>`.")
-        api_key = services.api_key_authenticate(raw=raw.strip())
+        cached = services.api_key_credentials(raw=raw.strip())
+        api_key = cached.api_key
         if not api_key.tenant.is_active:
             raise errors.TenantSuspended()
-        # The key's tenant is active from here on (the allowlist read and the touch are its rows);
-        # reset by ApiJsonErrorMiddleware when the request ends, whatever is raised below.
+        # The key's tenant is active from here on (the touch is its row); reset by
+        # ApiJsonErrorMiddleware when the request ends, whatever is raised below.
         set_current_tenant(api_key.tenant)
         address = getattr(request._request, "client_ip", None)
-        if not services.ip_allowed(entries=selectors.ip_allowlist_for_key(api_key=api_key), address=address):
+        # The allowlist as read with the key (key cache): a change is in force as a revocation is.
+        if not services.ip_allowed(entries=cached.allowlist, address=address):
             raise errors.IpNotAllowed()
         services.api_key_touch(api_key=api_key)
         request._request.tenant = api_key.tenant

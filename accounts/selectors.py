@@ -100,15 +100,6 @@ def ip_allowlist_get(*, tenant: Tenant, public_id: str) -> IpAllowlistEntry:
     return _get(ip_allowlist_list(tenant=tenant), public_id)
 
 
-def ip_allowlist_for_key(*, api_key: ApiKey) -> list[IpAllowlistEntry]:
-    """Entries that apply to a request made with this key: tenant-wide ones and those bound to it."""
-    from django.db.models import Q
-
-    return list(
-        IpAllowlistEntry.objects.filter(tenant_id=api_key.tenant_id).filter(Q(api_key=None) | Q(api_key=api_key))
-    )
-
-
 @tenant_scoped
 def audit_event_list(*, tenant: Tenant, action: str | None = None) -> QuerySet[AuditEvent]:
     events = AuditEvent.objects.filter(tenant=tenant).select_related("actor")

@@ -1,4 +1,6 @@
-"""ASGI entry point: what the web server runs (gunicorn with uvicorn workers, Procfile.dev).
+"""ASGI entry point of the long-poll process (gunicorn with uvicorn workers, Procfile.dev `longpoll`).
+
+The main web process is smsportal.wsgi (Procfile.dev `web`); the proxy routes the lease long-poll here.
 
 Two Django handlers behind one router:
 - a request whose view is a coroutine function (the lease long-poll, numbers/api/longpoll.py) goes
@@ -10,7 +12,7 @@ Two Django handlers behind one router:
 
 SMSPORTAL_ASGI tells the settings, which then lend PostgreSQL connections from psycopg's pool.
 
-Run it with the worker class smsportal.asgi_worker.UvicornWorker and smsportal/gunicorn_conf.py (Procfile.dev,
+Run it with the worker class smsportal.asgi_worker.UvicornWorker and smsportal/gunicorn_conf.py (Procfile.dev `longpoll`,
 the README's production command): neither gunicorn nor uvicorn then believes a forwarded header;
 Django decides, from TRUSTED_PROXIES.
 """

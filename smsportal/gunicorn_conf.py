@@ -9,6 +9,20 @@ would decide first: it believes X-Forwarded-Proto, X-Forwarded-Ssl and X-Forward
 forwarded_allow_ips, 127.0.0.1 and ::1 by default, and the uvicorn worker hands that list to
 uvicorn, which then rewrites the client address from X-Forwarded-For. Any process on the host
 could then claim any address and HTTPS.
+
+Two web processes are shipped (Procfile.dev, README):
+- `web`: smsportal.wsgi on gunicorn's sync workers, everything (API, portal, admin). 4 processes on a
+  2-core box: a request is CPU-bound Python for most of its time, so processes give the parallelism,
+  two per core to cover each one's waits on PostgreSQL and Redis. Sync, not threaded: a sync worker
+  closes the connection after each answer, so every request goes to whichever process is free; the
+  threaded worker keeps a keep-alive connection on the process that accepted it, and with 20
+  keep-alive clients (bench/accept.py) that queued requests behind busy processes while others
+  idled (p99 about 650 ms against 175 ms for sync, same run). A second thread gains nothing for
+  CPU-bound work under the GIL. Slow clients are the proxy's to buffer (README). The ASGI router in
+  front of every request cost ~1.7x the CPU (issue 9).
+- `longpoll`: smsportal.asgi under uvicorn, one process: the lease long-poll waits there without a
+  thread (numbers/api/longpoll.py); the proxy routes /v1/numbers/leases/*/messages to it. `web`
+  serves that path too, holding a worker per waiting client (`make run` without a proxy).
 """
 
 # No peer may tell gunicorn (or the uvicorn worker) the client's address or scheme. This also

@@ -22,6 +22,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 # Pepper for API key hashes; defaults to a value derived from SECRET_KEY.
 API_KEY_PEPPER = env.str("API_KEY_PEPPER", default="")
+# How long a process authenticates from the API key, tenant and allowlist it read (accounts/services/key_cache.py):
+# a revocation or any other change to them is in force everywhere within this many seconds. 0 reads every time.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=0.5)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -115,7 +118,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "smsportal.cache.RedisCache",  # one client per process (smsportal/cache.py)
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="smsportal"),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
@@ -181,6 +184,10 @@ NUMBER_LEASE_EXPIRING_NOTICE_SECONDS = env.int("NUMBER_LEASE_EXPIRING_NOTICE_SEC
 # Off in production: a webhook target on a loopback, private, link-local, multicast or reserved
 # address is refused (smsportal/outbound.py). `make run` and the tests turn it on for loopback receivers.
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# How long a process emits message events (message.queued at accept, the batched transitions) to the webhook
+# endpoints it read (smsportal/events/selectors.py): an endpoint added, changed or removed elsewhere gets (or
+# stops getting) those events within this many seconds; at once in the process that saved it.
+WEBHOOK_ENDPOINTS_CACHE_SECONDS = env.float("WEBHOOK_ENDPOINTS_CACHE_SECONDS", default=1.0)
 # Whole-request budget of one delivery attempt (connect, send, response), in seconds.
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 # Key(s) that encrypt webhook signing secrets at rest, comma-separated: the first encrypts, every one

@@ -8,6 +8,10 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-" + "t" * 60)
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")  # the test client speaks plain HTTP
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")  # receivers in tests listen on loopback
+# Tests read the API key on every request (a test changes a key and asks again at once, and counts
+# queries); the key cache's own tests turn it on (accounts/tests/test_key_cache.py).
+os.environ.setdefault("API_KEY_CACHE_SECONDS", "0")
+os.environ.setdefault("WEBHOOK_ENDPOINTS_CACHE_SECONDS", "0")  # likewise for endpoints (test_endpoints_cache.py)
 
 from smsportal.settings import *  # noqa: E402,F403
 from smsportal.settings import STORAGES  # noqa: E402

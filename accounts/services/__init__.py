@@ -19,6 +19,7 @@ from accounts.services.api_keys import (
     ApiKeyMode,
     api_key_authenticate,
     api_key_create,
+    api_key_credentials,
     api_key_format,
     api_key_revoke,
     api_key_touch,
@@ -37,6 +38,7 @@ from accounts.services.auth import (
     two_factor_disable,
     two_factor_verify,
 )
+from accounts.services.key_cache import key_cache_clear
 from accounts.services.team import (
     INVITATION_TTL,
     invitation_accept,
@@ -59,8 +61,8 @@ from accounts.services.tenants import (
 
 __all__ = [
     "API_KEY_RE", "BACKUP_CODE_COUNT", "CHECKSUM_LENGTH", "HELP_REPLY_MAX", "INVITATION_TTL", "KEY_ID_LENGTH",
-    "LAST_USED_WRITE_INTERVAL", "SECRET_LENGTH", "SYSTEM", "Actor", "ApiKeyMode", "api_key_authenticate", "api_key_create",
-    "api_key_format", "api_key_revoke", "api_key_touch", "api_key_well_formed", "audit_record",
+    "LAST_USED_WRITE_INTERVAL", "SECRET_LENGTH", "SYSTEM", "Actor", "ApiKeyMode", "api_key_authenticate", "api_key_create", "api_key_credentials",
+    "api_key_format", "api_key_revoke", "api_key_touch", "api_key_well_formed", "audit_record", "key_cache_clear",
     "backup_codes_regenerate", "invitation_accept", "invitation_create", "invitation_find", "invitation_revoke",
     "ip_allowed", "ip_allowlist_add", "ip_allowlist_remove", "ip_allowlist_update", "ip_text", "login_failed",
     "login_locked", "login_succeeded", "membership_add", "membership_change_role", "membership_remove",

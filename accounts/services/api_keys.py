@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import logging
 import re
+import time
 import zlib
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from accounts import errors
 from accounts.models import ApiKey, Tenant
 from accounts.roles import ALL_SCOPES, grantable_scopes
 from accounts.services.audit import Actor, audit_record
+from accounts.services.key_cache import CachedKey, key_cache_clear, key_cached_get
 from smsportal.ids import random_base62, to_base62
 from smsportal.tenancy import tenant_scoped
 
@@ -114,6 +116,7 @@ def api_key_create(
 def api_key_revoke(*, tenant: Tenant, api_key: ApiKey, actor: Actor) -> ApiKey:
     """Idempotent: revoking a revoked key changes nothing and records nothing."""
     updated = ApiKey.objects.filter(pk=api_key.pk, tenant=tenant, revoked_at=None).update(revoked_at=timezone.now())
+    key_cache_clear()  # refused at once in this process; the others within API_KEY_CACHE_SECONDS
     api_key.refresh_from_db()
     if updated:
         audit_record(action="api_key.revoked", actor=actor, tenant=tenant, target=api_key,
@@ -122,12 +125,20 @@ def api_key_revoke(*, tenant: Tenant, api_key: ApiKey, actor: Actor) -> ApiKey:
 
 
 def api_key_authenticate(*, raw: str) -> ApiKey:
-    """The usable key for a presented secret, or InvalidApiKey (same error for every failure)."""
+    """The usable key (with its tenant) for a presented secret, or InvalidApiKey (same error for every failure)."""
+    return api_key_credentials(raw=raw).api_key
+
+
+def api_key_credentials(*, raw: str) -> CachedKey:
+    """api_key_authenticate's key with the allowlist entries that apply to it (tenant-wide and its own).
+
+    From the process's key cache (accounts/services/key_cache.py): a change to the key, its tenant or
+    its allowlist is in force within API_KEY_CACHE_SECONDS everywhere, at once in this process."""
     match = api_key_well_formed(raw)
     if match is None:
         raise errors.InvalidApiKey()
-    # unscoped: the API-key lookup at authentication: the key names the tenant
-    api_key = ApiKey.unscoped.select_related("tenant").filter(key_id=match["key_id"]).first()
+    cached = key_cached_get(key_id=match["key_id"])
+    api_key = cached.api_key if cached else None
     if (
         api_key is None
         or not hmac.compare_digest(api_key.secret_hash, _hash_key(raw))
@@ -135,13 +146,24 @@ def api_key_authenticate(*, raw: str) -> ApiKey:
         or not api_key.is_usable()
     ):
         raise errors.InvalidApiKey()
-    return api_key
+    return cached
+
+
+# When this process last asked the cache about a key's touch (time.time(), by key pk; wall time, which
+# tests can travel: a clock step only moves one timestamp write): it asks
+# at most once per key per interval, so most requests neither write nor call Redis for last_used_at.
+_touch_asked: dict[int, float] = {}
 
 
 def api_key_touch(*, api_key: ApiKey) -> None:
-    """Keep last_used_at fresh with at most one write per key per interval (the cache decides).
+    """Keep last_used_at fresh with at most one write per key per interval (the cache decides across
+    processes; each process asks it at most once per key per interval).
 
     Best effort: with the cache (Redis) down the request goes on and last_used_at waits."""
+    now = time.time()
+    if now - _touch_asked.get(api_key.pk, float("-inf")) < LAST_USED_WRITE_INTERVAL:
+        return
+    _touch_asked[api_key.pk] = now
     try:
         first_in_interval = cache.add(f"apikey-touch:{api_key.tenant_id}:{api_key.pk}", 1,
                                       timeout=LAST_USED_WRITE_INTERVAL)
@@ -150,3 +172,8 @@ def api_key_touch(*, api_key: ApiKey) -> None:
         return
     if first_in_interval:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+
+
+def api_key_touches_forget() -> None:
+    """Forget which keys this process touched (tests: each starts as a fresh process would)."""
+    _touch_asked.clear()

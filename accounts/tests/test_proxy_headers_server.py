@@ -1,6 +1,6 @@
 """Forwarded headers through the real web servers, run as shipped: only a trusted proxy is believed.
 
-Each web command we ship is read from where it is written (the web line of Procfile.dev, the
+Each web command we ship is read from where it is written (the web and longpoll lines of Procfile.dev, the
 README's production ASGI and WSGI commands), pointed at a free loopback port (and, for the README's
 4-worker examples, 2 workers) and started as a subprocess on the test database, with DEBUG off. Each
 runs under three settings:
@@ -36,6 +36,7 @@ from smsportal.tests.servers import (
     Server,
     free_port,
     on_loopback,
+    procfile_longpoll,
     procfile_web,
     readme_production,
     server_env,
@@ -54,6 +55,7 @@ LOGIN_FAILURE_LIMIT = 3
 
 COMMANDS = {
     "procfile-web": procfile_web,
+    "procfile-longpoll": procfile_longpoll,
     "readme-asgi": lambda: readme_production("smsportal.asgi"),
     "readme-wsgi": lambda: readme_production("smsportal.wsgi"),
 }

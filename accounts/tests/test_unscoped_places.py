@@ -21,7 +21,8 @@ ESCAPES = {"unscoped", "all_tenants"}
 
 UNSCOPED_PLACES: dict[str, str] = {
     # Authentication and joining: the credential names the tenant; no context exists yet.
-    "accounts/services/api_keys.py:api_key_authenticate": "the API-key lookup at authentication: the key names the tenant",
+    "accounts/services/key_cache.py:_read": "the API-key lookup at authentication: the key names the tenant",
+    "accounts/services/key_cache.py:_allowlist_read": "the key's allowlist at authentication, before its tenant is active",
     "accounts/selectors.py:membership_list_for_user": "a person's tenants, found from the person before any is active",
     "accounts/services/team.py:invitation_find": "the invitation token names the tenant; the invitee is not in it yet",
     "accounts/services/team.py:invitation_accept": "the invitee joins from outside the tenant; the token is the scope",

@@ -5,7 +5,7 @@ throttles, the lease lookup and the query validation, all as for any /v1 view). 
 no message yet, is still running and the client asked to wait, that view leaves the wait to this
 one: the database connection is closed, and the wait is `asyncio.sleep` between checks, each of
 which borrows a thread and a connection for one EXISTS query and gives both back. Under ASGI
-(Procfile.dev) a waiting client therefore holds neither a connection nor a worker thread; every
+(Procfile.dev's `longpoll` process, where the proxy routes this path) a waiting client therefore holds neither a connection nor a worker thread; every
 middleware of ours is async-capable (smsportal/middleware.py) so none pins a thread around it.
 Under WSGI (the test client, or a WSGI deployment) Django runs the same coroutine while the request's
 thread waits for it, so there the checks run on that thread, with the request's own connection.

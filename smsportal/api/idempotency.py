@@ -3,8 +3,8 @@
 A POST with `Idempotency-Key` is scoped to (tenant, api-key mode, key), so a retry after key
 rotation still replays. `ApiView.dispatch` (smsportal/api/views.py) drives the phases:
 
-1. `idempotency_claim`, in its own committed transaction: INSERT an `in_progress` record; the
-   UNIQUE(tenant, mode, key) constraint decides who runs. A loser reads the winner's row: another
+1. `idempotency_claim`, committed on its own (one INSERT ... ON CONFLICT DO NOTHING in autocommit,
+   one round trip): an `in_progress` record; the UNIQUE(tenant, mode, key) constraint decides who runs. A loser reads the winner's row: another
    fingerprint -> 422; completed -> the stored response; in progress -> 409 + Retry-After, unless
    its claim is older than IDEMPOTENCY_RECOVERY_SECONDS (its process died), then a conditional
    UPDATE on the old `locked_at` takes it over (one taker wins).
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework.response import Response
@@ -117,18 +117,17 @@ def idempotency_claim(*, api_key: ApiKey, key: str, fingerprint: str) -> Claim |
     """Claim (tenant, mode, key) for this request, or return the stored response to replay.
 
     Raises IdempotencyKeyReused (other fingerprint) or IdempotencyKeyInUse (another request
-    holds a fresh claim). Each attempt commits on its own (durable), so other requests see it.
+    holds a fresh claim). Call it outside any transaction (ApiView.dispatch does): each attempt is one
+    statement in autocommit, committed on its own (durable), so other requests see it.
     """
     scope = {"tenant": api_key.tenant, "mode": api_key.mode, "key": key}
     for _ in range(CLAIM_ATTEMPTS):
         now = timezone.now()
-        try:
-            with transaction.atomic(durable=True):
-                record = IdempotencyRecord.objects.create(**scope, fingerprint=fingerprint, locked_at=now,
-                                                          created_at=now)
-            return Claim(record_pk=record.pk, locked_at=now)
-        except IntegrityError:
-            pass  # the key is taken: look at who holds it
+        record_pk = _record_insert(tenant_id=api_key.tenant_id, mode=api_key.mode, key=key,
+                                   fingerprint=fingerprint, now=now)
+        if record_pk is not None:
+            return Claim(record_pk=record_pk, locked_at=now)
+        # the key is taken: look at who holds it
         existing = IdempotencyRecord.objects.filter(**scope).first()
         if existing is None:
             continue  # released between our INSERT and our read: try again
@@ -142,6 +141,23 @@ def idempotency_claim(*, api_key: ApiKey, key: str, fingerprint: str) -> Claim |
         if claim is not None:
             return claim
     raise IdempotencyKeyInUse()
+
+
+def _record_insert(*, tenant_id: int, mode: str, key: str, fingerprint: str, now: datetime) -> int | None:
+    """INSERT the in-progress record; its id, or None when (tenant, mode, key) is taken.
+
+    One statement in autocommit, so it commits by itself in one round trip: the ORM's create in
+    atomic(durable=True) cost a BEGIN, a COMMIT and its compilation on every idempotent POST."""
+    table = IdempotencyRecord._meta.db_table
+    moment = IdempotencyRecord._meta.get_field("locked_at").get_db_prep_value(now, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (tenant_id, mode, key, fingerprint, state, locked_at, response_content_type, "  # noqa: S608
+            "created_at) VALUES (%s, %s, %s, %s, %s, %s, '', %s) ON CONFLICT (tenant_id, mode, key) DO NOTHING "
+            "RETURNING id",
+            [tenant_id, mode, key, fingerprint, IdempotencyRecord.State.IN_PROGRESS, moment, moment])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def _take_over(record: IdempotencyRecord, *, now: datetime) -> Claim | None:
@@ -163,15 +179,17 @@ def idempotency_complete(*, claim: Claim, response: HttpResponse, redact: tuple[
     Top-level fields named in `redact` are stored as null (secrets are never kept at rest). Returns
     False when the claim was taken over meanwhile: the caller must roll back.
     """
-    updated = IdempotencyRecord.objects.filter(
-        pk=claim.record_pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=claim.locked_at
-    ).update(
-        state=IdempotencyRecord.State.COMPLETED,
-        response_status=response.status_code,
-        response_content_type=response.get("Content-Type", ""),
-        response_body=_stored_body(response, redact),
-    )
-    return bool(updated)
+    # One plain UPDATE by the record's id (ours, from the claim): on every idempotent POST, so not
+    # compiled by the ORM each time.
+    table = IdempotencyRecord._meta.db_table
+    locked_at = IdempotencyRecord._meta.get_field("locked_at").get_db_prep_value(claim.locked_at, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET state = %s, response_status = %s, response_content_type = %s, "  # noqa: S608
+            "response_body = %s WHERE id = %s AND state = %s AND locked_at = %s",
+            [IdempotencyRecord.State.COMPLETED, response.status_code, response.get("Content-Type", ""),
+             _stored_body(response, redact), claim.record_pk, IdempotencyRecord.State.IN_PROGRESS, locked_at])
+        return cursor.rowcount == 1
 
 
 def idempotency_release(*, claim: Claim) -> None:

@@ -1,9 +1,11 @@
 """Read queries for webhooks, always tenant-scoped."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
@@ -37,6 +39,35 @@ def event_subscribers(*, tenant_ids: set[int], event_type: str) -> Subscribers:
             if endpoint.wants(event_type):
                 by_tenant.setdefault(endpoint.tenant_id, []).append(endpoint)
     return Subscribers(by_tenant=by_tenant)
+
+
+# The enabled endpoints of a tenant as one process last read them: (time.monotonic() of the read, endpoints).
+_endpoints_read: dict[int, tuple[float, list[WebhookEndpoint]]] = {}
+
+
+def event_subscribers_cached(*, tenant_id: int, event_type: str) -> Subscribers:
+    """event_subscribers for one tenant, from what this process read at most WEBHOOK_ENDPOINTS_CACHE_SECONDS
+    ago: the accept path (message.queued) asks on every send, and endpoints seldom change.
+
+    A change to an endpoint is in force at once in the process that saved it (endpoints_cache_clear,
+    a post_save / post_delete receiver, smsportal/events/apps.py) and within the TTL in the others: an
+    event emitted meanwhile goes to the endpoints as they were just before."""
+    read = _endpoints_read.get(tenant_id)
+    if read is None or time.monotonic() - read[0] >= settings.WEBHOOK_ENDPOINTS_CACHE_SECONDS:
+        read_at = time.monotonic()
+        # unscoped: by the tenant id the caller gives (the emitting tenant's own rows)
+        endpoints = list(WebhookEndpoint.unscoped.filter(tenant_id=tenant_id, enabled=True).only(
+            "id", "tenant_id", "url", "events"))
+        read = (read_at, endpoints)
+        if settings.WEBHOOK_ENDPOINTS_CACHE_SECONDS > 0:
+            _endpoints_read[tenant_id] = read
+    wanting = [endpoint for endpoint in read[1] if endpoint.wants(event_type)]
+    return Subscribers(by_tenant={tenant_id: wanting} if wanting else {})
+
+
+def endpoints_cache_clear(**_) -> None:
+    """Forget the endpoints this process read (after an endpoint is saved or deleted; tests)."""
+    _endpoints_read.clear()
 
 
 def webhook_endpoint_list(*, tenant: Tenant) -> QuerySet[WebhookEndpoint]:

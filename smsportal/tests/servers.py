@@ -118,10 +118,20 @@ def _wait_until_answering(process: subprocess.Popen, url: str, timeout: float) -
 # --- the shipped commands ------------------------------------------------------------------------
 
 
+def procfile_line(name: str) -> list[str]:
+    """Procfile.dev's `name` command as written (`make run` starts it with ${WEB_PORT} and ${LONGPOLL_PORT} set)."""
+    [line] = [line for line in (REPO / "Procfile.dev").read_text().splitlines() if line.startswith(f"{name}:")]
+    return shlex.split(line.removeprefix(f"{name}:"))
+
+
 def procfile_web() -> list[str]:
-    """Procfile.dev's web command as written (`make run` starts it with ${WEB_PORT} set)."""
-    [line] = [line for line in (REPO / "Procfile.dev").read_text().splitlines() if line.startswith("web:")]
-    return shlex.split(line.removeprefix("web:"))
+    """Procfile.dev's web command: smsportal.wsgi, which serves every path."""
+    return procfile_line("web")
+
+
+def procfile_longpoll() -> list[str]:
+    """Procfile.dev's longpoll command: smsportal.asgi under uvicorn, for the lease long-poll."""
+    return procfile_line("longpoll")
 
 
 def readme_production(module: str) -> list[str]:
@@ -148,10 +158,11 @@ def on_loopback(argv: list[str], port: int, *, max_workers: int = 2) -> list[str
 
 
 def procfile_command(name: str, port: int) -> list[str]:
-    """The Procfile.dev line `name`, with its ${WEB_PORT}, run with this interpreter's environment."""
+    """The Procfile.dev line `name`, on `port` (its ${WEB_PORT} or ${LONGPOLL_PORT}), run with this interpreter's environment."""
     for line in (REPO / "Procfile.dev").read_text().splitlines():
         if line.startswith(f"{name}:"):
-            args = shlex.split(line.split(":", 1)[1].replace("${WEB_PORT}", str(port)))
+            command = line.split(":", 1)[1].replace("${WEB_PORT}", str(port)).replace("${LONGPOLL_PORT}", str(port))
+            args = shlex.split(command)
             return [sys.executable, "-m", *args]  # `gunicorn ...` as `python -m gunicorn ...` of this venv
     raise LookupError(f"no {name!r} process in Procfile.dev")
 

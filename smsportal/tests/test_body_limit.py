@@ -1,5 +1,5 @@
-"""The request body limit, through the servers as shipped: Procfile.dev's gunicorn with uvicorn workers
-(smsportal.asgi) and gunicorn's threaded workers on smsportal.wsgi (the README's alternative).
+"""The request body limit, through the servers as shipped: Procfile.dev's web (gunicorn's sync workers on
+smsportal.wsgi) and longpoll (gunicorn with uvicorn workers on smsportal.asgi).
 
 A client streams a 50 MB body over a raw socket while it waits for the answer: the 413 has to come
 before the body is read, so it comes at once, and the connection takes far less than the body.
@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 
 from accounts.tests.factories import TenantFactory, make_api_key
-from smsportal.tests.servers import free_port, on_loopback, procfile_web, readme_production, server_env, web_server
+from smsportal.tests.servers import free_port, on_loopback, procfile_longpoll, procfile_web, server_env, web_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,9 +33,9 @@ class Server:
 
 @pytest.fixture(scope="module", params=["asgi", "wsgi"])
 def server(request, django_db_setup):
-    """One web process (Procfile.dev starts two) serving the test database, for the module's tests."""
+    """One web process of each shipped server serving the test database, for the module's tests."""
     port = free_port()
-    shipped = procfile_web() if request.param == "asgi" else readme_production("smsportal.wsgi")
+    shipped = procfile_longpoll() if request.param == "asgi" else procfile_web()
     with web_server(on_loopback(shipped, port, max_workers=1), env=server_env(DB_POOL_MAX_SIZE="8"), port=port):
         yield Server(request.param, port)
 

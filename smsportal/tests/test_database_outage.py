@@ -1,4 +1,4 @@
-"""The database unreachable: the web server as shipped (gunicorn with uvicorn workers, Procfile.dev)
+"""The database unreachable: the web server as shipped (Procfile.dev: gunicorn sync workers on smsportal.wsgi)
 reaches PostgreSQL through a fault proxy the test cuts. The API answers 503 `service_unavailable`
 with Retry-After in its error shape, the portal a plain 503 page, and both work again once the
 database is back."""

@@ -1,5 +1,5 @@
-"""The rate limits hold across processes: the web server as shipped (Procfile.dev: gunicorn, 2 uvicorn
-workers, each serving from a pool of threads) on PostgreSQL and Redis, hit for 5 s by client threads.
+"""The rate limits hold across processes: the web server as shipped (Procfile.dev: gunicorn, its sync
+workers) on PostgreSQL and Redis, hit for 5 s by client threads.
 
 Over a window of T seconds a limit of `rate` a second with `burst` admits at most burst + rate * T,
 whatever the number of processes and threads, and a client that keeps asking gets close to that.
