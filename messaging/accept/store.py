@@ -1,7 +1,10 @@
 """Step 5 of accept: the messages, and what their `message.queued` webhooks need.
 
-A single send (one message) is one INSERT ... SELECT FROM unnest(arrays) whose data-modifying CTE
-also writes its `accepted` MessageEvent, and its webhook deliveries are recorded directly.
+A single send (one message) is one INSERT ... SELECT FROM unnest(arrays). Like a batch it stores no
+`accepted` MessageEvent (the timeline makes it from the row). Its `message.queued` is a fan-out row
+when the dispatcher hands over (MESSAGE_HANDOFF = "dispatcher": the dispatcher expands it, no publish
+in the request), else its webhook deliveries are recorded directly. Under the dispatcher no row is
+stamped `enqueued_at` at insert: an empty stamp is what the dispatcher claims.
 
 A batch (two or more) writes **no row per message besides the message itself**: its ids are drawn
 from the sequence in one statement and the rows go in with COPY (PostgreSQL's bulk path, several
@@ -21,7 +24,8 @@ from django.db import connection
 from django.utils import timezone
 
 from messaging.events import message_events_emit
-from messaging.models import Message, MessageEvent, Status
+from messaging.handoff import handoff_by_dispatcher
+from messaging.models import Message, Status
 from smsportal.events import fanout
 from smsportal.ids import public_ids
 
@@ -42,7 +46,7 @@ _EMPTY_COLUMNS = ("carrier", "carrier_message_id", "error_code", "error_message"
 
 
 def _insert_sql() -> str:
-    message, event = Message._meta.db_table, MessageEvent._meta.db_table
+    message = Message._meta.db_table
     names = [name for name, _ in _ROW_COLUMNS]
     arrays = ", ".join(f"%s::{kind}[]" for _, kind in _ROW_COLUMNS)
     row = ", ".join("r.metadata::jsonb" if name == "metadata" else f'r."{name}"' for name in names)
@@ -54,12 +58,7 @@ def _insert_sql() -> str:
         m AS (
             INSERT INTO {message} ({columns})
             SELECT {request_values}, 1, 0, {empty}, {row} FROM r
-            RETURNING id, public_id, tenant_id, status, created_at
-        ),
-        e AS (
-            INSERT INTO {event} (tenant_id, message_id, sequence, status, source, detail, error_code,
-                                 carrier_error_code, created_at)
-            SELECT tenant_id, id, 1, status, 'api', 'accepted', '', '', created_at FROM m
+            RETURNING id, public_id
         )
         SELECT public_id, id FROM m
     """  # noqa: S608 (table and column names are constants, every value is a parameter)
@@ -93,12 +92,15 @@ def messages_insert(*, context: AcceptContext, drafts: Sequence[Draft]) -> None:
     for draft in drafts:
         draft.id = ids[draft.public_id]
     queued = [draft for draft in drafts if draft.status == Status.QUEUED]
-    if not is_bulk(len(drafts)):
+    by_dispatcher = handoff_by_dispatcher()
+    if not is_bulk(len(drafts)) and not by_dispatcher:
         _queued_emit(context=context, drafts=queued)
     elif queued:
+        # The dispatcher expands the row (no publish in the request); without it, its task does.
         fanout.event_fanout_record(tenant_id=context.tenant.pk, event_type="message.queued",
                                    items=[draft.id for draft in queued],
-                                   callback_urls={draft.message.callback_url for draft in queued})
+                                   callback_urls={draft.message.callback_url for draft in queued},
+                                   publish=not by_dispatcher)
 
 
 def _insert_postgresql(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:
@@ -109,17 +111,13 @@ def _insert_postgresql(*, drafts: Sequence[Draft], request: dict) -> dict[str, i
 
 
 def _insert_portable(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:
-    """The same rows through the ORM, two statements (SQLite: `make run` and the default `make test`
-    have no unnest or data-modifying CTE). bulk_create sets the primary keys (SQLite 3.35+)."""
+    """The same row through the ORM (SQLite: `make run` and the default `make test` have no unnest or
+    data-modifying CTE). bulk_create sets the primary keys (SQLite 3.35+)."""
     messages = Message.objects.bulk_create([
         Message(**request, sequence=1, attempts=0, **dict.fromkeys(_EMPTY_COLUMNS, ""),
                 **{name: _row_value(draft, name) for name, _ in _ROW_COLUMNS if name != "metadata"},
                 metadata=draft.message.metadata or {})
         for draft in drafts])
-    MessageEvent.objects.bulk_create([
-        MessageEvent(tenant_id=message.tenant_id, message_id=message.pk, sequence=1, status=message.status,
-                     source=MessageEvent.Source.API, detail="accepted", created_at=message.created_at)
-        for message in messages])
     return {message.public_id: message.pk for message in messages}
 
 
@@ -137,7 +135,7 @@ def _copy_postgresql(*, drafts: Sequence[Draft], request: dict) -> dict[str, int
     (messaging/handoff.py); a process that dies between commit and publish leaves it, and the
     sweeper's lost-task pass re-publishes after MESSAGE_STUCK_SECONDS instead of after
     MESSAGE_DISPATCH_PICKUP_SECONDS: later, never lost."""
-    table = Message._meta.db_table
+    table, by_dispatcher = Message._meta.db_table, handoff_by_dispatcher()
     with connection.cursor() as cursor:
         sql = f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %s)"  # noqa: S608 (a constant)
         cursor.execute(sql, [len(drafts)])
@@ -146,7 +144,7 @@ def _copy_postgresql(*, drafts: Sequence[Draft], request: dict) -> dict[str, int
         columns = ", ".join(f'"{name}"' for name in _COPY_COLUMNS)
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for pk, draft in zip(ids, drafts, strict=True):
-                stamp = request["created_at"] if draft.status == Status.QUEUED else None
+                stamp = request["created_at"] if draft.status == Status.QUEUED and not by_dispatcher else None
                 copy.write_row((pk, *head, 1, 0, stamp, "", "", "", "", *_row_values(draft)))
     return {draft.public_id: pk for pk, draft in zip(ids, drafts, strict=True)}
 
@@ -165,7 +163,7 @@ def _bulk_portable(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:
     """The batch's rows through bulk_create (SQLite): the same rows as the COPY, no event rows."""
     messages = Message.objects.bulk_create([
         Message(**request, sequence=1, attempts=0, **dict.fromkeys(_EMPTY_COLUMNS, ""),
-                enqueued_at=request["created_at"] if draft.status == Status.QUEUED else None,
+                enqueued_at=request["created_at"] if draft.status == Status.QUEUED and not handoff_by_dispatcher() else None,
                 **{name: _row_value(draft, name) for name, _ in _ROW_COLUMNS if name != "metadata"},
                 metadata=draft.message.metadata or {})
         for draft in drafts])
