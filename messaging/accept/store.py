@@ -45,7 +45,9 @@ _REQUEST_COLUMNS = ("tenant_id", "api_key_id", "mode", "created_at", "status_cha
 _EMPTY_COLUMNS = ("carrier", "carrier_message_id", "error_code", "error_message")
 
 
-def _insert_sql() -> str:
+def _insert_sql(*, with_fanout: bool) -> str:
+    """The single send's statement; `with_fanout` adds its `message.queued` fan-out row (EventFanout)
+    as a second data-modifying CTE: one round trip, no ORM model built for the outbox row."""
     message = Message._meta.db_table
     names = [name for name, _ in _ROW_COLUMNS]
     arrays = ", ".join(f"%s::{kind}[]" for _, kind in _ROW_COLUMNS)
@@ -58,10 +60,18 @@ def _insert_sql() -> str:
         m AS (
             INSERT INTO {message} ({columns})
             SELECT {request_values}, 1, 0, {empty}, {row} FROM r
-            RETURNING id, public_id
-        )
+            RETURNING id, public_id, tenant_id, created_at
+        ){_FANOUT_CTE if with_fanout else ""}
         SELECT public_id, id FROM m
     """  # noqa: S608 (table and column names are constants, every value is a parameter)
+
+
+_FANOUT_CTE = f""",
+        f AS (
+            INSERT INTO {fanout.FANOUT_TABLE} (tenant_id, event_type, items, created_at, deliveries)
+            SELECT tenant_id, 'message.queued', jsonb_build_array(id), created_at, 0 FROM m
+        )"""  # noqa: S608 (a constant table name, no value)
+_INSERT_SQL = {with_fanout: _insert_sql(with_fanout=with_fanout) for with_fanout in (False, True)}
 
 
 def is_bulk(count: int) -> bool:
@@ -84,18 +94,19 @@ def messages_insert(*, context: AcceptContext, drafts: Sequence[Draft]) -> None:
     api_key_id = context.api_key.pk if context.api_key else None
     request = {"tenant_id": context.tenant.pk, "api_key_id": api_key_id, "mode": context.mode, "created_at": now,
                "status_changed_at": now}
+    queued = [draft for draft in drafts if draft.status == Status.QUEUED]
+    by_dispatcher, postgresql = handoff_by_dispatcher(), connection.vendor == "postgresql"
+    in_statement = postgresql and _fanout_in_statement(context=context, drafts=drafts, queued=queued)
     if not is_bulk(len(drafts)):
-        insert = _insert_postgresql if connection.vendor == "postgresql" else _insert_portable
+        ids = (_insert_postgresql(drafts=drafts, request=request, with_fanout=in_statement) if postgresql
+               else _insert_portable(drafts=drafts, request=request))
     else:
-        insert = _copy_postgresql if connection.vendor == "postgresql" else _bulk_portable
-    ids = insert(drafts=drafts, request=request)
+        ids = (_copy_postgresql if postgresql else _bulk_portable)(drafts=drafts, request=request)
     for draft in drafts:
         draft.id = ids[draft.public_id]
-    queued = [draft for draft in drafts if draft.status == Status.QUEUED]
-    by_dispatcher = handoff_by_dispatcher()
     if not is_bulk(len(drafts)) and not by_dispatcher:
         _queued_emit(context=context, drafts=queued)
-    elif queued:
+    elif queued and not in_statement:
         # The dispatcher expands the row (no publish in the request); without it, its task does.
         fanout.event_fanout_record(tenant_id=context.tenant.pk, event_type="message.queued",
                                    items=[draft.id for draft in queued],
@@ -103,10 +114,18 @@ def messages_insert(*, context: AcceptContext, drafts: Sequence[Draft]) -> None:
                                    publish=not by_dispatcher)
 
 
-def _insert_postgresql(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:
+def _fanout_in_statement(*, context: AcceptContext, drafts: Sequence[Draft], queued: Sequence[Draft]) -> bool:
+    """Whether a single send writes its fan-out row in the message's own statement: under the
+    dispatcher (nothing to publish after commit), queued, and someone listens."""
+    return (handoff_by_dispatcher() and not is_bulk(len(drafts)) and bool(queued)
+            and fanout.event_fanout_wanted(tenant_id=context.tenant.pk, event_type="message.queued",
+                                           callback_urls={queued[0].message.callback_url}))
+
+
+def _insert_postgresql(*, drafts: Sequence[Draft], request: dict, with_fanout: bool) -> dict[str, int]:
     params = [[_row_value(draft, name) for draft in drafts] for name, _ in _ROW_COLUMNS]
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(), [*params, *(request[name] for name in _REQUEST_COLUMNS)])
+        cursor.execute(_INSERT_SQL[with_fanout], [*params, *(request[name] for name in _REQUEST_COLUMNS)])
         return dict(cursor.fetchall())
 
 

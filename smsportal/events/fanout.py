@@ -27,6 +27,8 @@ QUEUE = "webhooks"
 # A fan-out row is left this long to its own task before the beat job expands it.
 PICKUP = timedelta(seconds=10)
 DUE_BATCH = 50
+# For an emitter that writes the row in its own SQL statement (messaging/accept/store.py).
+FANOUT_TABLE = EventFanout._meta.db_table
 
 
 def event_fanout_record(*, tenant_id: int, event_type: str, items: Sequence, callback_urls: Iterable[str] = (),
@@ -35,20 +37,25 @@ def event_fanout_record(*, tenant_id: int, event_type: str, items: Sequence, cal
     an item has a callback_url, or an enabled endpoint of the tenant subscribes to `event_type` (one
     query). Inside the caller's transaction; its task is published after commit, or with `publish`
     off nothing is: the dispatcher expands it (event_fanouts_expand_pending), the beat job if it is down."""
-    if event_type not in registry.event_types():
-        raise ValueError(f"unregistered event type {event_type!r}: register it in the emitting app's ready()")
-    registry.fanout_expander(event_type)  # fail now, not in the worker, if the app registered no expander
-    if not items:
+    if not items or not event_fanout_wanted(tenant_id=tenant_id, event_type=event_type, callback_urls=callback_urls):
         return None
-    if not any(callback_urls):
-        subscribers = selectors.event_subscribers(tenant_ids={tenant_id}, event_type=event_type)
-        if not subscribers.listening(tenant_id=tenant_id):
-            return None
     # unscoped: the outbox of the caller's tenant, written with its explicit tenant id
     fanout = EventFanout.unscoped.create(tenant_id=tenant_id, event_type=event_type, items=list(items))
     if publish:
         transaction.on_commit(lambda: _publish(fanout.pk), robust=True)
     return fanout
+
+
+def event_fanout_wanted(*, tenant_id: int, event_type: str, callback_urls: Iterable[str] = ()) -> bool:
+    """Whether a fan-out row of `event_type` has anyone to deliver to: a callback_url, or an enabled
+    endpoint of the tenant subscribed (one query, or none from the endpoints cache). For a caller that
+    writes the row in its own statement (messaging/accept/store.py's single-send CTE)."""
+    if event_type not in registry.event_types():
+        raise ValueError(f"unregistered event type {event_type!r}: register it in the emitting app's ready()")
+    registry.fanout_expander(event_type)  # fail now, not in the worker, if the app registered no expander
+    if any(callback_urls):
+        return True
+    return selectors.event_subscribers(tenant_ids={tenant_id}, event_type=event_type).listening(tenant_id=tenant_id)
 
 
 def _publish(fanout_id: int) -> None:
