@@ -1,9 +1,9 @@
 """Step 5 of accept: the messages, and what their `message.queued` webhooks need.
 
-A single send (one message) is one INSERT ... SELECT FROM unnest(arrays). Like a batch it stores no
-`accepted` MessageEvent (the timeline makes it from the row). Its `message.queued` is a fan-out row
-when the dispatcher hands over (MESSAGE_HANDOFF = "dispatcher": the dispatcher expands it, no publish
-in the request), else its webhook deliveries are recorded directly. Under the dispatcher no row is
+A single send (one message) is one INSERT ... SELECT FROM unnest(arrays) whose data-modifying CTEs
+also write its `accepted` MessageEvent and, when the dispatcher hands over (MESSAGE_HANDOFF =
+"dispatcher"), its `message.queued` fan-out row (expanded by the dispatcher: no publish in the
+request); otherwise its webhook deliveries are recorded directly. Under the dispatcher no row is
 stamped `enqueued_at` at insert: an empty stamp is what the dispatcher claims.
 
 A batch (two or more) writes **no row per message besides the message itself**: its ids are drawn
@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from messaging.events import message_events_emit
 from messaging.handoff import handoff_by_dispatcher
-from messaging.models import Message, Status
+from messaging.models import Message, MessageEvent, Status
 from smsportal.events import fanout
 from smsportal.ids import public_ids
 
@@ -48,7 +48,7 @@ _EMPTY_COLUMNS = ("carrier", "carrier_message_id", "error_code", "error_message"
 def _insert_sql(*, with_fanout: bool) -> str:
     """The single send's statement; `with_fanout` adds its `message.queued` fan-out row (EventFanout)
     as a second data-modifying CTE: one round trip, no ORM model built for the outbox row."""
-    message = Message._meta.db_table
+    message, event = Message._meta.db_table, MessageEvent._meta.db_table
     names = [name for name, _ in _ROW_COLUMNS]
     arrays = ", ".join(f"%s::{kind}[]" for _, kind in _ROW_COLUMNS)
     row = ", ".join("r.metadata::jsonb" if name == "metadata" else f'r."{name}"' for name in names)
@@ -60,7 +60,12 @@ def _insert_sql(*, with_fanout: bool) -> str:
         m AS (
             INSERT INTO {message} ({columns})
             SELECT {request_values}, 1, 0, {empty}, {row} FROM r
-            RETURNING id, public_id, tenant_id, created_at
+            RETURNING id, public_id, tenant_id, status, created_at
+        ),
+        e AS (
+            INSERT INTO {event} (tenant_id, message_id, sequence, status, source, detail, error_code,
+                                 carrier_error_code, created_at)
+            SELECT tenant_id, id, 1, status, 'api', 'accepted', '', '', created_at FROM m
         ){_FANOUT_CTE if with_fanout else ""}
         SELECT public_id, id FROM m
     """  # noqa: S608 (table and column names are constants, every value is a parameter)
@@ -130,13 +135,17 @@ def _insert_postgresql(*, drafts: Sequence[Draft], request: dict, with_fanout: b
 
 
 def _insert_portable(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:
-    """The same row through the ORM (SQLite: `make run` and the default `make test` have no unnest or
-    data-modifying CTE). bulk_create sets the primary keys (SQLite 3.35+)."""
+    """The same rows through the ORM, two statements (SQLite: `make run` and the default `make test`
+    have no unnest or data-modifying CTE). bulk_create sets the primary keys (SQLite 3.35+)."""
     messages = Message.objects.bulk_create([
         Message(**request, sequence=1, attempts=0, **dict.fromkeys(_EMPTY_COLUMNS, ""),
                 **{name: _row_value(draft, name) for name, _ in _ROW_COLUMNS if name != "metadata"},
                 metadata=draft.message.metadata or {})
         for draft in drafts])
+    MessageEvent.objects.bulk_create([
+        MessageEvent(tenant_id=message.tenant_id, message_id=message.pk, sequence=1, status=message.status,
+                     source=MessageEvent.Source.API, detail="accepted", created_at=message.created_at)
+        for message in messages])
     return {message.public_id: message.pk for message in messages}
 
 
