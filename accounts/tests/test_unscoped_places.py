@@ -69,6 +69,7 @@ UNSCOPED_PLACES: dict[str, str] = {
     "smsportal/events/fanout.py:event_fanout_record": "the accept's own tenant, by the explicit tenant id it writes",
     "smsportal/events/fanout.py:event_fanout_expand": "the worker, by the id of a row any tenant's accept wrote",
     "smsportal/events/fanout.py:event_fanouts_expand_due": "the beat job, over every tenant's outbox",
+    "smsportal/events/fanout.py:event_fanouts_expand_pending": "the dispatcher, over every tenant's pending fan-out rows",
     "smsportal/events/selectors.py:event_subscribers": "the endpoints of the tenants a batch of events names",
     "smsportal/events/selectors.py:event_subscribers_cached": "the emitting tenant's endpoints, by its id",
     "smsportal/events/services.py:events_emit": "a batch's events may belong to several tenants; each row has its own",
