@@ -116,9 +116,10 @@ def fingerprint_of(request) -> str:
 def idempotency_claim(*, api_key: ApiKey, key: str, fingerprint: str) -> Claim | HttpResponse:
     """Claim (tenant, mode, key) for this request, or return the stored response to replay.
 
-    Raises IdempotencyKeyReused (other fingerprint) or IdempotencyKeyInUse (another request
-    holds a fresh claim). Call it outside any transaction (ApiView.dispatch does): each attempt is one
-    statement in autocommit, committed on its own (durable), so other requests see it.
+    Raises IdempotencyKeyReused (other fingerprint) or IdempotencyKeyInUse (a fresh claim committed
+    by an older process is held). Call it at the start of the request's transaction (ApiView does):
+    the claim commits with the request's side effects and its answer; until then a concurrent
+    INSERT of the same key waits on the unique index, and then finds the answer to replay.
     """
     scope = {"tenant": api_key.tenant, "mode": api_key.mode, "key": key}
     for _ in range(CLAIM_ATTEMPTS):
@@ -146,8 +147,7 @@ def idempotency_claim(*, api_key: ApiKey, key: str, fingerprint: str) -> Claim |
 def _record_insert(*, tenant_id: int, mode: str, key: str, fingerprint: str, now: datetime) -> int | None:
     """INSERT the in-progress record; its id, or None when (tenant, mode, key) is taken.
 
-    One statement in autocommit, so it commits by itself in one round trip: the ORM's create in
-    atomic(durable=True) cost a BEGIN, a COMMIT and its compilation on every idempotent POST."""
+    One raw statement (no ORM compilation on every idempotent POST), in the caller's transaction."""
     table = IdempotencyRecord._meta.db_table
     moment = IdempotencyRecord._meta.get_field("locked_at").get_db_prep_value(now, connection)
     with connection.cursor() as cursor:
