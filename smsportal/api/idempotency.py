@@ -3,17 +3,19 @@
 A POST with `Idempotency-Key` is scoped to (tenant, api-key mode, key), so a retry after key
 rotation still replays. `ApiView.dispatch` (smsportal/api/views.py) drives the phases:
 
-1. `idempotency_claim`, committed on its own (one INSERT ... ON CONFLICT DO NOTHING in autocommit,
-   one round trip): an `in_progress` record; the UNIQUE(tenant, mode, key) constraint decides who runs. A loser reads the winner's row: another
-   fingerprint -> 422; completed -> the stored response; in progress -> 409 + Retry-After, unless
-   its claim is older than IDEMPOTENCY_RECOVERY_SECONDS (its process died), then a conditional
-   UPDATE on the old `locked_at` takes it over (one taker wins).
-2. The view runs in `transaction.atomic()`; `idempotency_complete` stores the rendered answer in
-   that same transaction, so side effects and record commit together. A 5xx or an exception rolls
-   everything back and `idempotency_release` deletes the record: a rolled-back 500 is not cached.
+All in the request's one durable transaction (ApiView):
+1. `idempotency_claim` (one INSERT ... ON CONFLICT DO NOTHING): an `in_progress` record; the
+   UNIQUE(tenant, mode, key) constraint decides who runs, and a concurrent duplicate's INSERT waits
+   on it until the winner commits. A loser reads the winner's row: another fingerprint -> 422;
+   completed -> the stored response; in progress (committed by an older process) -> 409 +
+   Retry-After, unless older than IDEMPOTENCY_RECOVERY_SECONDS, then a conditional UPDATE on the
+   old `locked_at` takes it over (one taker wins).
+2. The view runs; `idempotency_complete` stores the rendered answer, so side effects, claim and
+   answer commit together. A 5xx, a 429 or an exception rolls everything back, claim included: a
+   rolled-back 500 is not cached.
 
-Completing and releasing are conditional on the claim's `locked_at`, so a request whose stale
-claim was taken over cannot commit its work (it answers 409 and rolls back).
+Completing is conditional on the claim's `locked_at`, so a request whose stale claim was taken
+over cannot commit its work (it answers 409 and rolls back).
 """
 from __future__ import annotations
 
@@ -190,13 +192,6 @@ def idempotency_complete(*, claim: Claim, response: HttpResponse, redact: tuple[
             [IdempotencyRecord.State.COMPLETED, response.status_code, response.get("Content-Type", ""),
              _stored_body(response, redact), claim.record_pk, IdempotencyRecord.State.IN_PROGRESS, locked_at])
         return cursor.rowcount == 1
-
-
-def idempotency_release(*, claim: Claim) -> None:
-    """Delete our still-running claim after a rollback, so a retry runs afresh."""
-    IdempotencyRecord.objects.filter(
-        pk=claim.record_pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=claim.locked_at
-    ).delete()
 
 
 def storable(response: HttpResponse) -> bool:
