@@ -1,4 +1,4 @@
-"""Idempotency keys for POST /v1 (Stripe / Brandur style): claim, complete or release, replay, purge.
+"""Idempotency keys for POST /v1 (Stripe / Brandur style): claim, complete, replay, purge.
 
 A POST with `Idempotency-Key` is scoped to (tenant, api-key mode, key), so a retry after key
 rotation still replays. `ApiView.dispatch` (smsportal/api/views.py) drives the phases:
