@@ -26,7 +26,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	@printf 'WEBHOOK_ALLOW_PRIVATE_TARGETS=true\n' >> .env
 	@echo "wrote .env (local development settings)"
 
-## run: install, migrate, seed the demo tenant, then web + worker + beat on 127.0.0.1:$(PORT)
+## run: install, migrate, seed the demo tenant, then web + dispatcher + worker + beat on 127.0.0.1:$(PORT)
 run: $(VENV)/.runtime .env
 	mkdir -p var/broker
 	$(BIN)/python manage.py migrate --noinput

@@ -15,6 +15,7 @@ virtualenv (it needs Django, DRF, gunicorn and psycopg).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -94,8 +95,9 @@ if os.environ.get("BENCH_FLOOR_DATABASE_URL"):  # imported by gunicorn: be the a
 
 # --- The driver: table, server, load ----------------------------------------------------------------
 
-def run(*, database_url: str, count: int, concurrency: int, workers: int) -> dict:
-    """Start the floor server, send `count` POSTs at `concurrency`, stop it; the figures as a dict."""
+def run(*, database_url: str, count: int, concurrency: int, workers: int, around=None) -> dict:
+    """Start the floor server, send `count` POSTs at `concurrency`, stop it; the figures as a dict.
+    `around(port)`: a context manager wrapped around the measured load (bench/accept_cpu.py reads CPU)."""
     sys.path.insert(0, str(HERE))
     from send import Api, load
     from stack import free_port, sql, stopped, wait_listening
@@ -114,7 +116,8 @@ def run(*, database_url: str, count: int, concurrency: int, workers: int) -> dic
         api = Api(f"http://127.0.0.1:{port}", key="floor")
         body = {"to": "+14155550123", "text": "Your code is 123456"}
         load(api, "/v1/messages", lambda _: body, count=min(200, count), concurrency=concurrency)  # warm up
-        figures = load(api, "/v1/messages", lambda _: body, count=count, concurrency=concurrency)
+        with around(port) if around else contextlib.nullcontext():
+            figures = load(api, "/v1/messages", lambda _: body, count=count, concurrency=concurrency)
         figures.pop("answers")
     finally:
         stopped(server)

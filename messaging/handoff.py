@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,10 +28,17 @@ def dispatch_handoff(*, message_ids: Sequence[int], queue: str, stamped: bool = 
 
     `stamped`: the rows were stored with `enqueued_at` already set (a batch, messaging/accept/store.py),
     so a publish that succeeds writes nothing and one that fails clears the stamp.
-    Never raises: the answer to a committed accept does not depend on the broker."""
+    Never raises: the answer to a committed accept does not depend on the broker. With the dispatcher
+    (handoff_by_dispatcher) it does nothing: the committed rows are the hand-over."""
     ids = list(message_ids)
-    if ids:
+    if ids and not handoff_by_dispatcher():
         transaction.on_commit(lambda: _publish(ids, queue, stamped=stamped), robust=True)
+
+
+def handoff_by_dispatcher() -> bool:
+    """Whether queued rows are left for the dispatcher process (MESSAGE_HANDOFF = "dispatcher",
+    messaging/dispatcher.py): stored with `enqueued_at` empty, no publish, no stamp afterwards."""
+    return settings.MESSAGE_HANDOFF == "dispatcher"
 
 
 def _publish(message_ids: list[int], queue: str, *, stamped: bool = False) -> None:

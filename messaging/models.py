@@ -97,7 +97,8 @@ class Message(models.Model):
             # overdue and timed-out sent, lost queued tasks: each leads with a status.
             models.Index(fields=["status", "status_changed_at"]),
             # The sweeper's hand-over scan: queued messages no dispatch task is known to be in the broker for
-            # (a batch is stored with enqueued_at set, so it never enters this one).
+            # (a batch is stored with enqueued_at set, so it never enters this one); the dispatcher's claim
+            # (messaging/dispatcher.py) reads it too.
             models.Index(fields=["status_changed_at"], condition=models.Q(status="queued", enqueued_at__isnull=True),
                          name="message_awaiting_handover"),
             # ?client_reference= on GET /v1/messages and the portal search; only messages that have one.

@@ -163,6 +163,12 @@ MESSAGE_STUCK_SECONDS = env.int("MESSAGE_STUCK_SECONDS", default=120)
 # A queued message whose dispatch task did not reach the broker (it was down) is handed over by the
 # sweeper (every 5 s) once it is this old: dispatched within this plus 5 s of the broker being back.
 MESSAGE_DISPATCH_PICKUP_SECONDS = env.int("MESSAGE_DISPATCH_PICKUP_SECONDS", default=10)
+# How accept hands queued messages to dispatch: "dispatcher" (no broker call in the request: the
+# dispatcher process, `manage.py dispatcher`, claims committed queued rows in batches and publishes one
+# task per claim; messaging/dispatcher.py), or "publish" (a Celery publish after each commit).
+MESSAGE_HANDOFF = env.str("MESSAGE_HANDOFF", default="dispatcher")
+# The dispatcher's wait between claims when it found nothing to hand over.
+DISPATCHER_POLL_SECONDS = env.float("DISPATCHER_POLL_SECONDS", default=0.02)
 # A sent message without a receipt this long is asked about at its carrier where it allows it (the
 # simulator answers again), then every this long; one whose receipt never comes ends undelivered
 # (receipt_timeout) after its validity period plus the grace time.

@@ -11,7 +11,10 @@ os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")  # receivers in t
 # Tests read the API key on every request (a test changes a key and asks again at once, and counts
 # queries); the key cache's own tests turn it on (accounts/tests/test_key_cache.py).
 os.environ.setdefault("API_KEY_CACHE_SECONDS", "0")
-os.environ.setdefault("WEBHOOK_ENDPOINTS_CACHE_SECONDS", "0")  # likewise for endpoints (test_endpoints_cache.py)
+os.environ.setdefault("WEBHOOK_ENDPOINTS_CACHE_SECONDS", "0")
+# Most tests see the hand-over a publish after commit makes (their worker runs eagerly or reads the
+# test broker); the dispatcher's own tests turn "dispatcher" on (messaging/tests/test_dispatcher.py).
+os.environ.setdefault("MESSAGE_HANDOFF", "publish")  # likewise for endpoints (test_endpoints_cache.py)
 
 from smsportal.settings import *  # noqa: E402,F403
 from smsportal.settings import STORAGES  # noqa: E402

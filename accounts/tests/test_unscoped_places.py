@@ -46,6 +46,8 @@ UNSCOPED_PLACES: dict[str, str] = {
     "messaging/pipeline.py:_receipts_overdue": "the overdue-receipt sweep, over every tenant",
     "messaging/services.py:message_dispatch_publish": "after commit and from the sweeps, by the message's id",
     "messaging/handoff.py:_stamp": "after commit (no tenant context left), by the ids the accept just stored",
+    "messaging/dispatcher.py:messages_hand_over": "the dispatcher claims every tenant's queued messages (the partial index)",
+    "messaging/dispatcher.py:_publish": "a failed publish clears the stamps of the claim's own rows, by their ids",
     "messaging/events.py:message_queued_events": "the webhook worker expanding a fan-out row: its tenant and ids only",
     # Inbound messages: the tenant is found from the number's holder.
     "numbers/inbound.py:holding_at": "an inbound message finds its tenant from the number's holding",
@@ -67,6 +69,7 @@ UNSCOPED_PLACES: dict[str, str] = {
     "smsportal/events/fanout.py:event_fanout_record": "the accept's own tenant, by the explicit tenant id it writes",
     "smsportal/events/fanout.py:event_fanout_expand": "the worker, by the id of a row any tenant's accept wrote",
     "smsportal/events/fanout.py:event_fanouts_expand_due": "the beat job, over every tenant's outbox",
+    "smsportal/events/fanout.py:event_fanouts_expand_pending": "the dispatcher, over every tenant's pending fan-out rows",
     "smsportal/events/selectors.py:event_subscribers": "the endpoints of the tenants a batch of events names",
     "smsportal/events/selectors.py:event_subscribers_cached": "the emitting tenant's endpoints, by its id",
     "smsportal/events/services.py:events_emit": "a batch's events may belong to several tenants; each row has its own",

@@ -1,7 +1,10 @@
 """Step 5 of accept: the messages, and what their `message.queued` webhooks need.
 
-A single send (one message) is one INSERT ... SELECT FROM unnest(arrays) whose data-modifying CTE
-also writes its `accepted` MessageEvent, and its webhook deliveries are recorded directly.
+A single send (one message) is one INSERT ... SELECT FROM unnest(arrays) whose data-modifying CTEs
+also write its `accepted` MessageEvent and, when the dispatcher hands over (MESSAGE_HANDOFF =
+"dispatcher"), its `message.queued` fan-out row (expanded by the dispatcher: no publish in the
+request); otherwise its webhook deliveries are recorded directly. Under the dispatcher no row is
+stamped `enqueued_at` at insert: an empty stamp is what the dispatcher claims.
 
 A batch (two or more) writes **no row per message besides the message itself**: its ids are drawn
 from the sequence in one statement and the rows go in with COPY (PostgreSQL's bulk path, several
@@ -21,6 +24,7 @@ from django.db import connection
 from django.utils import timezone
 
 from messaging.events import message_events_emit
+from messaging.handoff import handoff_by_dispatcher
 from messaging.models import Message, MessageEvent, Status
 from smsportal.events import fanout
 from smsportal.ids import public_ids
@@ -41,7 +45,9 @@ _REQUEST_COLUMNS = ("tenant_id", "api_key_id", "mode", "created_at", "status_cha
 _EMPTY_COLUMNS = ("carrier", "carrier_message_id", "error_code", "error_message")
 
 
-def _insert_sql() -> str:
+def _insert_sql(*, with_fanout: bool) -> str:
+    """The single send's statement; `with_fanout` adds its `message.queued` fan-out row (EventFanout)
+    as a second data-modifying CTE: one round trip, no ORM model built for the outbox row."""
     message, event = Message._meta.db_table, MessageEvent._meta.db_table
     names = [name for name, _ in _ROW_COLUMNS]
     arrays = ", ".join(f"%s::{kind}[]" for _, kind in _ROW_COLUMNS)
@@ -60,9 +66,17 @@ def _insert_sql() -> str:
             INSERT INTO {event} (tenant_id, message_id, sequence, status, source, detail, error_code,
                                  carrier_error_code, created_at)
             SELECT tenant_id, id, 1, status, 'api', 'accepted', '', '', created_at FROM m
-        )
+        ){_FANOUT_CTE if with_fanout else ""}
         SELECT public_id, id FROM m
     """  # noqa: S608 (table and column names are constants, every value is a parameter)
+
+
+_FANOUT_CTE = f""",
+        f AS (
+            INSERT INTO {fanout.FANOUT_TABLE} (tenant_id, event_type, items, created_at, deliveries)
+            SELECT tenant_id, 'message.queued', jsonb_build_array(id), created_at, 0 FROM m
+        )"""  # noqa: S608 (a constant table name, no value)
+_INSERT_SQL = {with_fanout: _insert_sql(with_fanout=with_fanout) for with_fanout in (False, True)}
 
 
 def is_bulk(count: int) -> bool:
@@ -85,26 +99,38 @@ def messages_insert(*, context: AcceptContext, drafts: Sequence[Draft]) -> None:
     api_key_id = context.api_key.pk if context.api_key else None
     request = {"tenant_id": context.tenant.pk, "api_key_id": api_key_id, "mode": context.mode, "created_at": now,
                "status_changed_at": now}
+    queued = [draft for draft in drafts if draft.status == Status.QUEUED]
+    by_dispatcher, postgresql = handoff_by_dispatcher(), connection.vendor == "postgresql"
+    in_statement = postgresql and _fanout_in_statement(context=context, drafts=drafts, queued=queued)
     if not is_bulk(len(drafts)):
-        insert = _insert_postgresql if connection.vendor == "postgresql" else _insert_portable
+        ids = (_insert_postgresql(drafts=drafts, request=request, with_fanout=in_statement) if postgresql
+               else _insert_portable(drafts=drafts, request=request))
     else:
-        insert = _copy_postgresql if connection.vendor == "postgresql" else _bulk_portable
-    ids = insert(drafts=drafts, request=request)
+        ids = (_copy_postgresql if postgresql else _bulk_portable)(drafts=drafts, request=request)
     for draft in drafts:
         draft.id = ids[draft.public_id]
-    queued = [draft for draft in drafts if draft.status == Status.QUEUED]
-    if not is_bulk(len(drafts)):
+    if not is_bulk(len(drafts)) and not by_dispatcher:
         _queued_emit(context=context, drafts=queued)
-    elif queued:
+    elif queued and not in_statement:
+        # The dispatcher expands the row (no publish in the request); without it, its task does.
         fanout.event_fanout_record(tenant_id=context.tenant.pk, event_type="message.queued",
                                    items=[draft.id for draft in queued],
-                                   callback_urls={draft.message.callback_url for draft in queued})
+                                   callback_urls={draft.message.callback_url for draft in queued},
+                                   publish=not by_dispatcher)
 
 
-def _insert_postgresql(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:
+def _fanout_in_statement(*, context: AcceptContext, drafts: Sequence[Draft], queued: Sequence[Draft]) -> bool:
+    """Whether a single send writes its fan-out row in the message's own statement: under the
+    dispatcher (nothing to publish after commit), queued, and someone listens."""
+    return (handoff_by_dispatcher() and not is_bulk(len(drafts)) and bool(queued)
+            and fanout.event_fanout_wanted(tenant_id=context.tenant.pk, event_type="message.queued",
+                                           callback_urls={queued[0].message.callback_url}))
+
+
+def _insert_postgresql(*, drafts: Sequence[Draft], request: dict, with_fanout: bool) -> dict[str, int]:
     params = [[_row_value(draft, name) for draft in drafts] for name, _ in _ROW_COLUMNS]
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(), [*params, *(request[name] for name in _REQUEST_COLUMNS)])
+        cursor.execute(_INSERT_SQL[with_fanout], [*params, *(request[name] for name in _REQUEST_COLUMNS)])
         return dict(cursor.fetchall())
 
 
@@ -137,7 +163,7 @@ def _copy_postgresql(*, drafts: Sequence[Draft], request: dict) -> dict[str, int
     (messaging/handoff.py); a process that dies between commit and publish leaves it, and the
     sweeper's lost-task pass re-publishes after MESSAGE_STUCK_SECONDS instead of after
     MESSAGE_DISPATCH_PICKUP_SECONDS: later, never lost."""
-    table = Message._meta.db_table
+    table, by_dispatcher = Message._meta.db_table, handoff_by_dispatcher()
     with connection.cursor() as cursor:
         sql = f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %s)"  # noqa: S608 (a constant)
         cursor.execute(sql, [len(drafts)])
@@ -146,7 +172,7 @@ def _copy_postgresql(*, drafts: Sequence[Draft], request: dict) -> dict[str, int
         columns = ", ".join(f'"{name}"' for name in _COPY_COLUMNS)
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for pk, draft in zip(ids, drafts, strict=True):
-                stamp = request["created_at"] if draft.status == Status.QUEUED else None
+                stamp = request["created_at"] if draft.status == Status.QUEUED and not by_dispatcher else None
                 copy.write_row((pk, *head, 1, 0, stamp, "", "", "", "", *_row_values(draft)))
     return {draft.public_id: pk for pk, draft in zip(ids, drafts, strict=True)}
 
@@ -165,7 +191,7 @@ def _bulk_portable(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:
     """The batch's rows through bulk_create (SQLite): the same rows as the COPY, no event rows."""
     messages = Message.objects.bulk_create([
         Message(**request, sequence=1, attempts=0, **dict.fromkeys(_EMPTY_COLUMNS, ""),
-                enqueued_at=request["created_at"] if draft.status == Status.QUEUED else None,
+                enqueued_at=request["created_at"] if draft.status == Status.QUEUED and not handoff_by_dispatcher() else None,
                 **{name: _row_value(draft, name) for name, _ in _ROW_COLUMNS if name != "metadata"},
                 metadata=draft.message.metadata or {})
         for draft in drafts])

@@ -1,19 +1,21 @@
-"""Idempotency keys for POST /v1 (Stripe / Brandur style): claim, complete or release, replay, purge.
+"""Idempotency keys for POST /v1 (Stripe / Brandur style): claim, complete, replay, purge.
 
 A POST with `Idempotency-Key` is scoped to (tenant, api-key mode, key), so a retry after key
 rotation still replays. `ApiView.dispatch` (smsportal/api/views.py) drives the phases:
 
-1. `idempotency_claim`, committed on its own (one INSERT ... ON CONFLICT DO NOTHING in autocommit,
-   one round trip): an `in_progress` record; the UNIQUE(tenant, mode, key) constraint decides who runs. A loser reads the winner's row: another
-   fingerprint -> 422; completed -> the stored response; in progress -> 409 + Retry-After, unless
-   its claim is older than IDEMPOTENCY_RECOVERY_SECONDS (its process died), then a conditional
-   UPDATE on the old `locked_at` takes it over (one taker wins).
-2. The view runs in `transaction.atomic()`; `idempotency_complete` stores the rendered answer in
-   that same transaction, so side effects and record commit together. A 5xx or an exception rolls
-   everything back and `idempotency_release` deletes the record: a rolled-back 500 is not cached.
+All in the request's one durable transaction (ApiView):
+1. `idempotency_claim` (one INSERT ... ON CONFLICT DO NOTHING): an `in_progress` record; the
+   UNIQUE(tenant, mode, key) constraint decides who runs, and a concurrent duplicate's INSERT waits
+   on it until the winner commits. A loser reads the winner's row: another fingerprint -> 422;
+   completed -> the stored response; in progress (committed by an older process) -> 409 +
+   Retry-After, unless older than IDEMPOTENCY_RECOVERY_SECONDS, then a conditional UPDATE on the
+   old `locked_at` takes it over (one taker wins).
+2. The view runs; `idempotency_complete` stores the rendered answer, so side effects, claim and
+   answer commit together. A 5xx, a 429 or an exception rolls everything back, claim included: a
+   rolled-back 500 is not cached.
 
-Completing and releasing are conditional on the claim's `locked_at`, so a request whose stale
-claim was taken over cannot commit its work (it answers 409 and rolls back).
+Completing is conditional on the claim's `locked_at`, so a request whose stale claim was taken
+over cannot commit its work (it answers 409 and rolls back).
 """
 from __future__ import annotations
 
@@ -116,9 +118,10 @@ def fingerprint_of(request) -> str:
 def idempotency_claim(*, api_key: ApiKey, key: str, fingerprint: str) -> Claim | HttpResponse:
     """Claim (tenant, mode, key) for this request, or return the stored response to replay.
 
-    Raises IdempotencyKeyReused (other fingerprint) or IdempotencyKeyInUse (another request
-    holds a fresh claim). Call it outside any transaction (ApiView.dispatch does): each attempt is one
-    statement in autocommit, committed on its own (durable), so other requests see it.
+    Raises IdempotencyKeyReused (other fingerprint) or IdempotencyKeyInUse (a fresh claim committed
+    by an older process is held). Call it at the start of the request's transaction (ApiView does):
+    the claim commits with the request's side effects and its answer; until then a concurrent
+    INSERT of the same key waits on the unique index, and then finds the answer to replay.
     """
     scope = {"tenant": api_key.tenant, "mode": api_key.mode, "key": key}
     for _ in range(CLAIM_ATTEMPTS):
@@ -146,8 +149,7 @@ def idempotency_claim(*, api_key: ApiKey, key: str, fingerprint: str) -> Claim |
 def _record_insert(*, tenant_id: int, mode: str, key: str, fingerprint: str, now: datetime) -> int | None:
     """INSERT the in-progress record; its id, or None when (tenant, mode, key) is taken.
 
-    One statement in autocommit, so it commits by itself in one round trip: the ORM's create in
-    atomic(durable=True) cost a BEGIN, a COMMIT and its compilation on every idempotent POST."""
+    One raw statement (no ORM compilation on every idempotent POST), in the caller's transaction."""
     table = IdempotencyRecord._meta.db_table
     moment = IdempotencyRecord._meta.get_field("locked_at").get_db_prep_value(now, connection)
     with connection.cursor() as cursor:
@@ -190,13 +192,6 @@ def idempotency_complete(*, claim: Claim, response: HttpResponse, redact: tuple[
             [IdempotencyRecord.State.COMPLETED, response.status_code, response.get("Content-Type", ""),
              _stored_body(response, redact), claim.record_pk, IdempotencyRecord.State.IN_PROGRESS, locked_at])
         return cursor.rowcount == 1
-
-
-def idempotency_release(*, claim: Claim) -> None:
-    """Delete our still-running claim after a rollback, so a retry runs afresh."""
-    IdempotencyRecord.objects.filter(
-        pk=claim.record_pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=claim.locked_at
-    ).delete()
 
 
 def storable(response: HttpResponse) -> bool:

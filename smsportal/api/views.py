@@ -62,26 +62,24 @@ class ApiView(GenericAPIView):
         return idem.idempotency_key_from(request)
 
     def _respond_idempotently(self, request, handler, key: str, *args, **kwargs):
-        """Phase 1 claims the key (or replays); phase 2 runs the handler and stores its answer in one transaction."""
-        claim = idem.idempotency_claim(api_key=request.auth, key=key, fingerprint=idem.fingerprint_of(request))
-        if not isinstance(claim, idem.Claim):
-            return self.finalize_response(request, claim, *args, **kwargs)
-        try:
-            # Durable: the side effects and the stored answer must really commit here, together.
-            with transaction.atomic(durable=True):
-                response = self._rendered_response(request, handler, *args, **kwargs)
-                if idem.storable(response):
-                    if not idem.idempotency_complete(claim=claim, response=response,
-                                                     redact=self.idempotency_redact_fields):
-                        raise idem.IdempotencyKeyInUse()  # our stale claim was taken over: undo our work
-                    return response
-                transaction.set_rollback(True)  # a 5xx (or 429) keeps nothing: not its writes, not the key
-        except idem.IdempotencyKeyInUse:
-            raise
-        except Exception:
-            idem.idempotency_release(claim=claim)
-            raise
-        idem.idempotency_release(claim=claim)
+        """Claim the key (or replay), run the handler and store its answer, all in one transaction.
+
+        Durable: the side effects, the claim and the stored answer commit together or not at all. The
+        claim is not committed on its own: a concurrent duplicate's INSERT waits on the unique index
+        until this commits, then replays the stored answer (or, after a rollback, runs itself). A 5xx
+        or 429 rolls back, claim included, so a retry runs afresh (docs/idempotency.md)."""
+        fingerprint = idem.fingerprint_of(request)
+        with transaction.atomic(durable=True):
+            claim = idem.idempotency_claim(api_key=request.auth, key=key, fingerprint=fingerprint)
+            if not isinstance(claim, idem.Claim):
+                return self.finalize_response(request, claim, *args, **kwargs)
+            response = self._rendered_response(request, handler, *args, **kwargs)
+            if idem.storable(response):
+                if not idem.idempotency_complete(claim=claim, response=response,
+                                                 redact=self.idempotency_redact_fields):
+                    raise idem.IdempotencyKeyInUse()  # our stale claim was taken over: undo our work
+                return response
+            transaction.set_rollback(True)  # a 5xx (or 429) keeps nothing: not its writes, not the key
         return response
 
     def _rendered_response(self, request, handler, *args, **kwargs):

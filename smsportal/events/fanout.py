@@ -17,6 +17,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from smsportal.bulk import rows_update
 from smsportal.events import registry, selectors
 from smsportal.events.models import EventFanout
 
@@ -26,26 +27,35 @@ QUEUE = "webhooks"
 # A fan-out row is left this long to its own task before the beat job expands it.
 PICKUP = timedelta(seconds=10)
 DUE_BATCH = 50
+# For an emitter that writes the row in its own SQL statement (messaging/accept/store.py).
+FANOUT_TABLE = EventFanout._meta.db_table
 
 
-def event_fanout_record(*, tenant_id: int, event_type: str, items: Sequence, callback_urls: Iterable[str] = ()) -> \
-        EventFanout | None:
+def event_fanout_record(*, tenant_id: int, event_type: str, items: Sequence, callback_urls: Iterable[str] = (),
+                        publish: bool = True) -> EventFanout | None:
     """Record one fan-out row for `items` (the emitter's references, e.g. message ids) if anyone listens:
     an item has a callback_url, or an enabled endpoint of the tenant subscribes to `event_type` (one
-    query). Inside the caller's transaction; its task is published after commit."""
+    query). Inside the caller's transaction; its task is published after commit, or with `publish`
+    off nothing is: the dispatcher expands it (event_fanouts_expand_pending), the beat job if it is down."""
+    if not items or not event_fanout_wanted(tenant_id=tenant_id, event_type=event_type, callback_urls=callback_urls):
+        return None
+    # unscoped: the outbox of the caller's tenant, written with its explicit tenant id
+    fanout = EventFanout.unscoped.create(tenant_id=tenant_id, event_type=event_type, items=list(items))
+    if publish:
+        transaction.on_commit(lambda: _publish(fanout.pk), robust=True)
+    return fanout
+
+
+def event_fanout_wanted(*, tenant_id: int, event_type: str, callback_urls: Iterable[str] = ()) -> bool:
+    """Whether a fan-out row of `event_type` has anyone to deliver to: a callback_url, or an enabled
+    endpoint of the tenant subscribed (one query, or none from the endpoints cache). For a caller that
+    writes the row in its own statement (messaging/accept/store.py's single-send CTE)."""
     if event_type not in registry.event_types():
         raise ValueError(f"unregistered event type {event_type!r}: register it in the emitting app's ready()")
     registry.fanout_expander(event_type)  # fail now, not in the worker, if the app registered no expander
-    if not items:
-        return None
-    if not any(callback_urls):
-        subscribers = selectors.event_subscribers(tenant_ids={tenant_id}, event_type=event_type)
-        if not subscribers.listening(tenant_id=tenant_id):
-            return None
-    # unscoped: the outbox of the caller's tenant, written with its explicit tenant id
-    fanout = EventFanout.unscoped.create(tenant_id=tenant_id, event_type=event_type, items=list(items))
-    transaction.on_commit(lambda: _publish(fanout.pk), robust=True)
-    return fanout
+    if any(callback_urls):
+        return True
+    return selectors.event_subscribers(tenant_ids={tenant_id}, event_type=event_type).listening(tenant_id=tenant_id)
 
 
 def _publish(fanout_id: int) -> None:
@@ -87,3 +97,38 @@ def event_fanouts_expand_due(*, now=None) -> int:
     due = list(EventFanout.unscoped.filter(expanded_at__isnull=True, created_at__lte=now - PICKUP)
                .order_by("created_at").values_list("pk", flat=True)[:DUE_BATCH])
     return sum(1 for fanout_id in due if event_fanout_expand(fanout_id=fanout_id) is not None)
+
+
+def event_fanouts_expand_pending(*, limit: int = DUE_BATCH) -> int:
+    """The dispatcher (messaging/dispatcher.py): expand up to `limit` unexpanded fan-out rows of any age
+    in one transaction, with one events_emit per event type; returns the number of rows expanded.
+
+    Several dispatchers, the beat job and expand tasks may run at once: every row is locked with
+    SKIP LOCKED and must still be unexpanded, so each row is expanded once."""
+    from smsportal.events.services import events_emit
+
+    with transaction.atomic():
+        # unscoped: the dispatcher, over every tenant's outbox
+        fanouts = list(EventFanout.unscoped.select_for_update(skip_locked=True).filter(expanded_at__isnull=True)
+                       .order_by("created_at")[:limit])
+        by_type: dict[str, list[tuple[EventFanout, list]]] = {}
+        for fanout in fanouts:
+            events = registry.fanout_expander(fanout.event_type)(tenant_id=fanout.tenant_id, items=fanout.items)
+            by_type.setdefault(fanout.event_type, []).append((fanout, events))
+        now = timezone.now()
+        for event_type, expanded in by_type.items():
+            events = [event for _, row_events in expanded for event in row_events]
+            deliveries = events_emit(event_type=event_type, events=events) if events else []
+            _expanded_mark(expanded=expanded, deliveries=deliveries, now=now)
+    return len(fanouts)
+
+
+def _expanded_mark(*, expanded: list[tuple[EventFanout, list]], deliveries: list, now) -> None:
+    """Set expanded_at, and each row's own count of deliveries (by its events' tenant and subject)."""
+    per_subject: dict[tuple[int, str], int] = {}
+    for delivery in deliveries:
+        key = (delivery.tenant_id, delivery.subject)
+        per_subject[key] = per_subject.get(key, 0) + 1
+    counts = {fanout.pk: {"deliveries": sum(per_subject.get((event.tenant_id, event.subject), 0) for event in events)}
+              for fanout, events in expanded}
+    rows_update(model=EventFanout, values=counts, common={"expanded_at": now})  # one statement for the claim
