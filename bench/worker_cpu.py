@@ -67,10 +67,14 @@ def measure(name: str, work, figures: dict, count: int, backend: int) -> None:
                      "postgresql_ms": round((cpu_seconds(backend) - pg) * 1000 / count, 3)}
 
 
-def stages(count: int, receiver_url: str) -> dict:
+def stages(count: int, receiver_url: str, *, webhook_threads: int | None) -> dict:
     import django
 
     django.setup()
+    if webhook_threads:
+        from smsportal.events import delivery
+
+        delivery.DELIVERY_CONCURRENCY = webhook_threads
     from django.db import connection
 
     from accounts.models import Tenant
@@ -125,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="cache and rate limits")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/15", help="a throw-away Redis db (flushed)")
     parser.add_argument("-n", "--count", type=int, default=5000)
+    parser.add_argument("--webhook-threads", type=int, help="DELIVERY_CONCURRENCY for this run (default: as shipped)")
     parser.add_argument("--profile", action="append", default=[], help="a stage to profile (slower: not a figure)")
     args = parser.parse_args(argv)
     PROFILE.extend(args.profile)
@@ -139,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_tenant(env)
         os.environ.update({k: v for k, v in env.items() if k != "PATH"}, DJANGO_SETTINGS_MODULE="smsportal.settings")
         try:
-            figures = stages(args.count, f"http://127.0.0.1:{server.server_address[1]}/hook")
+            figures = stages(args.count, f"http://127.0.0.1:{server.server_address[1]}/hook",
+                             webhook_threads=args.webhook_threads)
         finally:
             from django.db import connections
 
