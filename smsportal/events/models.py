@@ -51,7 +51,6 @@ class WebhookEndpoint(SigningSecret):
 
     class Meta:
         db_table = "messaging_webhookendpoint"
-        default_manager_name = "unscoped"
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["tenant", "-created_at"])]
 
@@ -74,7 +73,6 @@ class WebhookCallbackSecret(SigningSecret):
 
     class Meta:
         db_table = "messaging_webhookcallbacksecret"
-        default_manager_name = "unscoped"
 
     def __str__(self) -> str:
         return f"callback secret of {self.tenant_id} ({self.secret_prefix}…)"
@@ -122,7 +120,6 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         db_table = "messaging_webhookdelivery"
-        default_manager_name = "unscoped"
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "webhook deliveries"
         indexes = [
@@ -167,7 +164,6 @@ class WebhookAttempt(models.Model):
 
     class Meta:
         db_table = "messaging_webhookattempt"
-        default_manager_name = "unscoped"
         ordering = ["delivery", "cycle", "number"]
         constraints = [
             # The claim is a compare-and-swap on (cycle, attempts): two workers cannot both log attempt n.

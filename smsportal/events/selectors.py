@@ -10,6 +10,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
 from smsportal.events.models import WebhookAttempt, WebhookCallbackSecret, WebhookDelivery, WebhookEndpoint
+from smsportal.tenancy import tenant_scoped
 
 if TYPE_CHECKING:
     from accounts.models import Tenant
@@ -34,6 +35,7 @@ def event_subscribers(*, tenant_ids: set[int], event_type: str) -> Subscribers:
     """The enabled endpoints of these tenants subscribed to `event_type`: one query (none for no tenant)."""
     by_tenant: dict[int, list[WebhookEndpoint]] = {}
     if tenant_ids:
+        # unscoped: the emitters' tenants, by the ids they give (a worker's batch spans tenants)
         for endpoint in WebhookEndpoint.unscoped.filter(tenant_id__in=tenant_ids, enabled=True).only(
                 "id", "tenant_id", "url", "events"):
             if endpoint.wants(event_type):
@@ -70,8 +72,9 @@ def endpoints_cache_clear(**_) -> None:
     _endpoints_read.clear()
 
 
+@tenant_scoped
 def webhook_endpoint_list(*, tenant: Tenant) -> QuerySet[WebhookEndpoint]:
-    return WebhookEndpoint.unscoped.filter(tenant=tenant)
+    return WebhookEndpoint.objects.all()
 
 
 def webhook_endpoint_get(*, tenant: Tenant, public_id: str) -> WebhookEndpoint:
@@ -81,13 +84,13 @@ def webhook_endpoint_get(*, tenant: Tenant, public_id: str) -> WebhookEndpoint:
     return endpoint
 
 
+@tenant_scoped
 def webhook_delivery_list(*, tenant: Tenant, endpoint: str | None = None, message: str | None = None,
                           status: str | None = None, event_type: str | None = None) -> QuerySet[WebhookDelivery]:
     """Deliveries with their endpoint and attempt log (two queries, whatever the page size).
     Filters take public ids (`endpoint`; `message`, matched against the delivery's subject)."""
-    queryset = (WebhookDelivery.unscoped.filter(tenant=tenant)
-                .select_related("endpoint")
-                .prefetch_related(Prefetch("attempt_log", queryset=WebhookAttempt.unscoped.order_by("cycle", "number"))))
+    queryset = (WebhookDelivery.objects.select_related("endpoint")
+                .prefetch_related(Prefetch("attempt_log", queryset=WebhookAttempt.objects.order_by("cycle", "number"))))
     filters = {"endpoint__public_id": endpoint, "subject": message, "status": status,
                "event_type": event_type}
     return queryset.filter(**{name: value for name, value in filters.items() if value})
@@ -100,5 +103,6 @@ def webhook_delivery_get(*, tenant: Tenant, public_id: str) -> WebhookDelivery:
     return delivery
 
 
+@tenant_scoped
 def webhook_callback_secret_get(*, tenant: Tenant) -> WebhookCallbackSecret | None:
-    return WebhookCallbackSecret.unscoped.filter(tenant=tenant).first()
+    return WebhookCallbackSecret.objects.first()

@@ -37,6 +37,7 @@ from smsportal.events.models import (
 )
 from smsportal.ids import public_id
 from smsportal.ids import public_ids as public_ids_draw
+from smsportal.tenancy import tenant_scoped
 
 if TYPE_CHECKING:
     from accounts.models import Tenant
@@ -96,6 +97,7 @@ def _events_clean(events: list[str] | None) -> list[str]:
 # --- endpoints -----------------------------------------------------------------------------------------
 
 
+@tenant_scoped
 def webhook_endpoint_create(*, tenant: Tenant, url: str, actor: Actor, events: list[str] | None = None,
                             description: str = "", enabled: bool = True) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint; returns it with its signing secret, which is stored only encrypted and
@@ -106,16 +108,17 @@ def webhook_endpoint_create(*, tenant: Tenant, url: str, actor: Actor, events: l
     with transaction.atomic():
         # The tenant row lock serialises creations, so the limit holds under concurrency.
         tenant_lock(tenant=tenant)
-        if WebhookEndpoint.unscoped.filter(tenant=tenant).count() >= MAX_ENDPOINTS_PER_TENANT:
+        if WebhookEndpoint.objects.count() >= MAX_ENDPOINTS_PER_TENANT:
             raise errors.TooManyWebhookEndpoints(
                 f"An account can have at most {MAX_ENDPOINTS_PER_TENANT} webhook endpoints.")
-        endpoint = WebhookEndpoint.unscoped.create(tenant=tenant, url=url, events=events, description=description,
-                                                   enabled=enabled, **signing.secret_fields(secret))
+        endpoint = WebhookEndpoint.objects.create(tenant=tenant, url=url, events=events, description=description,
+                                                  enabled=enabled, **signing.secret_fields(secret))
         audit_record(action="webhook_endpoint.created", actor=actor, tenant=tenant, target=endpoint,
                      changes={"url": url, "events": events, "enabled": enabled})
     return endpoint, secret
 
 
+@tenant_scoped
 def webhook_endpoint_update(*, tenant: Tenant, endpoint: WebhookEndpoint, actor: Actor, **changes) -> WebhookEndpoint:
     """Change url, events, description and/or enabled. Enabling clears the failure count and the
     reason it was disabled. Audited with before/after values."""
@@ -127,7 +130,7 @@ def webhook_endpoint_update(*, tenant: Tenant, endpoint: WebhookEndpoint, actor:
     if "events" in changes:
         changes["events"] = _events_clean(changes["events"])
     with transaction.atomic():
-        row = WebhookEndpoint.unscoped.select_for_update().get(pk=endpoint.pk, tenant=tenant)
+        row = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
         diff = {name: [getattr(row, name), value] for name, value in changes.items() if getattr(row, name) != value}
         for name, value in changes.items():
             setattr(row, name, value)
@@ -141,21 +144,23 @@ def webhook_endpoint_update(*, tenant: Tenant, endpoint: WebhookEndpoint, actor:
     return row
 
 
+@tenant_scoped
 def webhook_endpoint_delete(*, tenant: Tenant, endpoint: WebhookEndpoint, actor: Actor) -> None:
     """Delete the endpoint with its deliveries and their attempt log. Audited."""
     with transaction.atomic():
-        deleted, _ = WebhookEndpoint.unscoped.filter(pk=endpoint.pk, tenant=tenant).delete()
+        deleted, _ = WebhookEndpoint.objects.filter(pk=endpoint.pk).delete()
         if deleted:
             audit_record(action="webhook_endpoint.deleted", actor=actor, tenant=tenant, target=endpoint,
                          changes={"url": endpoint.url})
 
 
+@tenant_scoped
 def webhook_endpoint_rotate_secret(*, tenant: Tenant, endpoint: WebhookEndpoint,
                                    actor: Actor) -> tuple[WebhookEndpoint, str]:
     """A new secret, returned once; the old one keeps signing beside it for ROTATION_WINDOW. Audited."""
     secret = signing.secret_generate()
     with transaction.atomic():
-        row = WebhookEndpoint.unscoped.select_for_update().get(pk=endpoint.pk, tenant=tenant)
+        row = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
         signing.secret_replace(row, secret, now=timezone.now(), window=ROTATION_WINDOW)
         row.save()
         audit_record(action="webhook_endpoint.secret_rotated", actor=actor, tenant=tenant, target=row,
@@ -163,13 +168,14 @@ def webhook_endpoint_rotate_secret(*, tenant: Tenant, endpoint: WebhookEndpoint,
     return row, secret
 
 
+@tenant_scoped
 def webhook_callback_secret_rotate(*, tenant: Tenant, actor: Actor) -> tuple[WebhookCallbackSecret, str]:
     """The tenant's callback secret (it signs per-message callback_url deliveries): made if there is none
     yet, else replaced, the old one signing beside it for ROTATION_WINDOW. Returns the secret once. Audited."""
     secret = signing.secret_generate()
-    row, created = WebhookCallbackSecret.unscoped.get_or_create(tenant=tenant, defaults=signing.secret_fields(secret))
+    row, created = WebhookCallbackSecret.objects.get_or_create(tenant=tenant, defaults=signing.secret_fields(secret))
     with transaction.atomic():
-        row = WebhookCallbackSecret.unscoped.select_for_update().get(pk=row.pk)
+        row = WebhookCallbackSecret.objects.select_for_update().get(pk=row.pk)
         if not created:
             signing.secret_replace(row, secret, now=timezone.now(), window=ROTATION_WINDOW)
             row.rotated_at = timezone.now()
@@ -263,6 +269,7 @@ def _deliveries_insert(rows: list[dict], *, event_type: str, now: datetime) -> l
     cost more than the write for a batch of 250. Elsewhere bulk_create."""
     public_ids, event_ids = public_ids_draw("whd", len(rows)), public_ids_draw("evt", len(rows))
     if connection.vendor != "postgresql":
+        # unscoped: the events of a batch may belong to several tenants (each row carries its own)
         return WebhookDelivery.unscoped.bulk_create([
             WebhookDelivery(**row, public_id=delivery_id, event_id=event_id, event_type=event_type,
                             next_attempt_at=now, enqueued_at=now)
@@ -299,18 +306,19 @@ def event_emit(*, tenant_id: int, event_type: str, data: dict, timestamp: dateti
                                                             callback_url=callback_url, subject=subject)])
 
 
+@tenant_scoped
 def webhook_delivery_resend(*, tenant: Tenant, delivery: WebhookDelivery) -> WebhookDelivery:
     """Deliver the same event again, now: a new attempt cycle with the same webhook-id and payload
     (receivers that dedupe on webhook-id see a duplicate, as they should). Works on a delivery in any
     status; one still pending starts its new cycle at once. Refused for a disabled endpoint."""
     if delivery.tenant_id != tenant.pk:
         raise errors.WebhookNotFound()
-    if delivery.endpoint_id is not None and not WebhookEndpoint.unscoped.filter(pk=delivery.endpoint_id,
+    if delivery.endpoint_id is not None and not WebhookEndpoint.objects.filter(pk=delivery.endpoint_id,
                                                                                 enabled=True).exists():
         raise errors.WebhookEndpointDisabled()
     now = timezone.now()
     with transaction.atomic():
-        WebhookDelivery.unscoped.filter(pk=delivery.pk, tenant=tenant).update(
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
             status=DeliveryStatus.PENDING, cycle=F("cycle") + 1, attempts=0, next_attempt_at=now, enqueued_at=now,
             delivered_at=None)
         deliveries_enqueue([delivery.pk])

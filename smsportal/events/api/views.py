@@ -32,7 +32,8 @@ class WebhookEndpointListView(ApiListView):
     idempotency_redact_fields = ("secret",)
 
     def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):  # schema generation has no tenant
+        if getattr(self, "swagger_fake_view", False):
+            # unscoped: schema generation has no tenant; an empty queryset reads nothing
             return WebhookEndpoint.unscoped.none()
         return selectors.webhook_endpoint_list(tenant=self.request.auth.tenant)
 
@@ -161,6 +162,7 @@ class WebhookDeliveryListView(ApiListView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
+            # unscoped: schema generation has no tenant; an empty queryset reads nothing
             return WebhookDelivery.unscoped.none()
         return selectors.webhook_delivery_list(tenant=self.request.auth.tenant)
 

@@ -13,7 +13,7 @@ from accounts.tests.factories import TenantFactory
 from messaging.models import Message
 from smsportal.events import services
 from smsportal.events.errors import InvalidCallbackUrl
-from smsportal.events.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
+from smsportal.events.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from smsportal.events.tests.webhook_helpers import body_of, delivery_of, endpoint_for, send
 from smsportal.tests.http_receiver import FakeNetwork, Receiver
 from smsportal.tests.test_outbound import BLOCKED_URLS, PUBLIC_V4
@@ -56,7 +56,7 @@ def test_a_bypass_url_is_refused_at_registration(production, net, tenant, url):
     assert (as_endpoint.value.code, as_endpoint.value.field) == ("invalid_callback_url", "url")
     assert (as_callback.value.code, as_callback.value.field) == ("invalid_callback_url", "callback_url")
     assert as_endpoint.value.status == 400
-    assert tenant.webhook_endpoints.count() == 0 and Message.unscoped.filter(tenant=tenant).count() == 0
+    assert WebhookEndpoint.unscoped.filter(tenant=tenant).count() == 0 and Message.unscoped.filter(tenant=tenant).count() == 0
     assert net.connects == []
 
 
