@@ -40,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from accept import RAISED_RATE, bench_tenant, flush, seed_payload  # noqa: E402
+from batch_cpu import backend_pids, cpu_seconds  # noqa: E402
 from send import Api  # noqa: E402
 from stack import (  # noqa: E402
     free_port,
@@ -210,6 +211,37 @@ def lags(hooks: list[dict]) -> dict:
             "max": round(values[-1], 2)}
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its live descendants (a prefork pool's children, gunicorn's workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += cpu_seconds(current)
+        todo += children.get(current, [])
+    return total
+
+
+def cpu_sample(names: list[str], processes: list[subprocess.Popen], database_url: str) -> dict[str, float]:
+    sample = {name: tree_cpu(process.pid) for name, process in zip(names, processes, strict=True)}
+    sample.update({f"postgresql:{pid}": cpu_seconds(pid) for pid in backend_pids(database_url)})
+    return sample
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float], messages: int) -> dict[str, float]:
+    """ms of CPU a message per process (PostgreSQL: the backends of this database alive at the end)."""
+    used = {name: after[name] - before.get(name, 0.0) for name in after if not name.startswith("postgresql:")}
+    used["postgresql"] = sum(v - before.get(k, 0.0) for k, v in after.items() if k.startswith("postgresql:"))
+    return {name: round(seconds * 1000 / max(1, messages), 3) for name, seconds in used.items()}
+
+
 def ours(*, database_url: str, redis_url: str, broker_url: str, seconds: float, rate: float, tmp: Path) -> dict:
     env = server_env(database_url, redis_url, broker_url, LIVE_CARRIER="simulator")
     key = bench_tenant(env)
@@ -225,8 +257,11 @@ def ours(*, database_url: str, redis_url: str, broker_url: str, seconds: float, 
         wait_listening(web_port, processes[1])
         wait_listening(receiver_port, processes[0])
         time.sleep(3)  # the workers' start
+        names = ["receiver", *commands]
+        before = cpu_sample(names, processes, database_url)
         figures = load(web_port, key, seconds=seconds, rate=rate)
         counts, hooks, drained_at = drain(database_url, out, timeout=max(120.0, seconds * 3))
+        cpu = cpu_used(before, cpu_sample(names, processes, database_url), figures["accepted"])
     finally:
         for process in reversed(processes):
             stopped(process)
@@ -248,7 +283,7 @@ def ours(*, database_url: str, redis_url: str, broker_url: str, seconds: float, 
         "webhooks_steady_per_second": round(steady / max(1.0, end - start - STEADY_AFTER)),
         "drain_seconds_after_load": round(drained_at - end, 1),
         "final": counts, "all_final": all(status in FINAL for status in counts), "webhooks": len(hooks),
-        **verify(hooks, secret), "lag_seconds": lags(hooks),
+        **verify(hooks, secret), "lag_seconds": lags(hooks), "cpu_ms_per_message": cpu,
     }
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from itertools import groupby
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from messaging import pipeline
@@ -84,17 +84,13 @@ def _submit(connector, messages: list[Message], counts: dict[str, int]) -> None:
     accepted = {m.pk: o.carrier_message_id for m, o in zip(messages, outcomes, strict=True) if isinstance(o, SubmitResult)}
     if accepted:
         # The carrier ids first, whatever the status is by now: a receipt may already have moved a
-        # message past `sent`, and later receipts find the message by this id.
+        # message past `sent`, and later receipts find the message by this id. Then `sent`, in the
+        # same transaction (one commit).
         with transaction.atomic():
-            # Locked in id order first, as every batch transition locks them: an UPDATE of many rows
-            # alone locks in heap order, and a receipt batch for the same rows could deadlock with it.
-            # unscoped: the messages of this batch, by their ids
-            list(Message.unscoped.select_for_update().filter(pk__in=list(accepted)).order_by("pk").values_list("pk"))
-            rows_update(model=Message, values={pk: {"carrier_message_id": cid} for pk, cid in accepted.items()},
-                        common={"carrier": connector.name})
-        counts["sent"] += len(messages_transition(message_ids=list(accepted), to=Status.SENT, source=WORKER,
-                                                  detail=f"accepted by {connector.name}",
-                                                  expected=frozenset({Status.SENDING})))
+            _carrier_ids_record(carrier=connector.name, carrier_ids=accepted)
+            counts["sent"] += len(messages_transition(message_ids=list(accepted), to=Status.SENT, source=WORKER,
+                                                      detail=f"accepted by {connector.name}",
+                                                      expected=frozenset({Status.SENDING})))
     errors = [(m, o) for m, o in zip(messages, outcomes, strict=True) if isinstance(o, CarrierError)]
     permanent = sorted(((m, o) for m, o in errors if isinstance(o, PermanentError)), key=_error_key)
     for _key, group in groupby(permanent, key=_error_key):
@@ -106,6 +102,25 @@ def _submit(connector, messages: list[Message], counts: dict[str, int]) -> None:
             if pipeline.retry_schedule(message=message, code=error.code, text=error.message,
                                        carrier_code=error.carrier_error_code) is not None:
                 counts["retrying"] += 1
+
+
+def _carrier_ids_record(*, carrier: str, carrier_ids: dict[int, str]) -> None:
+    """Set the carrier and each message's carrier id. The rows are locked in id order first, as every
+    batch transition locks them: an UPDATE of many rows alone locks in heap order, and a receipt batch
+    for the same rows could deadlock with it. On PostgreSQL in one statement."""
+    if connection.vendor != "postgresql":
+        # unscoped: the messages of this batch, by their ids
+        list(Message.unscoped.select_for_update().filter(pk__in=list(carrier_ids)).order_by("pk").values_list("pk"))
+        rows_update(model=Message, values={pk: {"carrier_message_id": cid} for pk, cid in carrier_ids.items()},
+                    common={"carrier": carrier})
+        return
+    # unscoped (raw SQL): the messages of this batch, by their ids
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH v AS (SELECT * FROM unnest(%s::bigint[], %s::text[]) AS v(id, cid)), "
+            "locked AS (SELECT m.id, v.cid FROM messaging_message m JOIN v ON v.id = m.id ORDER BY m.id FOR UPDATE OF m) "
+            "UPDATE messaging_message m SET carrier = %s, carrier_message_id = locked.cid FROM locked "
+            "WHERE m.id = locked.id", [list(carrier_ids), list(carrier_ids.values()), carrier])
 
 
 def _error_key(pair: tuple[Message, CarrierError]) -> tuple[str, str, str]:

@@ -44,12 +44,13 @@ def message_events_emit(*, tenant_id: int, pairs: list[tuple[Message, MessageEve
                         event_type: str) -> list[WebhookDelivery]:
     """message_event_emit for many messages of one tenant (an accepted batch): the endpoints from the
     process's short-lived cache (no query per accept: event_subscribers_cached), one INSERT for every delivery."""
+    subscribers = event_subscribers_cached(tenant_id=tenant_id, event_type=event_type)
+    # No payload is built for an event nobody receives (`message.sent` when only `delivered` is subscribed).
     batch = [events.Event(tenant_id=tenant_id, timestamp=event.created_at, callback_url=message.callback_url,
                           subject=message.public_id, data=message_payload_data(message=message, event=event))
-             for message, event in pairs]
+             for message, event in pairs if subscribers.listening(tenant_id=tenant_id, callback_url=message.callback_url)]
     if not batch:
         return []
-    subscribers = event_subscribers_cached(tenant_id=tenant_id, event_type=event_type)
     return events.events_emit(event_type=event_type, events=batch, subscribers=subscribers)
 
 

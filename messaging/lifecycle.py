@@ -8,9 +8,11 @@ in one transaction.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -118,16 +120,124 @@ def messages_transition(
     """message_transition for many messages at once, with the same outcome per message as one call
     each: returns the messages that moved (those the table and `expected` allow), already changed.
 
-    A constant number of statements whatever the count: one SELECT ... FOR UPDATE (in id order, so
-    two batches over the same rows cannot deadlock), one UPDATE, one INSERT of the events, and per
-    tenant one endpoints query and one INSERT of the deliveries (messaging.events.message_events_emit).
+    A constant number of statements whatever the count: on PostgreSQL one statement locks (in id
+    order, so two batches over the same rows cannot deadlock), updates and inserts the events
+    (_moved_postgresql); elsewhere a SELECT ... FOR UPDATE, an UPDATE and an INSERT. Then per tenant
+    one endpoints query and one INSERT of the deliveries, none for a tenant nobody listens to
+    (messaging.events.message_events_emit).
     """
+    if not message_ids:
+        return []
+    now = at or timezone.now()
+    if connection.vendor == "postgresql":
+        moved = _moved_postgresql(message_ids=message_ids, to=to, source=source, now=now, expected=expected,
+                                  changes=_changes(to=to, now=now, error_code=error_code, error_message=error_message,
+                                                   fields=fields, increment_attempts=increment_attempts),
+                                  event={"detail": detail[:500], "error_code": error_code,
+                                         "carrier_error_code": carrier_error_code})
+        events = [_EventView(status=to, sequence=m.sequence, created_at=now, error_code=error_code) for m in moved]
+    else:
+        moved, events = _moved_portable(
+            message_ids=message_ids, to=to, source=source, detail=detail, error_code=error_code,
+            error_message=error_message, carrier_error_code=carrier_error_code, expected=expected, fields=fields,
+            increment_attempts=increment_attempts, now=now)
+    if not moved:
+        return []
+    if webhook and to in WEBHOOK_EVENTS:
+        by_tenant: dict[int, list] = {}
+        for message, event in zip(moved, events, strict=True):
+            by_tenant.setdefault(message.tenant_id, []).append((message, event))
+        for tenant_id, pairs in by_tenant.items():
+            message_events_emit(tenant_id=tenant_id, pairs=pairs, event_type=WEBHOOK_EVENTS[to])
+    return moved
+
+
+def _from_statuses(to: str, expected: frozenset[str] | set[str] | None) -> list[str]:
+    """The statuses a message may be in to move to `to` now: the table's, narrowed by `expected`."""
+    return sorted(s for s, nexts in TRANSITIONS.items() if to in nexts and (expected is None or s in expected))
+
+
+def _changes(*, to: str, now: datetime, error_code: str, error_message: str, fields: dict | None,
+             increment_attempts: bool) -> dict[str, tuple[str, object]]:
+    """{column: (SQL expression over the old row `m`, its parameter)} of the one UPDATE."""
+    changes: dict[str, tuple[str, object]] = {"status": ("%s", to), "sequence": ("m.sequence + 1", None),
+                                              "status_changed_at": ("%s", now)}
+    if error_code:
+        changes.update(error_code=("%s", error_code), error_message=("%s", error_message[:500]))
+    if to == Status.SENT:
+        changes["sent_at"] = ("coalesce(m.sent_at, %s)", now)
+    if to == Status.DELIVERED:
+        changes["delivered_at"] = ("%s", now)
+    if increment_attempts:
+        changes["attempts"] = ("m.attempts + 1", None)
+    for name, value in (fields or {}).items():
+        field = Message._meta.get_field(name)
+        changes[field.column] = ("%s", field.get_db_prep_save(value, connection))
+    return changes
+
+
+_COLUMNS = [field.column for field in Message._meta.concrete_fields]
+_NAMES = [field.attname for field in Message._meta.concrete_fields]
+
+
+def _moved_postgresql(*, message_ids: list[int], to: str, source: str, now: datetime,
+                      expected: frozenset[str] | set[str] | None, changes: dict, event: dict) -> list[Message]:
+    """Lock, move and record the events of the movable messages in one statement; the rows as moved.
+
+    The CTE locks in id order (two batches over the same rows cannot deadlock), and a row another
+    transaction changed while we waited for its lock is checked again against the statuses
+    (PostgreSQL re-evaluates the WHERE on the new row version), so a late `sent` never overwrites
+    `delivered`. No model instance is built for the events."""
+    assignments = ", ".join(f"{column} = {sql}" for column, (sql, _) in changes.items())
+    returned = ", ".join(f"m.{column}" for column in _COLUMNS)
+    # unscoped (raw SQL): messages by their ids, from dispatch, receipts and sweeps (any tenant's)
+    statement = (  # column names from the model's meta and _changes, values as parameters
+        "WITH locked AS (SELECT id FROM messaging_message WHERE id = ANY(%s::bigint[]) AND status = ANY(%s::text[]) "  # noqa: S608
+        "ORDER BY id FOR UPDATE), "
+        f"moved AS (UPDATE messaging_message m SET {assignments} FROM locked WHERE m.id = locked.id "
+        f"RETURNING {returned}), "
+        "events AS (INSERT INTO messaging_messageevent (tenant_id, message_id, sequence, status, source, detail, "
+        "error_code, carrier_error_code, created_at) "
+        "SELECT tenant_id, id, sequence, %s, %s, %s, %s, %s, %s FROM moved) "
+        "SELECT * FROM moved ORDER BY id")
+    params = [list(message_ids), _from_statuses(to, expected)]
+    params += [value for sql, value in changes.values() if "%s" in sql]
+    params += [to, source, event["detail"], event["error_code"], event["carrier_error_code"], now]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        rows = cursor.fetchall()
+    metadata = _NAMES.index("metadata")
+    return [Message.from_db(connection.alias, _NAMES, _loaded(row, metadata)) for row in rows]
+
+
+def _loaded(row: tuple, metadata: int) -> list:
+    """A raw row as the ORM would load it: the JSON column arrives as text (Django's psycopg loader)."""
+    values = list(row)
+    if isinstance(values[metadata], str):
+        values[metadata] = json.loads(values[metadata])
+    return values
+
+
+@dataclass(frozen=True)
+class _EventView:
+    """What a message event's webhook payload reads of the event (message_payload_data)."""
+
+    status: str
+    sequence: int
+    created_at: datetime
+    error_code: str
+
+
+def _moved_portable(*, message_ids: list[int], to: str, source: str, detail: str, error_code: str,
+                    error_message: str, carrier_error_code: str, expected, fields: dict | None,
+                    increment_attempts: bool, now: datetime) -> tuple[list[Message], list[MessageEvent]]:
+    """The same through the ORM (SQLite: `make run`, the default `make test`): a locking SELECT, one
+    UPDATE, one INSERT of the events."""
     # unscoped: messages by their ids, from dispatch, receipts and sweeps (any tenant's)
     rows = list(Message.unscoped.select_for_update().filter(pk__in=message_ids).order_by("pk"))
     moved = [m for m in rows if can_transition(m.status, to) and (expected is None or m.status in expected)]
     if not moved:
-        return []
-    now = at or timezone.now()
+        return [], []
     changes: dict = {"status": to, "sequence": F("sequence") + 1, "status_changed_at": now, **(fields or {})}
     if error_code:
         changes.update(error_code=error_code, error_message=error_message[:500])
@@ -145,13 +255,7 @@ def messages_transition(
         MessageEvent(tenant_id=m.tenant_id, message=m, sequence=m.sequence, status=to, source=source,
                      detail=detail[:500], error_code=error_code, carrier_error_code=carrier_error_code, created_at=now)
         for m in moved])
-    if webhook and to in WEBHOOK_EVENTS:
-        by_tenant: dict[int, list] = {}
-        for message, event in zip(moved, events, strict=True):
-            by_tenant.setdefault(message.tenant_id, []).append((message, event))
-        for tenant_id, pairs in by_tenant.items():
-            message_events_emit(tenant_id=tenant_id, pairs=pairs, event_type=WEBHOOK_EVENTS[to])
-    return moved
+    return moved, events
 
 
 def _moved_in_memory(message: Message, *, to: str, now: datetime, changes: dict, increment_attempts: bool) -> None:

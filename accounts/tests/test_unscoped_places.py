@@ -34,9 +34,10 @@ UNSCOPED_PLACES: dict[str, str] = {
     "accounts/admin.py:_every_tenant.run": "the admin site: staff see every tenant",
     # The send pipeline's workers, receipts and sweeps: they hold a message id, not a tenant.
     "messaging/lifecycle.py:message_transition": "one message by its id, from dispatch, receipts and sweeps",
-    "messaging/lifecycle.py:messages_transition": "messages by their ids, from batch dispatch, receipts and sweeps",
+    "messaging/lifecycle.py:_moved_portable": "messages by their ids, from batch dispatch, receipts and sweeps "
+                                              "(on PostgreSQL the same rows by raw SQL, _moved_postgresql)",
     "messaging/events.py:message_events_expand": "a worker expands an accept's fan-out record by message ids, not under a tenant",
-    "messaging/dispatch.py:_submit": "the carrier ids of a dispatch batch, by message ids",
+    "messaging/dispatch.py:_carrier_ids_record": "the carrier ids of a dispatch batch, by message ids",
     "messaging/dispatch.py:messages_dispatch": "a dispatch task carries message ids (an accept's or the sweeper's), not a tenant",
     "messaging/pipeline.py:message_dispatch": "the dispatch task carries the message id, not a tenant",
     "messaging/pipeline.py:_submit": "the message being dispatched, by its id",
@@ -72,9 +73,10 @@ UNSCOPED_PLACES: dict[str, str] = {
     "smsportal/events/fanout.py:event_fanouts_expand_pending": "the dispatcher, over every tenant's pending fan-out rows",
     "smsportal/events/selectors.py:event_subscribers": "the endpoints of the tenants a batch of events names",
     "smsportal/events/selectors.py:event_subscribers_cached": "the emitting tenant's endpoints, by its id",
-    "smsportal/events/services.py:events_emit": "a batch's events may belong to several tenants; each row has its own",
+    "smsportal/events/services.py:_deliveries_insert": "a batch's events may belong to several tenants; each row has its own",
     # Benchmarks: a throw-away database, built and counted across tenants.
     "bench/leases.py:run": "a benchmark builds and counts rows of a throw-away database",
+    "bench/worker_cpu.py:stages": "a benchmark reads the deliveries and statuses of its throw-away database",
 }
 
 

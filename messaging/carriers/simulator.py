@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from messaging.carriers.base import CarrierError, PermanentError, SubmitResult, TransientError
 from messaging.models import SimulatorSubmission
@@ -90,6 +91,15 @@ def carrier_id_for(reference: str) -> str:
 def _accept_many(submissions: list[tuple[str, str, str]]) -> None:
     """Log the submissions (reference, carrier id, to); a resubmission of a reference is counted, not sent again."""
     if not submissions:
+        return
+    if connection.vendor == "postgresql":
+        # One statement: a resubmission (the reference already logged) only counts.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO messaging_simulatorsubmission (reference, carrier_message_id, \"to\", submits, created_at) "
+                "SELECT r, c, t, 1, %s FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(r, c, t) "
+                "ON CONFLICT (reference) DO UPDATE SET submits = messaging_simulatorsubmission.submits + 1",
+                [timezone.now(), *map(list, zip(*submissions, strict=True))])
         return
     references = [reference for reference, _, _ in submissions]
     with transaction.atomic():

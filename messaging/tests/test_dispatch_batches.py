@@ -372,3 +372,94 @@ def test_the_hand_offs_stamp_skips_rows_a_worker_holds_instead_of_waiting_for_th
         release.set()
         thread.join(10)
     assert stamped[held.pk] is None and stamped[other.pk] is not None
+
+
+# --- the worker's set-based statements (issue 9, end to end) ---------------------------------------------
+
+
+def test_a_bulk_transition_returns_the_rows_as_stored():
+    # given queued messages with metadata
+    tenant = _tenant()
+    messages = _queued(tenant, ["6101", "6102"])
+    Message.unscoped.filter(pk=messages[0].pk).update(metadata={"order": 7})
+    # when they are claimed and then sent, with a field set on the way
+    messages_transition(message_ids=[m.pk for m in messages], to=Status.SENDING, source="worker",
+                        increment_attempts=True)
+    moved = messages_transition(message_ids=[m.pk for m in messages], to=Status.SENT, source="worker",
+                                fields={"carrier": "simulator"})
+    # then every returned field is what the database holds, and each move wrote its event
+    names = [field.attname for field in Message._meta.concrete_fields]
+    for message in moved:
+        stored = Message.unscoped.get(pk=message.pk)
+        assert {n: getattr(message, n) for n in names} == {n: getattr(stored, n) for n in names}
+        assert (message.status, message.sequence, message.attempts, message.carrier) == ("sent", 3, 1, "simulator")
+        assert message.sent_at is not None and _history(message) == ["queued", "sending", "sent"]
+    assert moved[0].metadata == {"order": 7}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_transition_that_waited_for_a_lock_sees_the_status_it_then_finds():
+    # (a late `sent` must never overwrite the `delivered` a receipt batch wrote while it waited)
+    import threading
+
+    from django.db import connections, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    tenant = _tenant()
+    message = _queued(tenant, ["6201"])[0]
+    messages_transition(message_ids=[message.pk], to=Status.SENDING, source="worker")
+    locked, release = threading.Event(), threading.Event()
+
+    def receipt() -> None:
+        try:
+            with transaction.atomic():
+                messages_transition(message_ids=[message.pk], to=Status.DELIVERED, source="carrier")
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=receipt)
+    thread.start()
+    assert locked.wait(10)
+    threading.Timer(0.3, release.set).start()  # the sent transition below waits on the receipt's lock meanwhile
+    moved = messages_transition(message_ids=[message.pk], to=Status.SENT, source="worker")
+    thread.join(10)
+    assert moved == []
+    assert Message.unscoped.get(pk=message.pk).status == Status.DELIVERED
+    assert _history(message) == ["queued", "sending", "delivered"]
+
+
+def test_a_resubmission_to_the_simulator_is_counted_not_logged_again(receipts):
+    tenant = _tenant()
+    messages = _queued(tenant, ["6301", "6302"])
+    dispatch.messages_dispatch(message_ids=[m.pk for m in messages])
+    # when the sweeper's reclaim submits the first one again (the claim back to queued, then a new batch)
+    Message.unscoped.filter(pk=messages[0].pk).update(status=Status.QUEUED)
+    dispatch.messages_dispatch(message_ids=[m.pk for m in messages])
+    submissions = dict(SimulatorSubmission.objects.filter(reference__in=[m.public_id for m in messages])
+                       .values_list("reference", "submits"))
+    assert submissions == {messages[0].public_id: 2, messages[1].public_id: 1}
+    assert len(receipts) == 2  # the resubmission reports its status again
+
+
+def test_a_transition_nobody_listens_to_builds_no_payload_and_stores_no_delivery(monkeypatch):
+    from messaging import events as message_events
+
+    tenant = _tenant()
+    events.webhook_endpoint_create(tenant=tenant, url="https://hooks.example.com/d", actor=SYSTEM,
+                                   events=["message.delivered"])
+    messages = _queued(tenant, ["6401", "6402"])
+    built = []
+    original = message_events.message_payload_data
+    monkeypatch.setattr(message_events, "message_payload_data", lambda **kw: built.append(kw) or original(**kw))
+    messages_transition(message_ids=[m.pk for m in messages], to=Status.SENDING, source="worker")
+    messages_transition(message_ids=[m.pk for m in messages], to=Status.SENT, source="worker")
+    assert built == [] and not WebhookDelivery.unscoped.filter(event_type="message.sent").exists()
+    messages_transition(message_ids=[m.pk for m in messages], to=Status.DELIVERED, source="carrier")
+    assert len(built) == 2
+    rows = WebhookDelivery.unscoped.filter(event_type="message.delivered").order_by("subject")
+    assert sorted(r.subject for r in rows) == sorted(m.public_id for m in messages)
+    assert all(r.status == "pending" and r.attempts == 0 and r.public_id.startswith("whd_")
+               and r.event_id.startswith("evt_") and r.payload["type"] == "message.delivered" for r in rows)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -350,10 +350,32 @@ def _claim_many(delivery_ids: list[int]) -> list[tuple[WebhookDelivery, WebhookA
             return []
         WebhookDelivery.unscoped.filter(pk__in=[row.pk for row in ready]).update(
             attempts=F("attempts") + 1, next_attempt_at=now + LEASE, enqueued_at=None)
-        attempts = WebhookAttempt.unscoped.bulk_create([
-            WebhookAttempt(tenant_id=row.tenant_id, delivery=row, cycle=row.cycle, number=row.attempts + 1,
-                           started_at=now) for row in ready])
+        attempts = _attempts_insert(ready, now=now)
     return list(zip(ready, attempts, strict=True))
+
+
+def _attempts_insert(rows: list[WebhookDelivery], *, now) -> list[WebhookAttempt]:
+    """Log the attempt each claimed delivery starts (its number: the attempts before the claim + 1).
+
+    On PostgreSQL one `INSERT ... SELECT FROM unnest(...) RETURNING id`, the attempts built with
+    `from_db` (bulk_create's per-field preparation cost more than the write); elsewhere bulk_create."""
+    if connection.vendor != "postgresql":
+        # unscoped: the attempts of claimed deliveries, any tenant's (each row carries its own)
+        return WebhookAttempt.unscoped.bulk_create([
+            WebhookAttempt(tenant_id=row.tenant_id, delivery=row, cycle=row.cycle, number=row.attempts + 1,
+                           started_at=now) for row in rows])
+    # unscoped (raw SQL): as above
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {WebhookAttempt._meta.db_table} (tenant_id, delivery_id, cycle, number, started_at, "  # noqa: S608
+            "error_class) SELECT t, d, c, n, %s, '' FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::int[]) "
+            "AS v(t, d, c, n) RETURNING delivery_id, id",
+            [now, [r.tenant_id for r in rows], [r.pk for r in rows], [r.cycle for r in rows],
+             [r.attempts + 1 for r in rows]])
+        ids = dict(cursor.fetchall())  # by delivery: one attempt each (RETURNING's order is not promised)
+    names = ["id", "tenant_id", "delivery_id", "cycle", "number", "started_at"]
+    return [WebhookAttempt.from_db(connection.alias, names, [ids[row.pk], row.tenant_id, row.pk, row.cycle,
+                                                             row.attempts + 1, now]) for row in rows]
 
 
 def _record_delivered(delivered: list[tuple[WebhookDelivery, WebhookAttempt, Outcome]]) -> None:
