@@ -116,6 +116,7 @@ def event_post(*, url: str, payload: dict, msg_id: str, secrets: list[str],
 
 def callback_secret_for(tenant_id: int) -> WebhookCallbackSecret:
     """The tenant's callback secret, made on first need (race-safe: one row per tenant)."""
+    # unscoped: the signing secret of the delivery's own tenant, by its id
     secret = WebhookCallbackSecret.unscoped.filter(tenant_id=tenant_id).first()
     if secret is not None:
         return secret
@@ -155,6 +156,7 @@ def webhook_delivery_attempt(*, delivery_id: int) -> float | None:
     (the caller enqueues it); None otherwise (delivered, final, not due, or a long wait for the beat
     job). Safe to call twice: the claim is a conditional UPDATE, so a duplicate does nothing.
     """
+    # unscoped: the delivery task carries the delivery id, not a tenant
     delivery = WebhookDelivery.unscoped.select_related("endpoint").filter(pk=delivery_id).first()
     if delivery is None or delivery.status != DeliveryStatus.PENDING:
         return None
@@ -177,6 +179,7 @@ def _claim(delivery: WebhookDelivery) -> WebhookAttempt | None:
     now = timezone.now()
     number = delivery.attempts + 1
     with transaction.atomic():
+        # unscoped: the delivery task carries the delivery id, not a tenant
         claimed = WebhookDelivery.unscoped.filter(
             pk=delivery.pk, status=DeliveryStatus.PENDING, cycle=delivery.cycle, attempts=delivery.attempts,
             next_attempt_at__lte=now + CLOCK_SLACK,
@@ -215,6 +218,7 @@ def _record(delivery: WebhookDelivery, attempt: WebhookAttempt, outcome: Outcome
             short = delay <= MAX_COUNTDOWN_SECONDS
             fields.update(next_attempt_at=now + timedelta(seconds=delay), enqueued_at=now if short else None)
     with transaction.atomic():
+        # unscoped: the delivery and attempt being recorded, by their ids
         WebhookAttempt.unscoped.filter(pk=attempt.pk).update(
             finished_at=now, status_code=outcome.status_code, latency_ms=outcome.latency_ms,
             error_class=outcome.error_class)
@@ -229,6 +233,7 @@ def _record(delivery: WebhookDelivery, attempt: WebhookAttempt, outcome: Outcome
 
 
 def _give_up(delivery: WebhookDelivery, error_class: str) -> None:
+    # unscoped: the delivery being sent, by its id
     WebhookDelivery.unscoped.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
         status=DeliveryStatus.FAILED, last_error_class=error_class, next_attempt_at=None, enqueued_at=None)
 
@@ -236,6 +241,7 @@ def _give_up(delivery: WebhookDelivery, error_class: str) -> None:
 def _endpoint_after(endpoint: WebhookEndpoint, outcome: Outcome, *, exhausted: bool, now) -> None:
     """Failure bookkeeping: a 410 disables the endpoint at once; so does a delivery that spent its
     whole schedule (about 24 h) while every attempt since the endpoint's last success failed."""
+    # unscoped: the endpoint of the delivery being sent, by its id
     rows = WebhookEndpoint.unscoped.filter(pk=endpoint.pk)
     if outcome.delivered:
         rows.filter(consecutive_failures__gt=0).update(consecutive_failures=0)
@@ -248,6 +254,7 @@ def _endpoint_after(endpoint: WebhookEndpoint, outcome: Outcome, *, exhausted: b
 
 
 def _endpoint_disable(endpoint: WebhookEndpoint, reason: str, *, now) -> None:
+    # unscoped: the endpoint of the delivery being sent, by its id
     changed = WebhookEndpoint.unscoped.filter(pk=endpoint.pk, enabled=True).update(
         enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now)
     if changed:
@@ -335,6 +342,7 @@ def _claim_many(delivery_ids: list[int]) -> list[tuple[WebhookDelivery, WebhookA
     transaction. Deliveries of a disabled endpoint give up, as one attempt does."""
     now = timezone.now()
     with transaction.atomic():
+        # unscoped: a batch task's deliveries, by id, of any tenants
         rows = list(WebhookDelivery.unscoped.select_for_update(skip_locked=True)
                     .filter(pk__in=delivery_ids, status=DeliveryStatus.PENDING, next_attempt_at__lte=now + CLOCK_SLACK)
                     .order_by("pk"))
@@ -392,6 +400,7 @@ def _record_delivered(delivered: list[tuple[WebhookDelivery, WebhookAttempt, Out
         for delivery, attempt, outcome in delivered:
             groups.setdefault((attempt.cycle, attempt.number, outcome.status_code), []).append(delivery)
         for (cycle, number, code), deliveries in groups.items():
+            # unscoped: the deliveries of a batch just sent, by their ids
             WebhookDelivery.unscoped.filter(pk__in=[d.pk for d in deliveries], status=DeliveryStatus.PENDING,
                                             cycle=cycle, attempts=number).update(
                 status=DeliveryStatus.DELIVERED, delivered_at=now, last_status_code=code, last_error_class="",
@@ -414,6 +423,7 @@ def webhooks_retry_due(*, limit: int = DUE_BATCH) -> int:
     """
     now = timezone.now()
     with transaction.atomic():
+        # unscoped: the retry sweep, over every tenant's deliveries
         due = (WebhookDelivery.unscoped.select_for_update(skip_locked=True)
                .filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
                .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=now - REENQUEUE_AFTER))

@@ -37,7 +37,7 @@ def _deep(levels: int, opener: str = "{") -> str:
     return '{"a":' * levels + "1" + "}" * levels
 
 
-def _raw_body(fields: dict, **raw: str) -> str:
+def _raw_body(fields: dict, /, **raw: str) -> str:
     """`fields` as JSON, with each of `raw` spliced in as JSON text as it is (NaN, 1e400, deep nesting...)."""
     parts = [f"{json.dumps(name)}: {json.dumps(value)}" for name, value in fields.items() if name not in raw]
     parts += [f"{json.dumps(name)}: {text}" for name, text in raw.items()]
