@@ -5,7 +5,7 @@
 On a throw-away database beside --database-url:
 - floor: bench/floor.py (a DRF endpoint validating `to` and `text` and inserting one row, gunicorn
   sync workers) at -c 20, as every speed figure of ours is quoted;
-- ours: Procfile.dev's `web`, `worker` and `webhooks` processes as shipped (DEBUG off, PostgreSQL,
+- ours: Procfile.dev's `web`, `dispatcher`, `worker` and `webhooks` processes as shipped (DEBUG off, PostgreSQL,
   Redis), a webhook endpoint subscribed to `message.delivered` only, pointing at a receiver process
   on loopback; then `--seconds` of load through POST /v1/messages/batch, 1,000 messages a request,
   paced at `--rate` messages/s (the seed payload without `callback_url`: the one webhook per message
@@ -249,7 +249,7 @@ def ours(*, database_url: str, redis_url: str, broker_url: str, seconds: float, 
     out = tmp / f"webhooks-{uuid.uuid4().hex[:8]}.jsonl"
     secret = endpoint_secret(env, f"http://127.0.0.1:{receiver_port}/hook")
     processes = [subprocess.Popen([sys.executable, __file__, "receive", str(receiver_port), str(out)])]  # noqa: S603
-    commands = {name: procfile_command(name, WEB_PORT=str(web_port)) for name in ("web", "worker", "webhooks")}
+    commands = {name: procfile_command(name, WEB_PORT=str(web_port)) for name in ("web", "dispatcher", "worker", "webhooks")}
     try:
         for name, argv in commands.items():
             log = (tmp / f"e2e-{name}.log").open("wb")

@@ -72,7 +72,7 @@ UNSCOPED_PLACES: dict[str, str] = {
     "smsportal/events/selectors.py:event_subscribers_cached": "the emitting tenant's endpoints, by its id",
     "smsportal/events/services.py:_deliveries_insert": "a batch's events may belong to several tenants; each row has its own",
     # The webhook delivery worker: it holds delivery ids of any tenant.
-    "smsportal/events/delivery.py:_attempts_insert": "the attempts of a batch's deliveries, any tenants', by delivery id",
+    "smsportal/events/delivery.py:_claim_many_sql": "a batch task's deliveries (raw SQL claim) and their endpoints, by id, of any tenants",
     "smsportal/events/delivery.py:_claim": "the delivery task carries the delivery id, not a tenant",
     "smsportal/events/delivery.py:_claim_many": "a batch task's deliveries, by id, of any tenants",
     "smsportal/events/delivery.py:_endpoint_after": "the endpoint of the delivery being sent, by its id",

@@ -263,6 +263,58 @@ def test_a_disabled_endpoints_deliveries_give_up_in_a_batch(settings):
         == {"endpoint_disabled"}
 
 
+def test_a_410_in_a_batch_fails_that_delivery_and_disables_its_endpoint_while_the_others_are_delivered(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    tenant = _tenant()
+    with Receiver() as receiver:
+        rows = _delivered_events(tenant, receiver.url("/gone"), 3)
+        receiver.answer(410)  # the first POST to arrive; the others get the default 200
+        assert events.webhook_deliveries_attempt(delivery_ids=[row.pk for row in rows]) == {}
+    statuses = sorted(WebhookDelivery.unscoped.filter(pk__in=[r.pk for r in rows]).values_list("status", flat=True))
+    assert statuses == sorted([DeliveryStatus.DELIVERED] * 2 + [DeliveryStatus.FAILED])
+    endpoint = rows[0].endpoint.__class__.unscoped.get(pk=rows[0].endpoint_id)
+    assert not endpoint.enabled and "410" in endpoint.disabled_reason and endpoint.consecutive_failures == 1
+
+
+def test_a_batch_of_callback_url_deliveries_is_signed_with_the_tenants_callback_secret(settings):
+    from standardwebhooks.webhooks import Webhook
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    tenant = _tenant()
+    _, secret = events.webhook_callback_secret_rotate(tenant=tenant, actor=SYSTEM)
+    with Receiver() as receiver:
+        rows = [WebhookDelivery.unscoped.create(tenant=tenant, url=receiver.url(f"/cb{i}"), event_type="message.expired",
+                                                payload={"type": "message.expired", "data": {"n": i, "text": "é"}})
+                for i in range(3)]
+        assert events.webhook_deliveries_attempt(delivery_ids=[row.pk for row in rows]) == {}
+    assert sorted(request.path for request in receiver.requests) == ["/cb0", "/cb1", "/cb2"]
+    for request in receiver.requests:
+        body = Webhook(secret).verify(request.body, request.headers)
+        assert body["data"]["text"] == "é"
+    assert set(WebhookDelivery.unscoped.filter(pk__in=[r.pk for r in rows]).values_list("status", flat=True)) \
+        == {DeliveryStatus.DELIVERED}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a row lock held by a second connection")
+def test_a_batch_skips_a_delivery_another_worker_holds_and_leaves_it_pending(settings):
+    import psycopg
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    tenant = _tenant()
+    with Receiver() as receiver:
+        rows = _delivered_events(tenant, receiver.url("/held"), 3)
+        params = connection.get_connection_params()
+        with psycopg.connect(**params) as other:  # a second worker, mid-claim of the first row
+            other.execute("SELECT id FROM messaging_webhookdelivery WHERE id = %s FOR UPDATE", [rows[0].pk])
+            assert events.webhook_deliveries_attempt(delivery_ids=[row.pk for row in rows]) == {}
+            other.rollback()
+    assert len(receiver.requests) == 2
+    held = WebhookDelivery.unscoped.get(pk=rows[0].pk)
+    assert held.status == DeliveryStatus.PENDING and held.attempts == 0
+    assert not WebhookAttempt.unscoped.filter(delivery=held).exists()
+
+
 def test_the_payload_of_a_batch_delivery_is_the_event_as_emitted():
     tenant = _tenant()
     (row,) = _delivered_events(tenant, "https://hooks.example.com/z", 1)
