@@ -90,6 +90,29 @@ def test_it_refuses_manage_py_without_a_secret_key(tmp_path):
     assert "ImproperlyConfigured" in result.stderr
 
 
+def test_the_migration_check_runs_in_a_checkout_without_a_secret_key():
+    # A clean clone has no .env and no SECRET_KEY: the migration commands read only models and migration
+    # files (manage.py KEYLESS_COMMANDS), so they run with a throwaway key and say what they found.
+    env = {**_production_env(SECRET_KEY=None, DATABASE_URL=None), "READ_DOT_ENV": "false"}
+
+    check = _run(["manage.py", "makemigrations", "--check", "--dry-run"], env)
+    listing = _run(["manage.py", "showmigrations", "events"], env)
+
+    assert (check.returncode, check.stdout.strip()) == (0, "No changes detected"), check.stderr
+    assert listing.returncode == 0 and "0001_initial" in listing.stdout, listing.stderr
+
+
+def test_a_keyless_command_never_replaces_a_given_key():
+    # With a key in the environment, even a keyless command runs with that key, not a throwaway.
+    given = _secret_key()
+    probe = "import manage, os, sys; sys.argv = ['manage.py', 'makemigrations']; os.environ['SECRET_KEY'] = %r\n" \
+            "import django.core.management as m; m.execute_from_command_line = lambda argv: None\n" \
+            "manage.main(); print(os.environ['SECRET_KEY'])" % given
+    result = _run(["-c", probe], _production_env(SECRET_KEY=None))
+
+    assert result.returncode == 0 and result.stdout.strip() == given, result.stderr
+
+
 def test_it_uses_secure_cookies_hsts_and_short_sessions_in_production():
     values = _settings()
 
