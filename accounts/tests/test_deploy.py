@@ -105,9 +105,9 @@ def test_the_migration_check_runs_in_a_checkout_without_a_secret_key():
 def test_a_keyless_command_never_replaces_a_given_key():
     # With a key in the environment, even a keyless command runs with that key, not a throwaway.
     given = _secret_key()
-    probe = "import manage, os, sys; sys.argv = ['manage.py', 'makemigrations']; os.environ['SECRET_KEY'] = %r\n" \
-            "import django.core.management as m; m.execute_from_command_line = lambda argv: None\n" \
-            "manage.main(); print(os.environ['SECRET_KEY'])" % given
+    probe = (f"import manage, os, sys; sys.argv = ['manage.py', 'makemigrations']; os.environ['SECRET_KEY'] = {given!r}\n"
+             "import django.core.management as m; m.execute_from_command_line = lambda argv: None\n"
+             "manage.main(); print(os.environ['SECRET_KEY'])")
     result = _run(["-c", probe], _production_env(SECRET_KEY=None))
 
     assert result.returncode == 0 and result.stdout.strip() == given, result.stderr
