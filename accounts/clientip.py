@@ -16,8 +16,12 @@ from django.conf import settings
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@lru_cache(maxsize=4096)
 def parse_ip(value: str) -> IPAddress | None:
-    """Parse one address; IPv4-mapped IPv6 (::ffff:a.b.c.d) becomes IPv4."""
+    """Parse one address; IPv4-mapped IPv6 (::ffff:a.b.c.d) becomes IPv4.
+
+    Cached: every request parses its peer's address, and a server sees the same few peers (its proxies)
+    over and over; the addresses are immutable."""
     value = value.strip()
     if value.startswith("[") and "]" in value:  # "[2001:db8::1]:443"
         value = value[1 : value.index("]")]

@@ -111,6 +111,12 @@ elif SERVES_ASGI and env.bool("DB_POOL", default=True):
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The single send's insert is prepared on the server once per connection (smsportal/bulk.py,
+# prepared_fetchone); Django's own statements are bound on the client and never prepared, whatever
+# this threshold. Turn it off behind a PgBouncer older than 1.21 in transaction mode.
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_PREPARED_STATEMENTS:
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits, last-used throttling) --------------------------------

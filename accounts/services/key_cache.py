@@ -15,13 +15,13 @@ tenant, so nothing one request sets on them reaches another.
 """
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Model, Q
+from django.db.models.base import ModelState
 
 from accounts.models import ApiKey, IpAllowlistEntry
 
@@ -79,9 +79,17 @@ def _allowlist_read(api_key: ApiKey) -> list[IpAllowlistEntry]:
 
 def _own_copy(api_key: ApiKey) -> ApiKey:
     """A copy of the key and of its tenant for one request (shallow: the field values are not changed in place)."""
-    tenant = copy.copy(api_key.tenant)
-    mine = copy.copy(api_key)
-    mine._state = copy.copy(api_key._state)
-    mine._state.fields_cache = {"tenant": tenant}
+    mine = _shallow(api_key)
+    mine._state.fields_cache = {"tenant": _shallow(api_key.tenant)}
     mine.scopes = list(api_key.scopes)
     return mine
+
+
+def _shallow(instance: Model) -> Model:
+    """A loaded model instance's field values in a new instance with its own state and no related objects:
+    what copy.copy gives, without the pickling protocol it goes through (a tenth of an accept's CPU)."""
+    clone = instance.__class__.__new__(instance.__class__)
+    clone.__dict__.update(instance.__dict__)
+    clone._state = ModelState()
+    clone._state.db, clone._state.adding = instance._state.db, instance._state.adding
+    return clone

@@ -8,18 +8,22 @@ The API's single and batch sends, the portal's send and HELP replies all come th
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from numbers import pools
 from typing import TYPE_CHECKING
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from accounts.services import ApiKeyMode
 from messaging.accept import (
     checks,  # noqa: F401 - registers today's policy checks
+    registry,
     steps,
 )
 from messaging.accept.steps import AcceptContext, Draft
 from messaging.models import Message
+from smsportal.api.idempotency import AnsweredClaim
 from smsportal.api.ratelimit import Limit
 from smsportal.tenancy import tenant_scoped
 
@@ -42,23 +46,40 @@ def _context(tenant: Tenant, api_key: ApiKey | None, mode: str | None) -> Accept
 @tenant_scoped
 def messages_accept(
     *, tenant: Tenant, api_key: ApiKey | None, items: Sequence[dict | Exception], mode: str | None = None,
-    request_limits: Sequence[Limit] = (),
+    request_limits: Sequence[Limit] = (), claim: AnsweredClaim | None = None, limits_counted: bool = False,
 ) -> list[Draft]:
     """Accept the valid items in one transaction; the others keep their error. Returns a draft per item.
 
     `items` are message_prepare's keyword arguments (or a parse error); `request_limits` are the
     caller's own (an API key's request limit), decided with the message limits in one round trip.
-    Raises for the whole request: RateLimited (429), BatchTooLarge, RateLimiterUnavailable (503).
-    The hand-off to dispatch happens after the outermost transaction commits; none on rollback."""
+    `claim` (a single send): its Idempotency-Key record, written completed by the insert itself.
+    `limits_counted`: step 3 already counted this request (the plain single send handed it over).
+    Raises for the whole request: RateLimited (429), BatchTooLarge, RateLimiterUnavailable (503), and
+    with `claim` KeyTaken (nothing written). The hand-off to dispatch happens after the outermost
+    transaction commits; none on rollback.
+
+    A single send on PostgreSQL whose steps before the insert write nothing (no pool to pick a number
+    from, no price step that reserves) opens no transaction: its insert is one statement, atomic by
+    itself, and BEGIN and COMMIT were two of its round trips."""
     context, drafts = _context(tenant, api_key, mode), _drafts(items)
-    with transaction.atomic():
+    with contextlib.nullcontext() if _one_statement(items) else transaction.atomic():
         steps.validate(context, drafts, record=True)
         steps.policy(context, drafts)
-        steps.rate_limit(context, drafts, request_limits=request_limits)
+        if not limits_counted:
+            steps.rate_limit(context, drafts, request_limits=request_limits, claim=claim)
         steps.price(context, drafts, reserve=True)
-        steps.insert(context, drafts)
+        steps.insert(context, drafts, claim=claim)
         steps.dispatch(drafts)
     return drafts
+
+
+def _one_statement(items: Sequence[dict | Exception]) -> bool:
+    """Whether accepting `items` writes in one statement: one message, on PostgreSQL, not from a pool (the
+    pick records its number first) and with no price step registered (a reserve writes)."""
+    if len(items) != 1 or isinstance(items[0], Exception) or connection.vendor != "postgresql":
+        return False
+    sender = items[0].get("sender")
+    return not (isinstance(sender, str) and pools.pool_name_from_sender(sender)) and not registry.PRICE_STEPS
 
 
 @tenant_scoped

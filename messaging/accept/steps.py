@@ -20,7 +20,8 @@ from django.conf import settings
 from messaging import handoff, services
 from messaging.accept import registry, store
 from messaging.models import MessageType, Status
-from smsportal.api.ratelimit import Limit, rate_limits_hit
+from smsportal.api.idempotency import AnsweredClaim, KeyTaken
+from smsportal.api.ratelimit import FirstUse, Limit, rate_limits_hit
 from smsportal.api.throttling import rate_parse
 from smsportal.errors import DomainError
 
@@ -106,9 +107,14 @@ def policy(context: AcceptContext, drafts: Sequence[Draft]) -> None:
 # --- 3. rate limits ----------------------------------------------------------------------------------
 
 
-def rate_limit(context: AcceptContext, drafts: Sequence[Draft], *, request_limits: Sequence[Limit] = ()) -> None:
+def rate_limit(context: AcceptContext, drafts: Sequence[Draft], *, request_limits: Sequence[Limit] = (),
+               claim: AnsweredClaim | None = None) -> None:
     """The tenant's messages per second and the per-recipient limit, counting every message, with the
     caller's own limits (an API key's requests) in the same decision: one Redis round trip.
+
+    With a `claim` (a single send's Idempotency-Key) the same decision asks whether the key was seen
+    in the last IDEMPOTENCY_RECOVERY_SECONDS: a repeat (a retry, or a concurrent duplicate) is counted
+    in no limit and raises KeyTaken, to be answered as a repeat (smsportal/api/idempotency.py).
 
     Raises RateLimited (429), BatchTooLarge (a batch no wait would let through) or, for OTP messages
     with Redis down, RateLimiterUnavailable (503)."""
@@ -117,7 +123,12 @@ def rate_limit(context: AcceptContext, drafts: Sequence[Draft], *, request_limit
     for limit in limits:
         if limit.exceeds_burst:
             raise BatchTooLarge(_too_large_reason(limit), field="messages")
-    decision = rate_limits_hit(limits, fail_closed=any(m.message_type == MessageType.OTP for m in messages))
+    first_use = None if claim is None else FirstUse(tenant_id=claim.tenant_id, subject=f"{claim.mode}:{claim.key}",
+                                                    seconds=settings.IDEMPOTENCY_RECOVERY_SECONDS)
+    decision = rate_limits_hit(limits, fail_closed=any(m.message_type == MessageType.OTP for m in messages),
+                               first_use=first_use)
+    if decision.repeated:
+        raise KeyTaken()
     if not decision.allowed:
         raise RateLimited(retry_after=decision.retry_after)
 
@@ -161,10 +172,10 @@ def price(context: AcceptContext, drafts: Sequence[Draft], *, reserve: bool) -> 
 # --- 5. insert -------------------------------------------------------------------------------------------
 
 
-def insert(context: AcceptContext, drafts: Sequence[Draft]) -> None:
+def insert(context: AcceptContext, drafts: Sequence[Draft], *, claim: AnsweredClaim | None = None) -> None:
     """The messages, and their first events and `message.queued` outbox rows (a batch: one fan-out row): a few
-    set-based statements whatever the batch size (store.py)."""
-    store.messages_insert(context=context, drafts=live(drafts))
+    set-based statements whatever the batch size (store.py); a single send's `claim` goes in its statement."""
+    store.messages_insert(context=context, drafts=live(drafts), claim=claim)
 
 
 # --- 6. hand to dispatch, after commit -----------------------------------------------------------------

@@ -1,10 +1,12 @@
 """Step 5 of accept: the messages, and what their `message.queued` webhooks need.
 
-A single send (one message) is one INSERT ... SELECT FROM unnest(arrays) whose data-modifying CTEs
-also write its `accepted` MessageEvent and, when the dispatcher hands over (MESSAGE_HANDOFF =
-"dispatcher"), its `message.queued` fan-out row (expanded by the dispatcher: no publish in the
-request); otherwise its webhook deliveries are recorded directly. Under the dispatcher no row is
-stamped `enqueued_at` at insert: an empty stamp is what the dispatcher claims.
+A single send (one message) is one INSERT ... SELECT whose data-modifying CTEs also write its
+Idempotency-Key record (completed, with the answer) when it has one, its `accepted` MessageEvent
+and, when the dispatcher hands over (MESSAGE_HANDOFF = "dispatcher"), its `message.queued` fan-out
+row (expanded by the dispatcher: no publish in the request); otherwise its webhook deliveries are
+recorded directly.
+Under the dispatcher no row is stamped `enqueued_at` at insert: an empty stamp is what the
+dispatcher claims.
 
 A batch (two or more) writes **no row per message besides the message itself**: its ids are drawn
 from the sequence in one statement and the rows go in with COPY (PostgreSQL's bulk path, several
@@ -26,6 +28,8 @@ from django.utils import timezone
 from messaging.events import message_events_emit
 from messaging.handoff import handoff_by_dispatcher
 from messaging.models import Message, MessageEvent, Status
+from smsportal.api import idempotency
+from smsportal.bulk import prepared_fetchone
 from smsportal.events import fanout
 from smsportal.ids import public_ids
 
@@ -42,32 +46,37 @@ _ROW_COLUMNS = (
 )
 # ... and the same for the whole request (one value each). Pipeline bookkeeping starts empty.
 _REQUEST_COLUMNS = ("tenant_id", "api_key_id", "mode", "created_at", "status_changed_at")
+_REQUEST_TYPES = ("bigint", "bigint", "text", "timestamptz", "timestamptz")
 _EMPTY_COLUMNS = ("carrier", "carrier_message_id", "error_code", "error_message")
 
 
-def _insert_sql(*, with_fanout: bool) -> str:
-    """The single send's statement; `with_fanout` adds its `message.queued` fan-out row (EventFanout)
-    as a second data-modifying CTE: one round trip, no ORM model built for the outbox row."""
+def _insert_sql(*, with_fanout: bool, with_claim: bool) -> str:
+    """The single send's one statement: the message (values as scalars: no arrays to build for one row), its
+    `accepted` event, with `with_fanout` its `message.queued` fan-out row (EventFanout), and with `with_claim`
+    its Idempotency-Key record, completed with the answer (smsportal/api/idempotency.py). Data-modifying
+    CTEs: one round trip, atomic without a transaction around it, no ORM model built. When the key is taken
+    the claim returns no row and nothing else is written either."""
     message, event = Message._meta.db_table, MessageEvent._meta.db_table
     names = [name for name, _ in _ROW_COLUMNS]
-    arrays = ", ".join(f"%s::{kind}[]" for _, kind in _ROW_COLUMNS)
-    row = ", ".join("r.metadata::jsonb" if name == "metadata" else f'r."{name}"' for name in names)
+    values = ", ".join("%s::jsonb" if name == "metadata" else f"%s::{kind}" for name, kind in _ROW_COLUMNS)
     columns = ", ".join(f'"{name}"' for name in (*_REQUEST_COLUMNS, "sequence", "attempts", *_EMPTY_COLUMNS, *names))
-    request_values = ", ".join(["%s"] * len(_REQUEST_COLUMNS))
+    request_values = ", ".join(f"%s::{kind}" for kind in _REQUEST_TYPES)
     empty = ", ".join(["''"] * len(_EMPTY_COLUMNS))
+    claim = f"{idempotency.answered_claim_cte('c')}," if with_claim else ""
+    claimed = " WHERE EXISTS (SELECT 1 FROM c)" if with_claim else ""
     return f"""
-        WITH r AS (SELECT * FROM unnest({arrays}) AS r({", ".join(f'"{n}"' for n in names)})),
+        WITH {claim}
         m AS (
             INSERT INTO {message} ({columns})
-            SELECT {request_values}, 1, 0, {empty}, {row} FROM r
-            RETURNING id, public_id, tenant_id, status, created_at
+            SELECT {request_values}, 1, 0, {empty}, {values}{claimed}
+            RETURNING id, tenant_id, status, created_at
         ),
         e AS (
             INSERT INTO {event} (tenant_id, message_id, sequence, status, source, detail, error_code,
                                  carrier_error_code, created_at)
             SELECT tenant_id, id, 1, status, 'api', 'accepted', '', '', created_at FROM m
         ){_FANOUT_CTE if with_fanout else ""}
-        SELECT public_id, id FROM m
+        SELECT id FROM m
     """  # noqa: S608 (table and column names are constants, every value is a parameter)
 
 
@@ -76,18 +85,24 @@ _FANOUT_CTE = f""",
             INSERT INTO {fanout.FANOUT_TABLE} (tenant_id, event_type, items, created_at, deliveries)
             SELECT tenant_id, 'message.queued', jsonb_build_array(id), created_at, 0 FROM m
         )"""  # noqa: S608 (a constant table name, no value)
-_INSERT_SQL = {with_fanout: _insert_sql(with_fanout=with_fanout) for with_fanout in (False, True)}
+_INSERT_SQL = {(with_fanout, with_claim): _insert_sql(with_fanout=with_fanout, with_claim=with_claim)
+               for with_fanout in (False, True) for with_claim in (False, True)}
 
 
 def is_bulk(count: int) -> bool:
-    """Whether an insert of `count` messages takes the bulk path: COPY, no event rows, a fan-out row,
+    """Whether an insert of `count` messages takes the bulk path: COPY, a fan-out row,
     `enqueued_at` stamped at insert."""
     return count > 1
 
 
-def messages_insert(*, context: AcceptContext, drafts: Sequence[Draft]) -> None:
+def messages_insert(*, context: AcceptContext, drafts: Sequence[Draft],
+                    claim: idempotency.AnsweredClaim | None = None) -> None:
     """Store `drafts` (queued, or scheduled), set their id, public id, status and times, and record
-    their `message.queued` outbox rows. Inside the caller's transaction."""
+    their `message.queued` outbox rows. In the caller's transaction, if any: a single send on
+    PostgreSQL is one statement, atomic by itself.
+
+    `claim` (a single send only): its Idempotency-Key record goes in the same statement, completed
+    with the answer; raises idempotency.KeyTaken, with nothing written, when the key is taken."""
     if not drafts:
         return
     now = timezone.now()
@@ -102,9 +117,11 @@ def messages_insert(*, context: AcceptContext, drafts: Sequence[Draft]) -> None:
     queued = [draft for draft in drafts if draft.status == Status.QUEUED]
     by_dispatcher, postgresql = handoff_by_dispatcher(), connection.vendor == "postgresql"
     in_statement = postgresql and _fanout_in_statement(context=context, drafts=drafts, queued=queued)
+    if claim is not None and is_bulk(len(drafts)):
+        raise ValueError("an answered claim goes with a single send")
     if not is_bulk(len(drafts)):
-        ids = (_insert_postgresql(drafts=drafts, request=request, with_fanout=in_statement) if postgresql
-               else _insert_portable(drafts=drafts, request=request))
+        ids = (_insert_postgresql(draft=drafts[0], request=request, with_fanout=in_statement, claim=claim)
+               if postgresql else _insert_portable(drafts=drafts, request=request, claim=claim))
     else:
         ids = (_copy_postgresql if postgresql else _bulk_portable)(drafts=drafts, request=request)
     for draft in drafts:
@@ -127,16 +144,29 @@ def _fanout_in_statement(*, context: AcceptContext, drafts: Sequence[Draft], que
                                            callback_urls={queued[0].message.callback_url}))
 
 
-def _insert_postgresql(*, drafts: Sequence[Draft], request: dict, with_fanout: bool) -> dict[str, int]:
-    params = [[_row_value(draft, name) for draft in drafts] for name, _ in _ROW_COLUMNS]
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL[with_fanout], [*params, *(request[name] for name in _REQUEST_COLUMNS)])
-        return dict(cursor.fetchall())
+def _insert_postgresql(*, draft: Draft, request: dict, with_fanout: bool,
+                       claim: idempotency.AnsweredClaim | None) -> dict[str, int]:
+    params = [*(request[name] for name in _REQUEST_COLUMNS), *_row_values(draft)]
+    if claim is not None:
+        params = [*idempotency.answered_claim_params(claim, body=claim.render(draft), now=request["created_at"]),
+                  *params]
+    row = prepared_fetchone(_INSERT_SQL[with_fanout, claim is not None], params)
+    if row is None:
+        raise idempotency.KeyTaken()
+    return {draft.public_id: row[0]}
 
 
-def _insert_portable(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:
-    """The same rows through the ORM, two statements (SQLite: `make run` and the default `make test`
-    have no unnest or data-modifying CTE). bulk_create sets the primary keys (SQLite 3.35+)."""
+def _insert_portable(*, drafts: Sequence[Draft], request: dict,
+                     claim: idempotency.AnsweredClaim | None = None) -> dict[str, int]:
+    """The same rows through the ORM, a statement each, in the pipeline's transaction (SQLite: `make run`
+    and the default `make test` have no data-modifying CTE). bulk_create sets the primary keys (SQLite 3.35+)."""
+    if claim is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(idempotency.answered_claim_insert_sql(),
+                           idempotency.answered_claim_params(claim, body=claim.render(drafts[0]),
+                                                             now=request["created_at"]))
+            if cursor.fetchone() is None:
+                raise idempotency.KeyTaken()
     messages = Message.objects.bulk_create([
         Message(**request, sequence=1, attempts=0, **dict.fromkeys(_EMPTY_COLUMNS, ""),
                 **{name: _row_value(draft, name) for name, _ in _ROW_COLUMNS if name != "metadata"},
@@ -188,7 +218,7 @@ def _row_values(draft: Draft) -> tuple:
 
 
 def _bulk_portable(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:
-    """The batch's rows through bulk_create (SQLite): the same rows as the COPY, no event rows."""
+    """The batch's rows through bulk_create (SQLite): the same rows as the COPY."""
     messages = Message.objects.bulk_create([
         Message(**request, sequence=1, attempts=0, **dict.fromkeys(_EMPTY_COLUMNS, ""),
                 enqueued_at=request["created_at"] if draft.status == Status.QUEUED and not handoff_by_dispatcher() else None,

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from accounts.roles import Scope
 from messaging import accept, errors, selectors, services
+from messaging.api import send
 from messaging.api import serializers as s
 from messaging.api.answers import batch_answer, message_answer
 from messaging.api.filters import MessageFilter
@@ -69,6 +70,15 @@ class MessageListView(ApiListView):
             return Message.objects.none()
         return selectors.message_list(tenant=self.request.auth.tenant)
 
+    def dispatch(self, request, *args, **kwargs):
+        # A plain single send is answered without DRF's machinery (messaging/api/send.py); every other
+        # request, and every send it hands back, goes through DRF and `post` below.
+        if request.method == "POST":
+            response = send.send_plain(request, allow=", ".join(self.allowed_methods))
+            if response is not None:
+                return response
+        return super().dispatch(request, *args, **kwargs)
+
     @extend_schema(
         summary="Send a message",
         description="Accept one SMS for sending: 202 with its `id` (`msg_…`) and `status` `queued` (or "
@@ -79,7 +89,8 @@ class MessageListView(ApiListView):
         responses={202: s.MessageSerializer, **api_errors(*SEND_ERRORS)})
     def post(self, request):
         (draft,) = accept.messages_accept(tenant=request.auth.tenant, api_key=request.auth, items=[_item(request.data)],
-                                          request_limits=getattr(request, "deferred_limits", ()))
+                                          request_limits=getattr(request, "deferred_limits", ()),
+                                          limits_counted=getattr(request._request, "send_limits_counted", False))
         if draft.error is not None:
             raise draft.error
         return Response(message_answer(draft), status=status.HTTP_202_ACCEPTED)

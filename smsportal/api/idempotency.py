@@ -16,6 +16,11 @@ All in the request's one durable transaction (ApiView):
 
 Completing is conditional on the claim's `locked_at`, so a request whose stale claim was taken
 over cannot commit its work (it answers 409 and rolls back).
+
+The plain single send (messaging/api/send.py) takes a shorter way to the same rows: it knows its
+answer before it writes, so its one statement inserts the record already completed, with the
+answer, beside the message (`AnsweredClaim`, `answered_claim_cte`). A key that is taken makes that
+statement write nothing; the request is then served the long way above, which replays.
 """
 from __future__ import annotations
 
@@ -23,8 +28,10 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -61,6 +68,52 @@ class IdempotencyKeyInUse(Conflict):
     code = "idempotency_key_in_use"
     message = "A request with this Idempotency-Key is still being processed. Retry in a moment."
     retry_after = 1
+
+
+class KeyTaken(Exception):  # noqa: N818 (a signal between two layers, not an error anyone sees)
+    """The answered claim found its key taken: the statement wrote nothing. Serve the request the long way
+    (idempotency_claim): it replays the stored answer, or answers 409 / 422."""
+
+
+@dataclass(frozen=True)
+class AnsweredClaim:
+    """A claim written already completed, with its answer, by the statement that does the request's work.
+
+    `render` makes the answer's bytes from what the work knows before it writes (the single send: its
+    draft, with id, status and times). Written by `answered_claim_cte`; nothing is written when the key is
+    taken (KeyTaken)."""
+
+    tenant_id: int
+    mode: str
+    key: str
+    fingerprint: str
+    status: int
+    render: Callable[[Any], bytes]
+    content_type: str = "application/json"
+
+
+def answered_claim_insert_sql() -> str:
+    """INSERT the completed record, ON CONFLICT DO NOTHING, RETURNING id: no row when the key is taken.
+    Its parameters, in order: answered_claim_params (on PostgreSQL each cast: it also runs bound on the server)."""
+    table = IdempotencyRecord._meta.db_table
+    kinds = ("bigint", "text", "text", "text", "timestamptz", "integer", "text", "bytea", "timestamptz")
+    typed = connection.vendor == "postgresql"
+    values = [f"%s::{kind}" if typed else "%s" for kind in kinds]
+    values.insert(4, f"'{IdempotencyRecord.State.COMPLETED}'")
+    return (f"INSERT INTO {table} (tenant_id, mode, key, fingerprint, state, locked_at, "  # noqa: S608
+            f"response_status, response_content_type, response_body, created_at) VALUES ({', '.join(values)}) "
+            "ON CONFLICT (tenant_id, mode, key) DO NOTHING RETURNING id")
+
+
+def answered_claim_cte(name: str) -> str:
+    """answered_claim_insert_sql as the data-modifying CTE `name` of a larger statement (PostgreSQL)."""
+    return f"{name} AS ({answered_claim_insert_sql()})"
+
+
+def answered_claim_params(claim: AnsweredClaim, *, body: bytes, now: datetime) -> list:
+    moment = IdempotencyRecord._meta.get_field("locked_at").get_db_prep_value(now, connection)
+    return [claim.tenant_id, claim.mode, claim.key, claim.fingerprint, moment, claim.status, claim.content_type,
+            body, moment]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,9 @@ When REDIS_URL is unset (one machine, `make run`) the in-process bucket is the l
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -51,26 +53,36 @@ REDIS_RETRY_AFTER_FAILURE = 1.0  # seconds during which a process skips a Redis 
 WARNING_INTERVAL = 60.0  # seconds between "Redis unavailable" warnings from one process
 LOCAL_BUCKETS_MAX = 10_000  # in-process buckets kept before the expired ones are dropped
 
-# KEYS: the buckets; ARGV[1] now (µs), then per bucket its increment (µs: interval times cost) and its
-# tolerance (µs: interval times burst).
-# Returns {1, 0} when every bucket allows (all move on), else {0, wait µs} and nothing is written.
+# KEYS: the buckets, then (when ARGV[2] > 0) a first-use marker; ARGV[1] now (µs), ARGV[2] the marker's
+# lifetime (ms, 0 for none), then per bucket its increment (µs: interval times cost) and its tolerance
+# (µs: interval times burst).
+# Returns {1, 0} when every bucket allows (all move on, the marker is set), {0, wait µs} when one refuses,
+# and {2, 0} when the marker is already there (a repeat of a request: nothing counted); nothing is written
+# but on {1, 0}.
 # A TAT behind now counts from now; a TAT ahead of now is kept as it is (see the module docstring).
 # A key outlives its TAT by a minute (an expired TAT means "now" anyway), so a slow caller with a
 # frozen test clock does not see its bucket vanish.
 _GCRA_LUA = """
 local now = tonumber(ARGV[1])
+local marker_ms = tonumber(ARGV[2])
+local buckets = #KEYS
+if marker_ms > 0 then
+  buckets = buckets - 1
+  if redis.call('EXISTS', KEYS[#KEYS]) == 1 then return {2, 0} end
+end
 local new_tats, wait = {}, 0
-for i, key in ipairs(KEYS) do
-  local increment = tonumber(ARGV[2 * i])
-  local tolerance = tonumber(ARGV[2 * i + 1])
-  local tat = math.max(tonumber(redis.call('GET', key) or now), now)
+for i = 1, buckets do
+  local increment = tonumber(ARGV[1 + 2 * i])
+  local tolerance = tonumber(ARGV[2 + 2 * i])
+  local tat = math.max(tonumber(redis.call('GET', KEYS[i]) or now), now)
   new_tats[i] = tat + increment
   wait = math.max(wait, new_tats[i] - tolerance - now)
 end
 if wait > 0 then return {0, wait} end
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, string.format('%.0f', new_tats[i]), 'PX', math.ceil((new_tats[i] - now) / 1000) + 60000)
+for i = 1, buckets do
+  redis.call('SET', KEYS[i], string.format('%.0f', new_tats[i]), 'PX', math.ceil((new_tats[i] - now) / 1000) + 60000)
 end
+if marker_ms > 0 then redis.call('SET', KEYS[#KEYS], 1, 'PX', marker_ms) end
 return {1, 0}
 """
 
@@ -124,6 +136,23 @@ class Limit:
 class Decision:
     allowed: bool
     retry_after: float  # seconds until a request would be allowed; 0 when allowed
+    repeated: bool = False  # the first-use marker was there: a repeat, counted in no bucket
+
+
+@dataclass(frozen=True)
+class FirstUse:
+    """A marker set with the counting, in the same decision: the first request that names `subject` (an
+    Idempotency-Key) is counted and sets it; a repeat while it lives is counted in no bucket and told so
+    (Decision.repeated). Concurrent repeats of one idempotent send thus never spend its rate."""
+
+    tenant_id: int
+    subject: str
+    seconds: float
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha256(self.subject.encode()).hexdigest()[:32]  # the client's key itself is not kept
+        return f"{_key_prefix()}:firstuse:{{t{self.tenant_id}}}:{digest}"
 
 
 class RateLimiterUnavailable(ServiceUnavailable):
@@ -132,12 +161,13 @@ class RateLimiterUnavailable(ServiceUnavailable):
     message = "Sending OTP messages is paused for a moment: we cannot check your rate limits. Try again shortly."
 
 
-def rate_limits_hit(limits: Sequence[Limit], *, fail_closed: bool = False) -> Decision:
+def rate_limits_hit(limits: Sequence[Limit], *, fail_closed: bool = False, first_use: FirstUse | None = None) -> Decision:
     """Count one request against every limit in `limits`: allowed only if all allow, counted only if allowed.
 
+    With `first_use`, a request whose marker is already set is a repeat: counted nowhere, Decision.repeated.
     Raises RateLimiterUnavailable when Redis is down and `fail_closed` (see the module docstring).
     """
-    if not limits:
+    if not limits and first_use is None:
         return Decision(True, 0.0)
     if any(limit.rate <= 0 for limit in limits):
         return Decision(False, 1.0)  # an account manager stopped the tenant: no need to ask Redis
@@ -145,12 +175,12 @@ def rate_limits_hit(limits: Sequence[Limit], *, fail_closed: bool = False) -> De
     if settings.REDIS_URL:
         if time.monotonic() >= _redis_skip_until:
             try:
-                return _redis_hit(settings.REDIS_URL, limits, now)
+                return _redis_hit(settings.REDIS_URL, limits, now, first_use)
             except redis.RedisError as exc:
                 _redis_failed(exc, fail_closed)
         if fail_closed:
             raise RateLimiterUnavailable()
-    return _local_hit(limits, now)
+    return _local_hit(limits, now, first_use)
 
 
 # --- Redis -------------------------------------------------------------------------------------
@@ -172,12 +202,13 @@ def _script(url: str) -> Script:
     return script
 
 
-def _redis_hit(url: str, limits: Sequence[Limit], now: int) -> Decision:
-    args = [now]
+def _redis_hit(url: str, limits: Sequence[Limit], now: int, first_use: FirstUse | None) -> Decision:
+    args = [now, math.ceil(first_use.seconds * 1000) if first_use else 0]
     for limit in limits:
         args += [limit.increment, limit.tolerance]
-    allowed, wait = _script(url)(keys=[limit.key for limit in limits], args=args)
-    return Decision(bool(allowed), wait / 1_000_000)
+    keys = [limit.key for limit in limits] + ([first_use.key] if first_use else [])
+    outcome, wait = _script(url)(keys=keys, args=args)
+    return Decision(outcome == 1, wait / 1_000_000, repeated=outcome == 2)
 
 
 def _redis_failed(exc: Exception, fail_closed: bool) -> None:
@@ -196,12 +227,18 @@ def _key_prefix() -> str:
 # --- in-process ------------------------------------------------------------------------------------
 
 _local_tats: dict[str, int] = {}
+_local_markers: dict[str, int] = {}  # first-use marker -> until (µs)
 _local_lock = threading.Lock()
 
 
-def _local_hit(limits: Sequence[Limit], now: int) -> Decision:
+def _local_hit(limits: Sequence[Limit], now: int, first_use: FirstUse | None = None) -> Decision:
     # The same arithmetic as the Lua script, under one lock for read-decide-write.
     with _local_lock:
+        if first_use is not None and _local_markers.get(first_use.key, 0) > now:
+            return Decision(False, 0.0, repeated=True)
+        if not limits:
+            _marker_set(first_use, now)
+            return Decision(True, 0.0)
         new_tats = {limit.key: max(_local_tats.get(limit.key, now), now) + limit.increment for limit in limits}
         wait = max(new_tats[limit.key] - limit.tolerance - now for limit in limits)
         if wait > 0:
@@ -210,7 +247,17 @@ def _local_hit(limits: Sequence[Limit], now: int) -> Decision:
             for key in [key for key, tat in _local_tats.items() if tat < now]:
                 del _local_tats[key]
         _local_tats.update(new_tats)
+        _marker_set(first_use, now)
         return Decision(True, 0.0)
+
+
+def _marker_set(first_use: FirstUse | None, now: int) -> None:
+    if first_use is None:
+        return
+    if len(_local_markers) > LOCAL_BUCKETS_MAX:
+        for key in [key for key, until in _local_markers.items() if until <= now]:
+            del _local_markers[key]
+    _local_markers[first_use.key] = now + round(first_use.seconds * 1_000_000)
 
 
 def local_buckets_clear() -> None:
@@ -218,4 +265,5 @@ def local_buckets_clear() -> None:
     global _last_warning, _redis_skip_until
     with _local_lock:
         _local_tats.clear()
+        _local_markers.clear()
     _last_warning = _redis_skip_until = float("-inf")

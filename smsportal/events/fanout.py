@@ -48,14 +48,14 @@ def event_fanout_record(*, tenant_id: int, event_type: str, items: Sequence, cal
 
 def event_fanout_wanted(*, tenant_id: int, event_type: str, callback_urls: Iterable[str] = ()) -> bool:
     """Whether a fan-out row of `event_type` has anyone to deliver to: a callback_url, or an enabled
-    endpoint of the tenant subscribed (one query, or none from the endpoints cache). For a caller that
+    endpoint of the tenant subscribed (from the endpoints cache: WEBHOOK_ENDPOINTS_CACHE_SECONDS). For a caller that
     writes the row in its own statement (messaging/accept/store.py's single-send CTE)."""
     if event_type not in registry.event_types():
         raise ValueError(f"unregistered event type {event_type!r}: register it in the emitting app's ready()")
     registry.fanout_expander(event_type)  # fail now, not in the worker, if the app registered no expander
     if any(callback_urls):
         return True
-    return selectors.event_subscribers(tenant_ids={tenant_id}, event_type=event_type).listening(tenant_id=tenant_id)
+    return selectors.event_subscribers_cached(tenant_id=tenant_id, event_type=event_type).listening(tenant_id=tenant_id)
 
 
 def _publish(fanout_id: int) -> None:

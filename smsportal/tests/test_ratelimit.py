@@ -259,3 +259,32 @@ def test_it_does_not_ask_a_failing_redis_again_for_a_second(settings, frozen):
         assert len(accepted) == tried
     finally:
         listener.close()
+
+
+# --- the first-use marker (an Idempotency-Key seen in the same decision) ----------------------------
+
+
+def test_a_repeat_of_a_first_use_marker_is_counted_in_no_bucket(backend):
+    from smsportal.api.ratelimit import FirstUse
+
+    limit = Limit(name="messages", tenant_id=9101, rate=2)
+    marker = FirstUse(tenant_id=9101, subject="test:key-1", seconds=60)
+    first = rate_limits_hit([limit], first_use=marker)
+    repeat = rate_limits_hit([limit], first_use=marker)
+    assert first.allowed and not first.repeated
+    assert repeat.repeated and not repeat.allowed
+    # the repeat took nothing: the bucket still has its second slot, and then none
+    assert rate_limits_hit([limit]).allowed
+    assert not rate_limits_hit([limit]).allowed
+
+
+def test_a_refused_request_sets_no_marker(backend):
+    from smsportal.api.ratelimit import FirstUse
+
+    limit = Limit(name="messages", tenant_id=9102, rate=1)
+    assert rate_limits_hit([limit]).allowed
+    marker = FirstUse(tenant_id=9102, subject="test:key-2", seconds=60)
+    refused = rate_limits_hit([limit], first_use=marker)
+    assert not refused.allowed and not refused.repeated
+    # so its retry is decided afresh, not taken for a repeat
+    assert not rate_limits_hit([limit], first_use=marker).repeated
