@@ -32,7 +32,7 @@ run: $(VENV)/.runtime .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	PORT=$(PORT) $(BIN)/python manage.py seed_demo
-	WEB_PORT=$(PORT) LONGPOLL_PORT=$(LONGPOLL_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
+	WEB_ACCESS_LOG=- WEB_PORT=$(PORT) LONGPOLL_PORT=$(LONGPOLL_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
 ## test: install (incl. headless Chromium), check the import contracts and migrations, run the whole suite
 test: $(VENV)/.dev .env chromium lint-imports

@@ -25,8 +25,15 @@ Two web processes are shipped (Procfile.dev, README):
   serves that path too, holding a worker per waiting client (`make run` without a proxy).
 """
 
+import os
+
 # No peer may tell gunicorn (or the uvicorn worker) the client's address or scheme. This also
 # overrides a FORWARDED_ALLOW_IPS in the environment: TRUSTED_PROXIES is the one knob.
+# gunicorn's own access log, one line per request: off unless WEB_ACCESS_LOG names a file ("-" for the
+# console, as `make run` does). In production the proxy in front logs every request (README); the line
+# cost a tenth of a single send's throughput (docs/performance.md).
+accesslog = os.environ.get("WEB_ACCESS_LOG") or None
+
 forwarded_allow_ips = ""
 # No header makes a request HTTPS at the server level (Django's SECURE_PROXY_SSL_HEADER does it,
 # for trusted proxies only).

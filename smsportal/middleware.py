@@ -8,6 +8,7 @@ async view (the lease long-poll, numbers/api/longpoll.py) hold a thread for its 
 from __future__ import annotations
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.contrib.messages.middleware import MessageMiddleware
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 POLICY = (
@@ -85,3 +86,15 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         if static_file is not None:
             return await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
         return await self.get_response(request)
+
+
+class PortalMessageMiddleware(MessageMiddleware):
+    """Django's messages (the portal's and admin's notices), left out under /v1: the API never shows one,
+    and building their cookie and session storage was a part of every send's cost."""
+
+    def process_request(self, request):
+        if not request.path_info.startswith("/v1/"):
+            super().process_request(request)
+
+    def process_response(self, request, response):
+        return super().process_response(request, response) if hasattr(request, "_messages") else response

@@ -61,7 +61,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "smsportal.middleware.PortalMessageMiddleware",  # Django's messages, but not under /v1
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.PortalAccessMiddleware",
     "smsportal.middleware.ContentSecurityPolicyMiddleware",

@@ -8,6 +8,7 @@ import re
 import time
 import zlib
 from datetime import datetime
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
@@ -38,9 +39,15 @@ LAST_USED_WRITE_INTERVAL = 60  # seconds between last_used_at writes for one key
 
 
 def _pepper() -> bytes:
-    if settings.API_KEY_PEPPER:
-        return settings.API_KEY_PEPPER.encode()
-    return hmac.new(settings.SECRET_KEY.encode(), b"smsportal api key pepper", hashlib.sha256).digest()
+    return _pepper_of(settings.API_KEY_PEPPER, settings.SECRET_KEY)
+
+
+@lru_cache(maxsize=4)
+def _pepper_of(pepper: str, secret_key: str) -> bytes:
+    # Made once per setting (every API request hashes its key with it).
+    if pepper:
+        return pepper.encode()
+    return hmac.new(secret_key.encode(), b"smsportal api key pepper", hashlib.sha256).digest()
 
 
 def _hash_key(raw: str) -> str:
