@@ -21,13 +21,13 @@ marked `send_limits_counted`, and the DRF path then skips step 3.
 """
 from __future__ import annotations
 
+import io
 from numbers.pools import pool_name_from_sender
 from typing import TYPE_CHECKING
 
 from django.http import HttpResponse
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.renderers import JSONRenderer
-from rest_framework.utils import json
 
 from accounts.authentication import request_api_key
 from accounts.roles import Scope
@@ -35,7 +35,7 @@ from messaging import accept
 from messaging.api.answers import message_answer
 from messaging.api.parsing import message_fields_parse
 from smsportal.api import idempotency
-from smsportal.api.parsers import document_check
+from smsportal.api.parsers import JSONParser
 from smsportal.api.throttling import ApiKeyRateThrottle
 from smsportal.errors import DomainError
 
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 # Media ranges in Accept that choose our JSON renderer, as DRF's negotiation would with it alone.
 _JSON_RANGES = frozenset({"*/*", "application/*", "application/json"})
 _RENDERER = JSONRenderer()
+_PARSER = JSONParser()
 
 
 def send_plain(request: HttpRequest, *, allow: str) -> HttpResponse | None:
@@ -62,8 +63,9 @@ def send_plain(request: HttpRequest, *, allow: str) -> HttpResponse | None:
         return None
     if api_key is None or not api_key.has_scope(Scope.MESSAGES_SEND):
         return None
-    key = request.META.get("HTTP_IDEMPOTENCY_KEY")
-    if key is not None and not idempotency.KEY_RE.fullmatch(key):
+    try:
+        key = idempotency.idempotency_key_from(request)
+    except DomainError:
         return None
     document = _document(request.body)
     if document is None:
@@ -74,12 +76,12 @@ def send_plain(request: HttpRequest, *, allow: str) -> HttpResponse | None:
         return None
     if pool_name_from_sender(fields["sender"]):
         return None  # the pick writes before the insert: the DRF path's transaction
-    rendered: list[bytes] = []
+    answer = _Answer()
     claim = None if key is None else idempotency.AnsweredClaim(
         tenant_id=api_key.tenant_id, mode=api_key.mode, key=key, status=202,
         fingerprint=idempotency.request_fingerprint(method="POST", route=request.resolver_match.route, kwargs={},
                                                     query={}, body=document),
-        render=lambda draft: _rendered(draft, into=rendered))
+        render=answer.render)
     try:
         (draft,) = accept.messages_accept(tenant=api_key.tenant, api_key=api_key, items=[fields], claim=claim,
                                           request_limits=_key_limits(request, api_key))
@@ -91,8 +93,7 @@ def send_plain(request: HttpRequest, *, allow: str) -> HttpResponse | None:
     if draft.error is not None:
         request.send_limits_counted = True
         return None
-    body = rendered[0] if rendered else _rendered(draft, into=rendered)
-    return HttpResponse(body, status=202, content_type="application/json", headers={"Allow": allow})
+    return HttpResponse(answer.render(draft), status=202, content_type="application/json", headers={"Allow": allow})
 
 
 def _plain_json(request: HttpRequest) -> bool:
@@ -108,13 +109,11 @@ def _plain_json(request: HttpRequest) -> bool:
 
 
 def _document(body: bytes):
-    """The body as the API's JSON parser reads it (smsportal/api/parsers.py), or None for anything it would refuse."""
+    """The body as the API's JSON parser reads it (smsportal/api/parsers.py), or None for anything it refuses."""
     try:
-        document = json.loads(body.decode("utf-8"), parse_constant=json.strict_constant)
-        document_check(document)
-    except (ValueError, RecursionError, APIException):
+        return _PARSER.parse(io.BytesIO(body))
+    except APIException:
         return None
-    return document
 
 
 def _key_limits(request: HttpRequest, api_key: ApiKey):
@@ -122,6 +121,12 @@ def _key_limits(request: HttpRequest, api_key: ApiKey):
     return ApiKeyRateThrottle().limits(request, api_key)
 
 
-def _rendered(draft: Draft, *, into: list[bytes]) -> bytes:
-    into.append(_RENDERER.render(message_answer(draft)))
-    return into[-1]
+class _Answer:
+    """The 202 body, rendered once: by the insert for the Idempotency-Key record, or after it."""
+
+    body: bytes | None = None
+
+    def render(self, draft: Draft) -> bytes:
+        if self.body is None:
+            self.body = _RENDERER.render(message_answer(draft))
+        return self.body
