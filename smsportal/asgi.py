@@ -30,8 +30,11 @@ from django.urls import Resolver404, resolve  # noqa: E402
 async_handler = get_asgi_application()  # sets Django up
 
 from smsportal.bodylimit import AsgiBodyLimit  # noqa: E402  (needs Django set up)
+from smsportal.handlers import ApiRouter, ApiWSGIHandler  # noqa: E402
 
-sync_handler = WSGIMiddleware(get_wsgi_application(), workers=int(os.environ.get("WEB_THREADS", "8")))
+# /v1 on the API's own middleware chain, as in smsportal.wsgi (smsportal/handlers.py).
+sync_handler = WSGIMiddleware(ApiRouter(api=ApiWSGIHandler(), site=get_wsgi_application()),
+                              workers=int(os.environ.get("WEB_THREADS", "8")))
 
 
 def wants_async(path: str) -> bool:

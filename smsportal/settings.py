@@ -67,6 +67,16 @@ MIDDLEWARE = [
     "smsportal.middleware.ContentSecurityPolicyMiddleware",
 ]
 
+# /v1's chain (smsportal/handlers.py): MIDDLEWARE without what only a browser's request needs
+# (sessions, CSRF, the signed-in user, 2FA, notices, framing, portal access). Same order.
+API_MIDDLEWARE = [
+    "accounts.middleware.ClientIpMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "smsportal.api.middleware.ApiJsonErrorMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "smsportal.middleware.ContentSecurityPolicyMiddleware",
+]
+
 ROOT_URLCONF = "smsportal.urls"
 WSGI_APPLICATION = "smsportal.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"

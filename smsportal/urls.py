@@ -18,9 +18,9 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("v1/", include(api_v1)),  # first: the API is most of the traffic
     path("", RedirectView.as_view(pattern_name="portal:dashboard", permanent=False)),
     path("healthz", healthz, name="healthz"),
-    path("v1/", include(api_v1)),
     path("portal/", include("accounts.portal.urls")),
     path("admin/", admin.site.urls),
 ]
