@@ -43,9 +43,10 @@ def message_get(*, tenant: Tenant, public_id: str, with_events: bool = False) ->
 def message_timeline(*, message: Message) -> list[MessageEvent]:
     """The message's events in order (prefetched by message_get), starting with `accepted`.
 
-    A message accepted in a batch has no stored first event: its row is it (messaging/accept/store.py),
-    so `accepted` is made here from the row: sequence 1, the status it was accepted in, its created_at.
-    A stored sequence-1 event (a single send, or a row older than this) is shown as stored."""
+    An accepted message has no stored first event: its row is it (messaging/accept/store.py), so
+    `accepted` is made here from the row: sequence 1, the status it was accepted in, its created_at.
+    A stored sequence-1 event (a message accepted before the row became its own first event) is shown
+    as stored."""
     stored = list(message.events.all())
     if stored and stored[0].sequence == 1:
         return stored

@@ -125,6 +125,12 @@ def _side(label: str) -> Side:
                                                **signing.secret_fields(signing.secret_generate()))
     message = accept.message_send(tenant=tenant, api_key=api_key, to="+14155550123", sender=label.title()[:11],
                                   text=f"Hello from {label}", client_reference=f"{label}-ref-1")
+    # Its first event stored, as accepts wrote it before the message row became its own first event
+    # (selectors.message_timeline shows a stored one as stored): the world then has a MessageEvent row.
+    from messaging.models import MessageEvent
+
+    MessageEvent.unscoped.create(tenant=tenant, message=message, sequence=1, status=message.status,
+                                 source=MessageEvent.Source.API, detail="accepted", created_at=message.created_at)
     template = messaging.template_create(tenant=tenant, name=f"{label}_otp", body="Your code is ${code}")
     # A rented number and a leased one (GB local numbers, which no other test stocks).
     from numbers import services as numbers

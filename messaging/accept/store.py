@@ -1,17 +1,17 @@
 """Step 5 of accept: the messages, and what their `message.queued` webhooks need.
 
 A single send (one message) is one INSERT ... SELECT whose data-modifying CTEs also write its
-Idempotency-Key record (completed, with the answer) when it has one, its `accepted` MessageEvent
-and, when the dispatcher hands over (MESSAGE_HANDOFF = "dispatcher"), its `message.queued` fan-out
+Idempotency-Key record (completed, with the answer) when it has one and, when the dispatcher hands over (MESSAGE_HANDOFF = "dispatcher"), its `message.queued` fan-out
 row (expanded by the dispatcher: no publish in the request); otherwise its webhook deliveries are
 recorded directly.
 Under the dispatcher no row is stamped `enqueued_at` at insert: an empty stamp is what the
 dispatcher claims.
 
-A batch (two or more) writes **no row per message besides the message itself**: its ids are drawn
-from the sequence in one statement and the rows go in with COPY (PostgreSQL's bulk path, several
-times cheaper than an INSERT of the same rows); the message row is its own first event (the
-timeline shows `accepted` from its created_at and status: selectors.message_timeline); and its
+No accept writes a MessageEvent: the message row is its own first event (the timeline shows
+`accepted` from its created_at and status: selectors.message_timeline); every later status change
+writes one (lifecycle.message_transition). A batch (two or more) writes **no row per message besides
+the message itself**: its ids are drawn from the sequence in one statement and the rows go in with
+COPY (PostgreSQL's bulk path, several times cheaper than an INSERT of the same rows); and its
 `message.queued` webhooks are one fan-out row carrying the batch's ids
 (smsportal/events/fanout.py), expanded into deliveries by the worker. docs/send-pipeline.md.
 """
@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from messaging.events import message_events_emit
 from messaging.handoff import handoff_by_dispatcher
-from messaging.models import Message, MessageEvent, Status
+from messaging.models import Message, Status
 from smsportal.api import idempotency
 from smsportal.bulk import prepared_fetchone
 from smsportal.events import fanout
@@ -51,12 +51,12 @@ _EMPTY_COLUMNS = ("carrier", "carrier_message_id", "error_code", "error_message"
 
 
 def _insert_sql(*, with_fanout: bool, with_claim: bool) -> str:
-    """The single send's one statement: the message (values as scalars: no arrays to build for one row), its
-    `accepted` event, with `with_fanout` its `message.queued` fan-out row (EventFanout), and with `with_claim`
+    """The single send's one statement: the message (values as scalars: no arrays to build for one row), with
+    `with_fanout` its `message.queued` fan-out row (EventFanout), and with `with_claim`
     its Idempotency-Key record, completed with the answer (smsportal/api/idempotency.py). Data-modifying
     CTEs: one round trip, atomic without a transaction around it, no ORM model built. When the key is taken
     the claim returns no row and nothing else is written either."""
-    message, event = Message._meta.db_table, MessageEvent._meta.db_table
+    message = Message._meta.db_table
     names = [name for name, _ in _ROW_COLUMNS]
     values = ", ".join("%s::jsonb" if name == "metadata" else f"%s::{kind}" for name, kind in _ROW_COLUMNS)
     columns = ", ".join(f'"{name}"' for name in (*_REQUEST_COLUMNS, "sequence", "attempts", *_EMPTY_COLUMNS, *names))
@@ -70,11 +70,6 @@ def _insert_sql(*, with_fanout: bool, with_claim: bool) -> str:
             INSERT INTO {message} ({columns})
             SELECT {request_values}, 1, 0, {empty}, {values}{claimed}
             RETURNING id, tenant_id, status, created_at
-        ),
-        e AS (
-            INSERT INTO {event} (tenant_id, message_id, sequence, status, source, detail, error_code,
-                                 carrier_error_code, created_at)
-            SELECT tenant_id, id, 1, status, 'api', 'accepted', '', '', created_at FROM m
         ){_FANOUT_CTE if with_fanout else ""}
         SELECT id FROM m
     """  # noqa: S608 (table and column names are constants, every value is a parameter)
@@ -172,10 +167,6 @@ def _insert_portable(*, drafts: Sequence[Draft], request: dict,
                 **{name: _row_value(draft, name) for name, _ in _ROW_COLUMNS if name != "metadata"},
                 metadata=draft.message.metadata or {})
         for draft in drafts])
-    MessageEvent.objects.bulk_create([
-        MessageEvent(tenant_id=message.tenant_id, message_id=message.pk, sequence=1, status=message.status,
-                     source=MessageEvent.Source.API, detail="accepted", created_at=message.created_at)
-        for message in messages])
     return {message.public_id: message.pk for message in messages}
 
 

@@ -15,7 +15,8 @@ from accounts.services import SYSTEM
 from accounts.tests.factories import TenantFactory, bearer, make_api_key
 from messaging import accept, dispatch, pipeline
 from messaging.lifecycle import messages_transition
-from messaging.models import Message, MessageEvent, SimulatorSubmission, Status
+from messaging.models import Message, SimulatorSubmission, Status
+from messaging.tests import history
 from smsportal.events import services as events
 from smsportal.events.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from smsportal.tests.http_receiver import Receiver
@@ -54,7 +55,7 @@ def _queued(tenant, endings: list[str]) -> list[Message]:
 
 
 def _history(message: Message) -> list[str]:
-    return list(MessageEvent.unscoped.filter(message=message).order_by("sequence").values_list("status", flat=True))
+    return history.statuses(message)
 
 
 # --- messages_transition --------------------------------------------------------------------------------

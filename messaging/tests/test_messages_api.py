@@ -18,6 +18,7 @@ from accounts.tests.api_assertions import assert_error
 from accounts.tests.factories import bearer, make_api_key
 from messaging import accept, pipeline, services
 from messaging.models import Message, MessageEvent, MessageTemplate, Status
+from messaging.tests import history
 from smsportal.api.ratelimit import local_buckets_clear
 
 pytestmark = pytest.mark.django_db
@@ -111,12 +112,13 @@ def test_it_accepts_the_customers_example_payload(world, api, enqueued):
     created = _when(body["created_at"])
     assert before <= created <= timezone.now()
     assert _when(body["expires_at"]) - created == timedelta(minutes=10)  # OTP default validity
-    # and the row, its first event and one dispatch task on the otp queue exist
+    # and the row (its own first event: no event row) and one dispatch task on the otp queue exist
     message = Message.unscoped.get(public_id=body["id"])
     assert message.tenant == world.a.tenant and message.api_key == world.a.api_key and message.mode == "test"
     assert message.template_ref == "OTP_${otp}"  # text given too: text is sent, template kept
     assert message.callback_url == "https://yourapp.example/webhook"
-    assert list(MessageEvent.unscoped.filter(message=message).values_list("sequence", "status", "source")) == [(1, "queued", "api")]
+    assert [(e.sequence, e.status, e.source, e.detail) for e in history.timeline(message)] == [(1, "queued", "api", "accepted")]
+    assert not MessageEvent.unscoped.filter(message=message).exists()
     assert enqueued() == [(message.pk, "otp")]
 
 
@@ -233,8 +235,7 @@ def test_a_future_scheduled_at_stores_it_scheduled_without_enqueueing(world, api
     assert body["status"] == "scheduled" and _when(body["scheduled_at"]) == at
     assert _when(body["expires_at"]) == at + timedelta(hours=4)  # validity counts from the scheduled time
     assert enqueued() == []
-    assert list(MessageEvent.unscoped.filter(message__public_id=body["id"]).values_list("status", flat=True)) == [
-        "scheduled"]
+    assert history.statuses(Message.unscoped.get(public_id=body["id"])) == ["scheduled"]
 
 
 def test_a_past_scheduled_at_means_now(world, api, enqueued):
@@ -507,7 +508,7 @@ def test_a_queued_message_can_be_canceled_once(world, api):
     # and a second cancel is a conflict that changes nothing
     again = _post(api, world.a.auth, {}, url=f"{URL}/{message.public_id}/cancel")
     assert_error(again, 409, "message_not_cancelable")
-    assert MessageEvent.unscoped.filter(message=message).count() == 2
+    assert history.statuses(message) == ["queued", "canceled"]
     # and the dispatch task that comes later sends nothing
     assert pipeline.message_dispatch(message_id=message.pk) is None
     message.refresh_from_db()
@@ -720,10 +721,10 @@ def test_a_retried_send_with_the_same_idempotency_key_makes_one_message(world, a
     # then every retry gets the first answer, byte for byte, marked as a replay
     assert all(r.status_code == 202 and r.content == first.content for r in retries)
     assert all(r["Idempotent-Replayed"] == "true" for r in retries) and "Idempotent-Replayed" not in first
-    # and there is one message, one event and one dispatch
+    # and there is one message, its first event only and one dispatch
     assert Message.unscoped.count() == count + 1
     message = Message.unscoped.get(public_id=first.json()["id"])
-    assert MessageEvent.unscoped.filter(message=message).count() == 1 and enqueued() == [(message.pk, "otp")]
+    assert history.statuses(message) == ["queued"] and enqueued() == [(message.pk, "otp")]
 
 
 def test_an_idempotency_key_reused_for_another_message_is_refused(world, api, enqueued):

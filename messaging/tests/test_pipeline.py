@@ -11,6 +11,7 @@ from accounts.tests.factories import TenantFactory
 from messaging import accept, pipeline, services
 from messaging.lifecycle import TRANSITIONS, message_transition
 from messaging.models import Message, MessageEvent, SimulatorSubmission, Status
+from messaging.tests import history
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ def _send(tenant=None, ending="1234", **fields):
 
 
 def _statuses(message) -> list[str]:
-    return list(MessageEvent.unscoped.filter(message=message).order_by("sequence").values_list("status", flat=True))
+    return history.statuses(message)
 
 
 def test_it_sends_through_the_simulator_and_applies_its_receipt():
@@ -40,7 +41,7 @@ def test_it_sends_through_the_simulator_and_applies_its_receipt():
     message.refresh_from_db()
     assert message.status == Status.DELIVERED and message.delivered_at is not None
     assert _statuses(message) == ["queued", "sending", "sent", "delivered"]
-    assert list(MessageEvent.unscoped.filter(message=message).values_list("sequence", flat=True)) == [1, 2, 3, 4]
+    assert [sequence for sequence, _ in history.sequences(message)] == [1, 2, 3, 4]
     assert message.sequence == 4
 
 

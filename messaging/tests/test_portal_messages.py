@@ -13,6 +13,7 @@ from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, TenantFactory, UserFactory, login_verified
 from messaging import accept, pipeline, selectors, services
 from messaging.models import Message, MessageEvent, MessageTemplate, Status
+from messaging.tests import history
 
 pytestmark = pytest.mark.django_db
 
@@ -185,7 +186,7 @@ def test_the_detail_shows_the_fields_the_error_and_the_timeline(world, client):
 
     html = response.content.decode()
     assert response.status_code == 200
-    assert [e.status for e in MessageEvent.unscoped.filter(message=response.context["message"])] == ["queued", "sending", "failed"]
+    assert [e.status for e in response.context["message"].timeline] == ["queued", "sending", "failed"]
     for text in ("+14155550002", "inv-9", "A-17", "carrier_rejected", "The carrier rejected the destination.",
                  "0x0B", "accepted", "Worker", "API", "Failed", "Test"):
         assert text in html, text
@@ -220,7 +221,7 @@ def test_cancelling_a_finished_message_explains_why_not(world, client):
 
     assert response.status_code == 200
     assert "only a scheduled or queued message can be canceled" in response.content.decode()
-    assert MessageEvent.unscoped.filter(message=message).count() == 2
+    assert history.statuses(message) == ["queued", "canceled"]
 
 
 # --- role gates and tenancy ---------------------------------------------------------------
@@ -308,7 +309,7 @@ def test_sending_through_the_form_creates_a_test_message_and_enqueues_it(world, 
     assert (message.mode, message.api_key, message.status) == ("test", None, Status.QUEUED)
     assert (message.to, message.sender, message.text, message.encoding) == ("+14155550177", "Alpha", 'Hi "there"',
                                                                            "GSM-7")
-    assert MessageEvent.unscoped.get(message=message).status == "queued"
+    assert history.statuses(message) == ["queued"]
     dispatch.assert_called_once_with((message.pk,), queue="transactional")
 
 

@@ -10,6 +10,7 @@ from messaging import accept, pipeline, services
 from messaging.carriers.simulator import SimulatorConnector
 from messaging.lifecycle import FINAL, can_transition, message_transition
 from messaging.models import Message, MessageEvent, SimulatorSubmission, Status
+from messaging.tests import history
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +42,7 @@ def _receipt(message: Message, status: str, **kwargs) -> Message | None:
 
 
 def _history(message: Message) -> list[tuple[int, str]]:
-    return list(MessageEvent.unscoped.filter(message=message).order_by("sequence").values_list("sequence", "status"))
+    return history.sequences(message)
 
 
 def _assert_history_is_sound(message: Message) -> None:
@@ -112,7 +113,7 @@ def test_a_sent_receipt_that_overtakes_the_worker_is_recorded_once(receipts):
     assert pipeline._submit(Message.unscoped.get(pk=message.pk)) is None
     # then `sent` is written once, by the carrier, and the carrier id the worker got is kept
     message.refresh_from_db()
-    assert [(s, e.source) for e in MessageEvent.unscoped.filter(message=message).order_by("sequence") for s in [e.status]] == [
+    assert [(s, e.source) for e in history.timeline(message) for s in [e.status]] == [
         ("queued", "api"), ("sending", "worker"), ("sent", "carrier")]
     assert message.status == Status.SENT and message.sent_at is not None
     assert message.carrier_message_id == SimulatorSubmission.objects.get(reference=message.public_id).carrier_message_id
