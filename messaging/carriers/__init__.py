@@ -7,12 +7,13 @@ from messaging.carriers.base import (
     CarrierConnector,
     CarrierError,
     PermanentError,
+    RouteError,
     SubmitResult,
     TransientError,
     submit_each,
 )
 
-__all__ = ["CarrierConnector", "CarrierError", "PermanentError", "SubmitResult", "TransientError", "connector_for",
+__all__ = ["CarrierConnector", "CarrierError", "PermanentError", "RouteError", "SubmitResult", "TransientError", "connector_for",
            "connector_named", "submit_each"]
 
 

@@ -23,7 +23,13 @@ class TransientError(CarrierError):
 
 
 class PermanentError(CarrierError):
-    """Retrying will not help: rejected destination, invalid sender, no route."""
+    """Retrying will not help: rejected destination, invalid sender, no route. Final: no other route is tried."""
+
+
+class RouteError(TransientError):
+    """The route failed, not the destination: the bind is down, the submit timed out, or the carrier
+    answered with an error of its own (a system error, 5xx after retries). Dispatch moves the message
+    to the next candidate route within its validity period, and the route's circuit counts it."""
 
 
 class CarrierConnector(Protocol):
