@@ -39,6 +39,7 @@ from accounts.tests.factories import TenantFactory, bearer, make_api_key
 from messaging import pipeline
 from messaging.lifecycle import FINAL, can_transition
 from messaging.models import Message, MessageEvent, SimulatorSubmission, Status
+from messaging.tests import history
 from smsportal.tests.servers import child_database_url, http, procfile_server
 
 BROKER = settings.CELERY_BROKER_URL
@@ -213,8 +214,7 @@ def sender(api):
 
 
 def _statuses(public_id: str) -> list[str]:
-    return list(MessageEvent.unscoped.filter(message__public_id=public_id).order_by("sequence")
-                .values_list("status", flat=True))
+    return history.statuses(Message.unscoped.get(public_id=public_id))
 
 
 def _report(request, text: str) -> None:
@@ -248,7 +248,7 @@ def test_a_message_posted_to_the_api_is_delivered_by_the_real_worker(stack, send
     assert {ending: got[ids[ending]] for ending in endings} == endings
     # and the plain one went queued -> sending -> sent -> delivered, one event per step, in order
     message = Message.unscoped.get(public_id=ids["1234"])
-    events = list(MessageEvent.unscoped.filter(message=message).order_by("sequence").values_list("sequence", "status", "source"))
+    events = [(event.sequence, event.status, event.source) for event in history.timeline(message)]
     assert events == [(1, "queued", "api"), (2, "sending", "worker"), (3, "sent", "worker"),
                       (4, "delivered", "carrier")]
     assert message.sent_at <= message.delivered_at and message.attempts == 1
@@ -313,7 +313,7 @@ def test_killed_workers_lose_no_message_and_send_none_twice(stack, sender, reque
     assert sorted(submissions.values_list("reference", flat=True)) == sorted(ids)
     # and each message's history is one event per sequence number, 1..n, every step allowed
     for message in messages:
-        events = list(MessageEvent.unscoped.filter(message=message).order_by("sequence").values_list("sequence", "status"))
+        events = history.sequences(message)
         assert [s for s, _ in events] == list(range(1, len(events) + 1)) == list(range(1, message.sequence + 1))
         assert all(can_transition(a, b) for (_, a), (_, b) in zip(events, events[1:], strict=False)), events
     assert not MessageEvent.unscoped.filter(message__in=messages).values("message", "sequence").annotate(
