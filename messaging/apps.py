@@ -19,3 +19,17 @@ class MessagingConfig(AppConfig):
         event_types_register(*events.MESSAGE_EVENT_TYPES)
         fanout_expander_register("message.queued", events.message_queued_events)  # an accepted batch's
         hooks.register()
+        _routing_cache_follows_changes()
+
+
+def _routing_cache_follows_changes() -> None:
+    """A carrier, route, circuit or quality row saved or deleted (admin, loader, beat) is in use at once here,
+    and within ROUTING_CACHE_SECONDS in every other process (messaging/routing/cache.py)."""
+    from django.db.models.signals import post_delete, post_save
+
+    from messaging.routing import cache
+    from messaging.routing.models import Carrier, Route, RouteCircuit, RouteQuality
+
+    for model in (Carrier, Route, RouteCircuit, RouteQuality):
+        post_save.connect(cache.routing_cache_clear, sender=model, dispatch_uid=f"routing-cache-{model.__name__}")
+        post_delete.connect(cache.routing_cache_clear, sender=model, dispatch_uid=f"routing-cache-{model.__name__}-del")

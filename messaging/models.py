@@ -188,3 +188,21 @@ class SimulatorSubmission(models.Model):
 
     def __str__(self) -> str:
         return f"{self.carrier_message_id} ({self.reference})"
+
+
+# Carriers, routes, rate decks, quality and circuits: their own module, registered with this app.
+from messaging.routing.models import (  # noqa: E402
+    Carrier,
+    MessageAttempt,
+    Policy,
+    Route,
+    RouteCircuit,
+    RouteCircuitTransition,
+    RouteCost,
+    RouteQuality,
+    TenantRouting,
+)
+
+__all__ = ["Carrier", "Message", "MessageAttempt", "MessageEvent", "MessageTemplate", "MessageType", "Policy", "Route",
+           "RouteCircuit", "RouteCircuitTransition", "RouteCost", "RouteQuality", "SimulatorSubmission", "Status",
+           "TenantRouting"]

@@ -216,6 +216,24 @@ WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 # decrypts (add a new key in front to rotate). Empty: derived from SECRET_KEY.
 WEBHOOK_SECRETS_KEY = env.str("WEBHOOK_SECRETS_KEY", default="")
 
+# Key(s) that encrypt carrier credentials at rest (passwords, tokens), comma-separated, as WEBHOOK_SECRETS_KEY.
+CARRIER_SECRETS_KEY = env.str("CARRIER_SECRETS_KEY", default="")
+# Our public address, for the callback URLs handed to carriers (/carriers/{name}/receipts and /inbound).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# How long a process keeps the carriers and routes it read: a change in admin or by carriers_load is in
+# use everywhere within this many seconds, at once in the process that made it.
+ROUTING_CACHE_SECONDS = env.float("ROUTING_CACHE_SECONDS", default=15.0)
+
+# Least-cost routing (messaging/routing/lcr.py): `balanced` takes the cheapest route at or above this delivery
+# rate whose p50 receipt latency is within the limit; a window needs this many finished messages to rate a
+# route. A route's circuit opens after this many consecutive route-level failures and half-opens after the
+# cool-down.
+ROUTING_MIN_DELIVERY_RATE = env.float("ROUTING_MIN_DELIVERY_RATE", default=0.90)
+ROUTING_MAX_LATENCY_MS = env.int("ROUTING_MAX_LATENCY_MS", default=30_000)
+ROUTING_MIN_SAMPLE = env.int("ROUTING_MIN_SAMPLE", default=20)
+ROUTING_CIRCUIT_FAILURES = env.int("ROUTING_CIRCUIT_FAILURES", default=5)
+ROUTING_CIRCUIT_COOLDOWN_SECONDS = env.float("ROUTING_CIRCUIT_COOLDOWN_SECONDS", default=30.0)
+
 # --- Email --------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)

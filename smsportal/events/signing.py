@@ -9,17 +9,15 @@ Webhooks library (`standardwebhooks.Webhook(secret).verify(body, headers)`).
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import secrets as random_secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+
+from smsportal import crypto
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix the spec gives every secret
 SECRET_BYTES = 32  # the spec asks for 24 to 64 random bytes
@@ -55,28 +53,17 @@ def headers(*, secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes)
 # --- encryption at rest ---------------------------------------------------------------------------
 
 
-def _key_material() -> tuple[str, ...]:
-    configured = tuple(k.strip() for k in settings.WEBHOOK_SECRETS_KEY.split(",") if k.strip())
-    return configured or (settings.SECRET_KEY,)
-
-
-@functools.lru_cache(maxsize=8)
-def _fernet(material: tuple[str, ...]) -> MultiFernet:
-    def derive(value: str) -> Fernet:
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"smsportal webhook signing secrets v1")
-        return Fernet(base64.urlsafe_b64encode(hkdf.derive(value.encode())))
-
-    return MultiFernet([derive(value) for value in material])
+_INFO = b"smsportal webhook signing secrets v1"
 
 
 def secret_encrypt(secret: str) -> str:
-    return _fernet(_key_material()).encrypt(secret.encode()).decode()
+    return crypto.encrypt(secret, material=crypto.key_material(settings.WEBHOOK_SECRETS_KEY), info=_INFO)
 
 
 def secret_decrypt(token: str) -> str:
     try:
-        return _fernet(_key_material()).decrypt(token.encode()).decode()
-    except InvalidToken:
+        return crypto.decrypt(token, material=crypto.key_material(settings.WEBHOOK_SECRETS_KEY), info=_INFO)
+    except crypto.SecretUnreadable:
         raise SecretUnavailable("a webhook signing secret cannot be decrypted with WEBHOOK_SECRETS_KEY") from None
 
 

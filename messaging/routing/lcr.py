@@ -1,0 +1,165 @@
+"""Least-cost routing on live quality: which routes may carry a message, in the order to try them, and why.
+
+For one message:
+1. candidates: each carrier's route with the longest prefix of the destination (a carrier's +4477 route
+   is used over its +44 one; another carrier's +44 route still competes);
+2. dropped: a carrier that is disabled or whose SMPP session reports down, a route whose circuit is open
+   (until its cool-down ends: then it is half-open and takes trial traffic), and a route that cannot carry
+   the message's type or sender type;
+3. ordered by the policy:
+   - `cheapest`: cost, then priority;
+   - `quality`: delivery rate (higher first), then p50 receipt latency (lower first), then cost;
+   - `balanced` (the default): the routes whose delivery rate is at least ROUTING_MIN_DELIVERY_RATE (90 %)
+     and whose p50 receipt latency is within ROUTING_MAX_LATENCY_MS, cheapest first; then the others, by
+     quality.
+   OTP messages use `quality` unless the tenant's routing says otherwise.
+
+The delivery rate is the 15-minute window's when that window has at least ROUTING_MIN_SAMPLE finished
+messages, else the 24-hour window's under the same rule, else none: an unrated route (new, or too little
+traffic) is treated as meeting the threshold, with no latency, so `balanced` lets cost decide and it gets
+the traffic that rates it; `quality` tries it after the routes measured at or above the threshold.
+Failover (dispatch) takes the next route of this order.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+
+from messaging.routing.cache import RoutingTable, routing_table
+from messaging.routing.models import Carrier, Policy, Route, RouteCircuit, RouteQuality
+
+_SHORT_CODE = re.compile(r"^[0-9]{3,8}$")
+
+
+def sender_type_of(sender: str) -> str:
+    if sender.startswith("+"):
+        return "long_number"
+    if _SHORT_CODE.match(sender):
+        return "short_code"
+    return "alphanumeric"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    route: Route
+    carrier: Carrier
+    delivery_rate: Decimal | None  # None: unrated
+    latency_p50_ms: int | None
+    circuit: str  # closed | half_open
+
+    @property
+    def quality_class(self) -> str:
+        rate = self.delivery_rate
+        if rate is None:
+            return "unrated"
+        if rate >= Decimal("0.95"):
+            return "premium"
+        return "standard" if rate >= _threshold() else "low"
+
+
+@dataclass(frozen=True)
+class Plan:
+    candidates: tuple[Candidate, ...]  # in the order to try
+    policy: str
+    reason: str  # why the first was chosen, for people ("cheapest of 3 routes above 90 % delivery")
+
+
+def routes_plan(*, to: str, message_type: str, sender: str, policy: str | None = None,
+                table: RoutingTable | None = None) -> Plan:
+    """The routes for a message, in the order to try them. No candidate: an empty plan (reason says why)."""
+    table = table or routing_table()
+    policy = policy or (Policy.QUALITY if message_type == "otp" else Policy.BALANCED)
+    digits = to.removeprefix("+")
+    longest: dict[int, Route] = {}
+    for route in table.routes:
+        if digits.startswith(route.prefix):
+            held = longest.get(route.carrier_id)
+            if held is None or len(route.prefix) > len(held.prefix):
+                longest[route.carrier_id] = route
+    if not longest:
+        return Plan((), policy, f"no route for +{digits[:4]}…")
+    sender_type = sender_type_of(sender)
+    usable = [c for c in (_candidate(table, route) for route in longest.values())
+              if c is not None and c.route.carries(message_type=message_type, sender_type=sender_type)]
+    if not usable:
+        return Plan((), policy, f"none of {len(longest)} routes is up and can carry this message")
+    ordered, reason = _order(usable, policy)
+    return Plan(tuple(ordered), policy, reason)
+
+
+def _candidate(table: RoutingTable, route: Route) -> Candidate | None:
+    carrier = table.carriers.get(route.carrier_id)
+    if carrier is None or not carrier.enabled or (carrier.kind == Carrier.Kind.SMPP and carrier.session_state == "down"):
+        return None
+    circuit = _circuit_state(table.circuits.get(route.pk))
+    if circuit == RouteCircuit.State.OPEN:
+        return None
+    rate, latency = _rate(table, route.pk)
+    return Candidate(route=route, carrier=carrier, delivery_rate=rate, latency_p50_ms=latency, circuit=circuit)
+
+
+def _circuit_state(circuit: RouteCircuit | None) -> str:
+    if circuit is None or circuit.state == RouteCircuit.State.CLOSED:
+        return RouteCircuit.State.CLOSED
+    if circuit.state == RouteCircuit.State.OPEN:
+        cooled = circuit.opened_at and timezone.now() - circuit.opened_at >= timedelta(
+            seconds=settings.ROUTING_CIRCUIT_COOLDOWN_SECONDS)
+        return RouteCircuit.State.HALF_OPEN if cooled else RouteCircuit.State.OPEN
+    return circuit.state
+
+
+def _rate(table: RoutingTable, route_id: int) -> tuple[Decimal | None, int | None]:
+    for window in (RouteQuality.Window.QUARTER_HOUR, RouteQuality.Window.DAY):
+        quality = table.quality.get((route_id, window))
+        if quality is not None and quality.delivered + quality.failed >= settings.ROUTING_MIN_SAMPLE:
+            return quality.delivery_rate, quality.latency_p50_ms
+    return None, None
+
+
+def _threshold() -> Decimal:
+    return Decimal(str(settings.ROUTING_MIN_DELIVERY_RATE))
+
+
+def _meets(candidate: Candidate) -> bool:
+    if candidate.delivery_rate is None:
+        return True
+    latency_ok = candidate.latency_p50_ms is None or candidate.latency_p50_ms <= settings.ROUTING_MAX_LATENCY_MS
+    return candidate.delivery_rate >= _threshold() and latency_ok
+
+
+def _by_cost(c: Candidate):
+    return (c.route.cost, c.route.priority, c.carrier.name)
+
+
+def _by_quality(c: Candidate):
+    rate = c.delivery_rate if c.delivery_rate is not None else _threshold()
+    measured = 0 if c.delivery_rate is not None else 1  # a measured route before an unrated one at equal rate
+    latency = c.latency_p50_ms if c.latency_p50_ms is not None else 10**9
+    return (-rate, measured, latency, c.route.cost, c.route.priority, c.carrier.name)
+
+
+def _order(usable: list[Candidate], policy: str) -> tuple[list[Candidate], str]:
+    count = len(usable)
+    routes = f"{count} route{'s' if count != 1 else ''}"
+    if policy == Policy.CHEAPEST:
+        return sorted(usable, key=_by_cost), f"cheapest of {routes}"
+    if policy == Policy.QUALITY:
+        ordered = sorted(usable, key=_by_quality)
+        best = ordered[0].delivery_rate
+        return ordered, (f"highest delivery rate ({_percent(best)}) of {routes}" if best is not None
+                         else f"no delivery rate measured yet on {routes}: cheapest")
+    good = sorted((c for c in usable if _meets(c)), key=_by_cost)
+    rest = sorted((c for c in usable if not _meets(c)), key=_by_quality)
+    threshold = _percent(_threshold())
+    if good:
+        return good + rest, f"cheapest of {len(good)} of {routes} at or above {threshold} delivery"
+    return rest, f"none of {routes} at {threshold} delivery: the best by delivery rate"
+
+
+def _percent(rate: Decimal) -> str:
+    return f"{(rate * 100).quantize(Decimal('0.1'))} %"
