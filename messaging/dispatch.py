@@ -17,13 +17,23 @@ from collections.abc import Sequence
 from datetime import timedelta
 from itertools import groupby
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from messaging import pipeline
-from messaging.carriers import CarrierError, PermanentError, SubmitResult, TransientError, connector_for, submit_each
+from messaging.carriers import (
+    CarrierError,
+    PermanentError,
+    RouteError,
+    SubmitResult,
+    TransientError,
+    connector_for,
+    submit_each,
+)
 from messaging.lifecycle import messages_transition
 from messaging.models import Message, MessageEvent, Status
+from messaging.routing import dispatching
 from smsportal.bulk import rows_update
 
 logger = logging.getLogger("smsportal.pipeline")
@@ -54,9 +64,39 @@ def messages_dispatch(*, message_ids: Sequence[int]) -> dict[str, int]:
             error_code="expired", error_message="The validity period ended before the message could be sent."))
     claimed = messages_transition(message_ids=due, to=Status.SENDING, source=WORKER, increment_attempts=True,
                                   expected=frozenset({Status.QUEUED}), detail="submitting to the carrier") if due else []
-    for connector, messages in _by_connector(claimed, counts):
+    routed = [m for m in claimed if _is_routed(m)]
+    for connector, messages in _by_connector([m for m in claimed if not _is_routed(m)], counts):
         _submit(connector, messages, counts)
+    if routed:
+        _dispatch_routed(routed, counts)
     return counts
+
+
+def _is_routed(message: Message) -> bool:
+    """Live messages go by the routing table with LIVE_CARRIER = "routes"; test ones always to the simulator."""
+    return message.mode != "test" and settings.LIVE_CARRIER == "routes"
+
+
+def _dispatch_routed(messages: list[Message], counts: dict[str, int]) -> None:
+    """Least-cost routing with failover (messaging/routing/dispatching.py): a route and an attempt per
+    message, one submit per carrier for its messages, the outcomes on the attempts and the circuits."""
+    result = dispatching.messages_route(messages)
+    by_reason: dict[str, list[Message]] = {}
+    for message, reason in result.no_route:
+        by_reason.setdefault(reason, []).append(message)
+    for reason, failed in by_reason.items():
+        counts["failed"] += _fail(failed, PermanentError("no_route", f"No route can carry this message ({reason})."))
+    for message in result.exhausted:
+        if pipeline.retry_schedule(message=message, code="all_routes_failed",
+                                   text="every route failed this message; the plan is tried again",
+                                   carrier_code="") is not None:
+            counts["retrying"] += 1
+    by_carrier: dict[int, list[dispatching.Routed]] = {}
+    for item in result.routed:
+        by_carrier.setdefault(item.candidate.carrier.pk, []).append(item)
+    for items in by_carrier.values():
+        connector = dispatching.connector_of(items[0].candidate.carrier)
+        _submit(connector, [item.message for item in items], counts, routed=items)
 
 
 def _by_connector(messages: list[Message], counts: dict[str, int]):
@@ -75,12 +115,15 @@ def _by_connector(messages: list[Message], counts: dict[str, int]):
     return groups.values()
 
 
-def _submit(connector, messages: list[Message], counts: dict[str, int]) -> None:
+def _submit(connector, messages: list[Message], counts: dict[str, int],
+            routed: list[dispatching.Routed] | None = None) -> None:
     try:
         outcomes = submit_each(connector, messages)
     except Exception as exc:  # an unexpected connector failure: every message is retried like a transient one
         logger.exception("carrier submit of %d messages failed", len(messages))
         outcomes = [TransientError("carrier_error", exc.__class__.__name__) for _ in messages]
+    if routed is not None:
+        dispatching.attempts_record(routed, outcomes)
     accepted = {m.pk: o.carrier_message_id for m, o in zip(messages, outcomes, strict=True) if isinstance(o, SubmitResult)}
     if accepted:
         # The carrier ids first, whatever the status is by now: a receipt may already have moved a
@@ -89,7 +132,9 @@ def _submit(connector, messages: list[Message], counts: dict[str, int]) -> None:
         with transaction.atomic():
             _carrier_ids_record(carrier=connector.name, carrier_ids=accepted)
             counts["sent"] += len(messages_transition(message_ids=list(accepted), to=Status.SENT, source=WORKER,
-                                                      detail=f"accepted by {connector.name}",
+                                                      # a routed message's events never name its carrier
+                                                      detail="accepted by the carrier" if routed is not None
+                                                      else f"accepted by {connector.name}",
                                                       expected=frozenset({Status.SENDING})))
     errors = [(m, o) for m, o in zip(messages, outcomes, strict=True) if isinstance(o, CarrierError)]
     permanent = sorted(((m, o) for m, o in errors if isinstance(o, PermanentError)), key=_error_key)
@@ -98,9 +143,12 @@ def _submit(connector, messages: list[Message], counts: dict[str, int]) -> None:
         counts["failed"] += _fail([m for m, _ in pairs], pairs[0][1])
     for message, error in errors:
         if not isinstance(error, PermanentError):
-            # A transient error is rare and its backoff is per message: one at a time, as before.
+            # A transient error is rare and its backoff is per message: one at a time, as before. A route
+            # error of a routed message goes back at once: its next dispatch takes the next route (failover).
+            failover = routed is not None and isinstance(error, RouteError)
             if pipeline.retry_schedule(message=message, code=error.code, text=error.message,
-                                       carrier_code=error.carrier_error_code) is not None:
+                                       carrier_code=error.carrier_error_code,
+                                       delay=0.0 if failover else None) is not None:
                 counts["retrying"] += 1
 
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from messaging.carriers import PermanentError, TransientError, connector_for, connector_named
 from messaging.lifecycle import message_transition, messages_transition
 from messaging.models import Message, MessageEvent, Status
+from messaging.routing import dispatching
 from smsportal.countdowns import countdown_limit
 
 logger = logging.getLogger("smsportal.pipeline")
@@ -85,10 +86,12 @@ def _submit(message: Message) -> float | None:
     return None
 
 
-def retry_schedule(*, message: Message, code: str, text: str, carrier_code: str) -> float | None:
+def retry_schedule(*, message: Message, code: str, text: str, carrier_code: str,
+                   delay: float | None = None) -> float | None:
     """After a transient error of the attempt `message` (claimed, `sending`) made: back to queued with
-    backoff, or expired when the next try would come after its validity. Returns the delay, or None."""
-    delay = retry_delay(message.attempts)
+    backoff (or after `delay`: 0 for a failover to the next route), or expired when the next try would
+    come after its validity. Returns the delay, or None."""
+    delay = retry_delay(message.attempts) if delay is None else delay
     next_at = timezone.now() + timedelta(seconds=delay)
     if next_at >= message.expires_at:
         message_transition(message_id=message.pk, to=Status.EXPIRED, source=WORKER, error_code="expired",
@@ -139,11 +142,14 @@ def receipt_apply(
         logger.warning("receipt from %s for unknown message %s ignored", carrier, carrier_message_id)
         return None
     failure = mapped in (Status.UNDELIVERED, Status.FAILED)
-    return message_transition(
+    moved = message_transition(
         message_id=message.pk, to=mapped, source=CARRIER, detail=detail or f"receipt: {status}",
         error_code="carrier_" + mapped if failure else "", error_message=detail if failure else "",
         carrier_error_code=carrier_error_code,
     )
+    if moved is not None:
+        _attempts_finish([moved.pk], mapped)
+    return moved
 
 
 @dataclass(frozen=True)
@@ -178,10 +184,19 @@ def receipts_apply(*, carrier: str, receipts: list[Receipt]) -> int:
     changed = 0
     for (mapped, detail, carrier_code, error_detail), ids in groups.items():
         failure = mapped in (Status.UNDELIVERED, Status.FAILED)
-        changed += len(messages_transition(
+        moved = messages_transition(
             message_ids=ids, to=mapped, source=CARRIER, detail=detail, carrier_error_code=carrier_code,
-            error_code="carrier_" + mapped if failure else "", error_message=error_detail if failure else ""))
+            error_code="carrier_" + mapped if failure else "", error_message=error_detail if failure else "")
+        _attempts_finish([m.pk for m in moved], mapped)
+        changed += len(moved)
     return changed
+
+
+def _attempts_finish(message_ids: list[int], status: str) -> None:
+    """A final receipt's outcome on the routed attempt (route quality counts it: routing/quality.py)."""
+    if message_ids and settings.LIVE_CARRIER == "routes" and status in (Status.DELIVERED, Status.UNDELIVERED,
+                                                                        Status.FAILED):
+        dispatching.attempts_finish(message_ids=message_ids, delivered=status == Status.DELIVERED)
 
 
 # --- The sweeper -----------------------------------------------------------------------------

@@ -5,12 +5,13 @@ import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import phonenumbers
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from messaging.lifecycle import FINAL
-from messaging.models import Message, MessageEvent, MessageTemplate, Status
+from messaging.models import Message, MessageAttempt, MessageEvent, MessageTemplate, Status
 from smsportal.tenancy import tenant_scoped
 
 if TYPE_CHECKING:
@@ -37,7 +38,38 @@ def message_get(*, tenant: Tenant, public_id: str, with_events: bool = False) ->
         raise Http404("not found")
     if with_events:
         message.timeline = message_timeline(message=message)
+        message.routing = message_routing(message=message)
     return message
+
+
+def message_routing(*, message: Message) -> dict | None:
+    """What a customer sees of a routed message's routing: the chosen route's country and operator, its
+    quality class, why it was chosen, and every attempt with its outcome and latency. Never the carrier or
+    the cost (staff see those in admin). None for a message no route was chosen for (test mode, simulator)."""
+    attempts = list(MessageAttempt.objects.filter(message=message).select_related("route").order_by("number"))
+    if not attempts:
+        return None
+    chosen = attempts[-1]
+    route = chosen.route
+    return {
+        "country": (route.country if route is not None and route.country else phone_region(message.to)) or None,
+        "operator": (route.operator if route is not None else "") or None,
+        "quality_class": chosen.quality_class,
+        "reason": chosen.reason,
+        "attempts": [{"number": a.number, "outcome": a.outcome, "error_code": a.error_code or None,
+                      "started_at": a.started_at, "submit_ms": _ms(a.started_at, a.submitted_at or a.finished_at),
+                      "receipt_ms": _ms(a.submitted_at, a.finished_at) if a.submitted_at else None}
+                     for a in attempts],
+    }
+
+
+def _ms(start, end) -> int | None:
+    return None if start is None or end is None else max(0, round((end - start).total_seconds() * 1000))
+
+
+def phone_region(number: str) -> str:
+    parsed = phonenumbers.parse(number, None)
+    return phonenumbers.region_code_for_number(parsed) or ""
 
 
 def message_timeline(*, message: Message) -> list[MessageEvent]:

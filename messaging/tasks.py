@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from messaging import dispatch, pipeline
@@ -9,8 +10,12 @@ from messaging import dispatch, pipeline
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def message_dispatch_task(message_id: int) -> None:
-    """One attempt; the pipeline hands a retry over itself (a countdown, or the sweeper when due)."""
-    pipeline.message_dispatch(message_id=message_id)
+    """One attempt; the pipeline hands a retry over itself (a countdown, or the sweeper when due). With
+    LIVE_CARRIER = "routes" through the batch path, where routing, failover and attempts live."""
+    if settings.LIVE_CARRIER == "routes":
+        dispatch.messages_dispatch(message_ids=[message_id])
+    else:
+        pipeline.message_dispatch(message_id=message_id)
 
 
 # A batch task that lost a deadlock (or its connection) rolled back whole: running it again is safe
@@ -31,9 +36,10 @@ def simulator_receipt_task(carrier_message_id: str, status: str, reference: str)
 
 
 @shared_task(acks_late=True, ignore_result=True, **RETRIED)
-def simulator_receipts_task(receipts: list[tuple[str, str, str]]) -> None:
-    """The simulator's receipts for one batch of submissions: (carrier id, status, reference) each."""
-    pipeline.receipts_apply(carrier="simulator", receipts=[
+def simulator_receipts_task(receipts: list[tuple[str, str, str]], carrier: str = "simulator") -> None:
+    """The simulator's receipts for one batch of submissions: (carrier id, status, reference) each; `carrier` is
+    the name it submitted under (a local carrier of the routing table, or "simulator")."""
+    pipeline.receipts_apply(carrier=carrier, receipts=[
         pipeline.Receipt(carrier_message_id=cid, status=status, reference=reference) for cid, status, reference in receipts])
 
 

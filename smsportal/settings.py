@@ -233,6 +233,8 @@ ROUTING_MAX_LATENCY_MS = env.int("ROUTING_MAX_LATENCY_MS", default=30_000)
 ROUTING_MIN_SAMPLE = env.int("ROUTING_MIN_SAMPLE", default=20)
 ROUTING_CIRCUIT_FAILURES = env.int("ROUTING_CIRCUIT_FAILURES", default=5)
 ROUTING_CIRCUIT_COOLDOWN_SECONDS = env.float("ROUTING_CIRCUIT_COOLDOWN_SECONDS", default=30.0)
+# A route that failed a message at route level is not tried again for it within this window (failover).
+ROUTING_FAILOVER_WINDOW_SECONDS = env.float("ROUTING_FAILOVER_WINDOW_SECONDS", default=60.0)
 
 # --- Email --------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

@@ -34,6 +34,10 @@ UNSCOPED_PLACES: dict[str, str] = {
     "messaging/lifecycle.py:_moved_portable": "messages by their ids, from batch dispatch, receipts and sweeps "
                                               "(on PostgreSQL the same rows by raw SQL, _moved_postgresql)",
     "messaging/events.py:message_events_expand": "a worker expands an accept's fan-out record by message ids, not under a tenant",
+    "messaging/routing/dispatching.py:messages_route": "routing a dispatch batch: attempts of claimed messages by their ids",
+    "messaging/routing/dispatching.py:_policies": "dispatch reads the routing policy of each claimed message's tenant",
+    "messaging/routing/dispatching.py:attempts_record": "the attempts a dispatch batch just made, by their ids",
+    "messaging/routing/dispatching.py:attempts_finish": "receipt matching found the messages; their submitted attempts",
     "messaging/dispatch.py:_carrier_ids_record": "the carrier ids of a dispatch batch, by message ids",
     "messaging/dispatch.py:messages_dispatch": "a dispatch task carries message ids (an accept's or the sweeper's), not a tenant",
     "messaging/pipeline.py:message_dispatch": "the dispatch task carries the message id, not a tenant",

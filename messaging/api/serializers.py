@@ -1,7 +1,7 @@
 """Serializers for /v1/messages and /v1/templates. Validation of meaning lives in the services."""
 from rest_framework import serializers
 
-from messaging.models import Message, MessageEvent, MessageTemplate, MessageType
+from messaging.models import Message, MessageAttempt, MessageEvent, MessageTemplate, MessageType
 from messaging.templating import TEMPLATE_NAME_PATTERN
 from smsportal.api.serializers import JsonBodySerializer
 
@@ -107,13 +107,33 @@ class MessageSerializer(_FromFieldMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class RoutingAttemptSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    outcome = serializers.ChoiceField(choices=MessageAttempt.Outcome.choices)
+    error_code = serializers.CharField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    submit_ms = serializers.IntegerField(allow_null=True, help_text="From routing to the carrier's answer.")
+    receipt_ms = serializers.IntegerField(allow_null=True, help_text="From the carrier's answer to the final receipt.")
+
+
+class RoutingSerializer(serializers.Serializer):
+    country = serializers.CharField(allow_null=True)
+    operator = serializers.CharField(allow_null=True, help_text="MCC/MNC of the route, when it names one.")
+    quality_class = serializers.CharField(help_text="premium, standard, low or unrated (live delivery rate).")
+    reason = serializers.CharField(help_text="Why the route was chosen.")
+    attempts = RoutingAttemptSerializer(many=True)
+
+
 class MessageDetailSerializer(MessageSerializer):
     events = MessageEventSerializer(source="timeline", many=True, read_only=True,
                                     help_text="From `accepted` on (selectors.message_timeline).")
     error = serializers.SerializerMethodField()
+    routing = RoutingSerializer(read_only=True, allow_null=True, default=None,
+                                help_text="How a live message was routed (null: not routed, e.g. test mode).")
 
     class Meta(MessageSerializer.Meta):
-        fields = [*MessageSerializer.Meta.fields, "template_ref", "sent_at", "delivered_at", "error", "events"]
+        fields = [*MessageSerializer.Meta.fields, "template_ref", "sent_at", "delivered_at", "error", "events",
+                  "routing"]
         read_only_fields = fields
 
     def get_error(self, message) -> dict | None:

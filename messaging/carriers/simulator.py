@@ -29,7 +29,11 @@ countdown_limit_setting("SIMULATOR_RECEIPT_DELAY")  # the receipt task's countdo
 
 
 class SimulatorConnector:
-    name = NAME
+    """The carrier simulator; under another `name` it stands for a local carrier of the routing table (a carrier
+    of kind simulator: `make run`'s demo routes, the routing tests), whose receipts come back under that name."""
+
+    def __init__(self, name: str = NAME) -> None:
+        self.name = name
 
     def submit(self, message) -> SubmitResult:
         outcome = self.submit_many([message])[0]
@@ -73,7 +77,8 @@ class SimulatorConnector:
                 by_queue.setdefault(message.message_type, []).append(
                     (result.carrier_message_id, stat, message.public_id))
         for queue, receipts in by_queue.items():
-            simulator_receipts_task.apply_async((receipts,), countdown=settings.SIMULATOR_RECEIPT_DELAY, queue=queue)
+            simulator_receipts_task.apply_async((receipts,), kwargs={"carrier": self.name},
+                                                countdown=settings.SIMULATOR_RECEIPT_DELAY, queue=queue)
 
     def receipt_query(self, message) -> str | None:
         """The receipt status of a message it accepted (as a carrier's status query would answer it);

@@ -193,6 +193,7 @@ class MessageAttempt(models.Model):
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed"  # the carrier took it and it failed (undelivered, failed receipt)
         ROUTE_ERROR = "route_error", "Route error"  # refused, timed out or bind down: the next route is tried
+        RETRY = "retry", "Retry"  # a transient refusal (throttled): the same route again after a back-off
         REJECTED = "rejected", "Rejected"  # a destination-level refusal: final
         UNKNOWN = "unknown", "Outcome unknown"  # the connector died between sending and the carrier's answer
 

@@ -1,0 +1,199 @@
+"""Routing inside dispatch (messaging/dispatch.py, LIVE_CARRIER = "routes"): one route per claimed message,
+its attempt recorded, and what each outcome means for the message, the attempt and the route's circuit.
+
+- A message takes the first route of its plan (lcr.routes_plan) that has not failed it at route level in the
+  last ROUTING_FAILOVER_WINDOW_SECONDS: after a RouteError (bind down, timeout, a carrier-side error) the next
+  dispatch of the message takes the next route, at once, within the message's validity period.
+- Every route of the plan failed it recently: back to the queue with back-off (a retry of the whole plan),
+  until its validity ends (expired).
+- No route at all: failed, `no_route`. A destination-level refusal (PermanentError) is final: no other route.
+- Each attempt is a MessageAttempt row: the route, why it was chosen, its quality class and cost, and how it
+  ended (submitted, then delivered or failed from the receipt; route_error; retry; rejected).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F, Max
+from django.utils import timezone
+
+from accounts.services.audit import SYSTEM, audit_record
+from messaging.carriers.base import CarrierError, PermanentError, RouteError, SubmitResult, TransientError
+from messaging.routing.cache import routing_table
+from messaging.routing.lcr import Candidate, Plan, routes_plan
+from messaging.routing.models import Carrier, MessageAttempt, RouteCircuit, RouteCircuitTransition, TenantRouting
+
+logger = logging.getLogger("smsportal.routing")
+Outcome = MessageAttempt.Outcome
+
+
+@dataclass
+class Routed:
+    message: object  # messaging.models.Message
+    candidate: Candidate
+    attempt: MessageAttempt
+
+
+@dataclass
+class RoutingResult:
+    routed: list[Routed]
+    no_route: list[tuple[object, str]]  # (message, reason): no route can carry it
+    exhausted: list[object]  # every route failed it recently: retry later
+
+
+def messages_route(messages: Sequence) -> RoutingResult:
+    """A route and a recorded attempt for each message (claimed, `sending`)."""
+    table = routing_table()
+    ids = [m.pk for m in messages]
+    since = timezone.now() - timedelta(seconds=settings.ROUTING_FAILOVER_WINDOW_SECONDS)
+    # unscoped: dispatch over claimed messages of any tenant, by their ids
+    recent = MessageAttempt.unscoped.filter(message_id__in=ids, outcome=Outcome.ROUTE_ERROR, started_at__gte=since)
+    failed: dict[int, set[int]] = {}
+    for message_id, route_id in recent.values_list("message_id", "route_id"):
+        failed.setdefault(message_id, set()).add(route_id)
+    # unscoped: the attempt numbers so far of these messages
+    numbers = dict(MessageAttempt.unscoped.filter(message_id__in=ids).values("message_id")
+                   .annotate(n=Max("number")).values_list("message_id", "n"))
+    policies = _policies({m.tenant_id for m in messages})
+    result = RoutingResult([], [], [])
+    attempts = []
+    for message in messages:
+        plan = routes_plan(to=message.to, message_type=message.message_type, sender=message.sender,
+                           policy=_policy_for(policies.get(message.tenant_id), message.message_type), table=table)
+        if not plan.candidates:
+            result.no_route.append((message, plan.reason))
+            continue
+        untried = [c for c in plan.candidates if c.route.pk not in failed.get(message.pk, set())]
+        if not untried:
+            result.exhausted.append(message)
+            continue
+        candidate = untried[0]
+        attempt = MessageAttempt(
+            tenant_id=message.tenant_id, message_id=message.pk, number=numbers.get(message.pk, 0) + 1,
+            route=candidate.route, carrier=candidate.carrier.name, quality_class=candidate.quality_class,
+            reason=_reason(plan, candidate, untried), cost=candidate.route.cost, currency=candidate.route.currency)
+        attempts.append(attempt)
+        result.routed.append(Routed(message, candidate, attempt))
+    MessageAttempt.unscoped.bulk_create(attempts)
+    return result
+
+
+def _reason(plan: Plan, candidate: Candidate, untried: list[Candidate]) -> str:
+    if candidate is plan.candidates[0]:
+        return plan.reason
+    return f"failover: the next of {len(plan.candidates)} routes after {len(plan.candidates) - len(untried)} failed"
+
+
+def _policies(tenant_ids: set[int]) -> dict[int, TenantRouting]:
+    # unscoped: dispatch reads the routing policy of each claimed message's tenant
+    return {r.tenant_id: r for r in TenantRouting.unscoped.filter(tenant_id__in=tenant_ids)}
+
+
+def _policy_for(routing: TenantRouting | None, message_type: str) -> str | None:
+    if routing is None:
+        return None
+    if message_type == "otp":
+        return routing.otp_policy or "quality"
+    return routing.policy
+
+
+def attempts_record(routed: Sequence[Routed], outcomes: Sequence[SubmitResult | CarrierError]) -> None:
+    """The attempts' outcomes, and what they tell each route's circuit."""
+    now = timezone.now()
+    by_outcome: dict[tuple[str, str], list[int]] = {}
+    per_route: dict[int, list[bool]] = {}
+    for item, outcome in zip(routed, outcomes, strict=True):
+        if isinstance(outcome, SubmitResult):
+            key = (Outcome.SUBMITTED, "")
+        elif isinstance(outcome, RouteError):
+            key = (Outcome.ROUTE_ERROR, outcome.code)
+        elif isinstance(outcome, PermanentError):
+            key = (Outcome.REJECTED, outcome.code)
+        else:
+            key = (Outcome.RETRY, outcome.code if isinstance(outcome, TransientError) else "carrier_error")
+        by_outcome.setdefault(key, []).append(item.attempt.pk)
+        if key[0] in (Outcome.SUBMITTED, Outcome.ROUTE_ERROR):
+            per_route.setdefault(item.candidate.route.pk, []).append(key[0] == Outcome.SUBMITTED)
+    for (outcome, code), ids in by_outcome.items():
+        fields = {"outcome": outcome, "error_code": code}
+        fields["submitted_at" if outcome == Outcome.SUBMITTED else "finished_at"] = now
+        # unscoped: the attempts just made, by their ids
+        MessageAttempt.unscoped.filter(pk__in=ids).update(**fields)
+    for route_id, results in per_route.items():
+        circuit_record(route_id=route_id, successes=sum(results), failures=len(results) - sum(results),
+                       last_failed=not results[-1])
+
+
+def attempts_finish(*, message_ids: Sequence[int], delivered: bool) -> None:
+    """A receipt's outcome on the submitted attempts of these messages (route quality counts them)."""
+    # unscoped: receipt matching found these messages; their submitted attempts
+    MessageAttempt.unscoped.filter(message_id__in=list(message_ids), outcome=Outcome.SUBMITTED).update(
+        outcome=Outcome.DELIVERED if delivered else Outcome.FAILED, finished_at=timezone.now())
+
+
+# --- circuits -----------------------------------------------------------------------------------
+
+
+def circuit_record(*, route_id: int, successes: int, failures: int, last_failed: bool) -> None:
+    """Count a batch's results on a route: ROUTING_CIRCUIT_FAILURES consecutive route-level failures open the
+    circuit; a success closes a half-open (or cooled) one and resets the count."""
+    circuit, _ = RouteCircuit.objects.get_or_create(route_id=route_id)
+    if successes and not last_failed:
+        if circuit.state != RouteCircuit.State.CLOSED:
+            circuit_move(circuit, RouteCircuit.State.CLOSED, "a trial message went through")
+        RouteCircuit.objects.filter(pk=circuit.pk).update(consecutive_failures=0)
+        return
+    if not failures:
+        return
+    RouteCircuit.objects.filter(pk=circuit.pk).update(consecutive_failures=F("consecutive_failures") + failures)
+    circuit.refresh_from_db()
+    half_open = circuit.state == RouteCircuit.State.OPEN  # a failure while cooled: the trial failed
+    if circuit.state == RouteCircuit.State.CLOSED and circuit.consecutive_failures >= settings.ROUTING_CIRCUIT_FAILURES:
+        circuit_move(circuit, RouteCircuit.State.OPEN, f"{circuit.consecutive_failures} consecutive route failures")
+    elif half_open and circuit.opened_at and timezone.now() - circuit.opened_at >= timedelta(
+            seconds=settings.ROUTING_CIRCUIT_COOLDOWN_SECONDS):
+        circuit_move(circuit, RouteCircuit.State.OPEN, "the trial message failed")
+
+
+def circuit_move(circuit: RouteCircuit, to: str, reason: str) -> None:
+    """Change a circuit's state: recorded for admin, in the audit log, and logged as `route.circuit` for alerts."""
+    now = timezone.now()
+    before = circuit.state
+    circuit.state, circuit.reason, circuit.changed_at = to, reason, now
+    if to == RouteCircuit.State.OPEN:
+        circuit.opened_at = now
+    if to == RouteCircuit.State.CLOSED:
+        circuit.consecutive_failures = 0
+    circuit.save()
+    RouteCircuitTransition.objects.create(route_id=circuit.route_id, from_state=before, to_state=to, reason=reason)
+    route = circuit.route
+    audit_record(action=f"route.circuit_{to}", actor=SYSTEM, target=route,
+                 changes={"route": str(route), "from": before, "to": to, "reason": reason})
+    logger.warning("route.circuit %s: %s -> %s (%s)", route, before, to, reason,
+                   extra={"event": "route.circuit", "route_id": route.pk, "carrier": route.carrier.name,
+                          "from_state": before, "to_state": to, "reason": reason})
+
+
+def connector_of(carrier: Carrier):
+    """The connector a worker submits through for a carrier: the simulator kind (local carriers), and HTTP
+    carriers; an SMPP carrier's binds live in the connector process (docs/carriers.md)."""
+    from messaging.carriers.simulator import SimulatorConnector
+
+    if carrier.kind == Carrier.Kind.SIMULATOR:
+        return SimulatorConnector(name=carrier.name)
+    return _Unavailable(carrier.name)
+
+
+class _Unavailable:
+    """A carrier this process cannot submit to: every submit is a route error, so the next route is tried."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def submit_many(self, messages: list) -> list[CarrierError]:
+        return [RouteError("connector_unavailable", "No connector for this route's carrier in this process.")
+                for _ in messages]

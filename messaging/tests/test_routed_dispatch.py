@@ -1,0 +1,166 @@
+"""Dispatch by the routing table (LIVE_CARRIER = "routes"): least-cost choice, failover to the next route on a
+route-level failure, a final destination-level refusal, circuits, and the `routing` the API shows."""
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.test import override_settings
+from django.utils import timezone
+
+from accounts.models import AuditEvent
+from accounts.tests.factories import TenantFactory, bearer, make_api_key
+from messaging import dispatch, pipeline
+from messaging.accept import message_send
+from messaging.models import Carrier, Message, MessageAttempt, Route, RouteCircuit, RouteCircuitTransition, Status
+from messaging.routing.cache import routing_cache_clear
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("routes_mode")]
+TO = "+14155550123"
+
+
+@pytest.fixture
+def routes_mode(settings, monkeypatch):
+    settings.LIVE_CARRIER = "routes"
+    settings.ROUTING_CIRCUIT_FAILURES = 3
+    settings.ROUTING_CIRCUIT_COOLDOWN_SECONDS = 30
+    from messaging.tasks import simulator_receipts_task
+
+    receipts = []
+    monkeypatch.setattr(simulator_receipts_task, "apply_async", lambda args, **kw: receipts.append((args, kw)))
+    routing_cache_clear()
+    return receipts
+
+
+@pytest.fixture
+def live():
+    tenant = TenantFactory()
+    api_key, secret = make_api_key(tenant, mode="live", scopes=["messages:send", "messages:read"])
+    return tenant, api_key, secret
+
+
+def _carrier(name: str, cost: str, kind: str = Carrier.Kind.SIMULATOR, prefix: str = "1") -> Route:
+    carrier = Carrier.objects.create(name=name, kind=kind)
+    return Route.objects.create(carrier=carrier, prefix=prefix, country="US", cost=Decimal(cost), currency="USD",
+                                cost_from=timezone.now())
+
+
+def _send(live, to: str = TO, **fields) -> Message:
+    tenant, api_key, _ = live
+    return message_send(tenant=tenant, api_key=api_key, to=to, sender="Acme", text="Your code is 123456", **fields)
+
+
+def _dispatch(message: Message) -> Message:
+    dispatch.messages_dispatch(message_ids=[message.pk])
+    message.refresh_from_db()
+    return message
+
+
+def _attempts(message: Message) -> list[tuple[str, str, str]]:
+    return list(MessageAttempt.unscoped.filter(message=message).order_by("number")
+                .values_list("carrier", "outcome", "error_code"))
+
+
+def test_a_live_message_goes_over_the_cheapest_route_and_its_receipt_finishes_the_attempt(live, routes_mode):
+    _carrier("pricey", "0.0090")
+    _carrier("cheap", "0.0010")
+    message = _dispatch(_send(live))
+    assert (message.status, message.carrier) == (Status.SENT, "cheap")
+    assert _attempts(message) == [("cheap", "submitted", "")]
+    # the simulator's receipt comes back under the carrier's name and ends the attempt
+    (args, kwargs), = routes_mode
+    assert kwargs["kwargs"] == {"carrier": "cheap"}
+    pipeline.receipts_apply(carrier="cheap", receipts=[pipeline.Receipt(*row) for row in args[0]])
+    message.refresh_from_db()
+    assert message.status == Status.DELIVERED and _attempts(message) == [("cheap", "delivered", "")]
+
+
+def test_a_route_failure_fails_over_to_the_next_route_at_once(live):
+    _carrier("broken", "0.0010", kind=Carrier.Kind.HTTP)  # no connector in this process: a route error
+    _carrier("backup", "0.0050")
+    message = _dispatch(_send(live))
+    # the first route failed at route level: back in the queue with no back-off, the attempt on record
+    assert message.status == Status.QUEUED and message.next_attempt_at <= timezone.now() + timedelta(seconds=1)
+    assert _attempts(message) == [("broken", "route_error", "connector_unavailable")]
+    # and its next dispatch takes the next route
+    message = _dispatch(message)
+    assert (message.status, message.carrier) == (Status.SENT, "backup")
+    assert [outcome for _, outcome, _ in _attempts(message)] == ["route_error", "submitted"]
+    second = MessageAttempt.unscoped.get(message=message, number=2)
+    assert second.reason == "failover: the next of 2 routes after 1 failed"
+
+
+def test_every_route_failing_retries_the_plan_with_back_off(live):
+    _carrier("broken", "0.0010", kind=Carrier.Kind.HTTP)
+    message = _dispatch(_send(live))
+    message = _dispatch(message)
+    assert message.status == Status.QUEUED and message.next_attempt_at > timezone.now()
+    events = list(message.events.model.unscoped.filter(message=message).values_list("detail", flat=True))
+    assert any("all_routes_failed" in detail for detail in events)
+
+
+def test_no_route_fails_the_message(live):
+    _carrier("uk", "0.0010", prefix="44")
+    message = _dispatch(_send(live))
+    assert (message.status, message.error_code) == (Status.FAILED, "no_route")
+    assert "No route can carry this message (no route for +1415" in message.error_message
+
+
+def test_a_destination_level_refusal_is_final_and_tries_no_other_route(live):
+    _carrier("cheap", "0.0010")
+    _carrier("backup", "0.0050")
+    message = _dispatch(_send(live, to="+14155550002"))  # the simulator rejects ...0002 (invalid destination)
+    assert (message.status, message.error_code) == (Status.FAILED, "carrier_rejected")
+    assert _attempts(message) == [("cheap", "rejected", "carrier_rejected")]
+
+
+def test_the_circuit_opens_after_repeated_route_failures_and_closes_after_a_trial_succeeds(live):
+    broken = _carrier("broken", "0.0010", kind=Carrier.Kind.HTTP)
+    _carrier("backup", "0.0050")
+    messages = [_send(live) for _ in range(3)]
+    dispatch.messages_dispatch(message_ids=[m.pk for m in messages])
+    circuit = RouteCircuit.objects.get(route=broken)
+    assert circuit.state == RouteCircuit.State.OPEN and circuit.consecutive_failures == 3
+    assert RouteCircuitTransition.objects.get(route=broken).to_state == "open"
+    assert AuditEvent.unscoped.filter(action="route.circuit_open").exists()
+    # while open, new messages go straight to the backup
+    message = _dispatch(_send(live))
+    assert message.carrier == "backup" and _attempts(message) == [("backup", "submitted", "")]
+    # the carrier is fixed; after the cool-down a trial message goes through it and the circuit closes
+    Carrier.objects.filter(pk=broken.carrier_id).update(kind=Carrier.Kind.SIMULATOR)
+    routing_cache_clear()
+    with time_machine.travel(timezone.now() + timedelta(seconds=31)):
+        message = _dispatch(_send(live))
+    assert message.carrier == "broken"
+    circuit.refresh_from_db()
+    assert circuit.state == RouteCircuit.State.CLOSED and circuit.consecutive_failures == 0
+    assert list(RouteCircuitTransition.objects.filter(route=broken).order_by("created_at")
+                .values_list("to_state", flat=True)) == ["open", "closed"]
+
+
+def test_test_mode_messages_keep_the_simulator(live):
+    _carrier("cheap", "0.0010")
+    tenant, _, _ = live
+    test_key, _ = make_api_key(tenant, mode="test", name="test")
+    message = message_send(tenant=tenant, api_key=test_key, to=TO, sender="Acme", text="hi")
+    message = _dispatch(message)
+    assert (message.status, message.carrier) == (Status.SENT, "simulator") and _attempts(message) == []
+
+
+@override_settings(ROUTING_CACHE_SECONDS=0)
+def test_the_api_shows_the_routing_without_the_carrier_or_its_cost(live, client):
+    _carrier("broken", "0.0010", kind=Carrier.Kind.HTTP)
+    _carrier("backup", "0.0050")
+    message = _dispatch(_dispatch(_send(live)))
+    _, _, secret = live
+    body = client.get(f"/v1/messages/{message.public_id}", **bearer(secret)).json()
+    routing = body["routing"]
+    assert routing["country"] == "US" and routing["quality_class"] == "unrated"
+    assert routing["reason"] == "failover: the next of 2 routes after 1 failed"
+    assert [(a["number"], a["outcome"], a["error_code"]) for a in routing["attempts"]] == [
+        (1, "route_error", "connector_unavailable"), (2, "submitted", None)]
+    assert all(a["submit_ms"] is not None for a in routing["attempts"])
+    text = str(body)
+    assert "backup" not in text and "broken" not in text and "0.005" not in text and "cost" not in text
