@@ -40,6 +40,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from twilio.request_validator import RequestValidator
 
+from messaging.carriers.config import CarrierConfig, OutboundMessage
+
 TWILIO_ERRORS = {
     "0400": (400, 21211, "The 'To' number is not a valid phone number."),
     "0614": (400, 21614, "'To' number is not a valid mobile number"),
@@ -385,3 +387,50 @@ class CallbackSink:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+
+# --- configs of the three presets pointed at a fake, and a message ------------------------------------------
+
+PARTNER_FIELDS = {"to": "{to}", "from": "{from}", "text": "{text}", "ref": "{id}", "dlr": "{receipt_url}"}
+
+
+
+def twilio_config(fake: FakeCarriers, *, token: str | None = None, base_url: str | None = None,
+                  public_base_url: str = "https://portal.example", **settings) -> CarrierConfig:
+    return CarrierConfig(
+        name="twilio-main", kind="http", public_base_url=public_base_url,
+        settings={"preset": "twilio", "base_url": base_url or fake.base_url, "account_sid": fake.twilio_sid,
+                  "allow_private_network": True, **settings},
+        credentials={"auth_token": token or fake.twilio_token})
+
+
+def telnyx_config(fake: FakeCarriers, *, api_key: str | None = None, public_base_url: str = "https://portal.example",
+                  **settings) -> CarrierConfig:
+    return CarrierConfig(
+        name="telnyx-main", kind="http", public_base_url=public_base_url,
+        settings={"preset": "telnyx", "base_url": fake.base_url, "public_key": fake.telnyx_public_key,
+                  "allow_private_network": True, **settings},
+        credentials={"api_key": api_key or fake.telnyx_api_key})
+
+
+def partner_config(fake: FakeCarriers, *, auth: dict | None = None, body_format: str = "json",
+                   credentials: dict | None = None, public_base_url: str = "https://portal.example",
+                   **settings) -> CarrierConfig:
+    return CarrierConfig(
+        name="partner-x", kind="http", public_base_url=public_base_url,
+        settings={"preset": "generic", "url": f"{fake.base_url}/partner/send", "method": "POST",
+                  "auth": auth or {"type": "bearer"}, "body": {"format": body_format, "fields": PARTNER_FIELDS},
+                  "response": {"message_id": "/id", "error_code": "/error/code"},
+                  "receipt": {"message_id": "/ref_id", "status": "/state",
+                              "map": {"DELIVERED": "delivered", "FAILED": "undelivered"}},
+                  "allow_private_network": True, **settings},
+        credentials=credentials if credentials is not None else {"token": fake.partner_token,
+                                                                 "receipt_secret": fake.partner_secret})
+
+
+CONFIGS = {"twilio": twilio_config, "telnyx": telnyx_config, "generic": partner_config}
+
+
+def message(to: str = "+447700900123", reference: str = "msg_abc") -> OutboundMessage:
+    return OutboundMessage(reference=reference, to=to, sender="+447700900001", text="Your code is 1234",
+                           encoding="GSM-7")

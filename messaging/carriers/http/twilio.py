@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlparse
 
 from messaging.carriers.base import CarrierError, PermanentError, RouteError
@@ -40,7 +41,7 @@ from messaging.carriers.http.transport import (
     server_error,
     throttled,
 )
-from messaging.carriers.http.verify import Callback, CallbackRefused, equal, secret_of
+from messaging.carriers.http.verify import Callback, CallbackRefused, equal, json_body, secret_of
 from smsportal import outbound
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
@@ -136,8 +137,21 @@ def url_forms(url: str) -> tuple[str, str]:
     return parts.geturl(), parts._replace(netloc=f"{parts.netloc}:{default}").geturl()
 
 
+def verified_fields(config: CarrierConfig, callback: Callback) -> dict[str, str]:
+    """The callback's fields once its signature checks out: a form's parameters, or a JSON body's
+    top-level values (signed through `bodySHA256`). Raises CallbackRefused."""
+    params = verified_params(config, callback)
+    if params or not callback.body or _is_form(callback):
+        return dict(params)
+    document = json_body(callback.body)
+    if not isinstance(document, dict):
+        raise CallbackRefused("payload_invalid", "The callback body is not a JSON object.")
+    return {str(name): value if isinstance(value, str) else json.dumps(value) for name, value in document.items()
+            if value is not None}
+
+
 def verified_params(config: CarrierConfig, callback: Callback) -> list[tuple[str, str]]:
-    """The callback's POST parameters once its signature checks out; raises CallbackRefused."""
+    """The callback's signed POST parameters once its signature checks out; raises CallbackRefused."""
     token = secret_of(config, "auth_token")
     given = callback.header(SIGNATURE_HEADER)
     if not given:
@@ -166,8 +180,7 @@ def _signed_params(callback: Callback) -> list[tuple[str, str]]:
         text = callback.body.decode("utf-8")
     except UnicodeDecodeError:
         raise CallbackRefused("payload_invalid", "The callback body is not UTF-8.") from None
-    content_type = callback.header("Content-Type").split(";")[0].strip().lower()
-    if callback.method.upper() == "POST" and content_type == FORM:
+    if _is_form(callback):
         return parse_qsl(text, keep_blank_values=True)
     if not callback.body:
         return []
@@ -179,9 +192,14 @@ def _signed_params(callback: Callback) -> list[tuple[str, str]]:
     return []
 
 
+def _is_form(callback: Callback) -> bool:
+    content_type = callback.header("Content-Type").split(";")[0].strip().lower()
+    return callback.method.upper() == "POST" and content_type == FORM
+
+
 def receipts(config: CarrierConfig, callback: Callback) -> list[CarrierReceipt]:
     """A status callback (MessageSid, MessageStatus, ErrorCode) as one receipt."""
-    fields = dict(verified_params(config, callback))
+    fields = verified_fields(config, callback)
     sid = fields.get("MessageSid") or fields.get("SmsSid") or ""
     if not sid:
         raise CallbackRefused("payload_invalid", "The status callback has no MessageSid.")
@@ -192,7 +210,7 @@ def receipts(config: CarrierConfig, callback: Callback) -> list[CarrierReceipt]:
 
 def inbound(config: CarrierConfig, callback: Callback) -> list[CarrierInbound]:
     """An incoming-message webhook (From, To, Body, MessageSid) as one inbound message."""
-    fields = dict(verified_params(config, callback))
+    fields = verified_fields(config, callback)
     sid = fields.get("MessageSid") or fields.get("SmsSid") or ""
     if not (sid and fields.get("From") and fields.get("To")):
         raise CallbackRefused("payload_invalid", "The inbound webhook lacks MessageSid, From or To.")
