@@ -33,7 +33,7 @@ from messaging.carriers import (
 )
 from messaging.lifecycle import messages_transition
 from messaging.models import Message, MessageEvent, Status
-from messaging.routing import dispatching
+from messaging.routing import connectors, dispatching
 from smsportal.bulk import rows_update
 
 logger = logging.getLogger("smsportal.pipeline")
@@ -95,7 +95,7 @@ def _dispatch_routed(messages: list[Message], counts: dict[str, int]) -> None:
     for item in result.routed:
         by_carrier.setdefault(item.candidate.carrier.pk, []).append(item)
     for items in by_carrier.values():
-        connector = dispatching.connector_of(items[0].candidate.carrier)
+        connector = connectors.connector_of(items[0].candidate.carrier)
         _submit(connector, [item.message for item in items], counts, routed=items)
 
 

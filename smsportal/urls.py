@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
+from messaging.carriers import views as carrier_views
 from smsportal.health import healthz
 
 # Django tries the patterns in order: messaging's first, as a send is most of the traffic.
@@ -23,6 +24,9 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("portal/", include("accounts.portal.urls")),
     path("admin/", admin.site.urls),
+    # Carrier callbacks (delivery receipts, inbound messages), authenticated per carrier.
+    path("carriers/<slug:name>/receipts", carrier_views.carrier_receipts, name="carrier-receipts"),
+    path("carriers/<slug:name>/inbound", carrier_views.carrier_inbound, name="carrier-inbound"),
 ]
 
 # The database down is a 503 page with Retry-After, not a 500 (smsportal/unavailable.py).

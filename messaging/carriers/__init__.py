@@ -30,10 +30,10 @@ def connector_for(message) -> CarrierConnector:
 def connector_named(name: str) -> CarrierConnector | None:
     """The connector that recorded itself as a message's `carrier` (for its receipts); None if unknown."""
     from messaging.carriers.simulator import NAME, SimulatorConnector
-    from messaging.routing.cache import routing_table
-    from messaging.routing.dispatching import connector_of
+    from messaging.routing.cache import carrier_named
+    from messaging.routing.connectors import connector_of
 
     if name == NAME:
         return SimulatorConnector()
-    carrier = next((c for c in routing_table().carriers.values() if c.name == name), None)
+    carrier = carrier_named(name)
     return None if carrier is None else connector_of(carrier)

@@ -47,3 +47,8 @@ def _read() -> RoutingTable:
     circuits = {c.route_id: c for c in RouteCircuit.objects.all()}
     quality = {(q.route_id, q.window): q for q in RouteQuality.objects.all()}
     return RoutingTable(carriers=carriers, routes=routes, circuits=circuits, quality=quality, read_at=read_at)
+
+
+def carrier_named(name: str) -> Carrier | None:
+    """An enabled carrier by name, from the routing table."""
+    return next((c for c in routing_table().carriers.values() if c.name == name), None)

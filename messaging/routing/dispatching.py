@@ -25,7 +25,7 @@ from accounts.services.audit import SYSTEM, audit_record
 from messaging.carriers.base import CarrierError, PermanentError, RouteError, SubmitResult, TransientError
 from messaging.routing.cache import routing_table
 from messaging.routing.lcr import Candidate, Plan, routes_plan
-from messaging.routing.models import Carrier, MessageAttempt, RouteCircuit, RouteCircuitTransition, TenantRouting
+from messaging.routing.models import MessageAttempt, RouteCircuit, RouteCircuitTransition, TenantRouting
 
 logger = logging.getLogger("smsportal.routing")
 Outcome = MessageAttempt.Outcome
@@ -176,24 +176,3 @@ def circuit_move(circuit: RouteCircuit, to: str, reason: str) -> None:
     logger.warning("route.circuit %s: %s -> %s (%s)", route, before, to, reason,
                    extra={"event": "route.circuit", "route_id": route.pk, "carrier": route.carrier.name,
                           "from_state": before, "to_state": to, "reason": reason})
-
-
-def connector_of(carrier: Carrier):
-    """The connector a worker submits through for a carrier: the simulator kind (local carriers), and HTTP
-    carriers; an SMPP carrier's binds live in the connector process (docs/carriers.md)."""
-    from messaging.carriers.simulator import SimulatorConnector
-
-    if carrier.kind == Carrier.Kind.SIMULATOR:
-        return SimulatorConnector(name=carrier.name)
-    return _Unavailable(carrier.name)
-
-
-class _Unavailable:
-    """A carrier this process cannot submit to: every submit is a route error, so the next route is tried."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def submit_many(self, messages: list) -> list[CarrierError]:
-        return [RouteError("connector_unavailable", "No connector for this route's carrier in this process.")
-                for _ in messages]

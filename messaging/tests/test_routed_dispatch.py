@@ -78,7 +78,7 @@ def test_a_live_message_goes_over_the_cheapest_route_and_its_receipt_finishes_th
 
 
 def test_a_route_failure_fails_over_to_the_next_route_at_once(live):
-    _carrier("broken", "0.0010", kind=Carrier.Kind.HTTP)  # no connector in this process: a route error
+    _carrier("broken", "0.0010", kind=Carrier.Kind.SMPP)  # no connector in this process: a route error
     _carrier("backup", "0.0050")
     message = _dispatch(_send(live))
     # the first route failed at route level: back in the queue with no back-off, the attempt on record
@@ -93,7 +93,7 @@ def test_a_route_failure_fails_over_to_the_next_route_at_once(live):
 
 
 def test_every_route_failing_retries_the_plan_with_back_off(live):
-    _carrier("broken", "0.0010", kind=Carrier.Kind.HTTP)
+    _carrier("broken", "0.0010", kind=Carrier.Kind.SMPP)
     message = _dispatch(_send(live))
     message = _dispatch(message)
     assert message.status == Status.QUEUED and message.next_attempt_at > timezone.now()
@@ -117,7 +117,7 @@ def test_a_destination_level_refusal_is_final_and_tries_no_other_route(live):
 
 
 def test_the_circuit_opens_after_repeated_route_failures_and_closes_after_a_trial_succeeds(live):
-    broken = _carrier("broken", "0.0010", kind=Carrier.Kind.HTTP)
+    broken = _carrier("broken", "0.0010", kind=Carrier.Kind.SMPP)
     _carrier("backup", "0.0050")
     messages = [_send(live) for _ in range(3)]
     dispatch.messages_dispatch(message_ids=[m.pk for m in messages])
@@ -151,7 +151,7 @@ def test_test_mode_messages_keep_the_simulator(live):
 
 @override_settings(ROUTING_CACHE_SECONDS=0)
 def test_the_api_shows_the_routing_without_the_carrier_or_its_cost(live, client):
-    _carrier("broken", "0.0010", kind=Carrier.Kind.HTTP)
+    _carrier("broken", "0.0010", kind=Carrier.Kind.SMPP)
     _carrier("backup", "0.0050")
     message = _dispatch(_dispatch(_send(live)))
     _, _, secret = live
@@ -164,3 +164,42 @@ def test_the_api_shows_the_routing_without_the_carrier_or_its_cost(live, client)
     assert all(a["submit_ms"] is not None for a in routing["attempts"])
     text = str(body)
     assert "backup" not in text and "broken" not in text and "0.005" not in text and "cost" not in text
+
+
+def _twilio_route(fake, cost: str) -> Route:
+    from messaging.routing.credentials import credentials_encrypt
+
+    carrier = Carrier.objects.create(name="twilio-main", kind=Carrier.Kind.HTTP, settings={
+        "preset": "twilio", "base_url": fake.base_url, "account_sid": fake.twilio_sid, "allow_private_network": True,
+        "timeout_seconds": 2}, credentials_encrypted=credentials_encrypt({"auth_token": fake.twilio_token}))
+    return Route.objects.create(carrier=carrier, prefix="1", country="US", cost=Decimal(cost), currency="USD",
+                                cost_from=timezone.now())
+
+
+def test_a_live_message_goes_out_over_an_http_carrier_with_our_callback_url(live, settings):
+    from urllib.parse import parse_qs
+
+    from messaging.tests.fake_carriers import FakeCarriers
+
+    settings.PUBLIC_BASE_URL = "https://sms.example"
+    with FakeCarriers() as fake:
+        _twilio_route(fake, "0.0079")
+        message = _dispatch(_send(live))
+        assert (message.status, message.carrier) == (Status.SENT, "twilio-main")
+        assert message.carrier_message_id.startswith("SM") and _attempts(message) == [("twilio-main", "submitted", "")]
+        (request,) = fake.requests
+        fields = parse_qs(request.body.decode())
+        assert fields["To"] == [TO] and fields["Body"] == ["Your code is 123456"]
+        assert fields["StatusCallback"] == ["https://sms.example/carriers/twilio-main/receipts"]
+
+
+def test_an_http_carriers_500_fails_over_to_the_next_route(live):
+    from messaging.tests.fake_carriers import FakeCarriers
+
+    with FakeCarriers() as fake:
+        _twilio_route(fake, "0.0010")
+        _carrier("backup", "0.0050")
+        message = _dispatch(_send(live, to="+14155550500"))  # the fake answers 500 for ...0500
+        assert _attempts(message) == [("twilio-main", "route_error", "carrier_server_error")]
+        message = _dispatch(message)
+    assert (message.status, message.carrier) == (Status.SENT, "backup")

@@ -1,0 +1,67 @@
+"""Carrier callbacks: POST /carriers/{name}/receipts and /carriers/{name}/inbound.
+
+Each carrier authenticates its callbacks its own way (Twilio's X-Twilio-Signature, Telnyx's Ed25519 signature
+and timestamp, a generic partner's HMAC or token), optionally also by source address
+(`callback_allowed_ips`): messaging/carriers/http/. A bad or missing signature is 403 and changes nothing.
+Receipts are matched by the carrier's id only (pipeline.receipts_apply, idempotent: a repeated receipt changes
+nothing); inbound messages go through the inbound service (code capture, STOP, HELP).
+
+The URL checked is the one the carrier called, as Django sees it: the scheme and host from a trusted proxy's
+headers only (accounts/clientip.py, SECURE_PROXY_SSL_HEADER); it must be the PUBLIC_BASE_URL the carrier
+was given.
+"""
+from __future__ import annotations
+
+from numbers.inbound import inbound_receive
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from messaging import pipeline
+from messaging.carriers.http import CallbackRefused, inbound_from_callback, receipts_from_callback
+from messaging.routing.cache import carrier_named
+from messaging.routing.connectors import carrier_config
+
+
+def _refused(code: str, message: str, status: int) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+
+
+def _callback(request: HttpRequest, name: str, parse):
+    carrier = carrier_named(name)
+    if carrier is None or carrier.kind != "http":
+        return None, _refused("not_found", "No such carrier.", 404)
+    try:
+        found = parse(carrier_config(carrier), method=request.method, url=request.build_absolute_uri(),
+                      headers=dict(request.headers), body=request.body, client_ip=getattr(request, "client_ip", None))
+    except CallbackRefused as refused:
+        return None, _refused(refused.reason, "The callback could not be verified.", 403)
+    return found, None
+
+
+@csrf_exempt  # a carrier's server calls it: its signature is the check, not a browser's token
+@require_POST
+def carrier_receipts(request: HttpRequest, name: str) -> HttpResponse:
+    receipts, refused = _callback(request, name, receipts_from_callback)
+    if refused is not None:
+        return refused
+    if receipts:
+        pipeline.receipts_apply(carrier=name, receipts=[
+            pipeline.Receipt(carrier_message_id=r.carrier_message_id, status=r.status,
+                             carrier_error_code=r.carrier_error_code, detail=r.detail) for r in receipts])
+    return HttpResponse(status=204)
+
+
+@csrf_exempt
+@require_POST
+def carrier_inbound(request: HttpRequest, name: str) -> HttpResponse:
+    messages, refused = _callback(request, name, inbound_from_callback)
+    if refused is not None:
+        return refused
+    for message in messages:
+        inbound_receive(to=message.to, sender=message.sender, text=message.text, carrier=name,
+                        carrier_message_id=message.carrier_message_id,
+                        received_at=message.received_at or timezone.now())
+    return HttpResponse(status=204)

@@ -1,0 +1,81 @@
+"""From a Carrier row to what submits to it: its CarrierConfig (credentials decrypted here only) and a connector.
+
+Connectors are kept per process and carrier, and rebuilt when the row changes (its `updated_at`), so a changed
+password or URL is in use as soon as the routing table is read again. Dispatch hands them Message rows; the
+adapter turns each into the OutboundMessage a connector takes, and its `Submitted` into dispatch's SubmitResult.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+
+from messaging.carriers.base import CarrierError, RouteError, SubmitResult
+from messaging.carriers.config import CarrierConfig, OutboundMessage, Submitted
+from messaging.carriers.http import connector_from_config
+from messaging.carriers.simulator import SimulatorConnector
+from messaging.routing.credentials import credentials_decrypt
+from messaging.routing.models import Carrier
+
+
+def carrier_config(carrier: Carrier) -> CarrierConfig:
+    return CarrierConfig(name=carrier.name, kind=carrier.kind, settings=dict(carrier.settings),
+                         credentials=credentials_decrypt(carrier.credentials_encrypted),
+                         public_base_url=settings.PUBLIC_BASE_URL)
+
+
+def outbound_message(message) -> OutboundMessage:
+    validity = max(1, round((message.expires_at - message.created_at).total_seconds())) if message.expires_at else None
+    return OutboundMessage(reference=message.public_id, to=message.to, sender=message.sender, text=message.text,
+                           encoding=message.encoding, message_type=message.message_type, validity_seconds=validity)
+
+
+class ConnectorAdapter:
+    """A connector of messaging/carriers/config.py's kind, as dispatch calls it (submit_many of Message rows)."""
+
+    def __init__(self, connector) -> None:
+        self.connector = connector
+        self.name = connector.name
+
+    def submit_many(self, messages: list) -> list[SubmitResult | CarrierError]:
+        outcomes = self.connector.submit_many([outbound_message(m) for m in messages])
+        return [SubmitResult(carrier_message_id=o.carrier_message_id) if isinstance(o, Submitted) else o
+                for o in outcomes]
+
+
+class Unavailable:
+    """A carrier this process cannot submit to: every submit is a route error, so the next route is tried."""
+
+    def __init__(self, name: str, why: str) -> None:
+        self.name, self.why = name, why
+
+    def submit_many(self, messages: list) -> list[CarrierError]:
+        return [RouteError("connector_unavailable", self.why) for _ in messages]
+
+
+logger = logging.getLogger("smsportal.routing")
+_lock = threading.Lock()
+_built: dict[int, tuple[object, object]] = {}  # carrier pk -> (updated_at, connector)
+
+
+def connector_of(carrier: Carrier):
+    """The connector a worker submits through: the simulator kind (local carriers) and HTTP carriers. An SMPP
+    carrier's binds live in the connector process (docs/carriers.md), not in a worker."""
+    if carrier.kind == Carrier.Kind.SIMULATOR:
+        return SimulatorConnector(name=carrier.name)
+    if carrier.kind != Carrier.Kind.HTTP:
+        return Unavailable(carrier.name, "This route's carrier is served by the connector process.")
+    with _lock:
+        held = _built.get(carrier.pk)
+        if held is None or held[0] != carrier.updated_at:
+            held = _built[carrier.pk] = (carrier.updated_at, _http_connector(carrier))
+    return held[1]
+
+
+def _http_connector(carrier: Carrier):
+    try:
+        return ConnectorAdapter(connector_from_config(carrier_config(carrier)))
+    except (ValueError, KeyError, TypeError) as exc:  # a carrier saved in admin without what its preset needs
+        logger.error("carrier %s cannot be used: %s", carrier.name, exc)
+        return Unavailable(carrier.name, "This route's carrier is misconfigured.")
