@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from messaging import dispatch, pipeline
+from messaging.routing import decks, quality
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -46,3 +47,15 @@ def simulator_receipts_task(receipts: list[tuple[str, str, str]], carrier: str =
 @shared_task(ignore_result=True)
 def messages_sweep_task() -> dict[str, int]:
     return pipeline.messages_sweep()
+
+
+@shared_task(ignore_result=True)
+def route_quality_rollup_task() -> int:
+    """Every minute (beat): route quality over 15 min and 24 h, and circuits of routes whose rate collapsed."""
+    return quality.route_quality_rollup()
+
+
+@shared_task(ignore_result=True)
+def route_costs_apply_task() -> int:
+    """Every minute (beat): the cost in force of each route, so a rate deck dated in the future takes over."""
+    return decks.route_costs_apply()

@@ -234,6 +234,8 @@ ROUTING_MIN_SAMPLE = env.int("ROUTING_MIN_SAMPLE", default=20)
 ROUTING_CIRCUIT_FAILURES = env.int("ROUTING_CIRCUIT_FAILURES", default=5)
 ROUTING_CIRCUIT_COOLDOWN_SECONDS = env.float("ROUTING_CIRCUIT_COOLDOWN_SECONDS", default=30.0)
 # A route that failed a message at route level is not tried again for it within this window (failover).
+# A 15-minute delivery rate this far below the route's 24-hour rate opens its circuit (routing/quality.py).
+ROUTING_COLLAPSE_DROP = env.float("ROUTING_COLLAPSE_DROP", default=0.30)
 ROUTING_FAILOVER_WINDOW_SECONDS = env.float("ROUTING_FAILOVER_WINDOW_SECONDS", default=60.0)
 
 # --- Email --------------------------------------------------------------------

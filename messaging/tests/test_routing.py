@@ -215,3 +215,53 @@ def test_a_deck_for_an_unknown_carrier_is_refused(tmp_path):
     path.write_text(DECK)
     with pytest.raises(CommandError, match="no carrier named 'ghost'"):
         call_command("routes_import", "ghost", str(path))
+
+
+# --- quality rollup -----------------------------------------------------------------------------
+
+
+def _attempts_on(route: Route, *, delivered: int, failed: int, errors: int = 0, latency_ms: int = 2000,
+                 ago: timedelta = timedelta(minutes=5)) -> None:
+    from accounts.tests.factories import TenantFactory
+    from messaging.models import Message, MessageAttempt
+
+    tenant = TenantFactory()
+    start = timezone.now() - ago
+    outcomes = ["delivered"] * delivered + ["failed"] * failed + ["route_error"] * errors
+    for number, outcome in enumerate(outcomes):
+        message = Message.unscoped.create(tenant=tenant, to=US, sender="Acme", text="x", encoding="GSM-7", segments=1,
+                                          characters=1, mode="live", expires_at=start + timedelta(hours=1))
+        submitted = start if outcome != "route_error" else None
+        MessageAttempt.unscoped.create(
+            tenant=tenant, message=message, number=1, route=route, carrier=route.carrier.name, outcome=outcome,
+            started_at=start, submitted_at=submitted,
+            finished_at=start + timedelta(milliseconds=latency_ms + number) if outcome != "route_error" else start)
+
+
+def test_the_rollup_counts_each_window_and_the_receipt_latency():
+    from messaging.routing.quality import route_quality_rollup
+
+    route = _route("a", "1", "0.001")
+    _attempts_on(route, delivered=18, failed=2, errors=1, latency_ms=1000)
+    _attempts_on(route, delivered=10, failed=10, latency_ms=5000, ago=timedelta(hours=3))  # only in the day
+    assert route_quality_rollup() == 2
+    quarter = RouteQuality.objects.get(route=route, window="15m")
+    assert (quarter.submits, quarter.delivered, quarter.failed, quarter.errors) == (21, 18, 2, 1)
+    assert quarter.delivery_rate == Decimal("0.9") and 1000 <= quarter.latency_p50_ms <= 1020
+    day = RouteQuality.objects.get(route=route, window="24h")
+    assert (day.delivered, day.failed) == (28, 12) and day.latency_p95_ms >= 5000
+
+
+@override_settings(ROUTING_MIN_SAMPLE=20, ROUTING_COLLAPSE_DROP=0.30)
+def test_a_collapsing_delivery_rate_opens_the_circuit():
+    from messaging.models import RouteCircuitTransition
+    from messaging.routing.quality import route_quality_rollup
+
+    route = _route("a", "1", "0.001")
+    _attempts_on(route, delivered=190, failed=10, ago=timedelta(hours=5))  # the day: 95 %
+    _attempts_on(route, delivered=10, failed=30)  # the last 15 minutes: 25 %
+    route_quality_rollup()
+    circuit = RouteCircuit.objects.get(route=route)
+    assert circuit.state == RouteCircuit.State.OPEN and "collapsed" in circuit.reason
+    assert RouteCircuitTransition.objects.filter(route=route, to_state="open").count() == 1
+    assert _plan(policy="cheapest").candidates == ()
