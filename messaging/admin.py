@@ -1,7 +1,9 @@
-"""Admin for account managers: messages (read-only) and templates."""
+"""Admin for account managers: messages (read-only, with their route attempts), templates, and routing
+(messaging/routing/admin.py: carriers, routes and rate decks, circuits, quality, tenant policies)."""
 from django.contrib import admin
 
 from messaging.models import Message, MessageEvent, MessageTemplate, SimulatorSubmission
+from messaging.routing.admin import MessageAttemptInline  # also registers the routing models
 
 
 class MessageEventInline(admin.TabularInline):
@@ -26,7 +28,7 @@ class MessageAdmin(admin.ModelAdmin):
     search_fields = ["=public_id", "=to", "=carrier_message_id", "=client_reference", "tenant__slug"]
     date_hierarchy = "created_at"
     list_select_related = ["tenant"]
-    inlines = [MessageEventInline]
+    inlines = [MessageEventInline, MessageAttemptInline]
     show_full_result_count = False
 
     def get_readonly_fields(self, request, obj=None):

@@ -1,0 +1,95 @@
+"""The routing admin: carrier credentials write-only and audited, rate decks imported and exported as CSV,
+circuits and their transitions, and each message's attempts shown to staff with the carrier and cost."""
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import AuditEvent, User
+from accounts.tests.factories import PASSWORD, login_verified
+from messaging.models import Carrier, Route, RouteCircuit
+from messaging.routing.credentials import credentials_decrypt, credentials_encrypt
+from messaging.routing.dispatching import circuit_move
+
+pytestmark = pytest.mark.django_db
+SECRET = "smpp-password-77"
+
+
+@pytest.fixture
+def staff(client) -> User:
+    user = User.objects.create_superuser(email="manager@smsportal.example.com", password=PASSWORD)
+    login_verified(client, user)
+    return user
+
+
+@pytest.fixture
+def carrier() -> Carrier:
+    return Carrier.objects.create(name="eu-smpp-1", kind="smpp", settings={"host": "127.0.0.1", "port": 2775},
+                                  credentials_encrypted=credentials_encrypt({"password": SECRET}))
+
+
+def _form(carrier: Carrier, **changes) -> dict:
+    data = {"name": carrier.name, "kind": carrier.kind, "enabled": "on", "settings": '{"host": "127.0.0.1", "port": 2775}',
+            "new_credentials": "", "routes-TOTAL_FORMS": "0", "routes-INITIAL_FORMS": "0"}
+    data.update(changes)
+    return data
+
+
+def test_the_carrier_page_never_shows_a_secret(client, staff, carrier):
+    page = client.get(reverse("admin:messaging_carrier_change", args=[carrier.pk])).content.decode()
+    assert SECRET not in page and carrier.credentials_encrypted not in page
+    assert "password" in page  # the names of what is stored
+
+
+def test_a_blank_credentials_field_keeps_them_and_a_new_one_replaces_and_is_audited(client, staff, carrier):
+    url = reverse("admin:messaging_carrier_change", args=[carrier.pk])
+    assert client.post(url, _form(carrier, settings='{"host": "127.0.0.1", "port": 2776}')).status_code == 302
+    carrier.refresh_from_db()
+    assert carrier.settings["port"] == 2776 and credentials_decrypt(carrier.credentials_encrypted) == {"password": SECRET}
+    assert client.post(url, _form(carrier, new_credentials='{"password": "rotated-1"}')).status_code == 302
+    carrier.refresh_from_db()
+    assert credentials_decrypt(carrier.credentials_encrypted) == {"password": "rotated-1"}
+    audits = list(AuditEvent.unscoped.filter(action="carrier.change").values_list("changes", flat=True))
+    assert audits[0]["secrets_changed"] == ["password"]
+    assert all("rotated-1" not in str(a) and SECRET not in str(a) for a in audits)
+    refused = client.post(url, _form(carrier, new_credentials='{"colour": "red"}'))
+    assert refused.status_code == 200 and "keys are among" in refused.content.decode()
+
+
+def test_a_rate_deck_is_imported_and_exported_as_csv(client, staff, carrier):
+    deck = "prefix,country,operator,cost,currency,effective_from\n44,GB,,0.0310,EUR,\n4477,GB,234/15,0.029,EUR,\n"
+    response = client.post(reverse("admin:messaging_route_import"), {
+        "carrier": carrier.pk, "deck": SimpleUploadedFile("deck.csv", deck.encode(), content_type="text/csv")})
+    assert response.status_code == 302
+    assert sorted(Route.objects.values_list("prefix", "cost")) == [("44", Decimal("0.031")), ("4477", Decimal("0.029"))]
+    assert AuditEvent.unscoped.filter(action="routes.import").exists()
+    exported = client.post(reverse("admin:messaging_route_changelist"), {
+        "action": "deck_export", "_selected_action": list(Route.objects.values_list("pk", flat=True))})
+    rows = list(csv.reader(io.StringIO(exported.content.decode())))
+    assert rows[0] == ["prefix", "country", "operator", "cost", "currency", "effective_from"]
+    assert [(r[0], r[2], r[3]) for r in rows[1:]] == [("44", "", "0.031000"), ("4477", "234/15", "0.029000")]
+
+
+def test_a_bad_deck_is_shown_with_its_line_and_writes_nothing(client, staff, carrier):
+    response = client.post(reverse("admin:messaging_route_import"), {
+        "carrier": carrier.pk, "deck": SimpleUploadedFile("deck.csv", b"prefix,country,operator,cost,currency,"
+                                                                      b"effective_from\n44,GB,,free,EUR,\n")})
+    assert response.status_code == 200 and "line 2: cost" in response.content.decode()
+    assert not Route.objects.exists()
+
+
+def test_a_circuit_and_its_transitions_show_in_admin(client, staff, carrier):
+    route = Route.objects.create(carrier=carrier, prefix="44", cost=Decimal("0.03"), currency="EUR",
+                                 cost_from=timezone.now())
+    circuit = RouteCircuit.objects.create(route=route)
+    circuit_move(circuit, RouteCircuit.State.OPEN, "5 consecutive route failures")
+    page = client.get(reverse("admin:messaging_routecircuittransition_changelist")).content.decode()
+    assert "5 consecutive route failures" in page
+    listing = client.get(reverse("admin:messaging_route_changelist")).content.decode()
+    assert "open" in listing and "Import a rate deck" in listing
