@@ -25,7 +25,7 @@ def free_port() -> int:
 class Peer:
     """A running node-smpp SMSC on 127.0.0.1:`port`; `events` are the JSON lines it printed."""
 
-    def __init__(self, port: int, *, system_id: str = "smsportal", password: str = "secret") -> None:
+    def __init__(self, port: int, *, system_id: str = "smsportal", password: str = "secret") -> None:  # noqa: S107 - the test peer's own
         if shutil.which("node") is None:
             pytest.skip("node is not installed (the SMPP tests run against node-smpp)")
         if not (PEER_DIR / "node_modules" / "smpp").is_dir():

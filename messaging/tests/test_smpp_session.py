@@ -44,7 +44,7 @@ class Recorder:
             return [value for name, value in self.events if name == kind]
 
 
-def session_for(peer: Peer, recorder: Recorder | None = None, *, password: str = "secret", **settings) -> SmppSession:
+def session_for(peer: Peer, recorder: Recorder | None = None, *, password: str = "secret", **settings) -> SmppSession:  # noqa: S107
     values = {"host": "127.0.0.1", "port": peer.port, "system_id": "smsportal", "window": 10,
               "enquire_link_seconds": 30, "submit_timeout_seconds": 2, "reconnect_min_seconds": 0.2,
               "reconnect_max_seconds": 1.0, **settings}
