@@ -6,7 +6,7 @@ PORT   ?= 8000
 # The lease long-poll's own ASGI process (Procfile.dev `longpoll`); PORT serves it too, on a thread.
 LONGPOLL_PORT ?= 8001
 
-.PHONY: run test lint lint-imports format check-deploy migrations-check clean
+.PHONY: run test smpp-peer lint lint-imports format check-deploy migrations-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ run: $(VENV)/.runtime .env
 	WEB_ACCESS_LOG=- WEB_PORT=$(PORT) LONGPOLL_PORT=$(LONGPOLL_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
 ## test: install (incl. headless Chromium), check the import contracts and migrations, run the whole suite
-test: $(VENV)/.dev .env chromium lint-imports
+test: $(VENV)/.dev .env chromium smpp-peer lint-imports
 	mkdir -p var/broker
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings smsportal.test_settings
 	$(BIN)/pytest
@@ -45,6 +45,14 @@ chromium:
 	  echo "installing chromium (Debian package) for the browser tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+## smpp-peer: node-smpp, the SMSC the SMPP client's tests talk to (npm ci when missing or the lock changed)
+SMPP_PEER := messaging/tests/smpp_peer
+smpp-peer: $(SMPP_PEER)/node_modules/.installed
+
+$(SMPP_PEER)/node_modules/.installed: $(SMPP_PEER)/package-lock.json
+	npm ci --prefix $(SMPP_PEER) --no-audit --no-fund
+	touch $@
 
 ## lint-imports: the import contracts of .importlinter (layers; no app imports another app's models).
 # PYTHONPATH=. so that `numbers` is our app (numbers/__init__.py keeps the standard module's classes),

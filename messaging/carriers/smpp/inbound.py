@@ -1,0 +1,74 @@
+"""Mobile-originated deliver_sm: addresses, text and the reassembly of long messages."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from messaging.carriers.smpp.codec import Concatenation, decode_text
+
+logger = logging.getLogger("messaging.carriers.smpp")
+
+TON_ALPHANUMERIC = 5
+
+
+def e164(address: str, ton: int) -> str:
+    """An SMPP address as E.164 with '+' (digits, any TON but alphanumeric); alphanumerics as they are."""
+    digits = address.strip().lstrip("+")
+    if ton == TON_ALPHANUMERIC or not digits.isdigit():
+        return address.strip()
+    return f"+{digits}"
+
+
+@dataclass
+class _Pending:
+    first_seen: float
+    data_coding: int
+    total: int
+    parts: dict[int, bytes] = field(default_factory=dict)
+
+
+class Reassembler:
+    """Collects the parts of long MO messages (UDH IEI 0x00/0x08 or sar_* TLVs), in any order.
+
+    `add` returns the whole text once the last part is in (None before); parts are joined as octets
+    and decoded once, so an escape or a surrogate pair cut across parts still decodes. `expire()`
+    drops messages still incomplete after `timeout_seconds` and returns how many it dropped.
+    Thread-safe (one lock); the reader thread is its only caller in a session.
+    """
+
+    def __init__(self, *, timeout_seconds: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._timeout = timeout_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str, int, int], _Pending] = {}
+
+    def add(self, *, sender: str, to: str, concatenation: Concatenation, payload: bytes, data_coding: int) -> str | None:
+        key = (sender, to, concatenation.reference, concatenation.total)
+        if not 1 <= concatenation.number <= concatenation.total:
+            logger.warning("smpp: MO part %s of %s ignored", concatenation.number, concatenation.total)
+            return None
+        with self._lock:
+            pending = self._pending.setdefault(key, _Pending(self._clock(), data_coding, concatenation.total))
+            pending.parts[concatenation.number] = payload
+            if len(pending.parts) < pending.total:
+                return None
+            del self._pending[key]
+        return decode_text(b"".join(pending.parts[number] for number in sorted(pending.parts)), pending.data_coding)
+
+    def expire(self) -> int:
+        cutoff = self._clock() - self._timeout
+        with self._lock:
+            stale = [key for key, pending in self._pending.items() if pending.first_seen <= cutoff]
+            for key in stale:
+                del self._pending[key]
+        for _sender, _to, reference, total in stale:
+            logger.warning("smpp: long MO message ref %s (%s parts) incomplete after %ss, dropped", reference, total,
+                           self._timeout)
+        return len(stale)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pending)
