@@ -51,6 +51,9 @@ SMPP_PEER := messaging/tests/smpp_peer
 smpp-peer: $(SMPP_PEER)/node_modules/.installed
 
 $(SMPP_PEER)/node_modules/.installed: $(SMPP_PEER)/package-lock.json
+	@command -v npm >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
 	npm ci --prefix $(SMPP_PEER) --no-audit --no-fund
 	touch $@
 
