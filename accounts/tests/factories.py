@@ -131,6 +131,15 @@ def _side(label: str) -> Side:
 
     MessageEvent.unscoped.create(tenant=tenant, message=message, sequence=1, status=message.status,
                                  source=MessageEvent.Source.API, detail="accepted", created_at=message.created_at)
+    # A route attempt for the message and the tenant's routing policy (routing: messaging/routing/).
+    from messaging.models import Carrier, MessageAttempt, Route, TenantRouting
+
+    carrier = Carrier.objects.create(name=f"{label}-carrier", kind="simulator")
+    route = Route.objects.create(carrier=carrier, prefix="1", cost="0.0079", currency="USD", cost_from=timezone.now())
+    MessageAttempt.unscoped.create(tenant=tenant, message=message, number=1, route=route, carrier=carrier.name,
+                                   quality_class="unrated", reason="cheapest of 1 route", cost=route.cost,
+                                   currency="USD", outcome="submitted")
+    TenantRouting.unscoped.create(tenant=tenant, policy="balanced")
     template = messaging.template_create(tenant=tenant, name=f"{label}_otp", body="Your code is ${code}")
     # A rented number and a leased one (GB local numbers, which no other test stocks).
     from numbers import services as numbers

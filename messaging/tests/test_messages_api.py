@@ -355,11 +355,12 @@ def test_the_detail_shows_events_times_and_no_error_for_a_delivered_message(worl
     # when A reads it
     response = api.get(f"{URL}/{message.public_id}", **world.a.auth)
     # then it has the answer fields plus template_ref, sent_at, delivered_at, error, the events in order and
-    # routing (null: a test-mode message goes to the simulator, no route is chosen)
+    # routing (the world's message has a route attempt on record), which names no carrier and no cost
     body = response.json()
     assert response.status_code == 200, body
     assert set(body) == ANSWER_FIELDS | {"template_ref", "sent_at", "delivered_at", "error", "events", "routing"}
-    assert body["routing"] is None
+    assert body["routing"]["reason"] == "cheapest of 1 route" and body["routing"]["quality_class"] == "unrated"
+    assert "carrier" not in str(body["routing"]) and "cost" not in body["routing"]
     assert body["status"] == "delivered" and body["error"] is None
     assert _when(body["sent_at"]) == message.sent_at and _when(body["delivered_at"]) == message.delivered_at
     assert [(e["sequence"], e["status"], e["source"]) for e in body["events"]] == [
