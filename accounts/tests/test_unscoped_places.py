@@ -34,6 +34,8 @@ UNSCOPED_PLACES: dict[str, str] = {
     "messaging/lifecycle.py:_moved_portable": "messages by their ids, from batch dispatch, receipts and sweeps "
                                               "(on PostgreSQL the same rows by raw SQL, _moved_postgresql)",
     "messaging/events.py:message_events_expand": "a worker expands an accept's fan-out record by message ids, not under a tenant",
+    "messaging/routing/quality.py:route_quality_rollup": "route quality is over every tenant's attempts on a route",
+    "messaging/routing/quality.py:_latencies": "route latency percentiles over every tenant's attempts on a route",
     "messaging/routing/dispatching.py:messages_route": "routing a dispatch batch: attempts of claimed messages by their ids",
     "messaging/routing/dispatching.py:_policies": "dispatch reads the routing policy of each claimed message's tenant",
     "messaging/routing/dispatching.py:attempts_record": "the attempts a dispatch batch just made, by their ids",
