@@ -122,8 +122,6 @@ def _submit(connector, messages: list[Message], counts: dict[str, int],
     except Exception as exc:  # an unexpected connector failure: every message is retried like a transient one
         logger.exception("carrier submit of %d messages failed", len(messages))
         outcomes = [TransientError("carrier_error", exc.__class__.__name__) for _ in messages]
-    if routed is not None:
-        dispatching.attempts_record(routed, outcomes)
     accepted = {m.pk: o.carrier_message_id for m, o in zip(messages, outcomes, strict=True) if isinstance(o, SubmitResult)}
     if accepted:
         # The carrier ids first, whatever the status is by now: a receipt may already have moved a
@@ -136,6 +134,15 @@ def _submit(connector, messages: list[Message], counts: dict[str, int],
                                                       detail="accepted by the carrier" if routed is not None
                                                       else f"accepted by {connector.name}",
                                                       expected=frozenset({Status.SENDING})))
+    if routed is not None:
+        # After the carrier ids are safe: bookkeeping that fails (a deadlock on a circuit row) must not make
+        # the accepted messages look unsent, or they would be sent again.
+        try:
+            dispatching.attempts_record(routed, outcomes)
+        except Exception:
+            logger.exception("route attempts of %d messages not recorded", len(routed))
+        outcomes = [dispatching.error_for_customer(o, carrier=connector.name) if isinstance(o, CarrierError) else o
+                    for o in outcomes]
     errors = [(m, o) for m, o in zip(messages, outcomes, strict=True) if isinstance(o, CarrierError)]
     permanent = sorted(((m, o) for m, o in errors if isinstance(o, PermanentError)), key=_error_key)
     for _key, group in groupby(permanent, key=_error_key):

@@ -51,7 +51,8 @@ def messages_route(messages: Sequence) -> RoutingResult:
     ids = [m.pk for m in messages]
     since = timezone.now() - timedelta(seconds=settings.ROUTING_FAILOVER_WINDOW_SECONDS)
     # unscoped: dispatch over claimed messages of any tenant, by their ids
-    recent = MessageAttempt.unscoped.filter(message_id__in=ids, outcome=Outcome.ROUTE_ERROR, started_at__gte=since)
+    # finished_at: when the route failed it, however long the submit took
+    recent = MessageAttempt.unscoped.filter(message_id__in=ids, outcome=Outcome.ROUTE_ERROR, finished_at__gte=since)
     failed: dict[int, set[int]] = {}
     for message_id, route_id in recent.values_list("message_id", "route_id"):
         failed.setdefault(message_id, set()).add(route_id)
@@ -126,6 +127,22 @@ def attempts_record(routed: Sequence[Routed], outcomes: Sequence[SubmitResult | 
     for route_id, results in per_route.items():
         circuit_record(route_id=route_id, successes=sum(results), failures=len(results) - sum(results),
                        last_failed=not results[-1])
+
+
+_CUSTOMER_TEXT = {
+    PermanentError: "The carrier rejected the message.",
+    RouteError: "The route failed; the message goes on over the next route.",
+    TransientError: "The carrier asked us to try again later.",
+}
+
+
+def error_for_customer(error: CarrierError, *, carrier: str) -> CarrierError:
+    """The error as a routed message records it: same class and codes, a text that names no carrier (the
+    connectors' texts do: "eu-twilio-1 did not answer"). The full text goes to the log, for staff."""
+    logger.info("carrier %s: %s (%s)", carrier, error.message, error.code)
+    kind = next(k for k in (PermanentError, RouteError, TransientError, CarrierError) if isinstance(error, k))
+    text = _CUSTOMER_TEXT.get(kind, "The carrier could not take the message.")
+    return kind(error.code, text, carrier_error_code=error.carrier_error_code)
 
 
 def attempts_finish(*, message_ids: Sequence[int], delivered: bool) -> None:

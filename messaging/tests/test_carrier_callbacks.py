@@ -113,3 +113,11 @@ def test_through_the_shipped_server_a_twilio_callback_is_verified_on_the_url_it_
         assert fake.twilio_post(url, STATUS, token="wrong").status == 403
     sent.refresh_from_db()
     assert sent.status == Status.UNDELIVERED and history.timeline(sent)[-1].carrier_error_code == "30003"
+
+
+def test_a_disabled_carrier_still_reports_on_the_messages_it_has(client, sent):
+    Carrier.objects.filter(name="twilio-main").update(enabled=False)
+    routing_cache_clear()
+    assert _twilio(client, STATUS).status_code == 204
+    sent.refresh_from_db()
+    assert sent.status == Status.DELIVERED

@@ -203,3 +203,18 @@ def test_an_http_carriers_500_fails_over_to_the_next_route(live):
         assert _attempts(message) == [("twilio-main", "route_error", "carrier_server_error")]
         message = _dispatch(message)
     assert (message.status, message.carrier) == (Status.SENT, "backup")
+
+
+def test_a_carriers_error_text_never_names_the_carrier_to_the_customer(live):
+    from messaging.tests.fake_carriers import FakeCarriers
+
+    with FakeCarriers() as fake:
+        _twilio_route(fake, "0.0010")
+        refused = _dispatch(_send(live, to="+14155550400"))  # the fake's invalid-number answer
+        throttled = _dispatch(_send(live, to="+14155550429"))  # its 429
+    assert (refused.status, refused.error_code) == (Status.FAILED, "carrier_rejected")
+    assert refused.error_message == "The carrier rejected the message."
+    assert throttled.status == Status.QUEUED
+    for message in (refused, throttled):
+        texts = [message.error_message, *(e.detail for e in message.events.model.unscoped.filter(message=message))]
+        assert not any("twilio" in text.lower() for text in texts), texts
