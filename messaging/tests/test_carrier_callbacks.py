@@ -121,3 +121,16 @@ def test_a_disabled_carrier_still_reports_on_the_messages_it_has(client, sent):
     assert _twilio(client, STATUS).status_code == 204
     sent.refresh_from_db()
     assert sent.status == Status.DELIVERED
+
+
+def test_a_source_address_allowlist_is_checked_on_the_address_the_view_trusts(client, sent):
+    carrier = Carrier.objects.get(name="twilio-main")
+    carrier.settings = {**carrier.settings, "callback_allowed_ips": ["10.0.0.0/8"]}
+    carrier.save()
+    response = _twilio(client, STATUS)  # the test client's peer is 127.0.0.1
+    assert response.status_code == 403 and response.json()["error"]["code"] == "ip_not_allowed"
+    carrier.settings = {**carrier.settings, "callback_allowed_ips": ["127.0.0.0/8"]}
+    carrier.save()
+    assert _twilio(client, STATUS).status_code == 204
+    sent.refresh_from_db()
+    assert sent.status == Status.DELIVERED

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from accounts.clientip import parse_ip
 from messaging.carriers.config import CarrierConfig
 
 
@@ -62,7 +63,7 @@ def equal(expected: str | bytes, given: str | bytes) -> bool:
     return hmac.compare_digest(as_bytes[0], as_bytes[1])
 
 
-def client_check(config: CarrierConfig, client_ip: str | None) -> None:
+def client_check(config: CarrierConfig, client_ip: object | None) -> None:
     """Refuse a caller outside `callback_allowed_ips` (a list of CIDRs), when the setting is given.
 
     `client_ip` is the address the view trusts (the peer, or the forwarded one from a trusted proxy)."""
@@ -70,12 +71,9 @@ def client_check(config: CarrierConfig, client_ip: str | None) -> None:
     if not allowed:
         return
     networks = _networks(allowed)
-    try:
-        address = ipaddress.ip_address((client_ip or "").split("%")[0])
-    except ValueError:
-        raise CallbackRefused("ip_not_allowed", "The callback's source address is not known.") from None
-    if getattr(address, "ipv4_mapped", None):
-        address = address.ipv4_mapped
+    address = parse_ip(str(client_ip)) if client_ip else None  # a str, or the view's parsed request.client_ip
+    if address is None:
+        raise CallbackRefused("ip_not_allowed", "The callback's source address is not known.")
     if not any(address.version == network.version and address in network for network in networks):
         raise CallbackRefused("ip_not_allowed", f"Callbacks from {address} are not allowed for {config.name}.")
 
