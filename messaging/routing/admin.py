@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from accounts.services import ip_text
 from accounts.services.audit import Actor, audit_record
 from messaging.carriers.config import SECRET_FIELDS
-from messaging.routing.credentials import credentials_decrypt, credentials_encrypt
+from messaging.routing.credentials import credentials_decrypt, credentials_replaced
 from messaging.routing.decks import COLUMNS, DeckError, deck_import, deck_parse
 from messaging.routing.models import (
     Carrier,
@@ -79,19 +79,12 @@ class CarrierAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         given = form.cleaned_data.get("new_credentials")
-        changed_secrets = []
+        changed_secrets: list[str] = []
         if given is not None:
-            stored = credentials_decrypt(obj.credentials_encrypted) if obj.credentials_encrypted else {}
-            for key, value in given.items():
-                if value is None:
-                    stored.pop(key, None)
-                else:
-                    stored[key] = value
-                changed_secrets.append(key)
-            obj.credentials_encrypted = credentials_encrypt(stored)
+            obj.credentials_encrypted, changed_secrets = credentials_replaced(obj.credentials_encrypted, given)
         super().save_model(request, obj, form, change)
         audit_record(action="carrier.change" if change else "carrier.create", actor=_actor(request), target=obj,
-                     changes={"fields": sorted(form.changed_data), "secrets_changed": sorted(changed_secrets)})
+                     changes={"fields": sorted(form.changed_data), "secrets_changed": changed_secrets})
 
 
 class DeckUploadForm(forms.Form):

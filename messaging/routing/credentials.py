@@ -25,3 +25,15 @@ def credentials_decrypt(token: str) -> dict[str, str]:
     if not token:
         return {}
     return json.loads(crypto.decrypt(token, material=crypto.key_material(settings.CARRIER_SECRETS_KEY), info=_INFO))
+
+
+def credentials_replaced(token: str, given: Mapping[str, str | None]) -> tuple[str, list[str]]:
+    """The stored secrets with `given` applied (a key set to None is removed), encrypted again, and the names
+    that changed (for the audit log: never a value)."""
+    stored = credentials_decrypt(token)
+    for key, value in given.items():
+        if value is None:
+            stored.pop(key, None)
+        else:
+            stored[key] = value
+    return credentials_encrypt(stored), sorted(given)
