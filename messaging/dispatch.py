@@ -28,12 +28,12 @@ from messaging.carriers import (
     RouteError,
     SubmitResult,
     TransientError,
-    connector_for,
     submit_each,
 )
 from messaging.lifecycle import messages_transition
 from messaging.models import Message, MessageEvent, Status
 from messaging.routing import connectors, dispatching
+from messaging.routing.connectors import connector_for
 from smsportal.bulk import rows_update
 
 logger = logging.getLogger("smsportal.pipeline")

@@ -16,10 +16,11 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from messaging.carriers import PermanentError, TransientError, connector_for, connector_named
+from messaging.carriers import PermanentError, TransientError
 from messaging.lifecycle import message_transition, messages_transition
 from messaging.models import Message, MessageEvent, Status
 from messaging.routing import dispatching
+from messaging.routing.connectors import connector_for, connector_named
 from smsportal.countdowns import countdown_limit
 
 logger = logging.getLogger("smsportal.pipeline")

@@ -11,10 +11,11 @@ import threading
 
 from django.conf import settings
 
-from messaging.carriers.base import CarrierError, RouteError, SubmitResult
+from messaging.carriers.base import CarrierError, PermanentError, RouteError, SubmitResult
 from messaging.carriers.config import CarrierConfig, OutboundMessage, Submitted
 from messaging.carriers.http import connector_from_config
-from messaging.carriers.simulator import SimulatorConnector
+from messaging.carriers.simulator import NAME, SimulatorConnector
+from messaging.routing.cache import carrier_named
 from messaging.routing.credentials import credentials_decrypt
 from messaging.routing.models import Carrier
 
@@ -79,3 +80,19 @@ def _http_connector(carrier: Carrier):
     except (ValueError, KeyError, TypeError) as exc:  # a carrier saved in admin without what its preset needs
         logger.error("carrier %s cannot be used: %s", carrier.name, exc)
         return Unavailable(carrier.name, "This route's carrier is misconfigured.")
+
+
+def connector_for(message):
+    """The connector of a message dispatch does not route: test mode always the simulator, and live ones too
+    with LIVE_CARRIER = "simulator" (with "routes", dispatch routes them: messaging/routing/dispatching.py)."""
+    if message.mode == "test" or settings.LIVE_CARRIER == "simulator":
+        return SimulatorConnector()
+    raise PermanentError("no_route", f"No carrier route is configured ({settings.LIVE_CARRIER!r}).")
+
+
+def connector_named(name: str):
+    """The connector that recorded itself as a message's `carrier` (for its receipts); None if unknown."""
+    if name == NAME:
+        return SimulatorConnector()
+    carrier = carrier_named(name)
+    return None if carrier is None else connector_of(carrier)
