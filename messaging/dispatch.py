@@ -34,11 +34,13 @@ from messaging.lifecycle import messages_transition
 from messaging.models import Message, MessageEvent, Status
 from messaging.routing import connectors, dispatching
 from messaging.routing.connectors import connector_for
+from messaging.routing.models import MessageAttempt
 from smsportal.bulk import rows_update
 
 logger = logging.getLogger("smsportal.pipeline")
 
 WORKER = MessageEvent.Source.WORKER
+Outcome = MessageAttempt.Outcome
 # Ids per dispatch task: a 1,000-message accept becomes a few tasks, so every worker process takes a share.
 DISPATCH_BATCH = 250
 
@@ -93,10 +95,13 @@ def _dispatch_routed(messages: list[Message], counts: dict[str, int]) -> None:
             counts["retrying"] += 1
     by_carrier: dict[int, list[dispatching.Routed]] = {}
     for item in result.routed:
+        if item.attempt.outcome == Outcome.PENDING:
+            counts["handed"] = counts.get("handed", 0) + 1  # to the connector process: its attempt waits for it
+            continue
         by_carrier.setdefault(item.candidate.carrier.pk, []).append(item)
     for items in by_carrier.values():
         connector = connectors.connector_of(items[0].candidate.carrier)
-        _submit(connector, [item.message for item in items], counts, routed=items)
+        _submit(connector, [item.message for item in items], counts, attempts=[item.attempt for item in items])
 
 
 def _by_connector(messages: list[Message], counts: dict[str, int]):
@@ -116,32 +121,40 @@ def _by_connector(messages: list[Message], counts: dict[str, int]):
 
 
 def _submit(connector, messages: list[Message], counts: dict[str, int],
-            routed: list[dispatching.Routed] | None = None) -> None:
+            attempts: list[MessageAttempt] | None = None) -> None:
     try:
         outcomes = submit_each(connector, messages)
     except Exception as exc:  # an unexpected connector failure: every message is retried like a transient one
         logger.exception("carrier submit of %d messages failed", len(messages))
         outcomes = [TransientError("carrier_error", exc.__class__.__name__) for _ in messages]
+    outcomes_record(carrier=connector.name, messages=messages, outcomes=outcomes, counts=counts, attempts=attempts)
+
+
+def outcomes_record(*, carrier: str, messages: list[Message], outcomes: Sequence[SubmitResult | CarrierError],
+                    counts: dict[str, int], attempts: Sequence[MessageAttempt] | None = None) -> None:
+    """What the carrier said to each message (claimed, `sending`): `sent` with its carrier id, back to the
+    queue, or failed. `attempts`, for routed messages: their attempts, in the same order (the circuits and
+    route quality count them). Used by dispatch and by the SMPP connector process (messaging/connector/)."""
     accepted = {m.pk: o.carrier_message_id for m, o in zip(messages, outcomes, strict=True) if isinstance(o, SubmitResult)}
     if accepted:
         # The carrier ids first, whatever the status is by now: a receipt may already have moved a
         # message past `sent`, and later receipts find the message by this id. Then `sent`, in the
         # same transaction (one commit).
         with transaction.atomic():
-            _carrier_ids_record(carrier=connector.name, carrier_ids=accepted)
+            _carrier_ids_record(carrier=carrier, carrier_ids=accepted)
             counts["sent"] += len(messages_transition(message_ids=list(accepted), to=Status.SENT, source=WORKER,
                                                       # a routed message's events never name its carrier
-                                                      detail="accepted by the carrier" if routed is not None
-                                                      else f"accepted by {connector.name}",
+                                                      detail="accepted by the carrier" if attempts is not None
+                                                      else f"accepted by {carrier}",
                                                       expected=frozenset({Status.SENDING})))
-    if routed is not None:
+    if attempts is not None:
         # After the carrier ids are safe: bookkeeping that fails (a deadlock on a circuit row) must not make
         # the accepted messages look unsent, or they would be sent again.
         try:
-            dispatching.attempts_record(routed, outcomes)
+            dispatching.attempts_record(attempts, outcomes)
         except Exception:
-            logger.exception("route attempts of %d messages not recorded", len(routed))
-        outcomes = [dispatching.error_for_customer(o, carrier=connector.name) if isinstance(o, CarrierError) else o
+            logger.exception("route attempts of %d messages not recorded", len(attempts))
+        outcomes = [dispatching.error_for_customer(o, carrier=carrier) if isinstance(o, CarrierError) else o
                     for o in outcomes]
     errors = [(m, o) for m, o in zip(messages, outcomes, strict=True) if isinstance(o, CarrierError)]
     permanent = sorted(((m, o) for m, o in errors if isinstance(o, PermanentError)), key=_error_key)
@@ -152,7 +165,7 @@ def _submit(connector, messages: list[Message], counts: dict[str, int],
         if not isinstance(error, PermanentError):
             # A transient error is rare and its backoff is per message: one at a time, as before. A route
             # error of a routed message goes back at once: its next dispatch takes the next route (failover).
-            failover = routed is not None and isinstance(error, RouteError)
+            failover = attempts is not None and isinstance(error, RouteError)
             if pipeline.retry_schedule(message=message, code=error.code, text=error.message,
                                        carrier_code=error.carrier_error_code,
                                        delay=0.0 if failover else None) is not None:

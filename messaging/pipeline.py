@@ -258,15 +258,18 @@ def _hand_over(now, counts: dict[str, int]) -> None:
 
 def _reclaim(now, counts: dict[str, int]) -> None:
     stuck = now - timedelta(seconds=settings.MESSAGE_STUCK_SECONDS)
-    for message in _batch(status=Status.SENDING, status_changed_at__lte=stuck):
+    # A message whose attempt waits for or is held by an SMPP connector is the connector sweep's
+    # (messaging/connector/claims.py), not this one's.
+    for message in _batch(~dispatching.attempt_held(), status=Status.SENDING, status_changed_at__lte=stuck):
         # A worker died between claim and outcome. Submitting again is safe: the carrier is
-        # given our message id as its idempotency reference.
+        # given our message id as its idempotency reference. A routed attempt the worker held ends unknown.
         reclaimed = message_transition(message_id=message.pk, to=Status.QUEUED, source=SWEEPER,
                                        detail="claim abandoned by a worker; re-enqueued",
                                        expected=frozenset({Status.SENDING}), webhook=False,
                                        fields={"enqueued_at": None, "next_attempt_at": None})
         if reclaimed is not None:
             counts["reclaimed"] += 1
+            dispatching.attempts_abandon(message_id=reclaimed.pk)
             if not _publish(reclaimed):
                 return
 

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from messaging import dispatch, pipeline
+from messaging.connector import claims
 from messaging.routing import decks, quality
 
 
@@ -59,3 +60,9 @@ def route_quality_rollup_task() -> int:
 def route_costs_apply_task() -> int:
     """Every minute (beat): the cost in force of each route, so a rate deck dated in the future takes over."""
     return decks.route_costs_apply()
+
+
+@shared_task(ignore_result=True)
+def connector_claims_sweep_task() -> dict[str, int]:
+    """Every 10 s (beat): fail over attempts no connector took; settle the claims of dead connectors."""
+    return claims.connector_claims_sweep()

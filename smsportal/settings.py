@@ -238,6 +238,18 @@ ROUTING_CIRCUIT_COOLDOWN_SECONDS = env.float("ROUTING_CIRCUIT_COOLDOWN_SECONDS",
 ROUTING_COLLAPSE_DROP = env.float("ROUTING_COLLAPSE_DROP", default=0.30)
 ROUTING_FAILOVER_WINDOW_SECONDS = env.float("ROUTING_FAILOVER_WINDOW_SECONDS", default=60.0)
 
+# The SMPP connector process (messaging/connector/, `manage.py connector`): it reports each carrier's session
+# state and its own lease every CONNECTOR_HEARTBEAT_SECONDS; dispatch hands a carrier attempts only while a
+# report of `bound` is younger than CONNECTOR_LEASE_SECONDS, and a connector silent that long has died: the
+# sweeper settles its claims. An attempt no connector claimed within CONNECTOR_PICKUP_SECONDS fails over.
+# Its journal (what went on the wire, what the SMSC answered) lives in CONNECTOR_JOURNAL_DIR on local disk.
+CONNECTOR_HEARTBEAT_SECONDS = env.float("CONNECTOR_HEARTBEAT_SECONDS", default=5.0)
+CONNECTOR_LEASE_SECONDS = env.float("CONNECTOR_LEASE_SECONDS", default=30.0)
+CONNECTOR_PICKUP_SECONDS = env.float("CONNECTOR_PICKUP_SECONDS", default=30.0)
+# Default: the host name. Two connector processes on one host need two names (`manage.py connector --name`).
+CONNECTOR_NAME = env.str("CONNECTOR_NAME", default="")
+CONNECTOR_JOURNAL_DIR = env.str("CONNECTOR_JOURNAL_DIR", default=str(VAR_DIR / "connector"))
+
 # --- Email --------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)

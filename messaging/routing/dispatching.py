@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F, Max
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from accounts.services.audit import SYSTEM, audit_record
 from messaging.carriers.base import CarrierError, PermanentError, RouteError, SubmitResult, TransientError
 from messaging.routing.cache import routing_table
 from messaging.routing.lcr import Candidate, Plan, routes_plan
-from messaging.routing.models import MessageAttempt, RouteCircuit, RouteCircuitTransition, TenantRouting
+from messaging.routing.models import Carrier, MessageAttempt, RouteCircuit, RouteCircuitTransition, TenantRouting
 
 logger = logging.getLogger("smsportal.routing")
 Outcome = MessageAttempt.Outcome
@@ -76,11 +76,21 @@ def messages_route(messages: Sequence) -> RoutingResult:
         attempt = MessageAttempt(
             tenant_id=message.tenant_id, message_id=message.pk, number=numbers.get(message.pk, 0) + 1,
             route=candidate.route, carrier=candidate.carrier.name, quality_class=candidate.quality_class,
-            reason=_reason(plan, candidate, untried), cost=candidate.route.cost, currency=candidate.route.currency)
+            reason=_reason(plan, candidate, untried), cost=candidate.route.cost, currency=candidate.route.currency,
+            # an SMPP route's attempt waits for a connector process (messaging/connector/); the rest this worker submits
+            outcome=Outcome.PENDING if connector_serves(candidate.carrier) else Outcome.SUBMITTING)
         attempts.append(attempt)
         result.routed.append(Routed(message, candidate, attempt))
     MessageAttempt.unscoped.bulk_create(attempts)
     return result
+
+
+def connector_serves(carrier) -> bool:
+    """A connector process holds a bound session to this SMPP carrier: its heartbeat said so within
+    CONNECTOR_LEASE_SECONDS. Otherwise dispatch treats the route as down (a route error: the next route)."""
+    if carrier.kind != Carrier.Kind.SMPP or carrier.session_state != "bound" or carrier.session_state_at is None:
+        return False
+    return timezone.now() - carrier.session_state_at < timedelta(seconds=settings.CONNECTOR_LEASE_SECONDS)
 
 
 def _reason(plan: Plan, candidate: Candidate, untried: list[Candidate]) -> str:
@@ -102,12 +112,12 @@ def _policy_for(routing: TenantRouting | None, message_type: str) -> str | None:
     return routing.policy
 
 
-def attempts_record(routed: Sequence[Routed], outcomes: Sequence[SubmitResult | CarrierError]) -> None:
+def attempts_record(attempts: Sequence[MessageAttempt], outcomes: Sequence[SubmitResult | CarrierError]) -> None:
     """The attempts' outcomes, and what they tell each route's circuit."""
     now = timezone.now()
     by_outcome: dict[tuple[str, str], list[int]] = {}
     per_route: dict[int, list[bool]] = {}
-    for item, outcome in zip(routed, outcomes, strict=True):
+    for attempt, outcome in zip(attempts, outcomes, strict=True):
         if isinstance(outcome, SubmitResult):
             key = (Outcome.SUBMITTED, "")
         elif isinstance(outcome, RouteError):
@@ -116,9 +126,9 @@ def attempts_record(routed: Sequence[Routed], outcomes: Sequence[SubmitResult | 
             key = (Outcome.REJECTED, outcome.code)
         else:
             key = (Outcome.RETRY, outcome.code if isinstance(outcome, TransientError) else "carrier_error")
-        by_outcome.setdefault(key, []).append(item.attempt.pk)
-        if key[0] in (Outcome.SUBMITTED, Outcome.ROUTE_ERROR):
-            per_route.setdefault(item.candidate.route.pk, []).append(key[0] == Outcome.SUBMITTED)
+        by_outcome.setdefault(key, []).append(attempt.pk)
+        if key[0] in (Outcome.SUBMITTED, Outcome.ROUTE_ERROR) and attempt.route_id is not None:
+            per_route.setdefault(attempt.route_id, []).append(key[0] == Outcome.SUBMITTED)
     for (outcome, code), ids in by_outcome.items():
         fields = {"outcome": outcome, "error_code": code}
         fields["submitted_at" if outcome == Outcome.SUBMITTED else "finished_at"] = now
@@ -150,6 +160,21 @@ def attempts_finish(*, message_ids: Sequence[int], delivered: bool) -> None:
     # unscoped: receipt matching found these messages; their submitted attempts
     MessageAttempt.unscoped.filter(message_id__in=list(message_ids), outcome=Outcome.SUBMITTED).update(
         outcome=Outcome.DELIVERED if delivered else Outcome.FAILED, finished_at=timezone.now())
+
+
+def attempt_held() -> Exists:
+    """A condition on messages: an attempt of it waits for an SMPP connector or is held by one (pending, or
+    submitting with a `claimed_by`). The stuck-sending reclaim leaves those to the connector sweep."""
+    held = Q(outcome=Outcome.PENDING) | (Q(outcome=Outcome.SUBMITTING) & ~Q(claimed_by=""))
+    # unscoped: a subquery by message
+    return Exists(MessageAttempt.unscoped.filter(held, message_id=OuterRef("pk")))
+
+
+def attempts_abandon(*, message_id: int) -> None:
+    """The sweeper took back a message whose worker died mid-submit: the attempt it held has no known outcome."""
+    # unscoped: the reclaimed message's attempt, by its id
+    MessageAttempt.unscoped.filter(message_id=message_id, outcome=Outcome.SUBMITTING, claimed_by="").update(
+        outcome=Outcome.UNKNOWN, error_code="worker_lost", finished_at=timezone.now())
 
 
 # --- circuits -----------------------------------------------------------------------------------

@@ -188,7 +188,8 @@ class MessageAttempt(models.Model):
     `routing` in the API is made from these (no carrier name or cost shown to customers)."""
 
     class Outcome(models.TextChoices):
-        PENDING = "pending", "Pending"
+        PENDING = "pending", "Pending"  # an SMPP route's: waiting for a connector process to claim it
+        SUBMITTING = "submitting", "Submitting"  # claimed by the connector process `claimed_by`
         SUBMITTED = "submitted", "Submitted"
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed"  # the carrier took it and it failed (undelivered, failed receipt)
@@ -211,13 +212,36 @@ class MessageAttempt(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     submitted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True)  # the connector process (ConnectorLease.name)
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     objects = TenantScopedManager()
     unscoped = models.Manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["message", "number"], name="attempt_number_per_message")]
-        indexes = [models.Index(fields=["route", "started_at"], name="attempt_route_time")]
+        indexes = [
+            models.Index(fields=["route", "started_at"], name="attempt_route_time"),
+            # a connector's claim (messaging/connector/claims.py) and the pickup sweep: only the waiting rows
+            models.Index(fields=["carrier", "id"], name="attempt_awaiting_connector",
+                         condition=models.Q(outcome="pending")),
+            models.Index(fields=["claimed_by", "id"], name="attempt_claimed",
+                         condition=models.Q(outcome="submitting")),
+        ]
 
     def __str__(self) -> str:
         return f"attempt {self.number}: {self.outcome}"
+
+
+class ConnectorLease(models.Model):
+    """A connector process (`manage.py connector`): its heartbeat holds its claims. One that stops beating
+    for CONNECTOR_LEASE_SECONDS has died on a host that did not restart it; the sweeper settles its claims."""
+
+    name = models.CharField(max_length=64, unique=True)
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +53,15 @@ _BIND_REFUSALS = {consts.SMPP_ESME_RBINDFAIL, consts.SMPP_ESME_RINVPASWD, consts
 DoneCallback = Callable[[OutboundMessage, "Submitted | CarrierError"], None]
 ReceiptCallback = Callable[[CarrierReceipt], None]
 InboundCallback = Callable[[CarrierInbound], None]
+
+
+@dataclass(frozen=True)
+class SmppReceipt(CarrierReceipt):
+    """A receipt off an SMPP session that defers its answers (`defer_receipt_answer`): its deliver_sm is
+    answered only when `answer()` is called, once the receipt is stored, so a crash before that makes the
+    SMSC deliver it again. `answer()` does nothing when the link it came on is gone (the SMSC resends it)."""
+
+    answer: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -154,9 +163,10 @@ class SmppSession:
     """
 
     def __init__(self, config: CarrierConfig, *, on_receipt: ReceiptCallback | None = None,
-                 on_inbound: InboundCallback | None = None, redis_url: str = "",
+                 on_inbound: InboundCallback | None = None, redis_url: str = "", defer_receipt_answer: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.name = config.name
+        self._defer_answer = defer_receipt_answer
         self.settings = SessionSettings.from_config(config)
         self._password = config.credentials.get("password", "")
         self._on_receipt = on_receipt
@@ -511,29 +521,45 @@ class SmppSession:
 
     def _on_deliver(self, client: _Client, pdu: Any) -> None:
         status = consts.SMPP_ESME_ROK
+        deferred = False
         try:
             if (pdu.esm_class or 0) & ESM_CLASS_RECEIPT:
-                self._on_receipt_pdu(pdu)
+                deferred = self._on_receipt_pdu(client, pdu)
             else:
                 self._on_mo_pdu(pdu)
         except Exception:
             logger.exception("smpp %s: deliver_sm handler failed; asking the SMSC to deliver it again", self.name)
             status = ESME_RX_T_APPN
-        self._send(client, "deliver_sm_resp", sequence=pdu.sequence, status=status)
+        if not deferred:
+            self._send(client, "deliver_sm_resp", sequence=pdu.sequence, status=status)
 
-    def _on_receipt_pdu(self, pdu: Any) -> None:
+    def _on_receipt_pdu(self, client: _Client, pdu: Any) -> bool:
+        """Hand on (or park) a receipt; True when its deliver_sm_resp is left to the receipt's `answer`."""
         payload = pdu.short_message or pdu.message_payload or b""
         receipt = receipt_parse(payload.decode("latin-1"), tlv_message_id=_text(pdu.receipted_message_id),
                                 tlv_state=pdu.message_state)
         if receipt is None:
             logger.warning("smpp %s: receipt without a message id ignored", self.name)
-            return
+            return False
+        if self._defer_answer:
+            sequence = pdu.sequence
+            receipt = SmppReceipt(**vars(receipt), answer=lambda: self._answer_deliver(client, sequence))
         with self._cond:
             busy = bool(self._window)
         # Only while submits are in flight can a receipt overtake its submit_sm_resp.
-        if busy and not self._parking.offer(receipt):
-            return
-        self._emit_receipt(receipt)
+        if not busy or self._parking.offer(receipt):
+            self._emit_receipt(receipt)
+        return self._defer_answer
+
+    def _answer_deliver(self, client: _Client, sequence: int) -> None:
+        """deliver_sm_resp for a stored receipt, on the link it came on; gone: the SMSC delivers it again."""
+        with self._cond:
+            if self._client is not client:
+                return
+        try:
+            self._send(client, "deliver_sm_resp", sequence=sequence, status=consts.SMPP_ESME_ROK)
+        except (exceptions.ConnectionError, exceptions.PDUError, OSError):
+            client.abort()
 
     def _on_mo_pdu(self, pdu: Any) -> None:
         sender = e164(_text(pdu.source_addr), pdu.source_addr_ton or 0)
