@@ -157,7 +157,7 @@ def session_state_report(*, carrier_id: int, bound: bool, stopping: bool = False
                            pk=carrier_id).update(session_state="down", session_state_at=now)
 
 
-# --- the sweeps (from pipeline.messages_sweep) -----------------------------------------------------------
+# --- the sweep (beat: messaging.tasks.connector_claims_sweep_task) -----------------------------------------------------------
 
 
 def connector_claims_sweep() -> dict[str, int]:

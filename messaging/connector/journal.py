@@ -31,10 +31,6 @@ class Entry:
     carrier_ids: tuple[str, ...] | None = None  # answered: accepted with these ids
     error: tuple[str, str] | None = None  # answered: refused (error class name, code)
 
-    @property
-    def answered(self) -> bool:
-        return self.carrier_ids is not None or self.error is not None
-
 
 @dataclass
 class _File:

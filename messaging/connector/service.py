@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers.inbound import inbound_receive
 
 from django.conf import settings
@@ -81,7 +81,6 @@ class Stats:
     refused: int = 0
     receipts: int = 0
     stored: int = 0
-    started_at: float = field(default_factory=time.monotonic)
 
 
 class Writer:
@@ -371,6 +370,9 @@ class Connector:
                 logger.exception("connector %s: reporting carrier %s down failed", self.name, link.name)
         self.links.clear()
         self.writer.stop()
+        stats = self.stats
+        logger.info("connector %s: stopped after %d submitted, %d refused, %d outcomes and %d receipts stored",
+                    self.name, stats.submitted, stats.refused, stats.stored, stats.receipts)
         try:
             claims.lease_end(self.name)
         except Exception:
