@@ -184,6 +184,27 @@ def drain(database_url: str, out: Path, *, timeout: float) -> tuple[dict[str, in
         time.sleep(2)
 
 
+def connector_bound(database_url: str, timeout: float = 60.0) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if conn.execute("SELECT 1 FROM messaging_carrier WHERE session_state = 'bound'").fetchone():
+                return
+            time.sleep(0.2)
+    raise SystemExit("the connector did not bind")
+
+
+def submits(database_url: str) -> int:
+    """Our count of messages submitted to the SMPP carrier (attempts it answered)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT count(*) FROM messaging_messageattempt WHERE carrier = 'bench-smpp' "
+                            "AND outcome IN ('submitted', 'delivered', 'undelivered')").fetchone()[0]
+
+
 def verify(hooks: list[dict], secret: str) -> dict:
     from standardwebhooks.webhooks import Webhook
 
@@ -242,14 +263,29 @@ def cpu_used(before: dict[str, float], after: dict[str, float], messages: int) -
     return {name: round(seconds * 1000 / max(1, messages), 3) for name, seconds in used.items()}
 
 
-def ours(*, database_url: str, redis_url: str, broker_url: str, seconds: float, rate: float, tmp: Path) -> dict:
-    env = server_env(database_url, redis_url, broker_url, LIVE_CARRIER="simulator")
+def smpp_route(env: dict, tmp: Path, smsc) -> str:
+    """A live key, and the SMPP carrier to `smsc` with a route for +1 (carriers_load, as an operator would)."""
+    from connector import carriers_file
+
+    key = manage("create_api_key", "bench", "--name", "bench-live", "--mode", "live", env=env).strip().splitlines()[-1]
+    manage("carriers_load", str(carriers_file(tmp, smsc.port, 50)), env=env)
+    return key
+
+
+def ours(*, database_url: str, redis_url: str, broker_url: str, seconds: float, rate: float, tmp: Path,
+         smsc=None) -> dict:
+    live = smsc is not None
+    env = server_env(database_url, redis_url, broker_url, LIVE_CARRIER="routes" if live else "simulator",
+                     CONNECTOR_JOURNAL_DIR=str(tmp / "journal"))
     key = bench_tenant(env)
+    if live:
+        key = smpp_route(env, tmp, smsc)
     receiver_port, web_port = free_port(), free_port()
     out = tmp / f"webhooks-{uuid.uuid4().hex[:8]}.jsonl"
     secret = endpoint_secret(env, f"http://127.0.0.1:{receiver_port}/hook")
     processes = [subprocess.Popen([sys.executable, __file__, "receive", str(receiver_port), str(out)])]  # noqa: S603
-    commands = {name: procfile_command(name, WEB_PORT=str(web_port)) for name in ("web", "dispatcher", "worker", "webhooks")}
+    names = ("web", "dispatcher", "worker", "webhooks", *(("connector",) if live else ()))
+    commands = {name: procfile_command(name, WEB_PORT=str(web_port)) for name in names}
     try:
         for name, argv in commands.items():
             log = (tmp / f"e2e-{name}.log").open("wb")
@@ -257,11 +293,16 @@ def ours(*, database_url: str, redis_url: str, broker_url: str, seconds: float, 
         wait_listening(web_port, processes[1])
         wait_listening(receiver_port, processes[0])
         time.sleep(3)  # the workers' start
+        if live:
+            connector_bound(database_url)
+            smsc_before = smsc.stats()
         names = ["receiver", *commands]
         before = cpu_sample(names, processes, database_url)
         figures = load(web_port, key, seconds=seconds, rate=rate)
         counts, hooks, drained_at = drain(database_url, out, timeout=max(120.0, seconds * 3))
         cpu = cpu_used(before, cpu_sample(names, processes, database_url), figures["accepted"])
+        if live:
+            smsc_after = smsc.stats()
     finally:
         for process in reversed(processes):
             stopped(process)
@@ -271,8 +312,14 @@ def ours(*, database_url: str, redis_url: str, broker_url: str, seconds: float, 
     # After the pipeline has filled (receipts come SIMULATOR_RECEIPT_DELAY after the submit): the rate it keeps up.
     steady = sum(1 for h in hooks if start + STEADY_AFTER <= h["at"] <= end)
     last_hook = max((h["at"] for h in hooks), default=end)
+    carried = {"what": "POST /v1/messages/batch (1,000 a request, paced), test key, simulator, endpoint on message.delivered"}
+    if live:
+        carried = {"what": "POST /v1/messages/batch (1,000 a request, paced), live key, routed to one SMPP carrier "
+                           "(manage.py connector, one session, window 50, to smsc.js), endpoint on message.delivered",
+                   "submit_sm_ours": submits(database_url),
+                   "smsc": {k: smsc_after[k] - smsc_before.get(k, 0) for k in smsc_after if isinstance(smsc_after[k], int)}}
     return {
-        "what": "POST /v1/messages/batch (1,000 a request, paced), test key, simulator, endpoint on message.delivered",
+        **carried,
         "commands": {name: " ".join(argv) for name, argv in commands.items()},
         "load_seconds": round(end - start, 1), "target_rate": rate, **{k: figures[k] for k in
                                                                         ("accepted", "statuses", "batch_p50_ms", "batch_max_ms")},
@@ -298,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/15", help="a throw-away Redis db (flushed)")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=1000, help="messages/s offered")
+    parser.add_argument("--carrier", choices=["simulator", "smpp"], default="simulator",
+                        help="simulator: test key; smpp: live key over manage.py connector to smsc.js")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor (only to try things out)")
     parser.add_argument("--tmp", default=str(Path(tempfile.gettempdir()) / "smsportal-e2e"), help="where the receiver's log and the process logs go")
     args = parser.parse_args(argv)
@@ -309,11 +358,18 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_floor:
             out["floor"] = floor(database_url)
         flush(args.broker_url)
+        smsc = None
+        if args.carrier == "smpp":
+            from connector import Smsc
+
+            smsc = Smsc(Path(args.tmp) / "smsc.log")
         try:
             out["ours"] = ours(database_url=database_url, redis_url=args.redis_url, broker_url=args.broker_url,
-                               seconds=args.seconds, rate=args.rate, tmp=Path(args.tmp))
+                               seconds=args.seconds, rate=args.rate, tmp=Path(args.tmp), smsc=smsc)
         finally:
             flush(args.broker_url)
+            if smsc is not None:
+                smsc.stop()
     if "floor" in out:
         out["ratio"] = round(out["ours"]["delivered_per_second"] / out["floor"]["requests_per_second"], 3)
     out["limits"] = {"API_RATE_LIMIT": "1000000/s", "messages_per_second": RAISED_RATE}
