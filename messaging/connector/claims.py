@@ -26,7 +26,8 @@ from messaging import dispatch
 from messaging.carriers.base import CarrierError, PermanentError, RouteError, SubmitResult, TransientError
 from messaging.lifecycle import messages_transition
 from messaging.models import Message, MessageEvent, Status
-from messaging.routing.models import Carrier, ConnectorLease, MessageAttempt
+from messaging.routing import dispatching
+from messaging.routing.models import Carrier, ConnectorLease, MessageAttempt, Route
 
 logger = logging.getLogger("messaging.connector")
 Outcome = MessageAttempt.Outcome
@@ -155,6 +156,13 @@ def session_state_report(*, carrier_id: int, bound: bool, stopping: bool = False
     stale = now - timedelta(seconds=2 * settings.CONNECTOR_HEARTBEAT_SECONDS)
     Carrier.objects.filter(Q(session_state_at__lt=stale) | Q(session_state_at__isnull=True) | ~Q(session_state="bound"),
                            pk=carrier_id).update(session_state="down", session_state_at=now)
+
+
+def link_failures_record(*, carrier_id: int, failures: int) -> None:
+    """A carrier's failed binds or dropped links: route-level failures of each of its routes, so that a carrier
+    that stays down opens their circuits (ROUTING_CIRCUIT_FAILURES in a row) as failed submits would."""
+    for route_id in Route.objects.filter(carrier_id=carrier_id, enabled=True).values_list("pk", flat=True):
+        dispatching.circuit_record(route_id=route_id, successes=0, failures=failures, last_failed=True)
 
 
 # --- the sweep (beat: messaging.tasks.connector_claims_sweep_task) -----------------------------------------------------------

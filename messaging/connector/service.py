@@ -10,7 +10,9 @@ Threads:
   errors and failover: dispatch.outcomes_record), then receipts (pipeline.receipts_apply). A receipt is
   answered (deliver_sm_resp) only after it is stored: a crash before that makes the SMSC send it again;
 - the main thread: every CONNECTOR_HEARTBEAT_SECONDS the lease and each carrier's session state (routing
-  drops a carrier that is down; dispatch hands attempts only to a carrier reported bound), and every
+  drops a carrier that is down; dispatch hands attempts only to a carrier reported bound) and its failed binds
+  and dropped links, counted as route failures on its routes' circuits (a carrier that stays down opens
+  them, and they close on the first trial message after it is back), and every
   RELOAD_SECONDS the carriers: a new, changed (its `updated_at`) or disabled carrier is started, restarted or
   stopped, with no restart of the process.
 
@@ -175,6 +177,7 @@ class CarrierLink:
         self.sessions = [SmppSession(config, on_receipt=self._on_receipt, on_inbound=self._on_inbound,
                                      redis_url=redis_url, defer_receipt_answer=True) for _ in range(count)]
         self._threads: list[threading.Thread] = []
+        self._failures_seen = 0
 
     def start(self) -> CarrierLink:
         for index, session in enumerate(self.sessions):
@@ -189,6 +192,12 @@ class CarrierLink:
     @property
     def bound(self) -> bool:
         return any(session.is_bound for session in self.sessions)
+
+    def link_failures_new(self) -> int:
+        """Failed binds and dropped links of its sessions since the last call."""
+        total = sum(session.link_failures for session in self.sessions)
+        new, self._failures_seen = total - self._failures_seen, total
+        return new
 
     def stop(self) -> None:
         """No new claims; what was claimed and not sent goes back; in-flight submits are answered or end
@@ -356,6 +365,9 @@ class Connector:
             claims.lease_beat(name=self.name, host=socket.gethostname(), pid=os.getpid())
             for link in self.links.values():
                 claims.session_state_report(carrier_id=link.carrier_id, bound=link.bound)
+                failures = link.link_failures_new()
+                if failures:
+                    claims.link_failures_record(carrier_id=link.carrier_id, failures=failures)
         except Exception:
             logger.exception("connector %s: heartbeat failed", self.name)
             connections.close_all()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +26,7 @@ from messaging.connector.service import Connector, ConnectorLocked
 from messaging.models import Carrier, Message, MessageAttempt, Route, Status
 from messaging.routing.cache import routing_cache_clear
 from messaging.routing.credentials import credentials_encrypt
-from messaging.routing.models import ConnectorLease
+from messaging.routing.models import ConnectorLease, RouteCircuit, RouteCircuitTransition
 from messaging.tests.smpp_server import Peer, free_port, wait_until
 from smsportal.tests.servers import server_env
 
@@ -60,7 +61,7 @@ def peer():
 
 @pytest.fixture
 def live():
-    tenant = TenantFactory()
+    tenant = TenantFactory(messages_per_second=1000)
     api_key, _ = make_api_key(tenant, mode="live", scopes=["messages:send", "messages:read"])
     return tenant, api_key
 
@@ -205,6 +206,68 @@ def test_claimed_attempts_fail_over_when_the_smsc_goes_away(routes_mode, live):
         assert status_of(message) == Status.SENT
         assert [(c, o) for c, o, _ in attempts(message)] == [("eu-smpp", Outcome.ROUTE_ERROR),
                                                              ("backup", Outcome.SUBMITTED)]
+
+
+def dispatch_until_sent(messages: list[Message], timeout: float = 30) -> bool:
+    """Dispatch what is queued (a failed-over message comes back queued) until none is queued or sending."""
+    ids = [m.pk for m in messages]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        queued = list(Message.unscoped.filter(pk__in=ids, status=Status.QUEUED).values_list("pk", flat=True))
+        if queued:
+            dispatch.messages_dispatch(message_ids=queued)
+        elif not Message.unscoped.filter(pk__in=ids, status__in=[Status.QUEUED, Status.SENDING]).exists():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def circuit_state(route: Route) -> str:
+    circuit = RouteCircuit.objects.filter(route=route).first()
+    return circuit.state if circuit else RouteCircuit.State.CLOSED
+
+
+def test_the_cheaper_smpp_carrier_stops_mid_run_its_circuit_opens_and_closes_after_it_is_back(routes_mode, live):
+    """Two routes; the cheaper (SMPP) carrier goes away with messages in flight: every message goes on over
+    the other route, the SMPP route's circuit opens (failed binds and dropped links count as route failures),
+    and after the carrier is back and the cool-down is over, a trial message closes it."""
+    routes_mode.ROUTING_CIRCUIT_COOLDOWN_SECONDS = 2
+    port = free_port()
+    server = Peer(port)
+    server.command("config", receipts="tlv")
+    carrier = smpp_carrier(port)
+    route = carrier.routes.get()
+    simulator_route()
+    with Running():
+        assert wait_until(lambda: bound(carrier), 10)
+        routing_cache_clear()
+        before = [send(live, to=f"+4479111{i:04d}9") for i in range(10)]
+        assert dispatch_until_sent(before)
+        assert wait_until(lambda: all(status_of(m) == Status.DELIVERED for m in before), 10)
+
+        server.stop()  # mid-run: these go out while the connector still reports the carrier bound
+        during = [send(live, to=f"+4479112{i:04d}9") for i in range(20)]
+        assert dispatch_until_sent(during)
+        assert wait_until(lambda: circuit_state(route) == RouteCircuit.State.OPEN, 20)
+
+        server = Peer(port)  # the carrier is back
+        server.command("config", receipts="tlv", next_id=5000)
+        assert wait_until(lambda: bound(carrier), 10)
+        time.sleep(routes_mode.ROUTING_CIRCUIT_COOLDOWN_SECONDS)
+        after = [send(live, to=f"+4479111{100 + i:04d}9") for i in range(5)]
+        assert dispatch_until_sent(after)
+        assert wait_until(lambda: all(status_of(m) == Status.DELIVERED for m in after), 10), \
+            [attempts(m) for m in after]
+    server.stop()
+    for message in before + after:
+        assert attempts(message)[-1] == ("eu-smpp", Outcome.DELIVERED, "")
+    for message in during:
+        assert status_of(message) == Status.SENT  # the simulator-kind backup's receipt comes from a worker
+        assert attempts(message)[-1][:2] == ("backup", Outcome.SUBMITTED)
+        assert all(c == "eu-smpp" and o == Outcome.ROUTE_ERROR for c, o, _ in attempts(message)[:-1])
+    assert circuit_state(route) == RouteCircuit.State.CLOSED
+    moves = list(RouteCircuitTransition.objects.filter(route=route).order_by("pk").values_list("to_state", flat=True))
+    assert moves[0] == RouteCircuit.State.OPEN and moves[-1] == RouteCircuit.State.CLOSED
 
 
 def test_a_second_connector_of_the_same_name_on_one_host_is_refused(routes_mode):

@@ -189,6 +189,7 @@ class SmppSession:
         self._next_enquire = 0.0
         self._enquire_deadline: float | None = None
         self._binds = 0
+        self._link_failures = 0
         self._reference = random.randrange(256)
         self._threads: list[threading.Thread] = []
 
@@ -243,6 +244,12 @@ class SmppSession:
         """How many times the session has bound (1 + rebinds)."""
         with self._cond:
             return self._binds
+
+    @property
+    def link_failures(self) -> int:
+        """How many times a bind failed or a bound link dropped: each is a route-level failure of the carrier."""
+        with self._cond:
+            return self._link_failures
 
     def wait_bound(self, timeout: float) -> bool:
         with self._cond:
@@ -373,13 +380,20 @@ class SmppSession:
             client = self._bind()
             if client is None:
                 attempt += 1
+                self._count_link_failure()
                 self._stop.wait(self._backoff(attempt))
                 continue
             attempt = 1  # after a bound link drops, wait about the minimum before binding again
             self._read_until_down(client)
             self._link_down(client)
             if not self._stop.is_set():
+                self._count_link_failure()
                 self._stop.wait(self._backoff(attempt))
+
+    def _count_link_failure(self) -> None:
+        if not self._stop.is_set():
+            with self._cond:
+                self._link_failures += 1
 
     def _backoff(self, attempt: int) -> float:
         """Capped exponential backoff with "equal jitter": between half and all of min * 2**(attempt-1)."""

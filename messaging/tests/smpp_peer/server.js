@@ -4,7 +4,7 @@
 //
 // Prints one JSON line per event on stdout: {"event":"listening"} first, then every PDU it receives
 // ({"event":"pdu","command":...}) and every response it sends ({"event":"sent",...}). Reads JSON
-// commands on stdin, one a line: {"cmd":"config",...}, {"cmd":"mo",...}, {"cmd":"enquire_link"}.
+// commands on stdin, one a line: {"cmd":"config",...} (next_id: the next message id's number), {"cmd":"mo",...}, {"cmd":"enquire_link"}.
 //
 // submit_sm behaves by the destination's last digits:
 //   ...222 never answered          ...444 ESME_RTHROTTLED (0x58)    ...011 ESME_RINVDSTADR (0x0B)
@@ -123,7 +123,10 @@ server.listen(port, '127.0.0.1', () => log({event: 'listening', port}));
 
 readline.createInterface({input: process.stdin}).on('line', (line) => {
   const cmd = JSON.parse(line);
-  if (cmd.cmd === 'config') Object.assign(config, cmd);
+  if (cmd.cmd === 'config') {
+    Object.assign(config, cmd);
+    if (cmd.next_id !== undefined) nextId = cmd.next_id;  // a restarted SMSC must not hand out old ids again
+  }
   else if (cmd.cmd === 'mo') sendMo(cmd);
   else if (cmd.cmd === 'enquire_link') {
     for (const session of sessions) session.enquire_link({}, (resp) => log({event: 'enquire_link_resp_got'}));
