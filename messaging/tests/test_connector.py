@@ -238,27 +238,32 @@ def test_the_cheaper_smpp_carrier_stops_mid_run_its_circuit_opens_and_closes_aft
     carrier = smpp_carrier(port)
     route = carrier.routes.get()
     simulator_route()
-    with Running():
-        assert wait_until(lambda: bound(carrier), 10)
-        routing_cache_clear()
-        before = [send(live, to=f"+4479111{i:04d}9") for i in range(10)]
-        assert dispatch_until_sent(before)
-        assert wait_until(lambda: all(status_of(m) == Status.DELIVERED for m in before), 10)
+    peers = [server]
+    try:
+        with Running():
+            assert wait_until(lambda: bound(carrier), 10)
+            routing_cache_clear()
+            before = [send(live, to=f"+4479111{i:04d}9") for i in range(10)]
+            assert dispatch_until_sent(before)
+            assert wait_until(lambda: all(status_of(m) == Status.DELIVERED for m in before), 10)
 
-        server.stop()  # mid-run: these go out while the connector still reports the carrier bound
-        during = [send(live, to=f"+4479112{i:04d}9") for i in range(20)]
-        assert dispatch_until_sent(during)
-        assert wait_until(lambda: circuit_state(route) == RouteCircuit.State.OPEN, 20)
+            server.stop()  # mid-run: these go out while the connector still reports the carrier bound
+            during = [send(live, to=f"+4479112{i:04d}9") for i in range(20)]
+            assert dispatch_until_sent(during)
+            assert wait_until(lambda: circuit_state(route) == RouteCircuit.State.OPEN, 20)
 
-        server = Peer(port)  # the carrier is back
-        server.command("config", receipts="tlv", next_id=5000)
-        assert wait_until(lambda: bound(carrier), 10)
-        time.sleep(routes_mode.ROUTING_CIRCUIT_COOLDOWN_SECONDS)
-        after = [send(live, to=f"+4479111{100 + i:04d}9") for i in range(5)]
-        assert dispatch_until_sent(after)
-        assert wait_until(lambda: all(status_of(m) == Status.DELIVERED for m in after), 10), \
-            [attempts(m) for m in after]
-    server.stop()
+            server = Peer(port)  # the carrier is back
+            peers.append(server)
+            server.command("config", receipts="tlv", next_id=5000)
+            assert wait_until(lambda: bound(carrier), 10)
+            time.sleep(routes_mode.ROUTING_CIRCUIT_COOLDOWN_SECONDS)
+            after = [send(live, to=f"+4479111{100 + i:04d}9") for i in range(5)]
+            assert dispatch_until_sent(after)
+            assert wait_until(lambda: all(status_of(m) == Status.DELIVERED for m in after), 10), \
+                [attempts(m) for m in after]
+    finally:
+        for smsc in peers:
+            smsc.stop()
     for message in before + after:
         assert attempts(message)[-1] == ("eu-smpp", Outcome.DELIVERED, "")
     for message in during:
