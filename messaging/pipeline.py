@@ -166,9 +166,10 @@ def receipts_apply(*, carrier: str, receipts: list[Receipt]) -> int:
     """receipt_apply for many receipts of one carrier at once, with the same outcome per receipt;
     returns how many changed a message. A few statements per distinct status, not per receipt."""
     known: dict[str, int] = dict(
-        # unscoped: carrier receipt matching: the carrier's ids name the messages, any tenant's
+        # unscoped: carrier receipt matching: the carrier's ids name the messages, any tenant's. In id order, so
+        # that an id the carrier used again (a restarted SMSC counting from the start) names its newest message
         Message.unscoped.filter(carrier=carrier, carrier_message_id__in=[r.carrier_message_id for r in receipts])
-        .values_list("carrier_message_id", "pk"))
+        .order_by("pk").values_list("carrier_message_id", "pk"))
     missing = [r.reference for r in receipts if r.carrier_message_id not in known and r.reference]
     # unscoped: as above; a receipt that overtook the worker's record of the carrier id, by our reference
     by_reference = dict(Message.unscoped.filter(public_id__in=missing).values_list("public_id", "pk")) if missing else {}

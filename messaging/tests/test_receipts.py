@@ -158,6 +158,17 @@ def test_a_receipt_is_matched_by_our_ids_only(receipts):
     assert (message.status, other.status) == (Status.DELIVERED, Status.SENT)
 
 
+def test_a_carrier_id_used_again_names_the_newest_message(receipts):
+    """A restarted SMSC may count its ids from the start again: the receipt is the newer message's."""
+    older, newer = _sent(), _sent(ending="1235")
+    assert _receipt(older, "delivered") is not None
+    Message.unscoped.filter(pk=newer.pk).update(carrier_message_id=older.carrier_message_id)
+    pipeline.receipts_apply(carrier="simulator",
+                            receipts=[pipeline.Receipt(carrier_message_id=older.carrier_message_id, status="delivered")])
+    newer.refresh_from_db()
+    assert newer.status == Status.DELIVERED
+
+
 @pytest.mark.parametrize("status, mapped", [("DELIVERED", Status.DELIVERED), ("Undelivered", Status.UNDELIVERED),
                                             ("expired", Status.UNDELIVERED), ("rejected", Status.UNDELIVERED),
                                             ("failed", Status.FAILED), ("accepted", Status.SENT)])
