@@ -20,9 +20,11 @@ flushed. Prints one JSON line: {"floor": {...}, "smpp_floor": {...}, "ours": {..
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -77,7 +79,7 @@ class Smsc:
 def smpp_floor(port: int, *, count: int, window: int) -> dict:
     """A plain smpplib client: submit_sm with a window of `window`, every receipt answered; nothing stored."""
     import smpplib.client
-    import smpplib.consts
+    import smpplib.exceptions
 
     client = smpplib.client.Client("127.0.0.1", port, allow_unknown_opt_params=True)
     slots = threading.Semaphore(window)
@@ -99,8 +101,14 @@ def smpp_floor(port: int, *, count: int, window: int) -> dict:
     client.set_message_sent_handler(on_sent)
     client.set_message_received_handler(on_message)
     client.connect()
+    client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # noqa: SLF001 (as our session does)
     client.bind_transceiver(system_id=SYSTEM_ID, password=PASSWORD)
-    reader = threading.Thread(target=client.listen, kwargs={"auto_send_enquire_link": False}, daemon=True)
+
+    def listen() -> None:
+        with contextlib.suppress(smpplib.exceptions.ConnectionError, OSError):  # the socket closed at the end
+            client.listen(auto_send_enquire_link=False)
+
+    reader = threading.Thread(target=listen, daemon=True)
     reader.start()
     started = time.perf_counter()
     for i in range(count):
