@@ -53,6 +53,7 @@ UNSCOPED_PLACES: dict[str, str] = {
     "messaging/pipeline.py:_submit": "the message being dispatched, by its id",
     "messaging/pipeline.py:receipt_apply": "carrier receipt matching: the carrier's id names the message, any tenant's",
     "messaging/pipeline.py:receipts_apply": "carrier receipt matching in bulk: the carrier's ids name the messages",
+    "messaging/parts.py:parts_record": "the parts of a dispatch batch's messages, by their ids",
     "messaging/pipeline.py:_batch": "the message sweeps, over every tenant",
     "messaging/pipeline.py:_receipts_overdue": "the overdue-receipt sweep, over every tenant",
     "messaging/services.py:message_dispatch_publish": "after commit and from the sweeps, by the message's id",

@@ -22,7 +22,7 @@ from messaging.accept import message_send
 from messaging.connector import claims
 from messaging.connector.journal import Journal
 from messaging.connector.service import Connector, ConnectorLocked
-from messaging.models import Carrier, Message, MessageAttempt, Route, Status
+from messaging.models import Carrier, Message, MessageAttempt, MessagePart, Route, Status
 from messaging.routing.cache import routing_cache_clear
 from messaging.routing.credentials import credentials_encrypt
 from messaging.routing.models import ConnectorLease
@@ -248,6 +248,9 @@ def test_a_restart_settles_the_killed_runs_claims_from_its_journal(routes_mode, 
     assert counts == {"answered": 2, "unknown": 1, "released": 1}
     sent = Message.unscoped.get(pk=answered.message_id)
     assert (sent.status, sent.carrier_message_id) == (Status.SENT, "SMSC-1")
+    assert list(MessagePart.unscoped.filter(message=sent).order_by("number").values_list("carrier_message_id",
+                                                                                          flat=True)) == [
+        "SMSC-1", "SMSC-2"]  # both parts' ids, from the journal
     assert Message.unscoped.get(pk=refused.message_id).status == Status.FAILED
     lost = Message.unscoped.get(pk=unanswered.message_id)
     assert (lost.status, lost.error_code) == (Status.FAILED, "submit_unknown")
