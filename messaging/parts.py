@@ -12,8 +12,16 @@ receipt of a part is that part's, and the lifecycle's first final status the mes
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from messaging.models import MessagePart
+from django.db import transaction
+from django.db.models import Count, IntegerField, Q, Value
+
+from messaging.lifecycle import messages_transition
+from messaging.models import Message, MessageEvent, MessagePart, Status
+
+CARRIER = MessageEvent.Source.CARRIER
+FAILURES = (Status.UNDELIVERED, Status.FAILED)
 
 
 def parts_record(*, carrier: str, tenants: Mapping[int, int], part_ids: Mapping[int, Sequence[str]]) -> None:
@@ -55,3 +63,102 @@ def _distinct(ids: Sequence[str]) -> list[tuple[int, str]]:
             seen.add(cid)
             distinct.append((number, cid))
     return distinct
+
+
+@dataclass(frozen=True)
+class Match:
+    """What a carrier id names: a message, and its part when the id is a part's (part 0: the message's own)."""
+
+    message_id: int
+    part_id: int = 0
+    number: int = 0
+
+
+def receipts_match(*, carrier: str, carrier_ids: Sequence[str]) -> dict[str, Match]:
+    """{carrier id: Match} for the ids of a receipt batch, in one query over the parts and the messages. A part
+    wins over a message with the same id (a part's first id is also its message's), and the newest row over
+    older ones (a carrier that recycles its ids means its latest message)."""
+    ids = sorted({cid for cid in carrier_ids if cid})
+    if not ids:
+        return {}
+    zero = Value(0, output_field=IntegerField())
+    # unscoped: carrier receipt matching: the carrier's ids name parts and messages of any tenant.
+    # carrier_message_id != "" spelled out on messages: the partial index `message_carrier_id` then serves it.
+    parts = (MessagePart.unscoped.filter(carrier=carrier, carrier_message_id__in=ids).order_by()
+             .values_list("carrier_message_id", "message_id", "pk", "number"))
+    whole = (Message.unscoped.filter(carrier=carrier, carrier_message_id__in=ids).exclude(carrier_message_id="")
+             .order_by().values_list("carrier_message_id", "pk", zero, zero))
+    found: dict[str, Match] = {}
+    for cid, message_id, part_id, number in parts.union(whole, all=True):
+        match = Match(message_id, part_id, number)
+        held = found.get(cid)
+        if held is None or (match.part_id, match.message_id) > (held.part_id, held.message_id):
+            found[cid] = match
+    return found
+
+
+@dataclass(frozen=True)
+class PartReceipt:
+    """A final receipt (delivered, undelivered or failed: `status` in ours) for one part."""
+
+    match: Match
+    status: str
+    detail: str
+    carrier_error_code: str = ""
+
+
+def part_receipts_apply(receipts: Sequence[PartReceipt]) -> list[Message]:
+    """Each part's first final receipt onto its row, then what that makes of each message: failed or
+    undelivered at the first part that is, delivered with its last part. Returns the messages that moved.
+
+    The message rows are locked first, in id order as every batch transition locks them: two batches with
+    receipts for different parts of one message then run one after the other, and the second sees the
+    first's parts, so the last part's receipt always finds the others delivered."""
+    if not receipts:
+        return []
+    with transaction.atomic():
+        message_ids = sorted({r.match.message_id for r in receipts})
+        # unscoped: the messages the receipts' parts belong to, by their ids
+        list(Message.unscoped.select_for_update().filter(pk__in=message_ids).order_by("pk").values_list("pk"))
+        first: dict[int, PartReceipt] = {}
+        for receipt in receipts:
+            first.setdefault(receipt.match.part_id, receipt)
+        by_status: dict[str, list[int]] = {}
+        for part_id, receipt in first.items():
+            by_status.setdefault(receipt.status, []).append(part_id)
+        for status, part_ids in by_status.items():
+            # unscoped: the parts the receipts name, by their ids
+            MessagePart.unscoped.filter(pk__in=part_ids, status="").update(status=status)
+        return _failed(first.values()) + _delivered(first.values())
+
+
+def _failed(receipts) -> list[Message]:
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for receipt in receipts:
+        if receipt.status in FAILURES:
+            key = (receipt.status, f"part {receipt.match.number}: {receipt.detail}", receipt.carrier_error_code)
+            groups.setdefault(key, []).append(receipt.match.message_id)
+    moved = []
+    for (status, detail, carrier_code), ids in groups.items():
+        moved += messages_transition(message_ids=ids, to=status, source=CARRIER, detail=detail,
+                                     carrier_error_code=carrier_code, error_code="carrier_" + status,
+                                     error_message=detail)
+    return moved
+
+
+def _delivered(receipts) -> list[Message]:
+    candidates = {r.match.message_id for r in receipts if r.status == Status.DELIVERED}
+    if not candidates:
+        return []
+    # unscoped: the parts of the messages a receipt batch names, by message ids
+    counts = (MessagePart.unscoped.filter(message_id__in=candidates).order_by().values("message_id")
+              .annotate(parts=Count("pk"), delivered=Count("pk", filter=Q(status=Status.DELIVERED))))
+    groups: dict[int, list[int]] = {}
+    for row in counts:
+        if row["parts"] == row["delivered"]:
+            groups.setdefault(row["parts"], []).append(row["message_id"])
+    moved = []
+    for parts, ids in groups.items():
+        moved += messages_transition(message_ids=ids, to=Status.DELIVERED, source=CARRIER,
+                                     detail=f"receipt: delivered (all {parts} parts)")
+    return moved

@@ -26,6 +26,7 @@ from messaging.models import Carrier, Message, MessageAttempt, MessagePart, Rout
 from messaging.routing.cache import routing_cache_clear
 from messaging.routing.credentials import credentials_encrypt
 from messaging.routing.models import ConnectorLease
+from messaging.tests import history
 from messaging.tests.smpp_server import Peer, free_port, wait_until
 from smsportal.tests.servers import server_env
 
@@ -149,18 +150,47 @@ def submit_id(peer: Peer) -> str:
     return resp["message_id"]
 
 
-def test_a_long_unicode_message_goes_out_in_parts_and_is_delivered(routes_mode, peer, live):
+def submit_ids(peer: Peer) -> list[str]:
+    return [e["message_id"] for e in peer.matching(lambda e: e["event"] == "sent" and e["command"] == "submit_sm_resp")]
+
+
+def test_a_long_unicode_message_goes_out_in_parts_and_is_delivered_by_every_parts_receipt(routes_mode, peer, live):
     carrier = smpp_carrier(peer.port)
     text = "Привет! " * 20  # UCS-2, 160 characters: 3 parts of at most 67
-    with Running():
+    with Running() as running:
         assert wait_until(lambda: bound(carrier), 10)
         routing_cache_clear()
         message = send(live, text=text)
         dispatch.messages_dispatch(message_ids=[message.pk])
         assert wait_until(lambda: status_of(message) == Status.DELIVERED, 10)
+        assert wait_until(lambda: running.connector.stats.receipts == 3, 10)
     parts = peer.pdus("submit_sm")
     assert len(parts) == message.segments == 3
     assert "".join(p["text"] for p in parts) == text and {p["data_coding"] for p in parts} == {8}
+    # each part's carrier id is stored, each part's receipt found it, and the message was delivered once
+    assert list(MessagePart.unscoped.filter(message=message).order_by("number")
+                .values_list("carrier_message_id", "status")) == [(cid, "delivered") for cid in submit_ids(peer)]
+    assert message.carrier_message_id == submit_ids(peer)[0]
+    assert history.statuses(message).count("delivered") == 1
+    assert [e["command_status"] for e in peer.matching(lambda e: e["event"] == "receipt_resp")] == [0, 0, 0]
+    assert attempts(message) == [("eu-smpp", Outcome.DELIVERED, "")]
+
+
+def test_a_long_message_whose_second_part_is_undelivered_ends_undelivered(routes_mode, peer, live):
+    peer.command("config", stats=["DELIVRD", "UNDELIV", "DELIVRD"])
+    carrier = smpp_carrier(peer.port)
+    with Running() as running:
+        assert wait_until(lambda: bound(carrier), 10)
+        routing_cache_clear()
+        message = send(live, text="A long message. " * 20)  # GSM-7, 320 characters: 3 parts
+        dispatch.messages_dispatch(message_ids=[message.pk])
+        assert wait_until(lambda: running.connector.stats.receipts == 3, 10)
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == (Status.UNDELIVERED, "carrier_undelivered")
+    assert history.statuses(message)[-2:] == ["sent", "undelivered"]
+    assert list(MessagePart.unscoped.filter(message=message).order_by("number").values_list("status", flat=True)) == [
+        "delivered", "undelivered", "delivered"]
+    assert attempts(message) == [("eu-smpp", Outcome.FAILED, "")]
 
 
 def test_a_destination_the_smsc_refuses_fails_with_no_other_route(routes_mode, peer, live):
