@@ -265,7 +265,7 @@ class CarrierLink:
     def _on_inbound(self, inbound: CarrierInbound) -> None:
         close_old_connections()
         inbound_receive(to=inbound.to, sender=inbound.sender, text=inbound.text, carrier=self.name,
-                        carrier_message_id=inbound.carrier_message_id,
+                        carrier_message_id=inbound.carrier_message_id, earlier_ids=inbound.earlier_ids,
                         received_at=inbound.received_at or timezone.now())
 
 

@@ -193,6 +193,43 @@ def test_a_long_message_whose_second_part_is_undelivered_ends_undelivered(routes
     assert attempts(message) == [("eu-smpp", Outcome.FAILED, "")]
 
 
+def test_an_mo_the_smsc_delivers_again_is_stored_and_answered_once(routes_mode, live):
+    """The SMSC delivers a HELP to our number; its deliver_sm_resp is lost with the link (the peer restarts), and
+    after the rebind the SMSC delivers another MO, then the HELP again: stored once, one HELP reply, and every
+    deliver_sm answered."""
+    from numbers import services as numbers
+    from numbers.models import InboundMessage
+    from numbers.tests.factories import stock
+
+    from compliance.models import KeywordEvent
+
+    tenant, _ = live
+    [number] = stock(1, country="GB", start=700)
+    numbers.number_assign(tenant=tenant, number=number)
+    help_mo = {"from": "447911123456", "to": number.number.lstrip("+"), "parts": [{"hex": "48454c50"}]}  # HELP
+    server = Peer(free_port())
+    carrier = smpp_carrier(server.port)
+    with Running():
+        assert wait_until(lambda: bound(carrier), 10)
+        server.command("mo", **help_mo)
+        assert server.wait_for(lambda e: e["event"] == "mo_resp")[0]["command_status"] == 0
+        server.stop()
+        server = Peer(server.port)
+        try:
+            assert server.wait_for(lambda e: e["event"] == "bind" and e["ok"], timeout=10)
+            server.command("mo", **{**help_mo, "parts": [{"hex": "68656c6c6f"}]})  # "hello"
+            server.command("mo", **help_mo)
+            resps = server.wait_for(lambda e: e["event"] == "mo_resp", count=2)
+        finally:
+            server.stop()
+    assert [r["command_status"] for r in resps] == [0, 0]
+    stored = InboundMessage.unscoped.filter(carrier="eu-smpp").order_by("pk")
+    assert [m.text for m in stored] == ["HELP", "hello"]
+    assert stored[0].carrier_message_id.startswith("smpp-mo-") and stored[0].tenant_id == tenant.pk
+    assert KeywordEvent.unscoped.filter(tenant=tenant).count() == 1
+    assert Message.unscoped.filter(metadata__help_reply_to=stored[0].public_id).count() == 1
+
+
 def test_a_destination_the_smsc_refuses_fails_with_no_other_route(routes_mode, peer, live):
     carrier = smpp_carrier(peer.port)
     simulator_route()

@@ -103,7 +103,8 @@ function sendMo(cmd) {
       const pdu = {source_addr: cmd.from, source_addr_ton: 1, source_addr_npi: 1, destination_addr: cmd.to,
         dest_addr_ton: 1, dest_addr_npi: 1, esm_class: part.udh ? 0x40 : 0, data_coding: cmd.data_coding || 0,
         short_message: Buffer.from((part.udh || '') + part.hex, 'hex')};
-      for (const tlv of ['sar_msg_ref_num', 'sar_total_segments', 'sar_segment_seqnum']) {
+      for (const tlv of ['sar_msg_ref_num', 'sar_total_segments', 'sar_segment_seqnum', 'receipted_message_id',
+        'user_message_reference']) {
         if (part[tlv] !== undefined) pdu[tlv] = part[tlv];
       }
       session.deliver_sm(pdu, (resp) => log({event: 'mo_resp', command_status: resp.command_status}));
