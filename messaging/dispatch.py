@@ -32,6 +32,7 @@ from messaging.carriers import (
 )
 from messaging.lifecycle import messages_transition
 from messaging.models import Message, MessageEvent, Status
+from messaging.parts import parts_record
 from messaging.routing import connectors, dispatching
 from messaging.routing.connectors import connector_for
 from messaging.routing.models import MessageAttempt
@@ -135,13 +136,16 @@ def outcomes_record(*, carrier: str, messages: list[Message], outcomes: Sequence
     """What the carrier said to each message (claimed, `sending`): `sent` with its carrier id, back to the
     queue, or failed. `attempts`, for routed messages: their attempts, in the same order (the circuits and
     route quality count them). Used by dispatch and by the SMPP connector process (messaging/connector/)."""
-    accepted = {m.pk: o.carrier_message_id for m, o in zip(messages, outcomes, strict=True) if isinstance(o, SubmitResult)}
+    taken = [(m, o) for m, o in zip(messages, outcomes, strict=True) if isinstance(o, SubmitResult)]
+    accepted = {m.pk: o.carrier_message_id for m, o in taken}
     if accepted:
         # The carrier ids first, whatever the status is by now: a receipt may already have moved a
-        # message past `sent`, and later receipts find the message by this id. Then `sent`, in the
-        # same transaction (one commit).
+        # message past `sent`, and later receipts find the message (or its part) by these ids. Then
+        # `sent`, in the same transaction (one commit).
         with transaction.atomic():
             _carrier_ids_record(carrier=carrier, carrier_ids=accepted)
+            parts_record(carrier=carrier, tenants={m.pk: m.tenant_id for m, o in taken if o.part_ids},
+                         part_ids={m.pk: o.part_ids for m, o in taken if o.part_ids})
             counts["sent"] += len(messages_transition(message_ids=list(accepted), to=Status.SENT, source=WORKER,
                                                       # a routed message's events never name its carrier
                                                       detail="accepted by the carrier" if attempts is not None

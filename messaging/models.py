@@ -152,6 +152,42 @@ class MessageEvent(models.Model):
         return f"{self.message_id}#{self.sequence} {self.status}"
 
 
+class MessagePart(models.Model):
+    """One part of a long message as a carrier took it, with the carrier's own id for that part (SMPP: one
+    submit_sm and one receipt per part). Only a message taken in two or more parts with distinct ids has
+    rows; a message in one piece is matched by its own `carrier_message_id`. The message is delivered when
+    every part is, and undelivered or failed as soon as one is (messaging/parts.py, docs/carriers.md)."""
+
+    FINAL = (Status.DELIVERED, Status.UNDELIVERED, Status.FAILED)
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No index of its own: the unique (message, number) constraint's index leads with it.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="parts", db_index=False)
+    number = models.PositiveSmallIntegerField()  # 1, 2, ... in the order the parts went out
+    carrier = models.CharField(max_length=64)
+    carrier_message_id = models.CharField(max_length=100)
+    # Blank until the part's first final receipt (one of FINAL); a later one for the same part changes nothing.
+    status = models.CharField(max_length=16, blank=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "number"], name="message_part_number"),
+            models.CheckConstraint(condition=models.Q(status__in=["", Status.DELIVERED, Status.UNDELIVERED,
+                                                                  Status.FAILED]), name="message_part_status_valid"),
+        ]
+        indexes = [
+            # Receipt matching by the part's carrier id (parts.receipts_match). Not unique: carriers recycle
+            # their ids, and a unique index would make a whole batch's write fail on one reused id.
+            models.Index(fields=["carrier", "carrier_message_id"], name="message_part_carrier_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} part {self.number}: {self.carrier_message_id}"
+
+
 class MessageTemplate(models.Model):
     tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="message_templates")
     public_id = models.CharField(max_length=32, unique=True, default=PublicId("tpl"), editable=False)
@@ -203,6 +239,6 @@ from messaging.routing.models import (  # noqa: E402
     TenantRouting,
 )
 
-__all__ = ["Carrier", "Message", "MessageAttempt", "MessageEvent", "MessageTemplate", "MessageType", "Policy", "Route",
-           "RouteCircuit", "RouteCircuitTransition", "RouteCost", "RouteQuality", "SimulatorSubmission", "Status",
-           "TenantRouting"]
+__all__ = ["Carrier", "Message", "MessageAttempt", "MessageEvent", "MessagePart", "MessageTemplate", "MessageType",
+           "Policy", "Route", "RouteCircuit", "RouteCircuitTransition", "RouteCost", "RouteQuality",
+           "SimulatorSubmission", "Status", "TenantRouting"]

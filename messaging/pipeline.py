@@ -19,6 +19,7 @@ from django.utils import timezone
 from messaging.carriers import PermanentError, TransientError
 from messaging.lifecycle import message_transition, messages_transition
 from messaging.models import Message, MessageEvent, Status
+from messaging.parts import PartReceipt, part_receipts_apply, receipts_match
 from messaging.routing import dispatching
 from messaging.routing.connectors import connector_for, connector_named
 from smsportal.countdowns import countdown_limit
@@ -164,25 +165,28 @@ class Receipt:
 
 def receipts_apply(*, carrier: str, receipts: list[Receipt]) -> int:
     """receipt_apply for many receipts of one carrier at once, with the same outcome per receipt;
-    returns how many changed a message. A few statements per distinct status, not per receipt."""
-    known: dict[str, int] = dict(
-        # unscoped: carrier receipt matching: the carrier's ids name the messages, any tenant's. In id order, so
-        # that an id the carrier used again (a restarted SMSC counting from the start) names its newest message
-        Message.unscoped.filter(carrier=carrier, carrier_message_id__in=[r.carrier_message_id for r in receipts])
-        .order_by("pk").values_list("carrier_message_id", "pk"))
+    returns how many changed a message. A receipt may name a part of a long message (messaging/parts.py):
+    the message is delivered with its last part and undelivered or failed with its first failed one. One
+    query matches the whole batch; then a few statements per distinct status, not per receipt."""
+    known = receipts_match(carrier=carrier, carrier_ids=[r.carrier_message_id for r in receipts])
     missing = [r.reference for r in receipts if r.carrier_message_id not in known and r.reference]
-    # unscoped: as above; a receipt that overtook the worker's record of the carrier id, by our reference
+    # unscoped: carrier receipt matching; a receipt that overtook the worker's record of the carrier id, by our reference
     by_reference = dict(Message.unscoped.filter(public_id__in=missing).values_list("public_id", "pk")) if missing else {}
     groups: dict[tuple[str, str, str, str], list[int]] = {}
+    parted: list[PartReceipt] = []
     for receipt in receipts:
         mapped = RECEIPT_STATUSES.get(receipt.status.lower())
-        pk = known.get(receipt.carrier_message_id) or by_reference.get(receipt.reference or "")
+        match = known.get(receipt.carrier_message_id)
+        pk = match.message_id if match is not None else by_reference.get(receipt.reference or "")
         if mapped is None or pk is None:
             logger.warning("receipt from %s for %s (%r) ignored: unknown %s", carrier, receipt.carrier_message_id,
                            receipt.status, "status" if mapped is None else "message")
             continue
-        key = (mapped, receipt.detail or f"receipt: {receipt.status}", receipt.carrier_error_code, receipt.detail)
-        groups.setdefault(key, []).append(pk)
+        detail = receipt.detail or f"receipt: {receipt.status}"
+        if match is not None and match.part_id and mapped != Status.SENT:
+            parted.append(PartReceipt(match, mapped, detail, receipt.carrier_error_code))
+            continue
+        groups.setdefault((mapped, detail, receipt.carrier_error_code, receipt.detail), []).append(pk)
     changed = 0
     for (mapped, detail, carrier_code, error_detail), ids in groups.items():
         failure = mapped in (Status.UNDELIVERED, Status.FAILED)
@@ -191,6 +195,12 @@ def receipts_apply(*, carrier: str, receipts: list[Receipt]) -> int:
             error_code="carrier_" + mapped if failure else "", error_message=error_detail if failure else "")
         _attempts_finish([m.pk for m in moved], mapped)
         changed += len(moved)
+    by_status: dict[str, list[int]] = {}
+    for message in part_receipts_apply(parted):
+        by_status.setdefault(message.status, []).append(message.pk)
+    for status, ids in by_status.items():
+        _attempts_finish(ids, status)
+        changed += len(ids)
     return changed
 
 

@@ -9,6 +9,7 @@ once per message.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from numbers import codecapture, hooks
 from numbers import events as webhooks
@@ -64,12 +65,16 @@ def holding_at(*, number: PhoneNumber, at: datetime) -> tuple[Tenant | None, Num
 
 def inbound_receive(
     *, to: str, sender: str, text: str, carrier: str, carrier_message_id: str, received_at: datetime,
+    earlier_ids: Sequence[str] = (),
 ) -> InboundMessage:
     """Stores one inbound message for the tenant that held `to` at `received_at`; idempotent by
-    (carrier, carrier_message_id): a repeat returns the stored row and records nothing again."""
+    (carrier, carrier_message_id): a repeat returns the stored row and records nothing again. `earlier_ids`:
+    ids the same message may already be stored under (an SMPP MO with no id of its own is known by a hash
+    and its arrival window: the previous window's id); a row stored under one is returned too."""
     carrier_message_id = carrier_message_id or public_id("cmi")
     # unscoped: carrier inbound: idempotent by carrier id; the tenant is not known yet
-    existing = InboundMessage.unscoped.filter(carrier=carrier, carrier_message_id=carrier_message_id).first()
+    existing = InboundMessage.unscoped.filter(carrier=carrier,
+                                              carrier_message_id__in=[carrier_message_id, *earlier_ids]).first()
     if existing is not None:
         return existing
     number = PhoneNumber.objects.filter(number=to).first()

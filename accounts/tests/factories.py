@@ -139,6 +139,11 @@ def _side(label: str) -> Side:
     MessageAttempt.unscoped.create(tenant=tenant, message=message, number=1, route=route, carrier=carrier.name,
                                    quality_class="unrated", reason="cheapest of 1 route", cost=route.cost,
                                    currency="USD", outcome="submitted")
+    # The parts of a long message as a carrier took them (messaging/parts.py).
+    from messaging.models import MessagePart
+
+    MessagePart.unscoped.bulk_create([MessagePart(tenant=tenant, message=message, number=n, carrier=carrier.name,
+                                                  carrier_message_id=f"{label}-part-{n}") for n in (1, 2)])
     TenantRouting.unscoped.create(tenant=tenant, policy="balanced")
     template = messaging.template_create(tenant=tenant, name=f"{label}_otp", body="Your code is ${code}")
     # A rented number and a leased one (GB local numbers, which no other test stocks).

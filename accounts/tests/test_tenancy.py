@@ -18,7 +18,8 @@ TENANT_OWNED = tenant_owned_models()
 IN_THE_WORLD = {"accounts.ApiKey", "accounts.Membership", "accounts.IpAllowlistEntry", "accounts.Invitation",
                 "accounts.AuditEvent", "messaging.Message", "messaging.MessageEvent", "messaging.MessageTemplate",
                 "numbers.NumberAssignment", "numbers.NumberLease", "numbers.NumberPool", "numbers.NumberPoolMember",
-                "numbers.InboundMessage", "numbers.NumberEvent", "messaging.MessageAttempt", "messaging.TenantRouting"}
+                "numbers.InboundMessage", "numbers.NumberEvent", "messaging.MessageAttempt", "messaging.MessagePart",
+                "messaging.TenantRouting"}
 
 
 def test_the_registry_finds_every_tenant_owned_model():

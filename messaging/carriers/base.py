@@ -7,7 +7,16 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class SubmitResult:
+    """The carrier took the message. `part_ids`: the carrier's id of each part, in order, when it took the
+    message in parts (SMPP: one submit_sm each, one receipt each); empty when it took it whole."""
+
     carrier_message_id: str
+    part_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, carrier_message_ids: tuple[str, ...]) -> SubmitResult:
+        """From every part's id (one for a message in one piece): the first is the message's carrier id."""
+        return cls(carrier_message_ids[0], carrier_message_ids if len(carrier_message_ids) > 1 else ())
 
 
 class CarrierError(Exception):

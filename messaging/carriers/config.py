@@ -82,3 +82,5 @@ class CarrierInbound:
     text: str
     carrier_message_id: str
     received_at: datetime | None = None
+    # Ids the same message may already be stored under (an SMPP MO's previous dedupe window: smpp/inbound.py).
+    earlier_ids: tuple[str, ...] = ()

@@ -65,7 +65,7 @@ class Journal:
                 if fields[0] == "S":
                     entry.sent = True
                 elif fields[0] == "A":
-                    entry.sent, entry.carrier_ids = True, tuple(fields[2:])
+                    entry.sent, entry.carrier_ids = True, tuple("" if cid == "-" else cid for cid in fields[2:])
                 elif fields[0] == "E" and len(fields) >= 4:
                     entry.sent, entry.error = True, (fields[2], fields[3])
         return entries

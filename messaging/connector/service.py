@@ -257,7 +257,7 @@ class CarrierLink:
         def done(_message: OutboundMessage, outcome: Submitted | CarrierError) -> None:
             if isinstance(outcome, Submitted):
                 self._journal.answered(item.attempt.pk, outcome.carrier_message_ids)
-                result: SubmitResult | CarrierError = SubmitResult(carrier_message_id=outcome.carrier_message_ids[0])
+                result: SubmitResult | CarrierError = SubmitResult.of(outcome.carrier_message_ids)
                 self._stats.submitted += 1
             else:
                 self._journal.refused(item.attempt.pk, type(outcome).__name__, outcome.code)
@@ -274,7 +274,7 @@ class CarrierLink:
     def _on_inbound(self, inbound: CarrierInbound) -> None:
         close_old_connections()
         inbound_receive(to=inbound.to, sender=inbound.sender, text=inbound.text, carrier=self.name,
-                        carrier_message_id=inbound.carrier_message_id,
+                        carrier_message_id=inbound.carrier_message_id, earlier_ids=inbound.earlier_ids,
                         received_at=inbound.received_at or timezone.now())
 
 
@@ -323,7 +323,7 @@ class Connector:
                 unsent.append(item.attempt.pk)
             elif entry.carrier_ids:
                 answered.setdefault(item.attempt.carrier, []).append(
-                    (item, SubmitResult(carrier_message_id=entry.carrier_ids[0])))
+                    (item, SubmitResult.of(entry.carrier_ids)))
             elif entry.error is not None:
                 answered.setdefault(item.attempt.carrier, []).append((item, claims.error_from_journal(*entry.error)))
             else:

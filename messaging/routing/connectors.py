@@ -41,8 +41,7 @@ class ConnectorAdapter:
 
     def submit_many(self, messages: list) -> list[SubmitResult | CarrierError]:
         outcomes = self.connector.submit_many([outbound_message(m) for m in messages])
-        return [SubmitResult(carrier_message_id=o.carrier_message_id) if isinstance(o, Submitted) else o
-                for o in outcomes]
+        return [SubmitResult.of(o.carrier_message_ids) if isinstance(o, Submitted) else o for o in outcomes]
 
 
 class Unavailable:

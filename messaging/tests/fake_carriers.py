@@ -5,7 +5,8 @@ Built from the carriers' public API docs, for connector tests: one threaded HTTP
 - answers `POST /2010-04-01/Accounts/{sid}/Messages.json` as Twilio (basic auth sid:token, form fields,
   201 with a `sid`, errors as {code, message, more_info, status}),
 - answers `POST /v2/messages` as Telnyx (Bearer api key, JSON, 200 with `data.id`, errors as {"errors": [...]}),
-- answers `/partner/send` as the generic partner of the carriers-file example (Bearer token, `{"id": ...}`),
+- answers `/partner/send` as the generic partner of the carriers-file example (Bearer token, `{"id": ...}`,
+  and `parts`: an id per segment),
 - records every request, and the messages it accepted with the callback URL each asked for,
 - then posts signed status callbacks to those URLs (Twilio-signed forms, Telnyx Ed25519-signed JSON,
   the partner's HMAC-SHA256-signed JSON).
@@ -41,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from twilio.request_validator import RequestValidator
 
 from messaging.carriers.config import CarrierConfig, OutboundMessage
+from messaging.encoding import analyze
 
 TWILIO_ERRORS = {
     "0400": (400, 21211, "The 'To' number is not a valid phone number."),
@@ -310,7 +312,9 @@ def _handler_class(fake: FakeCarriers) -> type[BaseHTTPRequestHandler]:
             carrier_id = f"px-{fake._next_id()}"
             fake.accepted.append(Accepted("partner", carrier_id, to, str(fields.get("from", "")),
                                           str(fields.get("text", "")), str(fields.get("dlr", ""))))
-            return self._json(200, {"id": carrier_id, "status": "accepted"})
+            # and an id per segment, as partners that send a long message in parts report them
+            parts = [f"{carrier_id}.{n}" for n in range(1, analyze(str(fields.get("text", ""))).segment_count + 1)]
+            return self._json(200, {"id": carrier_id, "parts": parts, "status": "accepted"})
 
         # --- shared --------------------------------------------------------------------------------
 

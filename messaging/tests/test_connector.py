@@ -23,10 +23,11 @@ from messaging.accept import message_send
 from messaging.connector import claims
 from messaging.connector.journal import Journal
 from messaging.connector.service import Connector, ConnectorLocked
-from messaging.models import Carrier, Message, MessageAttempt, Route, Status
+from messaging.models import Carrier, Message, MessageAttempt, MessagePart, Route, Status
 from messaging.routing.cache import routing_cache_clear
 from messaging.routing.credentials import credentials_encrypt
 from messaging.routing.models import ConnectorLease, RouteCircuit, RouteCircuitTransition
+from messaging.tests import history
 from messaging.tests.smpp_server import Peer, free_port, wait_until
 from smsportal.tests.servers import server_env
 
@@ -150,18 +151,84 @@ def submit_id(peer: Peer) -> str:
     return resp["message_id"]
 
 
-def test_a_long_unicode_message_goes_out_in_parts_and_is_delivered(routes_mode, peer, live):
+def submit_ids(peer: Peer) -> list[str]:
+    return [e["message_id"] for e in peer.matching(lambda e: e["event"] == "sent" and e["command"] == "submit_sm_resp")]
+
+
+def test_a_long_unicode_message_goes_out_in_parts_and_is_delivered_by_every_parts_receipt(routes_mode, peer, live):
     carrier = smpp_carrier(peer.port)
     text = "Привет! " * 20  # UCS-2, 160 characters: 3 parts of at most 67
-    with Running():
+    with Running() as running:
         assert wait_until(lambda: bound(carrier), 10)
         routing_cache_clear()
         message = send(live, text=text)
         dispatch.messages_dispatch(message_ids=[message.pk])
         assert wait_until(lambda: status_of(message) == Status.DELIVERED, 10)
+        assert wait_until(lambda: running.connector.stats.receipts == 3, 10)
     parts = peer.pdus("submit_sm")
     assert len(parts) == message.segments == 3
     assert "".join(p["text"] for p in parts) == text and {p["data_coding"] for p in parts} == {8}
+    # each part's carrier id is stored, each part's receipt found it, and the message was delivered once
+    assert list(MessagePart.unscoped.filter(message=message).order_by("number")
+                .values_list("carrier_message_id", "status")) == [(cid, "delivered") for cid in submit_ids(peer)]
+    assert message.carrier_message_id == submit_ids(peer)[0]
+    assert history.statuses(message).count("delivered") == 1
+    assert [e["command_status"] for e in peer.matching(lambda e: e["event"] == "receipt_resp")] == [0, 0, 0]
+    assert attempts(message) == [("eu-smpp", Outcome.DELIVERED, "")]
+
+
+def test_a_long_message_whose_second_part_is_undelivered_ends_undelivered(routes_mode, peer, live):
+    peer.command("config", stats=["DELIVRD", "UNDELIV", "DELIVRD"])
+    carrier = smpp_carrier(peer.port)
+    with Running() as running:
+        assert wait_until(lambda: bound(carrier), 10)
+        routing_cache_clear()
+        message = send(live, text="A long message. " * 20)  # GSM-7, 320 characters: 3 parts
+        dispatch.messages_dispatch(message_ids=[message.pk])
+        assert wait_until(lambda: running.connector.stats.receipts == 3, 10)
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == (Status.UNDELIVERED, "carrier_undelivered")
+    assert history.statuses(message)[-2:] == ["sent", "undelivered"]
+    assert list(MessagePart.unscoped.filter(message=message).order_by("number").values_list("status", flat=True)) == [
+        "delivered", "undelivered", "delivered"]
+    assert attempts(message) == [("eu-smpp", Outcome.FAILED, "")]
+
+
+def test_an_mo_the_smsc_delivers_again_is_stored_and_answered_once(routes_mode, live):
+    """The SMSC delivers a HELP to our number; its deliver_sm_resp is lost with the link (the peer restarts), and
+    after the rebind the SMSC delivers another MO, then the HELP again: stored once, one HELP reply, and every
+    deliver_sm answered."""
+    from numbers import services as numbers
+    from numbers.models import InboundMessage
+    from numbers.tests.factories import stock
+
+    from compliance.models import KeywordEvent
+
+    tenant, _ = live
+    [number] = stock(1, country="GB", start=700)
+    numbers.number_assign(tenant=tenant, number=number)
+    help_mo = {"from": "447911123456", "to": number.number.lstrip("+"), "parts": [{"hex": "48454c50"}]}  # HELP
+    server = Peer(free_port())
+    carrier = smpp_carrier(server.port)
+    with Running():
+        assert wait_until(lambda: bound(carrier), 10)
+        server.command("mo", **help_mo)
+        assert server.wait_for(lambda e: e["event"] == "mo_resp")[0]["command_status"] == 0
+        server.stop()
+        server = Peer(server.port)
+        try:
+            assert server.wait_for(lambda e: e["event"] == "bind" and e["ok"], timeout=10)
+            server.command("mo", **{**help_mo, "parts": [{"hex": "68656c6c6f"}]})  # "hello"
+            server.command("mo", **help_mo)
+            resps = server.wait_for(lambda e: e["event"] == "mo_resp", count=2)
+        finally:
+            server.stop()
+    assert [r["command_status"] for r in resps] == [0, 0]
+    stored = InboundMessage.unscoped.filter(carrier="eu-smpp").order_by("pk")
+    assert [m.text for m in stored] == ["HELP", "hello"]
+    assert stored[0].carrier_message_id.startswith("smpp-mo-") and stored[0].tenant_id == tenant.pk
+    assert KeywordEvent.unscoped.filter(tenant=tenant).count() == 1
+    assert Message.unscoped.filter(metadata__help_reply_to=stored[0].public_id).count() == 1
 
 
 def test_a_destination_the_smsc_refuses_fails_with_no_other_route(routes_mode, peer, live):
@@ -316,6 +383,9 @@ def test_a_restart_settles_the_killed_runs_claims_from_its_journal(routes_mode, 
     assert counts == {"answered": 2, "unknown": 1, "released": 1}
     sent = Message.unscoped.get(pk=answered.message_id)
     assert (sent.status, sent.carrier_message_id) == (Status.SENT, "SMSC-1")
+    assert list(MessagePart.unscoped.filter(message=sent).order_by("number").values_list("carrier_message_id",
+                                                                                          flat=True)) == [
+        "SMSC-1", "SMSC-2"]  # both parts' ids, from the journal
     assert Message.unscoped.get(pk=refused.message_id).status == Status.FAILED
     lost = Message.unscoped.get(pk=unanswered.message_id)
     assert (lost.status, lost.error_code) == (Status.FAILED, "submit_unknown")

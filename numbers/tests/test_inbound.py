@@ -71,6 +71,20 @@ def test_a_repeated_carrier_message_id_is_stored_once(world):
     assert KeywordEvent.unscoped.filter(tenant=world.a.tenant).count() == 1
 
 
+def test_a_message_stored_under_an_earlier_id_is_not_stored_again(world):
+    # given a STOP stored under the id of its arrival window (an SMPP MO with no id of its own)
+    lease = _lease(world.a)
+    first = _receive(lease.number.number, "STOP", cid="smpp-mo-abc-41")
+    # when its redelivery arrives in the next window, naming the first window's id as an earlier one
+    again = inbound_receive(to=lease.number.number, sender="+447700900001", text="STOP", carrier="simulator",
+                            carrier_message_id="smpp-mo-abc-42", earlier_ids=("smpp-mo-abc-41",),
+                            received_at=timezone.now())
+    # then it is the stored message, and the opt-out was recorded once
+    assert again.pk == first.pk
+    assert InboundMessage.unscoped.filter(carrier_message_id__startswith="smpp-mo-abc").count() == 1
+    assert KeywordEvent.unscoped.filter(tenant=world.a.tenant).count() == 1
+
+
 def test_the_code_and_service_are_captured(world):
     lease = _lease(world.a)
     message = _receive(lease.number.number, WELINK["text"])

@@ -1,11 +1,13 @@
-"""Mobile-originated deliver_sm: addresses, text and the reassembly of long messages."""
+"""Mobile-originated deliver_sm: addresses, text, the reassembly of long messages and the MO's own id."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from messaging.carriers.smpp.codec import Concatenation, decode_text
 
@@ -20,6 +22,31 @@ def e164(address: str, ton: int) -> str:
     if ton == TON_ALPHANUMERIC or not digits.isdigit():
         return address.strip()
     return f"+{digits}"
+
+
+def mo_ids(*, sender: str, to: str, text: str, at: datetime, window_seconds: float, message_id: str = "",
+           reference: int | None = None, concatenation: Concatenation | None = None) -> tuple[str, tuple[str, ...]]:
+    """The id an MO is stored under (with its carrier: the inbound store is unique on the pair), and the
+    earlier ids the same MO may already be stored under; the same for a redelivery of the same deliver_sm.
+
+    An SMSC that lost our deliver_sm_resp delivers the MO again, on this or another session, with a new
+    sequence_number, and a deliver_sm carries no time of its own (schedule_delivery_time and validity_period
+    are NULL in SMPP 3.4 deliver_sm). What stays the same: the SMSC's message id where it sends one (the
+    receipted_message_id TLV on an MO), else the addresses, the text, the handset's message reference
+    (user_message_reference, TP-MR, where given) and a long MO's concatenation reference and part count.
+    - with an id: `smpp-mo-id-<id>`, the same for every delivery;
+    - without: `smpp-mo-<hash>-<window>`, `window` the number of the `window_seconds` period it arrived in,
+      and the previous window's id as the earlier one. A redelivery up to `window_seconds` after the first
+      delivery is the same message; the same text from the same sender more than twice that later is a new
+      one (a STOP, a HELP or a code repeated within the window is one message, answered once)."""
+    if message_id:
+        return f"smpp-mo-id-{message_id}"[:100], ()
+    parts = [sender, to, "" if reference is None else str(reference), text]
+    if concatenation is not None:
+        parts[2:2] = [str(concatenation.reference), str(concatenation.total)]
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+    window = int(at.timestamp() // max(1.0, window_seconds))
+    return f"smpp-mo-{digest}-{window}", (f"smpp-mo-{digest}-{window - 1}",)
 
 
 @dataclass

@@ -23,7 +23,6 @@ import ssl
 import struct
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ from messaging.carriers.base import CarrierError, PermanentError, RouteError
 from messaging.carriers.config import CarrierConfig, CarrierInbound, CarrierReceipt, OutboundMessage, Submitted
 from messaging.carriers.smpp.codec import ESM_CLASS_UDHI, Concatenation, Part, decode_text, message_parts, split_udh
 from messaging.carriers.smpp.errors import THROTTLING, status_error
-from messaging.carriers.smpp.inbound import Reassembler, e164
+from messaging.carriers.smpp.inbound import Reassembler, e164, mo_ids
 from messaging.carriers.smpp.ratelimit import Bucket, bucket_for, wait_for_token
 from messaging.carriers.smpp.receipts import ReceiptParking, receipt_parse
 from messaging.carriers.smpp.settings import SessionSettings
@@ -587,15 +586,22 @@ class SmppSession:
             concatenation, payload = split_udh(payload)
         elif pdu.sar_msg_ref_num is not None and pdu.sar_total_segments:
             concatenation = Concatenation(pdu.sar_msg_ref_num, pdu.sar_total_segments, pdu.sar_segment_seqnum or 0)
-        if concatenation is not None and concatenation.total > 1:
+        long = concatenation is not None and concatenation.total > 1
+        if long:
             text = self._reassembler.add(sender=sender, to=to, concatenation=concatenation, payload=payload,
                                          data_coding=data_coding)
             if text is None:
                 return
         else:
             text = decode_text(payload, data_coding)
-        inbound = CarrierInbound(to=to, sender=sender, text=text, carrier_message_id=f"smpp-{uuid.uuid4().hex}",
-                                 received_at=datetime.now(UTC))
+        received_at = datetime.now(UTC)
+        # A long MO's parts each carry their own id, if any: it is known by its concatenation instead.
+        carrier_message_id, earlier = mo_ids(
+            sender=sender, to=to, text=text, at=received_at, window_seconds=self.settings.mo_dedupe_seconds,
+            message_id="" if long else _text(pdu.receipted_message_id), reference=pdu.user_message_reference,
+            concatenation=concatenation if long else None)
+        inbound = CarrierInbound(to=to, sender=sender, text=text, carrier_message_id=carrier_message_id,
+                                 received_at=received_at, earlier_ids=earlier)
         if self._on_inbound is not None:
             with self._callback_lock:
                 self._on_inbound(inbound)

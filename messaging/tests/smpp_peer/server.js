@@ -10,7 +10,8 @@
 //   ...222 never answered          ...444 ESME_RTHROTTLED (0x58)    ...011 ESME_RINVDSTADR (0x0B)
 //   ...008 ESME_RSYSERR (0x08)     ...555 answered after config.delay_ms (default 300)
 //   ...777 the receipt is sent BEFORE the submit_sm_resp (an "early" receipt)
-// Receipts (registered_delivery 1) follow the resp; config.receipts: "text" | "tlv" (text + TLVs) | "none".
+// Receipts (registered_delivery 1) follow the resp; config.receipts: "text" | "tlv" (text + TLVs) | "none";
+// config.stats: the stat of each next receipt, in order (then config.stat).
 'use strict';
 
 const readline = require('readline');
@@ -53,13 +54,14 @@ function receiptText(id, stat) {
 const MESSAGE_STATES = {DELIVRD: 2, EXPIRED: 3, DELETED: 4, UNDELIV: 5, ACCEPTD: 6, UNKNOWN: 7, REJECTD: 8, ENROUTE: 1};
 
 function sendReceipt(session, submit, id) {
+  const stat = (config.stats || []).length ? config.stats.shift() : config.stat;
   const receipt = {
     source_addr: submit.destination_addr, destination_addr: submit.source_addr, esm_class: 0x04, data_coding: 0,
-    short_message: Buffer.from(receiptText(config.tlv_text_id || id, config.stat), 'ascii'),
+    short_message: Buffer.from(receiptText(config.tlv_text_id || id, stat), 'ascii'),
   };
   if (config.receipts === 'tlv') {
     receipt.receipted_message_id = id;
-    receipt.message_state = MESSAGE_STATES[config.tlv_stat || config.stat];
+    receipt.message_state = MESSAGE_STATES[config.tlv_stat || stat];
   }
   session.deliver_sm(receipt, (resp) => log({event: 'receipt_resp', id, command_status: resp.command_status}));
   log({event: 'receipt_sent', id});
@@ -101,7 +103,8 @@ function sendMo(cmd) {
       const pdu = {source_addr: cmd.from, source_addr_ton: 1, source_addr_npi: 1, destination_addr: cmd.to,
         dest_addr_ton: 1, dest_addr_npi: 1, esm_class: part.udh ? 0x40 : 0, data_coding: cmd.data_coding || 0,
         short_message: Buffer.from((part.udh || '') + part.hex, 'hex')};
-      for (const tlv of ['sar_msg_ref_num', 'sar_total_segments', 'sar_segment_seqnum']) {
+      for (const tlv of ['sar_msg_ref_num', 'sar_total_segments', 'sar_segment_seqnum', 'receipted_message_id',
+        'user_message_reference']) {
         if (part[tlv] !== undefined) pdu[tlv] = part[tlv];
       }
       session.deliver_sm(pdu, (resp) => log({event: 'mo_resp', command_status: resp.command_status}));
