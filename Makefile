@@ -20,13 +20,16 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-# A local .env with a fresh secret key, DEBUG on and loopback-friendly webhooks.
+# A local .env with a fresh secret key, DEBUG on, loopback-friendly webhooks, and live messages by the routing
+# table to the local carriers (seed_demo's local-smpp and local-http), whose receipts come back to PUBLIC_BASE_URL.
 .env:
 	@printf 'DEBUG=true\nSECRET_KEY=%s\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(64))')" > .env
 	@printf 'WEBHOOK_ALLOW_PRIVATE_TARGETS=true\n' >> .env
+	@printf 'LIVE_CARRIER=routes\nPUBLIC_BASE_URL=http://127.0.0.1:$(PORT)\n' >> .env
 	@echo "wrote .env (local development settings)"
 
-## run: install, migrate, seed the demo tenant, then web + dispatcher + worker + beat on 127.0.0.1:$(PORT)
+## run: install, migrate, seed the demo tenant, then web + dispatcher + workers + beat on 127.0.0.1:$(PORT), the SMPP
+## connector and the local SMPP and HTTP carriers (manage.py local_carriers)
 run: $(VENV)/.runtime .env local-carriers
 	mkdir -p var/broker
 	$(BIN)/python manage.py migrate --noinput
