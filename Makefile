@@ -6,7 +6,7 @@ PORT   ?= 8000
 # The lease long-poll's own ASGI process (Procfile.dev `longpoll`); PORT serves it too, on a thread.
 LONGPOLL_PORT ?= 8001
 
-.PHONY: run test smpp-peer lint lint-imports format check-deploy migrations-check clean
+.PHONY: run test local-carriers smpp-peer lint lint-imports format check-deploy migrations-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,14 +20,17 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-# A local .env with a fresh secret key, DEBUG on and loopback-friendly webhooks.
+# A local .env with a fresh secret key, DEBUG on, loopback-friendly webhooks, and live messages by the routing
+# table to the local carriers (seed_demo's local-smpp and local-http), whose receipts come back to PUBLIC_BASE_URL.
 .env:
 	@printf 'DEBUG=true\nSECRET_KEY=%s\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(64))')" > .env
 	@printf 'WEBHOOK_ALLOW_PRIVATE_TARGETS=true\n' >> .env
+	@printf 'LIVE_CARRIER=routes\nPUBLIC_BASE_URL=http://127.0.0.1:$(PORT)\n' >> .env
 	@echo "wrote .env (local development settings)"
 
-## run: install, migrate, seed the demo tenant, then web + dispatcher + worker + beat on 127.0.0.1:$(PORT)
-run: $(VENV)/.runtime .env
+## run: install, migrate, seed the demo tenant, then web + dispatcher + workers + beat on 127.0.0.1:$(PORT), the SMPP
+## connector and the local SMPP and HTTP carriers (manage.py local_carriers)
+run: $(VENV)/.runtime .env local-carriers
 	mkdir -p var/broker
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
@@ -35,7 +38,7 @@ run: $(VENV)/.runtime .env
 	WEB_ACCESS_LOG=- WEB_PORT=$(PORT) LONGPOLL_PORT=$(LONGPOLL_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
 ## test: install (incl. headless Chromium), check the import contracts and migrations, run the whole suite
-test: $(VENV)/.dev .env chromium smpp-peer lint-imports
+test: $(VENV)/.dev .env chromium local-carriers lint-imports
 	mkdir -p var/broker
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings smsportal.test_settings
 	$(BIN)/pytest
@@ -46,15 +49,17 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-## smpp-peer: node-smpp, the SMSC the SMPP client's tests talk to (npm ci when missing or the lock changed)
-SMPP_PEER := messaging/tests/smpp_peer
-smpp-peer: $(SMPP_PEER)/node_modules/.installed
+## local-carriers: node-smpp for the local SMSC (messaging/carriers/local/smsc.js) and the SMPP tests' peer
+## (npm ci when missing or the lock changed; Node.js from Debian when missing). smpp-peer: its old name.
+LOCAL_CARRIERS := messaging/carriers/local
+local-carriers: $(LOCAL_CARRIERS)/node_modules/.installed
+smpp-peer: local-carriers
 
-$(SMPP_PEER)/node_modules/.installed: $(SMPP_PEER)/package-lock.json
+$(LOCAL_CARRIERS)/node_modules/.installed: $(LOCAL_CARRIERS)/package-lock.json
 	@command -v npm >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
-	npm ci --prefix $(SMPP_PEER) --no-audit --no-fund
+	npm ci --prefix $(LOCAL_CARRIERS) --no-audit --no-fund
 	touch $@
 
 ## lint-imports: the import contracts of .importlinter (layers; no app imports another app's models).

@@ -249,6 +249,10 @@ CONNECTOR_PICKUP_SECONDS = env.float("CONNECTOR_PICKUP_SECONDS", default=30.0)
 # Default: the host name. Two connector processes on one host need two names (`manage.py connector --name`).
 CONNECTOR_NAME = env.str("CONNECTOR_NAME", default="")
 CONNECTOR_JOURNAL_DIR = env.str("CONNECTOR_JOURNAL_DIR", default=str(VAR_DIR / "connector"))
+# make run's local carriers on loopback (`manage.py local_carriers`, messaging/carriers/local/): the SMSC's SMPP
+# port and the HTTP carrier's; seed_demo's carriers local-smpp and local-http (LIVE_CARRIER=routes) point at them.
+LOCAL_SMPP_PORT = env.int("LOCAL_SMPP_PORT", default=2775)
+LOCAL_HTTP_CARRIER_PORT = env.int("LOCAL_HTTP_CARRIER_PORT", default=9401)
 
 # --- Email --------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

@@ -15,6 +15,10 @@ os.environ.setdefault("WEBHOOK_ENDPOINTS_CACHE_SECONDS", "0")
 # Most tests see the hand-over a publish after commit makes (their worker runs eagerly or reads the
 # test broker); the dispatcher's own tests turn "dispatcher" on (messaging/tests/test_dispatcher.py).
 os.environ.setdefault("MESSAGE_HANDOFF", "publish")  # likewise for endpoints (test_endpoints_cache.py)
+# make run's .env sends live messages by the routing table to its local carriers; tests keep the simulator (the
+# routing tests turn routes on themselves), and the default callback base URL.
+os.environ.setdefault("LIVE_CARRIER", "simulator")
+os.environ.setdefault("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 
 from smsportal.settings import *  # noqa: E402,F403
 from smsportal.settings import STORAGES  # noqa: E402

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 PEER_DIR = pathlib.Path(__file__).parent / "smpp_peer"
+NODE_MODULES = pathlib.Path(__file__).parents[1] / "carriers" / "local" / "node_modules"  # make local-carriers
 
 
 def free_port() -> int:
@@ -28,8 +29,8 @@ class Peer:
     def __init__(self, port: int, *, system_id: str = "smsportal", password: str = "secret") -> None:  # noqa: S107 - the test peer's own
         if shutil.which("node") is None:
             pytest.skip("node is not installed (the SMPP tests run against node-smpp)")
-        if not (PEER_DIR / "node_modules" / "smpp").is_dir():
-            pytest.fail("node-smpp is not installed: run `make smpp-peer`")
+        if not (NODE_MODULES / "smpp").is_dir():
+            pytest.fail("node-smpp is not installed: run `make local-carriers`")
         self.port = port
         self.events: list[dict[str, Any]] = []
         self._cond = threading.Condition()

@@ -1,5 +1,8 @@
 """manage.py seed_demo: the demo tenant, its owner, a test key and the simulator's numbers; safe to run again.
 
+With LIVE_CARRIER=routes (make run's .env) also a live key, and the local carriers local-smpp and local-http
+with their routes (messaging/carriers/local/demo.py), loaded as `manage.py carriers_load` loads a file.
+
 It lives in messaging, the top app, because it stocks numbers as well as making the tenant: accounts,
 below numbers, must not import it (.importlinter).
 """
@@ -8,18 +11,22 @@ import secrets
 from numbers.inventory import demo_stock
 from numbers.services import phone_number_upsert
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from accounts import selectors, services
+from messaging.carriers.local import demo
+from messaging.routing.loader import carriers_load
 
 DEMO_SLUG = "demo"
 DEMO_EMAIL = "demo@example.com"
 DEMO_KEY_NAME = "Demo test key"
+DEMO_LIVE_KEY_NAME = "Demo live key"
 
 
 class Command(BaseCommand):
     help = ("Create (or refresh) the demo tenant, its owner demo@example.com, a test-mode API key and the "
-            "carrier simulator's phone numbers.")
+            "carrier simulator's phone numbers; with LIVE_CARRIER=routes also a live key and the local carriers.")
 
     def handle(self, **options):
         password = secrets.token_urlsafe(12)
@@ -30,14 +37,38 @@ class Command(BaseCommand):
         else:
             # Idempotent: the same tenant and owner; a fresh password and key to print.
             services.user_get_or_create(email=DEMO_EMAIL, password=password)
-        for old in selectors.api_key_list(tenant=tenant).filter(name=DEMO_KEY_NAME, revoked_at=None):
-            services.api_key_revoke(tenant=tenant, api_key=old, actor=services.SYSTEM)
-        _key, secret = services.api_key_create(tenant=tenant, name=DEMO_KEY_NAME, mode=services.ApiKeyMode.TEST,
-                                               actor=services.SYSTEM)
+        secret = _key_rotate(tenant, DEMO_KEY_NAME, services.ApiKeyMode.TEST)
         created = sum(phone_number_upsert(**fields)[1] for fields in demo_stock())
+        live = settings.LIVE_CARRIER == "routes"
+        live_secret = _key_rotate(tenant, DEMO_LIVE_KEY_NAME, services.ApiKeyMode.LIVE) if live else ""
+        changed = _local_carriers_load() if live else 0
         base = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
         self.stdout.write(self.style.SUCCESS("Demo tenant ready."))
         self.stdout.write(f"  Portal:   {base}/portal/  (email {DEMO_EMAIL}, password {password})")
         self.stdout.write(f"  Test key: {secret}")
         self.stdout.write(f"  Numbers:  {created} added to the simulator's inventory")
         self.stdout.write(f'  Try:      curl -H "Authorization: Bearer {secret}" {base}/v1/me')
+        if live:
+            self.stdout.write(f"  Live key: {live_secret}  (LIVE_CARRIER=routes: live messages go by the routing table)")
+            self.stdout.write(f"  Carriers: {demo.SMPP_CARRIER} (SMPP, 127.0.0.1:{settings.LOCAL_SMPP_PORT}, "
+                              f"{demo.SMPP_COST} {demo.CURRENCY}) and {demo.HTTP_CARRIER} (HTTP, 127.0.0.1:"
+                              f"{settings.LOCAL_HTTP_CARRIER_PORT}, {demo.HTTP_COST} {demo.CURRENCY}, the failover) "
+                              f"for +{' +'.join(demo.COUNTRIES)}; {changed} changed")
+
+
+def _key_rotate(tenant, name: str, mode: str) -> str:
+    """Revoke the demo key called `name` and make a new one: exactly one is active; its secret, to print."""
+    for old in selectors.api_key_list(tenant=tenant).filter(name=name, revoked_at=None):
+        services.api_key_revoke(tenant=tenant, api_key=old, actor=services.SYSTEM)
+    _key, secret = services.api_key_create(tenant=tenant, name=name, mode=mode, actor=services.SYSTEM)
+    return secret
+
+
+def _local_carriers_load() -> int:
+    """The local carriers and their routes, upserted by name as carriers_load does (unchanged on a second run)."""
+    changes = [change for change in carriers_load(demo.carriers_document(), source="seed_demo")
+               if change.action != "unchanged"]
+    if changes:
+        services.audit_record(action="carriers.load", actor=services.SYSTEM,
+                              changes={"file": "seed_demo", "changes": [str(change) for change in changes]})
+    return len(changes)

@@ -15,7 +15,8 @@
 'use strict';
 
 const readline = require('readline');
-const smpp = require('smpp');
+// node-smpp is installed once, beside the local SMSC (make local-carriers).
+const smpp = require('../../carriers/local/node_modules/smpp');
 
 const port = Number(process.argv[2]);
 const systemId = process.argv[3] || 'smsportal';
