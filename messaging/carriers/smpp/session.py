@@ -84,6 +84,26 @@ class _Client(smpp_client.Client):
         raw.settimeout(self.timeout)
         return self._ssl_context.wrap_socket(raw, server_hostname=self.host) if self._ssl_context else raw
 
+    _buffer = b""
+    _position = 0
+
+    def _recv_exact(self, exact_size: int) -> bytes:
+        """Read from a buffer refilled 64 KiB at a time: one recv (and one release of the GIL) brings in many
+        PDUs, where smpplib's own reads two small pieces per PDU."""
+        while len(self._buffer) - self._position < exact_size:
+            try:
+                part = self._socket.recv(65536)
+            except TimeoutError:
+                raise
+            except OSError as exc:
+                raise exceptions.ConnectionError() from exc
+            if not part:
+                raise exceptions.ConnectionError()
+            self._buffer, self._position = self._buffer[self._position:] + part, 0
+        start = self._position
+        self._position += exact_size
+        return self._buffer[start:self._position]
+
     def read_pdu(self) -> Any:
         header = self._recv_exact(4)
         (length,) = struct.unpack(">L", header)
