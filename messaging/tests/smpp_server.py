@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -82,6 +83,43 @@ class Peer:
         for stream in (self._proc.stdin, self._proc.stdout):
             if stream is not None:
                 stream.close()
+
+
+class LocalSmsc:
+    """messaging/carriers/local/smsc.js (the store-and-forward SMSC of make run) on a free port, with its
+    submit_sm log and its /stats."""
+
+    def __init__(self, log: pathlib.Path, *, system_id: str = "smsportal", password: str = "secret",  # noqa: S107
+                 **options: str) -> None:
+        script = pathlib.Path(__file__).parents[1] / "carriers" / "local" / "smsc.js"
+        argv = ["node", str(script), "--port", "0", "--stats-port", "0", "--system-id", system_id,
+                "--password", password, "--log", str(log)]
+        for name, value in options.items():
+            argv += ["--" + name.replace("_", "-"), str(value)]
+        self.log = log
+        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)  # noqa: S603
+        self.port = self.stats_port = 0
+        while not (self.port and self.stats_port):
+            words = self._proc.stdout.readline().split()
+            assert words, "smsc.js exited before it was ready"
+            if words[0] == "ready":
+                self.port = int(words[1])
+            elif words[0] == "stats":
+                self.stats_port = int(words[1])
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.stats_port}/stats", timeout=5) as answer:  # noqa: S310
+            return json.loads(answer.read())
+
+    def submits(self) -> list[dict[str, Any]]:
+        """The submit_sm log (written in batches: complete once stats() counted them and a flush went by)."""
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(5)
+        self._proc.stdout.close()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
