@@ -3,7 +3,8 @@
 The SMSC (messaging/carriers/local/smsc.js) listens on LOCAL_SMPP_PORT and the HTTP carrier on
 LOCAL_HTTP_CARRIER_PORT, with the credentials seed_demo gives the carriers local-smpp and local-http
 (messaging/carriers/local/demo.py). Each child's pid is in var/local_carriers/{smpp,http}.pid, this process's
-in var/local_carriers/local_carriers.pid: `kill` a child to stop that carrier (this process goes on, so the
+in var/local_carriers/local_carriers.pid (--run-dir: another directory than var/local_carriers; the SMSC's
+submit_sm log, smsc.jsonl, is there too): `kill` a child to stop that carrier (this process goes on, so the
 others keep running), `kill -HUP` this process to start the stopped ones again. SIGTERM or SIGINT stops
 every child, then this process.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -34,9 +36,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--only", choices=["smpp", "http"], help="run only this carrier")
+        parser.add_argument("--run-dir", type=Path, default=None,
+                            help="where the pid files and the SMSC's log go (default var/local_carriers)")
 
-    def handle(self, *args, only: str | None = None, **options) -> None:
-        self.run_dir = settings.VAR_DIR / "local_carriers"
+    def handle(self, *args, only: str | None = None, run_dir: Path | None = None, **options) -> None:
+        self.run_dir = run_dir or settings.VAR_DIR / "local_carriers"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         signals: list[int] = []
         for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
