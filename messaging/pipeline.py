@@ -194,6 +194,19 @@ def receipts_apply(*, carrier: str, receipts: list[Receipt]) -> int:
     return changed
 
 
+def receipts_unmatched(*, carrier: str, receipts: list[Receipt]) -> set[str]:
+    """The carrier ids of these receipts that name no message of the carrier (nor by reference) yet."""
+    ids = {r.carrier_message_id for r in receipts}
+    # unscoped: carrier receipt matching, as receipts_apply
+    known = set(Message.unscoped.filter(carrier=carrier, carrier_message_id__in=list(ids))
+                .values_list("carrier_message_id", flat=True))
+    references = [r.reference for r in receipts if r.carrier_message_id not in known and r.reference]
+    # unscoped: as above, by our reference
+    referenced = set(Message.unscoped.filter(public_id__in=references).values_list("public_id", flat=True))
+    return {r.carrier_message_id for r in receipts
+            if r.carrier_message_id not in known and (r.reference or "") not in referenced}
+
+
 def _attempts_finish(message_ids: list[int], status: str) -> None:
     """A final receipt's outcome on the routed attempt (route quality counts it: routing/quality.py)."""
     if message_ids and settings.LIVE_CARRIER == "routes" and status in (Status.DELIVERED, Status.UNDELIVERED,

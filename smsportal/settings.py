@@ -220,6 +220,9 @@ WEBHOOK_SECRETS_KEY = env.str("WEBHOOK_SECRETS_KEY", default="")
 CARRIER_SECRETS_KEY = env.str("CARRIER_SECRETS_KEY", default="")
 # Our public address, for the callback URLs handed to carriers (/carriers/{name}/receipts and /inbound).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# An HTTP receipt whose carrier id is not stored yet is answered 503 (Retry-After: 5) for this long from the
+# first time that id was seen, so the carrier sends it again; then 204 and a logged give-up.
+CARRIER_RECEIPT_WAIT_SECONDS = env.float("CARRIER_RECEIPT_WAIT_SECONDS", default=600.0)
 # How long a process keeps the carriers and routes it read: a change in admin or by carriers_load is in
 # use everywhere within this many seconds, at once in the process that made it.
 ROUTING_CACHE_SECONDS = env.float("ROUTING_CACHE_SECONDS", default=15.0)

@@ -190,7 +190,7 @@ def test_a_live_message_goes_out_over_an_http_carrier_with_our_callback_url(live
         (request,) = fake.requests
         fields = parse_qs(request.body.decode())
         assert fields["To"] == [TO] and fields["Body"] == ["Your code is 123456"]
-        assert fields["StatusCallback"] == ["https://sms.example/carriers/twilio-main/receipts"]
+        assert fields["StatusCallback"] == ["https://sms.example/carriers/twilio-main/receipts#rc=5&rp=ct,rt,5xx"]
 
 
 def test_an_http_carriers_500_fails_over_to_the_next_route(live):
