@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db import transaction
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from accounts.services.audit import SYSTEM, audit_record
@@ -182,23 +183,54 @@ def attempts_abandon(*, message_id: int) -> None:
 
 def circuit_record(*, route_id: int, successes: int, failures: int, last_failed: bool) -> None:
     """Count a batch's results on a route: ROUTING_CIRCUIT_FAILURES consecutive route-level failures open the
-    circuit; a success closes a half-open (or cooled) one and resets the count."""
-    circuit, _ = RouteCircuit.objects.get_or_create(route_id=route_id)
-    if successes and not last_failed:
-        if circuit.state != RouteCircuit.State.CLOSED:
-            circuit_move(circuit, RouteCircuit.State.CLOSED, "a trial message went through")
-        RouteCircuit.objects.filter(pk=circuit.pk).update(consecutive_failures=0)
-        return
-    if not failures:
-        return
-    RouteCircuit.objects.filter(pk=circuit.pk).update(consecutive_failures=F("consecutive_failures") + failures)
-    circuit.refresh_from_db()
-    half_open = circuit.state == RouteCircuit.State.OPEN  # a failure while cooled: the trial failed
-    if circuit.state == RouteCircuit.State.CLOSED and circuit.consecutive_failures >= settings.ROUTING_CIRCUIT_FAILURES:
-        circuit_move(circuit, RouteCircuit.State.OPEN, f"{circuit.consecutive_failures} consecutive route failures")
-    elif half_open and circuit.opened_at and timezone.now() - circuit.opened_at >= timedelta(
-            seconds=settings.ROUTING_CIRCUIT_COOLDOWN_SECONDS):
-        circuit_move(circuit, RouteCircuit.State.OPEN, "the trial message failed")
+    circuit; a success closes a half-open (or cooled) one and resets the count; a failure while half-open opens
+    it again.
+
+    The circuit row is locked for the whole change (SELECT ... FOR UPDATE): two workers recording on one route
+    at once are serialized, so neither reads a state the other is changing (no lost or doubled transition)."""
+    RouteCircuit.objects.get_or_create(route_id=route_id)
+    with transaction.atomic():
+        circuit = RouteCircuit.objects.select_for_update().get(route_id=route_id)
+        if circuit.state == RouteCircuit.State.OPEN and _cooled(circuit, timezone.now()):
+            circuit_move(circuit, RouteCircuit.State.HALF_OPEN, "the cool-down is over: trial traffic")
+        if successes and not last_failed:
+            if circuit.state != RouteCircuit.State.CLOSED:
+                circuit_move(circuit, RouteCircuit.State.CLOSED, "a trial message went through")
+            elif circuit.consecutive_failures:
+                RouteCircuit.objects.filter(pk=circuit.pk).update(consecutive_failures=0)
+            return
+        if not failures:
+            return
+        circuit.consecutive_failures += failures
+        RouteCircuit.objects.filter(pk=circuit.pk).update(consecutive_failures=circuit.consecutive_failures)
+        if circuit.state == RouteCircuit.State.HALF_OPEN:
+            circuit_move(circuit, RouteCircuit.State.OPEN, "the trial message failed")
+        elif circuit.state == RouteCircuit.State.CLOSED and circuit.consecutive_failures >= settings.ROUTING_CIRCUIT_FAILURES:
+            circuit_move(circuit, RouteCircuit.State.OPEN, f"{circuit.consecutive_failures} consecutive route failures")
+
+
+def circuits_half_open(*, now=None) -> int:
+    """Every open circuit past its cool-down becomes half-open, stored (beat, with the quality rollup: tasks.py);
+    returns how many. Routing already treats a cooled open circuit as half-open (lcr.py), so trial traffic does
+    not wait for this; it makes the state and its transition visible in admin, the audit log and alerts.
+    Safe when two runs overlap: each row is locked and skipped when another run holds it."""
+    now = now or timezone.now()
+    moved = 0
+    cooled = now - timedelta(seconds=settings.ROUTING_CIRCUIT_COOLDOWN_SECONDS)
+    candidates = RouteCircuit.objects.filter(state=RouteCircuit.State.OPEN, opened_at__lte=cooled).values_list(
+        "pk", flat=True)
+    for pk in list(candidates[:500]):
+        with transaction.atomic():
+            circuit = RouteCircuit.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if circuit is not None and circuit.state == RouteCircuit.State.OPEN and _cooled(circuit, now):
+                circuit_move(circuit, RouteCircuit.State.HALF_OPEN, "the cool-down is over: trial traffic")
+                moved += 1
+    return moved
+
+
+def _cooled(circuit: RouteCircuit, now) -> bool:
+    return circuit.opened_at is not None and now - circuit.opened_at >= timedelta(
+        seconds=settings.ROUTING_CIRCUIT_COOLDOWN_SECONDS)
 
 
 def circuit_move(circuit: RouteCircuit, to: str, reason: str) -> None:

@@ -137,7 +137,7 @@ def test_the_circuit_opens_after_repeated_route_failures_and_closes_after_a_tria
     circuit.refresh_from_db()
     assert circuit.state == RouteCircuit.State.CLOSED and circuit.consecutive_failures == 0
     assert list(RouteCircuitTransition.objects.filter(route=broken).order_by("created_at")
-                .values_list("to_state", flat=True)) == ["open", "closed"]
+                .values_list("to_state", flat=True)) == ["open", "half_open", "closed"]
 
 
 def test_test_mode_messages_keep_the_simulator(live):
@@ -218,3 +218,79 @@ def test_a_carriers_error_text_never_names_the_carrier_to_the_customer(live):
     for message in (refused, throttled):
         texts = [message.error_message, *(e.detail for e in message.events.model.unscoped.filter(message=message))]
         assert not any("twilio" in text.lower() for text in texts), texts
+
+
+def test_the_quality_beat_stores_a_cooled_circuit_half_open_once(live):
+    from messaging.tasks import route_quality_rollup_task
+
+    broken = _carrier("broken", "0.0010", kind=Carrier.Kind.SMPP)
+    _carrier("backup", "0.0050")
+    dispatch.messages_dispatch(message_ids=[_send(live).pk for _ in range(3)])
+    circuit = RouteCircuit.objects.get(route=broken)
+    route_quality_rollup_task()  # within the cool-down: still open
+    circuit.refresh_from_db()
+    assert circuit.state == RouteCircuit.State.OPEN
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=31)):
+        route_quality_rollup_task()
+        route_quality_rollup_task()  # twice: one transition
+
+    circuit.refresh_from_db()
+    assert circuit.state == RouteCircuit.State.HALF_OPEN
+    assert list(RouteCircuitTransition.objects.filter(route=broken).order_by("created_at")
+                .values_list("to_state", flat=True)) == ["open", "half_open"]
+    assert AuditEvent.unscoped.filter(action="route.circuit_half_open").count() == 1
+    # the trial fails (the carrier is still SMPP with no connector): open again, a new cool-down
+    with time_machine.travel(timezone.now() + timedelta(seconds=32)):
+        message = _dispatch(_send(live))
+        circuit.refresh_from_db()
+        assert circuit.state == RouteCircuit.State.OPEN and circuit.reason == "the trial message failed"
+        assert timezone.now() - circuit.opened_at < timedelta(seconds=5)
+    assert message.status == Status.QUEUED  # failed over: its next dispatch takes the backup
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_recording_on_one_circuit_at_once_make_one_transition(monkeypatch):
+    """PostgreSQL: two threads (two connections) each record a failure on a circuit one failure short of opening.
+    The first one's move is slowed; without the row lock the second reads the circuit still closed, opens it too
+    and the first then writes back its stale count."""
+    import threading
+    import time
+
+    from django.db import connection, connections
+
+    from messaging.routing import dispatching
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    route = _carrier("shaky", "0.0010")
+    RouteCircuit.objects.create(route=route, consecutive_failures=2)  # ROUTING_CIRCUIT_FAILURES is 3 here
+    real_move = dispatching.circuit_move
+
+    def slow_move(circuit, to, reason):
+        time.sleep(0.5)
+        real_move(circuit, to, reason)
+
+    monkeypatch.setattr(dispatching, "circuit_move", slow_move)
+    errors = []
+
+    def record():
+        try:
+            dispatching.circuit_record(route_id=route.pk, successes=0, failures=1, last_failed=True)
+        except Exception as exc:  # pragma: no cover - shown by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=record)
+    first.start()
+    time.sleep(0.2)  # the first holds the circuit, in its slowed move
+    second = threading.Thread(target=record)
+    second.start()
+    first.join(10)
+    second.join(10)
+
+    assert errors == []
+    circuit = RouteCircuit.objects.get(route=route)
+    assert (circuit.state, circuit.consecutive_failures) == (RouteCircuit.State.OPEN, 4)
+    assert list(RouteCircuitTransition.objects.filter(route=route).values_list("to_state", flat=True)) == ["open"]
