@@ -124,6 +124,54 @@ def test_a_route_with_too_little_traffic_falls_back_to_the_day_then_counts_as_me
     assert _names(_plan()) == ["measured", "young"]
 
 
+def _priced(carrier: str, cost: str, currency: str) -> Route:
+    route = _route(carrier, "1", cost)
+    Route.objects.filter(pk=route.pk).update(currency=currency)
+    return route
+
+
+@override_settings(ROUTING_COST_CURRENCY="EUR", ROUTING_EXCHANGE_RATES={"USD": Decimal("0.92"), "GBP": Decimal("1.17")})
+def test_cheapest_and_balanced_compare_costs_after_converting_them_to_the_cost_currency():
+    _priced("usd", "0.0100", "USD")  # 0.0092 EUR
+    _priced("gbp", "0.0080", "GBP")  # 0.00936 EUR: the smallest number, not the cheapest
+    _priced("eur", "0.0095", "EUR")
+    for policy in ("cheapest", "balanced"):
+        plan = _plan(policy=policy)
+        assert _names(plan) == ["usd", "gbp", "eur"]
+        assert [c.cost for c in plan.candidates] == [Decimal("0.009200"), Decimal("0.00936000"), Decimal("0.0095")]
+        # the reason names neither a carrier nor a cost
+        assert not any(word in plan.reason for word in ("usd", "gbp", "eur", "0.009", "0.008", "EUR", "USD"))
+
+
+@override_settings(ROUTING_COST_CURRENCY="EUR", ROUTING_EXCHANGE_RATES={"USD": Decimal("0.92")})
+def test_a_route_in_a_currency_without_a_rate_is_ranked_after_the_others_and_logged(caplog):
+    from messaging.routing import lcr
+
+    lcr._unrated_warned.clear()
+    _priced("jpy-cheap", "0.0001", "JPY")
+    _priced("jpy-dear", "1.5000", "JPY")
+    _priced("usd", "0.0500", "USD")
+    with caplog.at_level("WARNING", "smsportal.routing"):
+        plan = _plan(policy="cheapest")
+        _plan(policy="cheapest")  # logged once, not per message
+    assert _names(plan) == ["usd", "jpy-cheap", "jpy-dear"] and plan.candidates[1].cost is None
+    assert [r.currency for r in caplog.records if getattr(r, "event", "") == "routing.rate_missing"] == ["JPY"]
+    # alone, it still carries the message
+    Route.objects.filter(carrier__name="usd").update(enabled=False)
+    assert _names(_plan(policy="cheapest")) == ["jpy-cheap", "jpy-dear"]
+
+
+def test_exchange_rates_come_from_the_environment_as_json_or_pairs():
+    from smsportal.settings import exchange_rates_parse
+
+    assert exchange_rates_parse("USD=0.92, gbp=1.17") == {"USD": Decimal("0.92"), "GBP": Decimal("1.17")}
+    assert exchange_rates_parse('{"USD": 0.92, "GBP": "1.17"}') == {"USD": Decimal("0.92"), "GBP": Decimal("1.17")}
+    assert exchange_rates_parse("") == {}
+    for bad in ("USD", "USD=x", "US=1", "USD=0", "USD=-1", '{"USD": "nan"}', "[1]"):
+        with pytest.raises(ValueError):
+            exchange_rates_parse(bad)
+
+
 def test_a_change_is_in_use_within_the_cache_time_without_a_clear():
     _route("a", "1", "0.001")
     routing_cache_clear()
