@@ -263,6 +263,11 @@ def exchange_rates_parse(text: str) -> dict[str, Decimal]:
 # A route in a currency with no rate is ranked after every route that has one (and a warning logged).
 ROUTING_COST_CURRENCY = env.str("ROUTING_COST_CURRENCY", default="EUR").upper()
 ROUTING_EXCHANGE_RATES = exchange_rates_parse(env.str("ROUTING_EXCHANGE_RATES", default=""))
+# The mobile operator of a destination, for routes that name one (messaging/routing/operators.py): the dotted
+# path of a function e164 -> "MCC-MNC" (or ""). Empty: no lookup, so operator-specific routes are not used.
+# Its answers are cached this long.
+ROUTING_OPERATOR_LOOKUP = env.str("ROUTING_OPERATOR_LOOKUP", default="")
+ROUTING_OPERATOR_CACHE_SECONDS = env.int("ROUTING_OPERATOR_CACHE_SECONDS", default=86_400)
 
 # The SMPP connector process (messaging/connector/, `manage.py connector`): it reports each carrier's session
 # state and its own lease every CONNECTOR_HEARTBEAT_SECONDS; dispatch hands a carrier attempts only while a

@@ -27,6 +27,7 @@ from messaging.carriers.base import CarrierError, PermanentError, RouteError, Su
 from messaging.routing.cache import routing_table
 from messaging.routing.lcr import Candidate, Plan, routes_plan
 from messaging.routing.models import Carrier, MessageAttempt, RouteCircuit, RouteCircuitTransition, TenantRouting
+from messaging.routing.operators import operators_of
 
 logger = logging.getLogger("smsportal.routing")
 Outcome = MessageAttempt.Outcome
@@ -61,11 +62,14 @@ def messages_route(messages: Sequence) -> RoutingResult:
     numbers = dict(MessageAttempt.unscoped.filter(message_id__in=ids).values("message_id")
                    .annotate(n=Max("number")).values_list("message_id", "n"))
     policies = _policies({m.tenant_id for m in messages})
+    # the destinations' operators, only when some route names one (a lookup may be a paid call)
+    operators = operators_of(m.to for m in messages) if any(r.operator for r in table.routes) else {}
     result = RoutingResult([], [], [])
     attempts = []
     for message in messages:
         plan = routes_plan(to=message.to, message_type=message.message_type, sender=message.sender,
-                           policy=_policy_for(policies.get(message.tenant_id), message.message_type), table=table)
+                           policy=_policy_for(policies.get(message.tenant_id), message.message_type), table=table,
+                           operator=operators.get(message.to, ""))
         if not plan.candidates:
             result.no_route.append((message, plan.reason))
             continue

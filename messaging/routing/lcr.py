@@ -2,7 +2,9 @@
 
 For one message:
 1. candidates: each carrier's route with the longest prefix of the destination (a carrier's +4477 route
-   is used over its +44 one; another carrier's +44 route still competes);
+   is used over its +44 one; another carrier's +44 route still competes); a route that names an operator
+   (MCC-MNC) applies only to a message of that operator (operators.py), and beats the carrier's route of the
+   same prefix without one;
 2. dropped: a carrier that is disabled or whose SMPP session reports down, a route whose circuit is open
    (until its cool-down ends: then it is half-open and takes trial traffic), and a route that cannot carry
    the message's type or sender type;
@@ -39,6 +41,7 @@ from django.utils import timezone
 
 from messaging.routing.cache import RoutingTable, routing_table
 from messaging.routing.models import Carrier, Policy, Route, RouteCircuit, RouteQuality
+from messaging.routing.operators import operator_key
 
 _SHORT_CODE = re.compile(r"^[0-9]{3,8}$")
 logger = logging.getLogger("smsportal.routing")
@@ -80,16 +83,17 @@ class Plan:
 
 
 def routes_plan(*, to: str, message_type: str, sender: str, policy: str | None = None,
-                table: RoutingTable | None = None) -> Plan:
-    """The routes for a message, in the order to try them. No candidate: an empty plan (reason says why)."""
+                table: RoutingTable | None = None, operator: str = "") -> Plan:
+    """The routes for a message, in the order to try them. No candidate: an empty plan (reason says why).
+    `operator`: the destination's "MCC-MNC" (operators.operators_of), "" when not known."""
     table = table or routing_table()
     policy = policy or (Policy.QUALITY if message_type == "otp" else Policy.BALANCED)
     digits = to.removeprefix("+")
     longest: dict[int, Route] = {}
     for route in table.routes:
-        if digits.startswith(route.prefix):
+        if digits.startswith(route.prefix) and _operator_fits(route, operator):
             held = longest.get(route.carrier_id)
-            if held is None or len(route.prefix) > len(held.prefix):
+            if held is None or _specificity(route) > _specificity(held):
                 longest[route.carrier_id] = route
     if not longest:
         return Plan((), policy, f"no route for +{digits[:4]}…")
@@ -100,6 +104,15 @@ def routes_plan(*, to: str, message_type: str, sender: str, policy: str | None =
         return Plan((), policy, f"none of {len(longest)} routes is up and can carry this message")
     ordered, reason = _order(usable, policy)
     return Plan(tuple(ordered), policy, reason)
+
+
+def _operator_fits(route: Route, operator: str) -> bool:
+    return not route.operator or (bool(operator) and operator_key(route.operator) == operator)
+
+
+def _specificity(route: Route) -> tuple[int, bool]:
+    """The longer prefix first; at the same prefix, the route for the message's operator."""
+    return len(route.prefix), bool(route.operator)
 
 
 def _candidate(table: RoutingTable, route: Route) -> Candidate | None:

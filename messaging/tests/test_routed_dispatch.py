@@ -294,3 +294,19 @@ def test_two_workers_recording_on_one_circuit_at_once_make_one_transition(monkey
     circuit = RouteCircuit.objects.get(route=route)
     assert (circuit.state, circuit.consecutive_failures) == (RouteCircuit.State.OPEN, 4)
     assert list(RouteCircuitTransition.objects.filter(route=route).values_list("to_state", flat=True)) == ["open"]
+
+
+def test_dispatch_routes_by_the_destinations_operator_from_the_lookup_hook(live, settings):
+    from messaging.tests import test_routing
+
+    settings.ROUTING_OPERATOR_LOOKUP = "messaging.tests.test_routing.operator_lookup"
+    test_routing.LOOKED_UP.clear()
+    _carrier("generic", "0.0300", prefix="44")
+    Route.objects.create(carrier=Carrier.objects.create(name="op-15", kind=Carrier.Kind.SIMULATOR), prefix="44",
+                         operator="234/15", country="GB", cost=Decimal("0.0200"), currency="USD", cost_from=timezone.now())
+    routing_cache_clear()
+    by_operator = _dispatch(_send(live, to="+447911123456"))  # the hook: 234-15
+    other = _dispatch(_send(live, to="+447911123457"))  # 234-10: the generic route only
+    assert (by_operator.carrier, other.carrier) == ("op-15", "generic")
+    assert _attempts(by_operator) == [("op-15", "submitted", "")]
+    assert sorted(test_routing.LOOKED_UP) == ["+447911123456", "+447911123457"]
