@@ -23,7 +23,14 @@ from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from accounts.services.audit import SYSTEM, audit_record
-from messaging.carriers.base import CarrierError, PermanentError, RouteError, SubmitResult, TransientError
+from messaging.carriers.base import (
+    CarrierError,
+    DeadlinePassed,
+    PermanentError,
+    RouteError,
+    SubmitResult,
+    TransientError,
+)
 from messaging.routing.cache import routing_table
 from messaging.routing.lcr import Candidate, Plan, routes_plan
 from messaging.routing.models import Carrier, MessageAttempt, RouteCircuit, RouteCircuitTransition, TenantRouting
@@ -155,6 +162,8 @@ def error_for_customer(error: CarrierError, *, carrier: str) -> CarrierError:
     """The error as a routed message records it: same class and codes, a text that names no carrier (the
     connectors' texts do: "eu-twilio-1 did not answer"). The full text goes to the log, for staff."""
     logger.info("carrier %s: %s (%s)", carrier, error.message, error.code)
+    if isinstance(error, DeadlinePassed):
+        return error  # ours, not the carrier's: its text names none
     kind = next(k for k in (PermanentError, RouteError, TransientError, CarrierError) if isinstance(error, k))
     text = _CUSTOMER_TEXT.get(kind, "The carrier could not take the message.")
     return kind(error.code, text, carrier_error_code=error.carrier_error_code)

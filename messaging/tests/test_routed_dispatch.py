@@ -310,3 +310,51 @@ def test_dispatch_routes_by_the_destinations_operator_from_the_lookup_hook(live,
     assert (by_operator.carrier, other.carrier) == ("op-15", "generic")
     assert _attempts(by_operator) == [("op-15", "submitted", "")]
     assert sorted(test_routing.LOOKED_UP) == ["+447911123456", "+447911123457"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hanging_http_carrier_cannot_hold_a_batch_until_the_sweeper_reclaims_it(live, settings):
+    """Six messages to a carrier that never answers, two requests at a time, a 10 s timeout: 30 s without a
+    budget, past MESSAGE_STUCK_SECONDS (4 s here), and the sweeper would take the messages still being sent for
+    abandoned. With the budget (half of it) the batch ends at 2 s: the two in flight are cut (failover), the
+    four not started go back to the queue unsent; the sweep at 4.5 s finds nothing to reclaim."""
+    import threading
+    import time
+
+    from django.db import connection, connections
+
+    from messaging.tests.fake_carriers import FakeCarriers
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a dispatch thread beside the sweep: PostgreSQL")
+    settings.MESSAGE_STUCK_SECONDS = 4
+    with FakeCarriers() as fake:
+        route = _twilio_route(fake, "0.0010")
+        Carrier.objects.filter(pk=route.carrier_id).update(settings={
+            **route.carrier.settings, "timeout_seconds": 10, "concurrency": 2})
+        routing_cache_clear()
+        messages = [_send(live, to="+14155550408") for _ in range(6)]  # the fake never answers ...0408
+        started = time.monotonic()
+        finished = []
+
+        def run():
+            try:
+                dispatch.messages_dispatch(message_ids=[m.pk for m in messages])
+                finished.append(time.monotonic() - started)
+            finally:
+                connections.close_all()
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        time.sleep(4.5 - (time.monotonic() - started))
+        swept = pipeline.messages_sweep()
+        worker.join(40)
+        requests = len(fake.requests)
+
+    assert swept["reclaimed"] == 0
+    assert finished and finished[0] < 3.5, finished
+    outcomes = sorted(MessageAttempt.unscoped.filter(message__in=messages).values_list("outcome", "error_code"))
+    assert outcomes == [("retry", "dispatch_deadline")] * 4 + [("route_error", "carrier_timeout")] * 2
+    assert requests == 2  # the four not started never reached the carrier
+    assert {m.status for m in Message.unscoped.filter(pk__in=[m.pk for m in messages])} == {Status.QUEUED}
+    assert not MessageAttempt.unscoped.filter(message__in=messages, outcome="unknown").exists()
