@@ -53,6 +53,7 @@ UNSCOPED_PLACES: dict[str, str] = {
     "messaging/pipeline.py:_submit": "the message being dispatched, by its id",
     "messaging/pipeline.py:receipt_apply": "carrier receipt matching: the carrier's id names the message, any tenant's",
     "messaging/pipeline.py:receipts_apply": "carrier receipt matching in bulk: the carrier's ids name the messages",
+    "messaging/pipeline.py:receipts_unmatched": "which carrier ids of a callback name no message yet, any tenant's",
     "messaging/pipeline.py:_batch": "the message sweeps, over every tenant",
     "messaging/pipeline.py:_receipts_overdue": "the overdue-receipt sweep, over every tenant",
     "messaging/services.py:message_dispatch_publish": "after commit and from the sweeps, by the message's id",

@@ -201,7 +201,9 @@ def circuit_record(*, route_id: int, successes: int, failures: int, last_failed:
 
     The circuit row is locked for the whole change (SELECT ... FOR UPDATE): two workers recording on one route
     at once are serialized, so neither reads a state the other is changing (no lost or doubled transition)."""
-    RouteCircuit.objects.get_or_create(route_id=route_id)
+    current, _ = RouteCircuit.objects.get_or_create(route_id=route_id)
+    if successes and not last_failed and current.state == RouteCircuit.State.CLOSED and not current.consecutive_failures:
+        return  # the common case changes nothing: no lock, so busy routes do not queue on their circuit row
     with transaction.atomic():
         circuit = RouteCircuit.objects.select_for_update().get(route_id=route_id)
         if circuit.state == RouteCircuit.State.OPEN and _cooled(circuit, timezone.now()):
