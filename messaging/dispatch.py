@@ -7,12 +7,17 @@ The same guarantees as one message at a time (messaging/pipeline.py message_disp
 - a transient error goes back to `queued` with backoff (pipeline.retry_schedule), a permanent one
   ends `failed`, an unexpected failure of the connector is retried like a transient one;
 - a worker killed after the claim leaves `sending` rows, which the sweeper reclaims after
-  MESSAGE_STUCK_SECONDS (the carrier dedupes the resubmission on our reference).
+  MESSAGE_STUCK_SECONDS (the carrier dedupes the resubmission on our reference);
+- so a live worker is never taken for a dead one, a batch's submits end within DISPATCH_BUDGET_SHARE of
+  MESSAGE_STUCK_SECONDS from its claim, over all its carrier groups: a carrier that hangs has its requests cut
+  at that deadline (carrier_timeout: failover) and the messages not yet sent go back to the queue at once
+  (dispatch_deadline), so none is still `sending` when the sweeper may reclaim it.
 Statements per batch are a constant number, not one set per message (lifecycle.messages_transition).
 """
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from itertools import groupby
@@ -23,6 +28,7 @@ from django.utils import timezone
 
 from messaging import pipeline
 from messaging.carriers import (
+    DEADLINE_PASSED,
     CarrierError,
     PermanentError,
     RouteError,
@@ -44,6 +50,9 @@ WORKER = MessageEvent.Source.WORKER
 Outcome = MessageAttempt.Outcome
 # Ids per dispatch task: a 1,000-message accept becomes a few tasks, so every worker process takes a share.
 DISPATCH_BATCH = 250
+# The share of MESSAGE_STUCK_SECONDS a batch may spend submitting, from its claim: the rest is margin for
+# recording the outcomes before the sweeper would take a `sending` message for abandoned.
+DISPATCH_BUDGET_SHARE = 0.5
 
 
 def messages_dispatch(*, message_ids: Sequence[int]) -> dict[str, int]:
@@ -67,11 +76,12 @@ def messages_dispatch(*, message_ids: Sequence[int]) -> dict[str, int]:
             error_code="expired", error_message="The validity period ended before the message could be sent."))
     claimed = messages_transition(message_ids=due, to=Status.SENDING, source=WORKER, increment_attempts=True,
                                   expected=frozenset({Status.QUEUED}), detail="submitting to the carrier") if due else []
+    deadline = time.monotonic() + settings.MESSAGE_STUCK_SECONDS * DISPATCH_BUDGET_SHARE
     routed = [m for m in claimed if _is_routed(m)]
     for connector, messages in _by_connector([m for m in claimed if not _is_routed(m)], counts):
-        _submit(connector, messages, counts)
+        _submit(connector, messages, counts, deadline=deadline)
     if routed:
-        _dispatch_routed(routed, counts)
+        _dispatch_routed(routed, counts, deadline=deadline)
     return counts
 
 
@@ -80,7 +90,7 @@ def _is_routed(message: Message) -> bool:
     return message.mode != "test" and settings.LIVE_CARRIER == "routes"
 
 
-def _dispatch_routed(messages: list[Message], counts: dict[str, int]) -> None:
+def _dispatch_routed(messages: list[Message], counts: dict[str, int], *, deadline: float | None = None) -> None:
     """Least-cost routing with failover (messaging/routing/dispatching.py): a route and an attempt per
     message, one submit per carrier for its messages, the outcomes on the attempts and the circuits."""
     result = dispatching.messages_route(messages)
@@ -102,7 +112,8 @@ def _dispatch_routed(messages: list[Message], counts: dict[str, int]) -> None:
         by_carrier.setdefault(item.candidate.carrier.pk, []).append(item)
     for items in by_carrier.values():
         connector = connectors.connector_of(items[0].candidate.carrier)
-        _submit(connector, [item.message for item in items], counts, attempts=[item.attempt for item in items])
+        _submit(connector, [item.message for item in items], counts, attempts=[item.attempt for item in items],
+                deadline=deadline)
 
 
 def _by_connector(messages: list[Message], counts: dict[str, int]):
@@ -122,9 +133,9 @@ def _by_connector(messages: list[Message], counts: dict[str, int]):
 
 
 def _submit(connector, messages: list[Message], counts: dict[str, int],
-            attempts: list[MessageAttempt] | None = None) -> None:
+            attempts: list[MessageAttempt] | None = None, deadline: float | None = None) -> None:
     try:
-        outcomes = submit_each(connector, messages)
+        outcomes = submit_each(connector, messages, deadline=deadline)
     except Exception as exc:  # an unexpected connector failure: every message is retried like a transient one
         logger.exception("carrier submit of %d messages failed", len(messages))
         outcomes = [TransientError("carrier_error", exc.__class__.__name__) for _ in messages]
@@ -169,10 +180,12 @@ def outcomes_record(*, carrier: str, messages: list[Message], outcomes: Sequence
         if not isinstance(error, PermanentError):
             # A transient error is rare and its backoff is per message: one at a time, as before. A route
             # error of a routed message goes back at once: its next dispatch takes the next route (failover).
+            # Not sent for lack of time (DEADLINE_PASSED): back at once too, to the same plan.
             failover = attempts is not None and isinstance(error, RouteError)
+            at_once = failover or error.code == DEADLINE_PASSED
             if pipeline.retry_schedule(message=message, code=error.code, text=error.message,
                                        carrier_code=error.carrier_error_code,
-                                       delay=0.0 if failover else None) is not None:
+                                       delay=0.0 if at_once else None) is not None:
                 counts["retrying"] += 1
 
 

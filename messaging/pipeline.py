@@ -204,6 +204,17 @@ def receipts_apply(*, carrier: str, receipts: list[Receipt]) -> int:
     return changed
 
 
+def receipts_unmatched(*, carrier: str, receipts: list[Receipt]) -> set[str]:
+    """The carrier ids of these receipts that name no message of the carrier, nor a part of one (nor by our
+    reference), yet."""
+    known = set(receipts_match(carrier=carrier, carrier_ids=list({r.carrier_message_id for r in receipts})))
+    references = [r.reference for r in receipts if r.carrier_message_id not in known and r.reference]
+    # unscoped: as above, by our reference
+    referenced = set(Message.unscoped.filter(public_id__in=references).values_list("public_id", flat=True))
+    return {r.carrier_message_id for r in receipts
+            if r.carrier_message_id not in known and (r.reference or "") not in referenced}
+
+
 def _attempts_finish(message_ids: list[int], status: str) -> None:
     """A final receipt's outcome on the routed attempt (route quality counts it: routing/quality.py)."""
     if message_ids and settings.LIVE_CARRIER == "routes" and status in (Status.DELIVERED, Status.UNDELIVERED,

@@ -7,7 +7,7 @@ from django.db import OperationalError
 
 from messaging import dispatch, pipeline
 from messaging.connector import claims
-from messaging.routing import decks, quality
+from messaging.routing import decks, dispatching, quality
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -52,8 +52,11 @@ def messages_sweep_task() -> dict[str, int]:
 
 @shared_task(ignore_result=True)
 def route_quality_rollup_task() -> int:
-    """Every minute (beat): route quality over 15 min and 24 h, and circuits of routes whose rate collapsed."""
-    return quality.route_quality_rollup()
+    """Every minute (beat): route quality over 15 min and 24 h, circuits of routes whose rate collapsed opened,
+    and open circuits past their cool-down stored half-open."""
+    written = quality.route_quality_rollup()
+    dispatching.circuits_half_open()
+    return written
 
 
 @shared_task(ignore_result=True)

@@ -1,4 +1,6 @@
 """Settings, all from the environment (django-environ); see the README's table."""
+import json
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import environ
@@ -220,6 +222,9 @@ WEBHOOK_SECRETS_KEY = env.str("WEBHOOK_SECRETS_KEY", default="")
 CARRIER_SECRETS_KEY = env.str("CARRIER_SECRETS_KEY", default="")
 # Our public address, for the callback URLs handed to carriers (/carriers/{name}/receipts and /inbound).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# An HTTP receipt whose carrier id is not stored yet is answered 503 (Retry-After: 5) for this long from the
+# first time that id was seen, so the carrier sends it again; then 204 and a logged give-up.
+CARRIER_RECEIPT_WAIT_SECONDS = env.float("CARRIER_RECEIPT_WAIT_SECONDS", default=600.0)
 # How long a process keeps the carriers and routes it read: a change in admin or by carriers_load is in
 # use everywhere within this many seconds, at once in the process that made it.
 ROUTING_CACHE_SECONDS = env.float("ROUTING_CACHE_SECONDS", default=15.0)
@@ -237,6 +242,32 @@ ROUTING_CIRCUIT_COOLDOWN_SECONDS = env.float("ROUTING_CIRCUIT_COOLDOWN_SECONDS",
 # A 15-minute delivery rate this far below the route's 24-hour rate opens its circuit (routing/quality.py).
 ROUTING_COLLAPSE_DROP = env.float("ROUTING_COLLAPSE_DROP", default=0.30)
 ROUTING_FAILOVER_WINDOW_SECONDS = env.float("ROUTING_FAILOVER_WINDOW_SECONDS", default=60.0)
+
+
+def exchange_rates_parse(text: str) -> dict[str, Decimal]:
+    """ROUTING_EXCHANGE_RATES: JSON (`{"USD": "0.92"}`) or `USD=0.92,GBP=1.17`; each rate is what one unit of
+    that currency is worth in ROUTING_COST_CURRENCY. A malformed value fails at start."""
+    text = text.strip()
+    try:
+        pairs = json.loads(text).items() if text.startswith("{") else (
+            part.split("=", 1) for part in text.split(",") if part.strip())
+        rates = {str(code).strip().upper(): Decimal(str(rate).strip()) for code, rate in pairs}
+    except (ValueError, InvalidOperation, AttributeError) as exc:
+        raise ValueError(f"ROUTING_EXCHANGE_RATES is not JSON or CODE=RATE,...: {text!r}") from exc
+    if any(len(code) != 3 or not code.isalpha() or not rate.is_finite() or rate <= 0 for code, rate in rates.items()):
+        raise ValueError(f"ROUTING_EXCHANGE_RATES needs 3-letter codes and positive rates: {text!r}")
+    return rates
+
+
+# `cheapest` and `balanced` compare route costs in this currency: a route's cost times its currency's rate.
+# A route in a currency with no rate is ranked after every route that has one (and a warning logged).
+ROUTING_COST_CURRENCY = env.str("ROUTING_COST_CURRENCY", default="EUR").upper()
+ROUTING_EXCHANGE_RATES = exchange_rates_parse(env.str("ROUTING_EXCHANGE_RATES", default=""))
+# The mobile operator of a destination, for routes that name one (messaging/routing/operators.py): the dotted
+# path of a function e164 -> "MCC-MNC" (or ""). Empty: no lookup, so operator-specific routes are not used.
+# Its answers are cached this long.
+ROUTING_OPERATOR_LOOKUP = env.str("ROUTING_OPERATOR_LOOKUP", default="")
+ROUTING_OPERATOR_CACHE_SECONDS = env.int("ROUTING_OPERATOR_CACHE_SECONDS", default=86_400)
 
 # The SMPP connector process (messaging/connector/, `manage.py connector`): it reports each carrier's session
 # state and its own lease every CONNECTOR_HEARTBEAT_SECONDS; dispatch hands a carrier attempts only while a

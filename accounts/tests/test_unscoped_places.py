@@ -57,6 +57,7 @@ UNSCOPED_PLACES: dict[str, str] = {
     "messaging/parts.py:receipts_match": "carrier receipt matching in bulk: the carrier's ids name parts and messages",
     "messaging/parts.py:part_receipts_apply": "receipt matching found the parts: they and their messages, by ids",
     "messaging/parts.py:_delivered": "receipt matching found the messages: their parts, by message ids",
+    "messaging/pipeline.py:receipts_unmatched": "which carrier ids of a callback name no message yet, any tenant's",
     "messaging/pipeline.py:_batch": "the message sweeps, over every tenant",
     "messaging/pipeline.py:_receipts_overdue": "the overdue-receipt sweep, over every tenant",
     "messaging/services.py:message_dispatch_publish": "after commit and from the sweeps, by the message's id",

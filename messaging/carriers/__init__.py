@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from messaging.carriers.base import (
+    DEADLINE_PASSED,
     CarrierConnector,
     CarrierError,
+    DeadlinePassed,
     PermanentError,
     RouteError,
     SubmitResult,
@@ -11,6 +13,6 @@ from messaging.carriers.base import (
     submit_each,
 )
 
-__all__ = ["CarrierConnector", "CarrierError", "PermanentError", "RouteError", "SubmitResult", "TransientError",
+__all__ = ["DEADLINE_PASSED", "CarrierConnector", "CarrierError", "DeadlinePassed", "PermanentError", "RouteError", "SubmitResult", "TransientError",
            "submit_each"]
 

@@ -1,6 +1,8 @@
 """The connector interface every carrier (simulator, HTTP, SMPP) implements."""
 from __future__ import annotations
 
+import inspect
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +43,18 @@ class RouteError(TransientError):
     to the next candidate route within its validity period, and the route's circuit counts it."""
 
 
+class DeadlinePassed(TransientError):
+    """Not sent: the dispatch ran out of time before this message's turn, and nothing of it reached the carrier.
+    Dispatch puts it back in the queue at once; it is neither the route's failure nor the destination's."""
+
+
+DEADLINE_PASSED = "dispatch_deadline"
+
+
+def deadline_passed() -> DeadlinePassed:
+    return DeadlinePassed(DEADLINE_PASSED, "The dispatch ran out of time before this message was sent; it is queued again.")
+
+
 class CarrierConnector(Protocol):
     name: str
 
@@ -50,9 +64,10 @@ class CarrierConnector(Protocol):
         ...
 
     # Optional: `submit_many(messages) -> list[SubmitResult | CarrierError]`, one outcome per message in
-    # order: many messages handed over at once (the simulator answers them together; SMPP and HTTP
-    # connectors of issue 10 will keep a window of submits in flight). Without it, dispatch calls
-    # `submit` for each (submit_each below).
+    # order: many messages handed over at once (the simulator answers them together; the HTTP connectors keep
+    # `concurrency` requests in flight). Without it, dispatch calls `submit` for each (submit_each below).
+    # A `submit_many` that takes `deadline=` (time.monotonic()) starts no request after it and cuts the ones in
+    # flight at it: the messages not started are DeadlinePassed.
     #
     # Optional: `receipt_query(message) -> str | None`, the receipt status a carrier that allows status
     # queries gives for a message it accepted (None: none yet). The sweeper asks it when a receipt is
@@ -60,14 +75,20 @@ class CarrierConnector(Protocol):
     # after its validity period plus MESSAGE_RECEIPT_GRACE_SECONDS.
 
 
-def submit_each(connector, messages: list) -> list[SubmitResult | CarrierError]:
+def submit_each(connector, messages: list, *, deadline: float | None = None) -> list[SubmitResult | CarrierError]:
     """The outcomes of many messages through `connector.submit_many`, or `submit` one by one where the
-    connector has no batch form. A carrier error becomes that message's outcome; anything else raises."""
+    connector has no batch form. A carrier error becomes that message's outcome; anything else raises.
+    `deadline` (time.monotonic()): no submit starts after it (DeadlinePassed), where the connector allows."""
     many = getattr(connector, "submit_many", None)
     if many is not None:
+        if deadline is not None and "deadline" in inspect.signature(many).parameters:
+            return many(messages, deadline=deadline)
         return many(messages)
     outcomes: list[SubmitResult | CarrierError] = []
     for message in messages:
+        if deadline is not None and time.monotonic() >= deadline:
+            outcomes.append(deadline_passed())
+            continue
         try:
             outcomes.append(connector.submit(message))
         except CarrierError as exc:

@@ -4,7 +4,9 @@ Each carrier authenticates its callbacks its own way (Twilio's X-Twilio-Signatur
 and timestamp, a generic partner's HMAC or token), optionally also by source address
 (`callback_allowed_ips`): messaging/carriers/http/. A bad or missing signature is 403 and changes nothing.
 Receipts are matched by the carrier's id only (pipeline.receipts_apply, idempotent: a repeated receipt changes
-nothing); inbound messages go through the inbound service (code capture, STOP, HELP).
+nothing); a receipt whose id is not stored yet is answered 503 `receipt_unmatched` with Retry-After, so the
+carrier sends it again, for a while (messaging/carriers/unmatched.py); inbound messages go through the inbound
+service (code capture, STOP, HELP).
 
 The URL checked is the one the carrier called, as Django sees it: the scheme and host from a trusted proxy's
 headers only (accounts/clientip.py, SECURE_PROXY_SSL_HEADER); it must be the PUBLIC_BASE_URL the carrier
@@ -21,6 +23,7 @@ from django.views.decorators.http import require_POST
 
 from messaging import pipeline
 from messaging.carriers.http import CallbackRefused, inbound_from_callback, receipts_from_callback
+from messaging.carriers.unmatched import RETRY_AFTER_SECONDS, receipts_waiting
 from messaging.routing.connectors import carrier_config
 from messaging.routing.models import Carrier
 
@@ -48,10 +51,18 @@ def carrier_receipts(request: HttpRequest, name: str) -> HttpResponse:
     receipts, refused = _callback(request, name, receipts_from_callback)
     if refused is not None:
         return refused
-    if receipts:
-        pipeline.receipts_apply(carrier=name, receipts=[
-            pipeline.Receipt(carrier_message_id=r.carrier_message_id, status=r.status,
-                             carrier_error_code=r.carrier_error_code, detail=r.detail) for r in receipts])
+    found = [pipeline.Receipt(carrier_message_id=r.carrier_message_id, status=r.status,
+                              carrier_error_code=r.carrier_error_code, detail=r.detail) for r in receipts]
+    # Which ids are unknown is read before the matched ones are applied: an id stored in between is then
+    # answered 503 and its receipt comes again (idempotent), never answered 204 unapplied.
+    unmatched = pipeline.receipts_unmatched(carrier=name, receipts=found) if found else set()
+    matched = [r for r in found if r.carrier_message_id not in unmatched]
+    if matched:
+        pipeline.receipts_apply(carrier=name, receipts=matched)
+    if receipts_waiting(carrier=name, carrier_message_ids=sorted(unmatched)):
+        response = _refused("receipt_unmatched", "No message has this carrier id yet; send the receipt again.", 503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     return HttpResponse(status=204)
 
 

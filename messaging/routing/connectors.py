@@ -39,8 +39,11 @@ class ConnectorAdapter:
         self.connector = connector
         self.name = connector.name
 
-    def submit_many(self, messages: list) -> list[SubmitResult | CarrierError]:
-        outcomes = self.connector.submit_many([outbound_message(m) for m in messages])
+    def submit_many(self, messages: list, *, deadline: float | None = None) -> list[SubmitResult | CarrierError]:
+        """`deadline` (time.monotonic()): passed on to an HTTP connector, which starts nothing after it."""
+        outbound = [outbound_message(m) for m in messages]
+        outcomes = (self.connector.submit_many(outbound) if deadline is None
+                    else self.connector.submit_many(outbound, deadline=deadline))
         return [SubmitResult.of(o.carrier_message_ids) if isinstance(o, Submitted) else o for o in outcomes]
 
 

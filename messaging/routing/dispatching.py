@@ -18,14 +18,23 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db import transaction
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from accounts.services.audit import SYSTEM, audit_record
-from messaging.carriers.base import CarrierError, PermanentError, RouteError, SubmitResult, TransientError
+from messaging.carriers.base import (
+    CarrierError,
+    DeadlinePassed,
+    PermanentError,
+    RouteError,
+    SubmitResult,
+    TransientError,
+)
 from messaging.routing.cache import routing_table
 from messaging.routing.lcr import Candidate, Plan, routes_plan
 from messaging.routing.models import Carrier, MessageAttempt, RouteCircuit, RouteCircuitTransition, TenantRouting
+from messaging.routing.operators import operators_of
 
 logger = logging.getLogger("smsportal.routing")
 Outcome = MessageAttempt.Outcome
@@ -60,11 +69,14 @@ def messages_route(messages: Sequence) -> RoutingResult:
     numbers = dict(MessageAttempt.unscoped.filter(message_id__in=ids).values("message_id")
                    .annotate(n=Max("number")).values_list("message_id", "n"))
     policies = _policies({m.tenant_id for m in messages})
+    # the destinations' operators, only when some route names one (a lookup may be a paid call)
+    operators = operators_of(m.to for m in messages) if any(r.operator for r in table.routes) else {}
     result = RoutingResult([], [], [])
     attempts = []
     for message in messages:
         plan = routes_plan(to=message.to, message_type=message.message_type, sender=message.sender,
-                           policy=_policy_for(policies.get(message.tenant_id), message.message_type), table=table)
+                           policy=_policy_for(policies.get(message.tenant_id), message.message_type), table=table,
+                           operator=operators.get(message.to, ""))
         if not plan.candidates:
             result.no_route.append((message, plan.reason))
             continue
@@ -150,6 +162,8 @@ def error_for_customer(error: CarrierError, *, carrier: str) -> CarrierError:
     """The error as a routed message records it: same class and codes, a text that names no carrier (the
     connectors' texts do: "eu-twilio-1 did not answer"). The full text goes to the log, for staff."""
     logger.info("carrier %s: %s (%s)", carrier, error.message, error.code)
+    if isinstance(error, DeadlinePassed):
+        return error  # ours, not the carrier's: its text names none
     kind = next(k for k in (PermanentError, RouteError, TransientError, CarrierError) if isinstance(error, k))
     text = _CUSTOMER_TEXT.get(kind, "The carrier could not take the message.")
     return kind(error.code, text, carrier_error_code=error.carrier_error_code)
@@ -182,23 +196,56 @@ def attempts_abandon(*, message_id: int) -> None:
 
 def circuit_record(*, route_id: int, successes: int, failures: int, last_failed: bool) -> None:
     """Count a batch's results on a route: ROUTING_CIRCUIT_FAILURES consecutive route-level failures open the
-    circuit; a success closes a half-open (or cooled) one and resets the count."""
-    circuit, _ = RouteCircuit.objects.get_or_create(route_id=route_id)
-    if successes and not last_failed:
-        if circuit.state != RouteCircuit.State.CLOSED:
-            circuit_move(circuit, RouteCircuit.State.CLOSED, "a trial message went through")
-        RouteCircuit.objects.filter(pk=circuit.pk).update(consecutive_failures=0)
-        return
-    if not failures:
-        return
-    RouteCircuit.objects.filter(pk=circuit.pk).update(consecutive_failures=F("consecutive_failures") + failures)
-    circuit.refresh_from_db()
-    half_open = circuit.state == RouteCircuit.State.OPEN  # a failure while cooled: the trial failed
-    if circuit.state == RouteCircuit.State.CLOSED and circuit.consecutive_failures >= settings.ROUTING_CIRCUIT_FAILURES:
-        circuit_move(circuit, RouteCircuit.State.OPEN, f"{circuit.consecutive_failures} consecutive route failures")
-    elif half_open and circuit.opened_at and timezone.now() - circuit.opened_at >= timedelta(
-            seconds=settings.ROUTING_CIRCUIT_COOLDOWN_SECONDS):
-        circuit_move(circuit, RouteCircuit.State.OPEN, "the trial message failed")
+    circuit; a success closes a half-open (or cooled) one and resets the count; a failure while half-open opens
+    it again.
+
+    The circuit row is locked for the whole change (SELECT ... FOR UPDATE): two workers recording on one route
+    at once are serialized, so neither reads a state the other is changing (no lost or doubled transition)."""
+    current, _ = RouteCircuit.objects.get_or_create(route_id=route_id)
+    if successes and not last_failed and current.state == RouteCircuit.State.CLOSED and not current.consecutive_failures:
+        return  # the common case changes nothing: no lock, so busy routes do not queue on their circuit row
+    with transaction.atomic():
+        circuit = RouteCircuit.objects.select_for_update().get(route_id=route_id)
+        if circuit.state == RouteCircuit.State.OPEN and _cooled(circuit, timezone.now()):
+            circuit_move(circuit, RouteCircuit.State.HALF_OPEN, "the cool-down is over: trial traffic")
+        if successes and not last_failed:
+            if circuit.state != RouteCircuit.State.CLOSED:
+                circuit_move(circuit, RouteCircuit.State.CLOSED, "a trial message went through")
+            elif circuit.consecutive_failures:
+                RouteCircuit.objects.filter(pk=circuit.pk).update(consecutive_failures=0)
+            return
+        if not failures:
+            return
+        circuit.consecutive_failures += failures
+        RouteCircuit.objects.filter(pk=circuit.pk).update(consecutive_failures=circuit.consecutive_failures)
+        if circuit.state == RouteCircuit.State.HALF_OPEN:
+            circuit_move(circuit, RouteCircuit.State.OPEN, "the trial message failed")
+        elif circuit.state == RouteCircuit.State.CLOSED and circuit.consecutive_failures >= settings.ROUTING_CIRCUIT_FAILURES:
+            circuit_move(circuit, RouteCircuit.State.OPEN, f"{circuit.consecutive_failures} consecutive route failures")
+
+
+def circuits_half_open(*, now=None) -> int:
+    """Every open circuit past its cool-down becomes half-open, stored (beat, with the quality rollup: tasks.py);
+    returns how many. Routing already treats a cooled open circuit as half-open (lcr.py), so trial traffic does
+    not wait for this; it makes the state and its transition visible in admin, the audit log and alerts.
+    Safe when two runs overlap: each row is locked and skipped when another run holds it."""
+    now = now or timezone.now()
+    moved = 0
+    cooled = now - timedelta(seconds=settings.ROUTING_CIRCUIT_COOLDOWN_SECONDS)
+    candidates = RouteCircuit.objects.filter(state=RouteCircuit.State.OPEN, opened_at__lte=cooled).values_list(
+        "pk", flat=True)
+    for pk in list(candidates[:500]):
+        with transaction.atomic():
+            circuit = RouteCircuit.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if circuit is not None and circuit.state == RouteCircuit.State.OPEN and _cooled(circuit, now):
+                circuit_move(circuit, RouteCircuit.State.HALF_OPEN, "the cool-down is over: trial traffic")
+                moved += 1
+    return moved
+
+
+def _cooled(circuit: RouteCircuit, now) -> bool:
+    return circuit.opened_at is not None and now - circuit.opened_at >= timedelta(
+        seconds=settings.ROUTING_CIRCUIT_COOLDOWN_SECONDS)
 
 
 def circuit_move(circuit: RouteCircuit, to: str, reason: str) -> None:

@@ -2,12 +2,14 @@
 
 For one message:
 1. candidates: each carrier's route with the longest prefix of the destination (a carrier's +4477 route
-   is used over its +44 one; another carrier's +44 route still competes);
+   is used over its +44 one; another carrier's +44 route still competes); a route that names an operator
+   (MCC-MNC) applies only to a message of that operator (operators.py), and beats the carrier's route of the
+   same prefix without one;
 2. dropped: a carrier that is disabled or whose SMPP session reports down, a route whose circuit is open
    (until its cool-down ends: then it is half-open and takes trial traffic), and a route that cannot carry
    the message's type or sender type;
 3. ordered by the policy:
-   - `cheapest`: cost, then priority;
+   - `cheapest`: cost in ROUTING_COST_CURRENCY (ROUTING_EXCHANGE_RATES), then priority;
    - `quality`: delivery rate (higher first), then p50 receipt latency (lower first), then cost;
    - `balanced` (the default): the routes whose delivery rate is at least ROUTING_MIN_DELIVERY_RATE (90 %)
      and whose p50 receipt latency is within ROUTING_MAX_LATENCY_MS, cheapest first; then the others, by
@@ -19,10 +21,17 @@ messages, else the 24-hour window's under the same rule, else none: an unrated r
 traffic) is treated as meeting the threshold, with no latency, so `balanced` lets cost decide and it gets
 the traffic that rates it; `quality` tries it after the routes measured at or above the threshold.
 Failover (dispatch) takes the next route of this order.
+
+Costs are compared in ROUTING_COST_CURRENCY: a route's cost times ROUTING_EXCHANGE_RATES[its currency]. A route
+whose currency has no rate cannot be compared with the others: it is ranked after every route that has one (its
+own costs compared among themselves), and a warning is logged at most once a minute per currency. It is not
+dropped: a missing rate should not leave a destination without a route. Reasons never name a carrier or a cost.
 """
 from __future__ import annotations
 
+import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -32,8 +41,11 @@ from django.utils import timezone
 
 from messaging.routing.cache import RoutingTable, routing_table
 from messaging.routing.models import Carrier, Policy, Route, RouteCircuit, RouteQuality
+from messaging.routing.operators import operator_key
 
 _SHORT_CODE = re.compile(r"^[0-9]{3,8}$")
+logger = logging.getLogger("smsportal.routing")
+_unrated_warned: dict[str, float] = {}  # currency -> when its missing rate was last logged (time.monotonic)
 
 
 def sender_type_of(sender: str) -> str:
@@ -51,6 +63,7 @@ class Candidate:
     delivery_rate: Decimal | None  # None: unrated
     latency_p50_ms: int | None
     circuit: str  # closed | half_open
+    cost: Decimal | None  # in ROUTING_COST_CURRENCY; None: no exchange rate for the route's currency
 
     @property
     def quality_class(self) -> str:
@@ -70,16 +83,17 @@ class Plan:
 
 
 def routes_plan(*, to: str, message_type: str, sender: str, policy: str | None = None,
-                table: RoutingTable | None = None) -> Plan:
-    """The routes for a message, in the order to try them. No candidate: an empty plan (reason says why)."""
+                table: RoutingTable | None = None, operator: str = "") -> Plan:
+    """The routes for a message, in the order to try them. No candidate: an empty plan (reason says why).
+    `operator`: the destination's "MCC-MNC" (operators.operators_of), "" when not known."""
     table = table or routing_table()
     policy = policy or (Policy.QUALITY if message_type == "otp" else Policy.BALANCED)
     digits = to.removeprefix("+")
     longest: dict[int, Route] = {}
     for route in table.routes:
-        if digits.startswith(route.prefix):
+        if digits.startswith(route.prefix) and _operator_fits(route, operator):
             held = longest.get(route.carrier_id)
-            if held is None or len(route.prefix) > len(held.prefix):
+            if held is None or _specificity(route) > _specificity(held):
                 longest[route.carrier_id] = route
     if not longest:
         return Plan((), policy, f"no route for +{digits[:4]}…")
@@ -92,6 +106,15 @@ def routes_plan(*, to: str, message_type: str, sender: str, policy: str | None =
     return Plan(tuple(ordered), policy, reason)
 
 
+def _operator_fits(route: Route, operator: str) -> bool:
+    return not route.operator or (bool(operator) and operator_key(route.operator) == operator)
+
+
+def _specificity(route: Route) -> tuple[int, bool]:
+    """The longer prefix first; at the same prefix, the route for the message's operator."""
+    return len(route.prefix), bool(route.operator)
+
+
 def _candidate(table: RoutingTable, route: Route) -> Candidate | None:
     carrier = table.carriers.get(route.carrier_id)
     if carrier is None or not carrier.enabled or (carrier.kind == Carrier.Kind.SMPP and carrier.session_state == "down"):
@@ -100,7 +123,25 @@ def _candidate(table: RoutingTable, route: Route) -> Candidate | None:
     if circuit == RouteCircuit.State.OPEN:
         return None
     rate, latency = _rate(table, route.pk)
-    return Candidate(route=route, carrier=carrier, delivery_rate=rate, latency_p50_ms=latency, circuit=circuit)
+    return Candidate(route=route, carrier=carrier, delivery_rate=rate, latency_p50_ms=latency, circuit=circuit,
+                     cost=cost_converted(route.cost, route.currency))
+
+
+def cost_converted(cost: Decimal, currency: str) -> Decimal | None:
+    """A cost in ROUTING_COST_CURRENCY, or None when its currency has no rate in ROUTING_EXCHANGE_RATES."""
+    currency = currency.upper()
+    if currency == settings.ROUTING_COST_CURRENCY.upper():
+        return cost
+    rate = settings.ROUTING_EXCHANGE_RATES.get(currency)
+    if rate is None:
+        now = time.monotonic()
+        if now - _unrated_warned.get(currency, -120.0) >= 60:
+            _unrated_warned[currency] = now
+            logger.warning("routes in %s have no exchange rate to %s (ROUTING_EXCHANGE_RATES): ranked last by cost",
+                           currency, settings.ROUTING_COST_CURRENCY,
+                           extra={"event": "routing.rate_missing", "currency": currency})
+        return None
+    return cost * Decimal(str(rate))
 
 
 def _circuit_state(circuit: RouteCircuit | None) -> str:
@@ -132,15 +173,20 @@ def _meets(candidate: Candidate) -> bool:
     return candidate.delivery_rate >= _threshold() and latency_ok
 
 
+def _cost_key(c: Candidate) -> tuple[int, Decimal]:
+    """Converted costs first; a route with no exchange rate after them, by its own cost."""
+    return (0, c.cost) if c.cost is not None else (1, c.route.cost)
+
+
 def _by_cost(c: Candidate):
-    return (c.route.cost, c.route.priority, c.carrier.name)
+    return (*_cost_key(c), c.route.priority, c.carrier.name)
 
 
 def _by_quality(c: Candidate):
     rate = c.delivery_rate if c.delivery_rate is not None else _threshold()
     measured = 0 if c.delivery_rate is not None else 1  # a measured route before an unrated one at equal rate
     latency = c.latency_p50_ms if c.latency_p50_ms is not None else 10**9
-    return (-rate, measured, latency, c.route.cost, c.route.priority, c.carrier.name)
+    return (-rate, measured, latency, *_cost_key(c), c.route.priority, c.carrier.name)
 
 
 def _order(usable: list[Candidate], policy: str) -> tuple[list[Candidate], str]:

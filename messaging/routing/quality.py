@@ -16,7 +16,7 @@ from datetime import timedelta
 from statistics import quantiles
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -93,8 +93,10 @@ def _collapses_open() -> None:
             continue
         drop = baseline.delivery_rate - recent.delivery_rate
         if drop > settings.ROUTING_COLLAPSE_DROP:
-            circuit, _ = RouteCircuit.objects.get_or_create(route_id=route_id)
-            if circuit.state == RouteCircuit.State.CLOSED:
-                circuit_move(circuit, RouteCircuit.State.OPEN,
-                             f"delivery rate collapsed: {recent.delivery_rate:.0%} in 15 min against "
-                             f"{baseline.delivery_rate:.0%} over 24 h")
+            RouteCircuit.objects.get_or_create(route_id=route_id)
+            with transaction.atomic():  # locked as circuit_record locks it: one of them changes it at a time
+                circuit = RouteCircuit.objects.select_for_update().get(route_id=route_id)
+                if circuit.state == RouteCircuit.State.CLOSED:
+                    circuit_move(circuit, RouteCircuit.State.OPEN,
+                                 f"delivery rate collapsed: {recent.delivery_rate:.0%} in 15 min against "
+                                 f"{baseline.delivery_rate:.0%} over 24 h")

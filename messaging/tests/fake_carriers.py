@@ -9,7 +9,9 @@ Built from the carriers' public API docs, for connector tests: one threaded HTTP
   and `parts`: an id per segment),
 - records every request, and the messages it accepted with the callback URL each asked for,
 - then posts signed status callbacks to those URLs (Twilio-signed forms, Telnyx Ed25519-signed JSON,
-  the partner's HMAC-SHA256-signed JSON).
+  the partner's HMAC-SHA256-signed JSON), retried as each carrier documents it: Twilio only as the URL's
+  connection overrides ask (`#rc=..&rp=..`; none without them), Telnyx up to 3 times per URL, then its
+  `webhook_failover_url` (`callback_retry_seconds` apart; every answer in `callback_statuses`).
 
 Failures are scripted by the destination's last four digits:
 
@@ -78,6 +80,7 @@ class Accepted:
     sender: str
     text: str
     callback_url: str
+    failover_url: str = ""  # Telnyx's webhook_failover_url
 
 
 @dataclass
@@ -92,6 +95,9 @@ class FakeCarriers:
     requests: list[Recorded] = field(default_factory=list)
     accepted: list[Accepted] = field(default_factory=list)
     peak_in_flight: int = 0
+    callback_retry_seconds: float = 0.05
+    callback_statuses: list[int] = field(default_factory=list)
+    twilio_signs_fragment: bool = True  # whether the signed URL keeps the connection overrides
     endless_bytes_sent: int = 0
 
     def __post_init__(self) -> None:
@@ -132,11 +138,15 @@ class FakeCarriers:
                   "ApiVersion": "2010-04-01"}
         if error_code:
             fields["ErrorCode"] = error_code
-        return self.twilio_post(sent.callback_url, fields)
+        overrides = dict(parse_qsl(urlsplit(sent.callback_url).fragment))
+        policy = set(overrides.get("rp", "ct").split(","))
+        retries = int(overrides.get("rc", "0")) if policy & {"5xx", "all"} else 0
+        return self._with_retries([sent.callback_url] * (1 + retries), lambda url: self.twilio_post(url, fields))
 
     def twilio_post(self, url: str, fields: dict[str, str], *, token: str | None = None) -> CallbackSent:
         """A form POST signed as Twilio signs it (the `twilio` package's own signer, not ours)."""
-        signature = RequestValidator(token or self.twilio_token).compute_signature(url, fields)
+        signed = url if self.twilio_signs_fragment else url.split("#")[0]
+        signature = RequestValidator(token or self.twilio_token).compute_signature(signed, fields)
         return _post(url, urlencode(fields).encode(), {"Content-Type": "application/x-www-form-urlencoded",
                                                        "X-Twilio-Signature": signature})
 
@@ -145,7 +155,19 @@ class FakeCarriers:
         payload = {"record_type": "message", "direction": "outbound", "id": sent.carrier_id, "type": "SMS",
                    "from": {"phone_number": sent.sender}, "to": [{"phone_number": sent.to, "status": status}],
                    "text": sent.text, "errors": errors or [], "completed_at": _now_iso()}
-        return self.telnyx_post(sent.callback_url, event_type, payload, signed_at=signed_at)
+        urls = [sent.callback_url] * 3 + ([sent.failover_url] * 3 if sent.failover_url else [])
+        return self._with_retries(urls, lambda url: self.telnyx_post(url, event_type, payload, signed_at=signed_at))
+
+    def _with_retries(self, urls: list[str], post) -> CallbackSent:
+        """Post to each URL in turn until one answers 2xx (the last answer)."""
+        for number, url in enumerate(urls):
+            if number:
+                time.sleep(self.callback_retry_seconds)
+            sent = post(url)
+            self.callback_statuses.append(sent.status)
+            if 200 <= sent.status < 300:
+                break
+        return sent
 
     def telnyx_post(self, url: str, event_type: str, payload: dict, *, signed_at: int | None = None) -> CallbackSent:
         body = json.dumps({"data": {"record_type": "event", "id": str(uuid.uuid4()), "event_type": event_type,
@@ -277,7 +299,8 @@ def _handler_class(fake: FakeCarriers) -> type[BaseHTTPRequestHandler]:
                 return self._telnyx_error(*TELNYX_ERRORS[to[-4:]])
             message_id = str(uuid.UUID(int=fake._next_id()))
             fake.accepted.append(Accepted("telnyx", message_id, to, str(fields.get("from", "")),
-                                          str(fields.get("text", "")), str(fields.get("webhook_url", ""))))
+                                          str(fields.get("text", "")), str(fields.get("webhook_url", "")),
+                                          str(fields.get("webhook_failover_url", ""))))
             return self._json(200, {"data": {"record_type": "message", "direction": "outbound", "id": message_id,
                                              "type": "SMS", "from": {"phone_number": fields.get("from")},
                                              "to": [{"phone_number": to, "status": "queued"}],

@@ -134,3 +134,102 @@ def test_a_source_address_allowlist_is_checked_on_the_address_the_view_trusts(cl
     assert _twilio(client, STATUS).status_code == 204
     sent.refresh_from_db()
     assert sent.status == Status.DELIVERED
+
+
+# --- a receipt that overtook its carrier id (messaging/carriers/unmatched.py) --------------------------------
+
+
+@pytest.fixture
+def sending(carriers):
+    """A live message being dispatched to Twilio: its carrier id not stored yet."""
+    tenant = TenantFactory()
+    api_key, _ = make_api_key(tenant, mode="live")
+    message = message_send(tenant=tenant, api_key=api_key, to="+14155550123", sender="Acme", text="hi")
+    Message.unscoped.filter(pk=message.pk).update(status=Status.SENDING, sequence=2)
+    return message
+
+
+def _ids_stored(message, carrier_message_id="SM1", carrier="twilio-main"):
+    Message.unscoped.filter(pk=message.pk).update(status=Status.SENT, carrier=carrier,
+                                                  carrier_message_id=carrier_message_id)
+
+
+def test_a_receipt_before_its_carrier_id_is_stored_is_503_and_applied_when_sent_again(client, sending):
+    response = _twilio(client, STATUS)
+
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert response.json()["error"]["code"] == "receipt_unmatched"
+    sending.refresh_from_db()
+    assert sending.status == Status.SENDING
+    _ids_stored(sending)
+    assert _twilio(client, STATUS).status_code == 204
+    sending.refresh_from_db()
+    assert sending.status == Status.DELIVERED and history.statuses(sending).count("delivered") == 1
+
+
+def test_an_unmatched_receipt_is_given_up_ten_minutes_after_its_id_was_first_seen(client, sending, caplog):
+    import time_machine
+
+    start = time.time()
+    assert _twilio(client, STATUS).status_code == 503
+    with time_machine.travel(start + 590, tick=False):
+        assert _twilio(client, STATUS).status_code == 503  # the window runs from the first sighting
+        assert _twilio(client, {**STATUS, "MessageSid": "SM2"}).status_code == 503  # another id: its own window
+    with time_machine.travel(start + 601, tick=False), caplog.at_level("WARNING", "smsportal.carriers"):
+        assert _twilio(client, STATUS).status_code == 204
+        assert _twilio(client, {**STATUS, "MessageSid": "SM2"}).status_code == 503
+    assert [r.carrier_message_id for r in caplog.records if getattr(r, "event", "") == "receipt.unmatched"] == ["SM1"]
+    sending.refresh_from_db()
+    assert sending.status == Status.SENDING
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("signs_fragment", [True, False])
+def test_through_the_shipped_server_twilio_retries_a_503_receipt_until_its_id_is_stored(
+        tmp_path, sending, signs_fragment):
+    import threading
+
+    from messaging.carriers.http.twilio import CALLBACK_OVERRIDES
+    from messaging.tests.fake_carriers import Accepted
+
+    with WebServer.from_procfile(tmp_path) as web, FakeCarriers(callback_retry_seconds=1.0) as fake:
+        fake.twilio_token, fake.twilio_sid, fake.twilio_signs_fragment = TOKEN, "AC1", signs_fragment
+        accepted = Accepted("twilio", "SM1", "+14155550123", "Acme", "hi",
+                            f"{web.url}/carriers/twilio-main/receipts#{CALLBACK_OVERRIDES}")
+        answers = []
+        poster = threading.Thread(target=lambda: answers.append(fake.twilio_status(accepted, "delivered")))
+        poster.start()
+        _wait_for(lambda: fake.callback_statuses[:1] == [503])
+        _ids_stored(sending)
+        poster.join(timeout=30)
+    assert answers[0].status == 204 and fake.callback_statuses[0] == 503 and fake.callback_statuses[-1] == 204
+    sending.refresh_from_db()
+    assert sending.status == Status.DELIVERED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_through_the_shipped_server_telnyx_sends_a_503_receipt_to_its_failover_url_too(tmp_path, sending):
+    import threading
+
+    from messaging.tests.fake_carriers import Accepted
+
+    with WebServer.from_procfile(tmp_path) as web, FakeCarriers(callback_retry_seconds=0.3,
+                                                                telnyx_key=TELNYX_KEY) as fake:
+        url = f"{web.url}/carriers/telnyx-main/receipts"
+        accepted = Accepted("telnyx", "tx-1", "+14155550123", "Acme", "hi", url, url)
+        answers = []
+        poster = threading.Thread(target=lambda: answers.append(fake.telnyx_status(accepted, "delivered")))
+        poster.start()
+        _wait_for(lambda: fake.callback_statuses[:3] == [503, 503, 503])  # the primary URL's three tries
+        _ids_stored(sending, "tx-1", "telnyx-main")
+        poster.join(timeout=30)
+    assert answers[0].status == 204 and fake.callback_statuses[3:] == [204]
+    sending.refresh_from_db()
+    assert sending.status == Status.DELIVERED
+
+
+def _wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)

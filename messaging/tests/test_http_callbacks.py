@@ -308,3 +308,22 @@ def test_a_twilio_form_to_a_url_with_a_query_signs_the_whole_url(fake):
                                        body=urlencode(fields).encode(), client_ip="127.0.0.1")
 
     assert (receipt.carrier_message_id, receipt.status) == ("SM9", "delivered")
+
+
+@pytest.mark.parametrize("signed_url", [
+    "https://portal.example/carriers/twilio-main/receipts#rc=5&rp=ct,rt,5xx",  # as we gave it
+    "https://portal.example/carriers/twilio-main/receipts",  # as it reaches us: a fragment is never sent
+])
+def test_a_twilio_callback_to_our_url_with_connection_overrides_verifies_either_way_it_is_signed(fake, signed_url):
+    config = twilio_config(fake)
+    fields = {"MessageSid": "SM1", "MessageStatus": "delivered"}
+    signature = RequestValidator(fake.twilio_token).compute_signature(signed_url, fields)
+    arguments = {"method": "POST", "url": "https://portal.example/carriers/twilio-main/receipts",
+                 "headers": {**FORM, "X-Twilio-Signature": signature}, "body": urlencode(fields).encode(),
+                 "client_ip": "127.0.0.1"}
+
+    assert receipts_from_callback(config, **arguments)[0].carrier_message_id == "SM1"
+    other = RequestValidator(fake.twilio_token).compute_signature(
+        "https://portal.example/carriers/twilio-main/receipts#rc=1&rp=ct", fields)
+    assert refusal(receipts_from_callback, config, **{**arguments, "headers": {**FORM, "X-Twilio-Signature": other}}) \
+        == "signature_invalid"

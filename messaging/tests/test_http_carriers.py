@@ -45,7 +45,9 @@ def test_it_submits_to_twilio_as_a_form_with_basic_auth(fake):
         f"{fake.twilio_sid}:{fake.twilio_token}"
     sent = fake.accepted[0]
     assert (sent.to, sent.sender, sent.text) == ("+447700900123", "+447700900001", "Your code is 1234")
-    assert sent.callback_url == "https://portal.example/carriers/twilio-main/receipts" == config.receipt_url
+    # with Twilio's connection overrides: it retries a status callback we answer 5xx (receipt_unmatched)
+    assert sent.callback_url == "https://portal.example/carriers/twilio-main/receipts#rc=5&rp=ct,rt,5xx"
+    assert sent.callback_url.split("#")[0] == config.receipt_url
 
 
 def test_it_submits_to_telnyx_as_json_with_a_bearer_key_and_our_webhook(fake):
@@ -59,6 +61,7 @@ def test_it_submits_to_telnyx_as_json_with_a_bearer_key_and_our_webhook(fake):
     assert request.headers["authorization"] == f"Bearer {fake.telnyx_api_key}"
     assert json.loads(request.body) == {"from": "+447700900001", "to": "+447700900123", "text": "Your code is 1234",
                                         "webhook_url": "https://portal.example/carriers/telnyx-main/receipts",
+                                        "webhook_failover_url": "https://portal.example/carriers/telnyx-main/receipts",
                                         "use_profile_webhooks": False}
 
 

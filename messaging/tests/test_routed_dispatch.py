@@ -137,7 +137,7 @@ def test_the_circuit_opens_after_repeated_route_failures_and_closes_after_a_tria
     circuit.refresh_from_db()
     assert circuit.state == RouteCircuit.State.CLOSED and circuit.consecutive_failures == 0
     assert list(RouteCircuitTransition.objects.filter(route=broken).order_by("created_at")
-                .values_list("to_state", flat=True)) == ["open", "closed"]
+                .values_list("to_state", flat=True)) == ["open", "half_open", "closed"]
 
 
 def test_test_mode_messages_keep_the_simulator(live):
@@ -190,7 +190,7 @@ def test_a_live_message_goes_out_over_an_http_carrier_with_our_callback_url(live
         (request,) = fake.requests
         fields = parse_qs(request.body.decode())
         assert fields["To"] == [TO] and fields["Body"] == ["Your code is 123456"]
-        assert fields["StatusCallback"] == ["https://sms.example/carriers/twilio-main/receipts"]
+        assert fields["StatusCallback"] == ["https://sms.example/carriers/twilio-main/receipts#rc=5&rp=ct,rt,5xx"]
 
 
 def test_an_http_carriers_500_fails_over_to_the_next_route(live):
@@ -218,3 +218,143 @@ def test_a_carriers_error_text_never_names_the_carrier_to_the_customer(live):
     for message in (refused, throttled):
         texts = [message.error_message, *(e.detail for e in message.events.model.unscoped.filter(message=message))]
         assert not any("twilio" in text.lower() for text in texts), texts
+
+
+def test_the_quality_beat_stores_a_cooled_circuit_half_open_once(live):
+    from messaging.tasks import route_quality_rollup_task
+
+    broken = _carrier("broken", "0.0010", kind=Carrier.Kind.SMPP)
+    _carrier("backup", "0.0050")
+    dispatch.messages_dispatch(message_ids=[_send(live).pk for _ in range(3)])
+    circuit = RouteCircuit.objects.get(route=broken)
+    route_quality_rollup_task()  # within the cool-down: still open
+    circuit.refresh_from_db()
+    assert circuit.state == RouteCircuit.State.OPEN
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=31)):
+        route_quality_rollup_task()
+        route_quality_rollup_task()  # twice: one transition
+
+    circuit.refresh_from_db()
+    assert circuit.state == RouteCircuit.State.HALF_OPEN
+    assert list(RouteCircuitTransition.objects.filter(route=broken).order_by("created_at")
+                .values_list("to_state", flat=True)) == ["open", "half_open"]
+    assert AuditEvent.unscoped.filter(action="route.circuit_half_open").count() == 1
+    # the trial fails (the carrier is still SMPP with no connector): open again, a new cool-down
+    with time_machine.travel(timezone.now() + timedelta(seconds=32)):
+        message = _dispatch(_send(live))
+        circuit.refresh_from_db()
+        assert circuit.state == RouteCircuit.State.OPEN and circuit.reason == "the trial message failed"
+        assert timezone.now() - circuit.opened_at < timedelta(seconds=5)
+    assert message.status == Status.QUEUED  # failed over: its next dispatch takes the backup
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_recording_on_one_circuit_at_once_make_one_transition(monkeypatch):
+    """PostgreSQL: two threads (two connections) each record a failure on a circuit one failure short of opening.
+    The first one's move is slowed; without the row lock the second reads the circuit still closed, opens it too
+    and the first then writes back its stale count."""
+    import threading
+    import time
+
+    from django.db import connection, connections
+
+    from messaging.routing import dispatching
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    route = _carrier("shaky", "0.0010")
+    RouteCircuit.objects.create(route=route, consecutive_failures=2)  # ROUTING_CIRCUIT_FAILURES is 3 here
+    real_move = dispatching.circuit_move
+
+    def slow_move(circuit, to, reason):
+        time.sleep(0.5)
+        real_move(circuit, to, reason)
+
+    monkeypatch.setattr(dispatching, "circuit_move", slow_move)
+    errors = []
+
+    def record():
+        try:
+            dispatching.circuit_record(route_id=route.pk, successes=0, failures=1, last_failed=True)
+        except Exception as exc:  # pragma: no cover - shown by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=record)
+    first.start()
+    time.sleep(0.2)  # the first holds the circuit, in its slowed move
+    second = threading.Thread(target=record)
+    second.start()
+    first.join(10)
+    second.join(10)
+
+    assert errors == []
+    circuit = RouteCircuit.objects.get(route=route)
+    assert (circuit.state, circuit.consecutive_failures) == (RouteCircuit.State.OPEN, 4)
+    assert list(RouteCircuitTransition.objects.filter(route=route).values_list("to_state", flat=True)) == ["open"]
+
+
+def test_dispatch_routes_by_the_destinations_operator_from_the_lookup_hook(live, settings):
+    from messaging.tests import test_routing
+
+    settings.ROUTING_OPERATOR_LOOKUP = "messaging.tests.test_routing.operator_lookup"
+    test_routing.LOOKED_UP.clear()
+    _carrier("generic", "0.0300", prefix="44")
+    Route.objects.create(carrier=Carrier.objects.create(name="op-15", kind=Carrier.Kind.SIMULATOR), prefix="44",
+                         operator="234/15", country="GB", cost=Decimal("0.0200"), currency="USD", cost_from=timezone.now())
+    routing_cache_clear()
+    by_operator = _dispatch(_send(live, to="+447911123456"))  # the hook: 234-15
+    other = _dispatch(_send(live, to="+447911123457"))  # 234-10: the generic route only
+    assert (by_operator.carrier, other.carrier) == ("op-15", "generic")
+    assert _attempts(by_operator) == [("op-15", "submitted", "")]
+    assert sorted(test_routing.LOOKED_UP) == ["+447911123456", "+447911123457"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hanging_http_carrier_cannot_hold_a_batch_until_the_sweeper_reclaims_it(live, settings):
+    """Six messages to a carrier that never answers, two requests at a time, a 10 s timeout: 30 s without a
+    budget, past MESSAGE_STUCK_SECONDS (4 s here), and the sweeper would take the messages still being sent for
+    abandoned. With the budget (half of it) the batch ends at 2 s: the two in flight are cut (failover), the
+    four not started go back to the queue unsent; the sweep at 4.5 s finds nothing to reclaim."""
+    import threading
+    import time
+
+    from django.db import connection, connections
+
+    from messaging.tests.fake_carriers import FakeCarriers
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a dispatch thread beside the sweep: PostgreSQL")
+    settings.MESSAGE_STUCK_SECONDS = 4
+    with FakeCarriers() as fake:
+        route = _twilio_route(fake, "0.0010")
+        Carrier.objects.filter(pk=route.carrier_id).update(settings={
+            **route.carrier.settings, "timeout_seconds": 10, "concurrency": 2})
+        routing_cache_clear()
+        messages = [_send(live, to="+14155550408") for _ in range(6)]  # the fake never answers ...0408
+        started = time.monotonic()
+        finished = []
+
+        def run():
+            try:
+                dispatch.messages_dispatch(message_ids=[m.pk for m in messages])
+                finished.append(time.monotonic() - started)
+            finally:
+                connections.close_all()
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        time.sleep(4.5 - (time.monotonic() - started))
+        swept = pipeline.messages_sweep()
+        worker.join(40)
+        requests = len(fake.requests)
+
+    assert swept["reclaimed"] == 0
+    assert finished and finished[0] < 3.5, finished
+    outcomes = sorted(MessageAttempt.unscoped.filter(message__in=messages).values_list("outcome", "error_code"))
+    assert outcomes == [("retry", "dispatch_deadline")] * 4 + [("route_error", "carrier_timeout")] * 2
+    assert requests == 2  # the four not started never reached the carrier
+    assert {m.status for m in Message.unscoped.filter(pk__in=[m.pk for m in messages])} == {Status.QUEUED}
+    assert not MessageAttempt.unscoped.filter(message__in=messages, outcome="unknown").exists()

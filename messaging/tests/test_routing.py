@@ -124,6 +124,125 @@ def test_a_route_with_too_little_traffic_falls_back_to_the_day_then_counts_as_me
     assert _names(_plan()) == ["measured", "young"]
 
 
+def _priced(carrier: str, cost: str, currency: str) -> Route:
+    route = _route(carrier, "1", cost)
+    Route.objects.filter(pk=route.pk).update(currency=currency)
+    return route
+
+
+@override_settings(ROUTING_COST_CURRENCY="EUR", ROUTING_EXCHANGE_RATES={"USD": Decimal("0.92"), "GBP": Decimal("1.17")})
+def test_cheapest_and_balanced_compare_costs_after_converting_them_to_the_cost_currency():
+    _priced("usd", "0.0100", "USD")  # 0.0092 EUR
+    _priced("gbp", "0.0080", "GBP")  # 0.00936 EUR: the smallest number, not the cheapest
+    _priced("eur", "0.0095", "EUR")
+    for policy in ("cheapest", "balanced"):
+        plan = _plan(policy=policy)
+        assert _names(plan) == ["usd", "gbp", "eur"]
+        assert [c.cost for c in plan.candidates] == [Decimal("0.009200"), Decimal("0.00936000"), Decimal("0.0095")]
+        # the reason names neither a carrier nor a cost
+        assert not any(word in plan.reason for word in ("usd", "gbp", "eur", "0.009", "0.008", "EUR", "USD"))
+
+
+@override_settings(ROUTING_COST_CURRENCY="EUR", ROUTING_EXCHANGE_RATES={"USD": Decimal("0.92")})
+def test_a_route_in_a_currency_without_a_rate_is_ranked_after_the_others_and_logged(caplog):
+    from messaging.routing import lcr
+
+    lcr._unrated_warned.clear()
+    _priced("jpy-cheap", "0.0001", "JPY")
+    _priced("jpy-dear", "1.5000", "JPY")
+    _priced("usd", "0.0500", "USD")
+    with caplog.at_level("WARNING", "smsportal.routing"):
+        plan = _plan(policy="cheapest")
+        _plan(policy="cheapest")  # logged once, not per message
+    assert _names(plan) == ["usd", "jpy-cheap", "jpy-dear"] and plan.candidates[1].cost is None
+    assert [r.currency for r in caplog.records if getattr(r, "event", "") == "routing.rate_missing"] == ["JPY"]
+    # alone, it still carries the message
+    Route.objects.filter(carrier__name="usd").update(enabled=False)
+    assert _names(_plan(policy="cheapest")) == ["jpy-cheap", "jpy-dear"]
+
+
+def test_exchange_rates_come_from_the_environment_as_json_or_pairs():
+    from smsportal.settings import exchange_rates_parse
+
+    assert exchange_rates_parse("USD=0.92, gbp=1.17") == {"USD": Decimal("0.92"), "GBP": Decimal("1.17")}
+    assert exchange_rates_parse('{"USD": 0.92, "GBP": "1.17"}') == {"USD": Decimal("0.92"), "GBP": Decimal("1.17")}
+    assert exchange_rates_parse("") == {}
+    for bad in ("USD", "USD=x", "US=1", "USD=0", "USD=-1", '{"USD": "nan"}', "[1]"):
+        with pytest.raises(ValueError):
+            exchange_rates_parse(bad)
+
+
+# --- operators (messaging/routing/operators.py) ---------------------------------------------------------------
+
+UK = "+447700900123"
+LOOKED_UP: list[str] = []
+OPERATORS = {"+447700900123": "234-15", "+447700900456": "234/10", "+447911123456": "234-15", "+447911123457": "234 10"}
+
+
+def operator_lookup(e164: str) -> str:
+    """The ROUTING_OPERATOR_LOOKUP hook of these tests: a fixed table, and every call recorded."""
+    LOOKED_UP.append(e164)
+    if e164 == "+447700900999":
+        raise ConnectionError("the lookup service is down")
+    return OPERATORS.get(e164, "")
+
+
+HOOK = "messaging.tests.test_routing.operator_lookup"
+
+
+def _uk_routes() -> None:
+    _route("a", "44", "0.0300")
+    _route("a", "44", "0.0400", operator="234/15")  # a's route for one operator, dearer
+    _route("b", "44", "0.0350")
+    _route("c", "44", "0.0010", operator="234/15")  # only for that operator
+
+
+def _uk_plan(number: str = UK):
+    from messaging.routing.operators import operators_of
+
+    return _plan(to=number, policy="cheapest", operator=operators_of([number]).get(number, ""))
+
+
+def test_without_a_lookup_hook_routes_that_name_an_operator_are_not_used():
+    _uk_routes()
+    plan = _uk_plan()
+    assert [(c.carrier.name, c.route.operator) for c in plan.candidates] == [("a", ""), ("b", "")]
+
+
+@override_settings(ROUTING_OPERATOR_LOOKUP=HOOK)
+def test_a_route_for_the_messages_operator_beats_the_same_prefix_without_one():
+    _uk_routes()
+    _route("a", "447", "0.0500")  # a's longer prefix still wins over its operator route
+    _route("b", "447", "0.0500", operator="234/10")  # another operator's: not this message's
+    plan = _uk_plan()
+    assert [(c.carrier.name, c.route.prefix, c.route.operator) for c in plan.candidates] == [
+        ("c", "44", "234/15"), ("b", "44", ""), ("a", "447", "")]
+    Route.objects.filter(carrier__name="a", prefix="447").delete()
+    assert [(c.carrier.name, c.route.operator) for c in _uk_plan().candidates] == [
+        ("c", "234/15"), ("b", ""), ("a", "234/15")]
+    # another operator's number: b's 447 route for 234/10, a's and c's operator routes do not apply
+    assert [(c.carrier.name, c.route.prefix, c.route.operator) for c in _uk_plan("+447700900456").candidates] == [
+        ("a", "44", ""), ("b", "447", "234/10")]
+    # a number the hook does not know: routes without an operator only
+    assert _names(_uk_plan("+447700900777")) == ["a", "b"]
+
+
+@override_settings(ROUTING_OPERATOR_LOOKUP=HOOK)
+def test_operator_answers_are_cached_and_a_failing_lookup_routes_without_an_operator(caplog):
+    from messaging.routing.operators import operator_key, operators_of
+
+    LOOKED_UP.clear()
+    assert operators_of([UK, "+447700900777"]) == {UK: "234-15", "+447700900777": ""}
+    assert operators_of([UK, "+447700900777", UK]) == {UK: "234-15", "+447700900777": ""}
+    assert LOOKED_UP == [UK, "+447700900777"]  # once each, "" included
+    with caplog.at_level("ERROR", "smsportal.routing"):
+        assert operators_of(["+447700900999"]) == {"+447700900999": ""}
+        assert operators_of(["+447700900999"]) == {"+447700900999": ""}
+    assert LOOKED_UP.count("+447700900999") == 2 and "operator lookup" in caplog.text  # a failure is not cached
+    assert [operator_key(t) for t in ("234/15", "234-15", "23415", " 310 410 ", "", "2341", "abc-de")] == [
+        "234-15", "234-15", "234-15", "310-410", "", "", ""]
+
+
 def test_a_change_is_in_use_within_the_cache_time_without_a_clear():
     _route("a", "1", "0.001")
     routing_cache_clear()

@@ -74,8 +74,10 @@ class TelnyxConnector(HttpConnector):
     def request_for(self, message: OutboundMessage) -> HttpRequest:
         fields: dict[str, Any] = {"from": message.sender, "to": message.to, "text": message.text}
         if self.config.public_base_url:
-            # Receipts for this message to our URL, not to the messaging profile's.
-            fields.update(webhook_url=self.config.receipt_url, use_profile_webhooks=False)
+            # Receipts for this message to our URL, not to the messaging profile's. Telnyx tries a URL up to 3
+            # times on a failure (our 503 `receipt_unmatched`), then the failover URL: ours again, 3 more tries.
+            fields.update(webhook_url=self.config.receipt_url, webhook_failover_url=self.config.receipt_url,
+                          use_profile_webhooks=False)
         if self.config.setting("messaging_profile_id"):
             fields["messaging_profile_id"] = self.config.setting("messaging_profile_id")
         return HttpRequest("POST", self.url, self._headers, json.dumps(fields).encode())

@@ -20,6 +20,12 @@ Callbacks are signed with `X-Twilio-Signature`: base64(HMAC-SHA1(auth token, URL
 name and value, names sorted)). Like Twilio's own helper libraries we accept the URL with and without its
 port (Twilio's signing is inconsistent about it), sort and deduplicate repeated values of a name, and for a
 JSON body signed through the URL's `bodySHA256` parameter, check the body's SHA-256 and sign the URL alone.
+
+Twilio does not retry a StatusCallback that fails with a 5xx unless the URL asks it to: we append Twilio's
+connection overrides as a fragment (`#rc=5&rp=ct,rt,5xx`: up to 5 retries on a connect or read timeout or a
+5xx, within Twilio's total-time limit of 15 s), so a receipt we answer 503 (`receipt_unmatched`, its carrier id
+not stored yet) comes again. The fragment never reaches our server, and which form Twilio signs is not
+documented, so a callback is checked against the URL as called and against it with our fragment.
 """
 from __future__ import annotations
 
@@ -49,6 +55,8 @@ THROTTLE_CODES = frozenset({"20429", "21611"})
 AUTH_CODES = frozenset({"20003", "20005"})
 ROUTE_CODES = frozenset({"20404", "21408"})
 MAX_VALIDITY_SECONDS = 36000  # Twilio's ValidityPeriod range is 1..36000 s
+# Twilio's webhook connection overrides: retry count (0..5) and the failures retried (ct, rt, 4xx, 5xx, all)
+CALLBACK_OVERRIDES = "rc=5&rp=ct,rt,5xx"
 
 # Twilio's MessageStatus in our vocabulary. `sent` means handed to the next carrier, not delivered.
 STATUSES = {
@@ -79,7 +87,7 @@ class TwilioConnector(HttpConnector):
     def request_for(self, message: OutboundMessage) -> HttpRequest:
         fields = {"To": message.to, "From": message.sender, "Body": message.text}
         if self.config.public_base_url:
-            fields["StatusCallback"] = self.config.receipt_url
+            fields["StatusCallback"] = f"{self.config.receipt_url}#{CALLBACK_OVERRIDES}"
         if message.validity_seconds:
             fields["ValidityPeriod"] = str(max(1, min(message.validity_seconds, MAX_VALIDITY_SECONDS)))
         return HttpRequest("POST", self.url, self._headers, urlencode(fields).encode())
@@ -160,7 +168,10 @@ def verified_params(config: CarrierConfig, callback: Callback) -> list[tuple[str
     if algorithm != "HMAC_SHA1":  # a SharedKey signature: we hold only the auth token
         raise CallbackRefused("signature_invalid", f"Twilio signatures with {algorithm} are not configured.")
     params = _signed_params(callback)
-    if not any(equal(signature(token, form, params), given) for form in url_forms(callback.url)):
+    forms = url_forms(callback.url)
+    if "#" not in callback.url:
+        forms += url_forms(f"{callback.url}#{CALLBACK_OVERRIDES}")
+    if not any(equal(signature(token, form, params), given) for form in forms):
         raise CallbackRefused("signature_invalid", f"The {SIGNATURE_HEADER} does not match.")
     return params
 
