@@ -81,12 +81,16 @@ def receipt_parse(text: str, *, tlv_message_id: str = "", tlv_state: int | None 
         status = MESSAGE_STATES.get(tlv_state, "unknown")
     else:
         status = TEXT_STATUSES.get(fields.get("stat", "").upper(), "unknown")
+    error = tlv_error or fields.get("err", "")
+    stat = fields.get("stat", "").upper() or status
+    # The same few words for every receipt of one outcome: receipts are stored in groups of equal detail (one
+    # statement per group), and the text's id and dates are on the message already.
     return CarrierReceipt(
         carrier_message_id=message_id,
         status=status,
-        carrier_error_code=tlv_error or fields.get("err", ""),
+        carrier_error_code=error,
         done_at=receipt_date(fields.get("done date", "")),
-        detail=text[:200],
+        detail=f"receipt: {stat}" + (f" err:{error}" if error.strip("0") else ""),
     )
 
 
