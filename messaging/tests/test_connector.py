@@ -497,4 +497,7 @@ def test_kill_9_mid_run_loses_nothing_and_sends_nothing_twice_but_the_unknown(ro
     assert not twice  # at most once: nothing is sent again, not even the unknown ones
     delivered = Message.unscoped.filter(pk__in=ids, status=Status.DELIVERED)
     assert delivered.count() == len(messages) - unknown.count()  # every receipt came, the unanswered ones again
-    assert set(submits) == {m.to.lstrip("+") for m in messages}  # none lost: every message reached the SMSC
+    # none lost: every message is final, and each one not unknown reached the SMSC; an unknown one was journalled as
+    # going out, and may or may not have left the process before the kill (so it is failed, never sent again)
+    known_to = {m.to.lstrip("+") for m in messages} - {m.to.lstrip("+") for m in unknown}
+    assert known_to <= set(submits) <= {m.to.lstrip("+") for m in messages}
