@@ -20,7 +20,8 @@
 //   goes back to the queue and is sent again on the next bind: no receipt is lost. A deliver_sm_resp of
 //   ESME_RX_T_APPN, ESME_RTHROTTLED or ESME_RMSGQFUL sends it again a second later; any other error drops it.
 // - --log FILE: one JSON line per submit_sm (message_id, source, destination, data_coding, short_message in
-//   hex, esm_class, seq, registered_delivery), written in batches (never a write per PDU).
+//   hex, esm_class, seq, registered_delivery; message_id empty for a silent one), written in batches (never a
+//   write per PDU).
 // - --stats-port: loopback HTTP, GET /stats -> JSON counts: submit_sm (PDUs), submit_sm_parts (of those, parts
 //   of a concatenated message: UDH or sar_ TLVs), receipts_queued, receipts_sent (re-sends too),
 //   receipts_acked, receipts_pending (queued or unanswered), receipts_dropped, binds, bind_refused,
