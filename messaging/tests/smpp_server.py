@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from messaging.connector.service import Connector
+
 PEER_DIR = pathlib.Path(__file__).parent / "smpp_peer"
 NODE_MODULES = pathlib.Path(__file__).parents[1] / "carriers" / "local" / "node_modules"  # make local-carriers
 
@@ -120,6 +122,24 @@ class LocalSmsc:
             self._proc.terminate()
             self._proc.wait(5)
         self._proc.stdout.close()
+
+
+class Running:
+    """A Connector run in a thread of this process, stopped at the end of the block."""
+
+    def __init__(self, name: str = "test-connector") -> None:
+        self.connector = Connector(name=name, redis_url="")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.connector.run, args=(self._stop.is_set,), daemon=True)
+
+    def __enter__(self) -> Running:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        assert not self._thread.is_alive()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -28,7 +27,7 @@ from messaging.routing.cache import routing_cache_clear
 from messaging.routing.credentials import credentials_encrypt
 from messaging.routing.models import ConnectorLease, RouteCircuit, RouteCircuitTransition
 from messaging.tests import history
-from messaging.tests.smpp_server import LocalSmsc, Peer, free_port, wait_until
+from messaging.tests.smpp_server import LocalSmsc, Peer, Running, free_port, wait_until
 from smsportal.tests.servers import server_env
 
 pytestmark = [
@@ -89,24 +88,6 @@ def simulator_route(name: str = "backup", cost: str = "0.0090") -> Route:
 def send(live, to: str = "+447911123459", text: str = "Your code is 123456") -> Message:
     tenant, api_key = live
     return message_send(tenant=tenant, api_key=api_key, to=to, sender="Acme", text=text)
-
-
-class Running:
-    """A Connector run in a thread of this process, stopped at the end of the block."""
-
-    def __init__(self, name: str = "test-connector") -> None:
-        self.connector = Connector(name=name, redis_url="")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.connector.run, args=(self._stop.is_set,), daemon=True)
-
-    def __enter__(self) -> Running:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(30)
-        assert not self._thread.is_alive()
 
 
 def bound(carrier: Carrier) -> bool:

@@ -35,12 +35,11 @@ from messaging.carriers.local.http_carrier import HttpCarrier, receipt_signature
 from messaging.carriers.local.processes import Child, smsc_argv
 from messaging.carriers.smpp import BIND_REFUSED, SmppSession
 from messaging.carriers.smpp.receipts import receipt_parse
-from messaging.connector.service import Connector
 from messaging.models import Carrier, Message, MessageAttempt, Route, Status
 from messaging.routing.cache import routing_cache_clear
 from messaging.routing.credentials import credentials_decrypt
 from messaging.routing.models import RouteCost
-from messaging.tests.smpp_server import free_port, wait_until
+from messaging.tests.smpp_server import Running, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEM_ID, PASSWORD = "acme", "pw"  # noqa: S105 - the test SMSC's own
@@ -489,24 +488,6 @@ def test_seed_demo_with_the_simulator_makes_no_carriers_and_no_live_key(db, sett
     assert not selectors.api_key_list(tenant=tenant).filter(mode=ApiKey.Mode.LIVE).exists()
 
 
-class Running:
-    """A Connector in a thread of this process until the block ends."""
-
-    def __init__(self) -> None:
-        self.connector = Connector(name="local-carriers-test", redis_url="")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.connector.run, args=(self._stop.is_set,), daemon=True)
-
-    def __enter__(self) -> Running:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(30)
-        assert not self._thread.is_alive()
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the connector's threads need PostgreSQL")
 def test_a_live_key_message_of_the_seeded_demo_goes_over_local_smpp_and_fails_over_to_local_http(settings, tmp_path):
@@ -522,7 +503,7 @@ def test_a_live_key_message_of_the_seeded_demo_goes_over_local_smpp_and_fails_ov
         seed(settings)
         tenant = Tenant.objects.get(slug="demo")
         api_key = selectors.api_key_list(tenant=tenant).get(mode=ApiKey.Mode.LIVE, revoked_at=None)
-        with Running():
+        with Running("local-carriers-test"):
             assert wait_until(lambda: Carrier.objects.get(name="local-smpp").session_state == "bound", 10)
             routing_cache_clear()
             sent = message_send(tenant=tenant, api_key=api_key, to="+447911123456", sender="Acme", text="Hello")
