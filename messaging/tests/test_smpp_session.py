@@ -196,6 +196,22 @@ def test_it_parks_a_receipt_that_overtakes_its_submit_resp(peer, bound):
     assert recorder.of("receipt")[0].carrier_message_id == outcome.carrier_message_id
 
 
+def test_a_long_messages_first_receipt_waits_for_its_last_part(peer, bound):
+    """max_mps 2 spaces the parts: the first part's receipt comes while the next part is not even sent."""
+    recorder = Recorder()
+    session = bound(recorder, max_mps=2)
+    peer.command("config", receipts="text")
+    session.submit(message(text="A long message. " * 20), recorder.done)  # GSM-7, 320 characters: 3 parts
+    assert wait_until(lambda: len(recorder.of("receipt")) == 3, 10)
+    assert peer.matching(lambda e: e["event"] == "receipt_sent")  # the first receipt before the last part:
+    order = [event["event"] for event in peer.matching(lambda e: e["event"] in ("receipt_sent", "sent"))]
+    assert order.index("receipt_sent") < len(order) - 1 - order[::-1].index("sent")
+    kinds = [kind for kind, _ in recorder.events]
+    assert kinds == ["done", "receipt", "receipt", "receipt"]
+    (outcome,) = recorder.of("done")
+    assert {r.carrier_message_id for r in recorder.of("receipt")} == set(outcome.carrier_message_ids)
+
+
 def gsm_hex(text: str) -> str:
     from messaging.carriers.smpp.codec import gsm_encode
 

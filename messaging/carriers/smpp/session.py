@@ -206,6 +206,7 @@ class SmppSession:
         self._state = DISCONNECTED
         self._last_error: CarrierError | None = None
         self._window: dict[int, _InFlight] = {}
+        self._unfinished = 0  # messages with a part not answered yet (a long one's next part may not be sent)
         self._reserved = 0
         self._paused_until = 0.0
         self._next_enquire = 0.0
@@ -292,6 +293,8 @@ class SmppSession:
         except ValueError as exc:
             return self._call(on_done, message, PermanentError("invalid_message", str(exc)))
         outbound = _Outbound(message, on_done, len(parts))
+        with self._cond:
+            self._unfinished += 1
         for index, part in enumerate(parts):
             error = self._send_part(outbound, index, part)
             if error is not None:
@@ -554,6 +557,8 @@ class SmppSession:
         for message_id in outbound.ids:
             for receipt in self._parking.known(message_id):
                 self._emit_receipt(receipt)
+        with self._cond:
+            self._unfinished -= 1
 
     def _on_deliver(self, client: _Client, pdu: Any) -> None:
         status = consts.SMPP_ESME_ROK
@@ -581,8 +586,9 @@ class SmppSession:
             sequence = pdu.sequence
             receipt = SmppReceipt(**vars(receipt), answer=lambda: self._answer_deliver(client, sequence))
         with self._cond:
-            busy = bool(self._window)
-        # Only while submits are in flight can a receipt overtake its submit_sm_resp.
+            busy = bool(self._unfinished)
+        # Only while a message is unfinished can a receipt overtake its outcome: a long message's first part
+        # can be answered, and its receipt come, before the next part is even sent.
         if not busy or self._parking.offer(receipt):
             self._emit_receipt(receipt)
         return self._defer_answer
