@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -171,7 +172,7 @@ def carriers_file(tmp: Path, port: int, window: int) -> Path:
 
 
 def ours(*, database_url: str, redis_url: str, broker_url: str, smsc: Smsc, count: int, window: int,
-         tmp: Path) -> dict:
+         tmp: Path, profile: str = "") -> dict:
     import psycopg
 
     env = server_env(database_url, redis_url, broker_url, LIVE_CARRIER="routes",
@@ -188,6 +189,10 @@ def ours(*, database_url: str, redis_url: str, broker_url: str, smsc: Smsc, coun
     argv = procfile_command("connector")
     log = (tmp / "connector.log").open("wb")
     process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    spy = None
+    if profile:  # py-spy's collapsed stacks of the connector, by thread, until every message is delivered
+        spy = subprocess.Popen(["py-spy", "record", "--format", "raw", "--threads", "--gil", "--nonblocking", "-o", profile,  # noqa: S603, S607
+                                "--pid", str(process.pid)], stdout=log, stderr=subprocess.STDOUT)
     first = last = None
     try:
         with psycopg.connect(database_url, autocommit=True) as conn:
@@ -207,6 +212,9 @@ def ours(*, database_url: str, redis_url: str, broker_url: str, smsc: Smsc, coun
             cpu_after = cpu_seconds(process.pid), {p: cpu_seconds(p) for p in backend_pids(database_url)}
             statuses = dict(conn.execute("SELECT status, count(*) FROM messaging_message GROUP BY 1").fetchall())
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         stopped(process)
     if last is None:
         raise SystemExit(f"not every message was delivered in time: {statuses}")
@@ -232,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=30000)
     parser.add_argument("--window", type=int, default=50)
     parser.add_argument("--no-floor", action="store_true", help="skip bench/floor.py (only to try things out)")
+    parser.add_argument("--profile", default="", help="record the connector with py-spy into this file (raw stacks)")
     parser.add_argument("--tmp", default=str(Path(tempfile.gettempdir()) / "smsportal-connector-bench"))
     args = parser.parse_args(argv)
     if not args.database_url:
@@ -248,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             flush(args.broker_url)
             try:
                 out["ours"] = ours(database_url=database_url, redis_url=args.redis_url, broker_url=args.broker_url,
-                                   smsc=smsc, count=args.messages, window=args.window, tmp=tmp)
+                                   smsc=smsc, count=args.messages, window=args.window, tmp=tmp, profile=args.profile)
             finally:
                 flush(args.broker_url)
     finally:

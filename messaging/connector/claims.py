@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -38,8 +38,43 @@ UNKNOWN_TEXT = ("The connector stopped after sending the message and before the 
 
 @dataclass
 class Claimed:
-    attempt: MessageAttempt
-    message: Message
+    attempt: MessageAttempt | ClaimedAttempt
+    message: Message | ClaimedMessage
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedAttempt:
+    """What a claim reads of an attempt: what the outcome's bookkeeping (dispatching.attempts_record) needs."""
+
+    pk: int
+    message_id: int
+    route_id: int | None
+    carrier: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    """What a claim reads of a message: what the submit (routing.connectors.outbound_message), its outcome
+    (dispatch.outcomes_record) and a retry (pipeline.retry_schedule) read. No model is built: a claim runs once
+    per window's worth of messages, and a model costs more than the submit_sm."""
+
+    pk: int
+    tenant_id: int
+    public_id: str
+    to: str
+    sender: str
+    text: str
+    message_type: str
+    status: str
+    encoding: str
+    created_at: datetime
+    expires_at: datetime | None
+    attempts: int
+
+
+_ATTEMPT_FIELDS = ("id", "message_id", "route_id", "carrier")
+_MESSAGE_FIELDS = ("id", "tenant_id", "public_id", "to", "sender", "text", "message_type", "status", "encoding",
+                   "created_at", "expires_at", "attempts")
 
 
 def attempts_claim(*, carrier: str, owner: str, limit: int) -> list[Claimed]:
@@ -47,38 +82,60 @@ def attempts_claim(*, carrier: str, owner: str, limit: int) -> list[Claimed]:
     messages. An attempt whose message is no longer `sending` (canceled, expired by the sweeper) is closed."""
     now = timezone.now()
     if connection.vendor == "postgresql":
-        # unscoped (raw SQL): the connector's claim, over every tenant's attempts for its carrier
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE messaging_messageattempt SET outcome = %s, claimed_by = %s, claimed_at = %s WHERE id IN ("
-                " SELECT id FROM messaging_messageattempt WHERE outcome = %s AND carrier = %s ORDER BY id LIMIT %s"
-                " FOR UPDATE SKIP LOCKED) RETURNING id",
-                [Outcome.SUBMITTING, owner, now, Outcome.PENDING, carrier, limit])
-            ids = [row[0] for row in cursor.fetchall()]
+        rows = _claimed_postgresql(carrier=carrier, owner=owner, limit=limit, now=now)
     else:
-        with transaction.atomic():  # SQLite: one writer at a time, so select-then-update is the claim
-            # unscoped: as above
-            ids = list(MessageAttempt.unscoped.filter(outcome=Outcome.PENDING, carrier=carrier)
-                       .order_by("id").values_list("id", flat=True)[:limit])
-            MessageAttempt.unscoped.filter(pk__in=ids, outcome=Outcome.PENDING).update(
-                outcome=Outcome.SUBMITTING, claimed_by=owner, claimed_at=now)
-    if not ids:
-        return []
-    # unscoped: the attempts just claimed, by their ids, and their messages
-    attempts = sorted(MessageAttempt.unscoped.filter(pk__in=ids), key=lambda a: a.pk)
-    messages = {m.pk: m for m in Message.unscoped.filter(pk__in=[a.message_id for a in attempts])}
+        rows = _claimed_portable(carrier=carrier, owner=owner, limit=limit, now=now)
     claimed, stale = [], []
-    for attempt in attempts:
-        message = messages.get(attempt.message_id)
+    for attempt, message in rows:
         if message is None or message.status != Status.SENDING:
             stale.append(attempt.pk)
         else:
             claimed.append(Claimed(attempt, message))
     if stale:
-        # unscoped: as above
+        # unscoped: the attempts just claimed, by their ids
         MessageAttempt.unscoped.filter(pk__in=stale).update(outcome=Outcome.RETRY, error_code="message_moved_on",
                                                             finished_at=now)
     return claimed
+
+
+def _claimed_postgresql(*, carrier: str, owner: str, limit: int,
+                        now: datetime) -> list[tuple[ClaimedAttempt, ClaimedMessage | None]]:
+    """One statement: lock (SKIP LOCKED: two processes never claim one attempt), stamp, and read back the
+    attempts with their messages' columns."""
+    columns = ", ".join([f"a.{connection.ops.quote_name(MessageAttempt._meta.get_field(f).column)}"
+                         for f in _ATTEMPT_FIELDS]
+                        + [f"m.{connection.ops.quote_name(Message._meta.get_field(f).column)}"
+                           for f in _MESSAGE_FIELDS])
+    # unscoped (raw SQL): the connector's claim, over every tenant's attempts for its carrier
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH a AS (UPDATE messaging_messageattempt SET outcome = %s, claimed_by = %s, claimed_at = %s "  # noqa: S608
+            " WHERE id IN (SELECT id FROM messaging_messageattempt WHERE outcome = %s AND carrier = %s ORDER BY id"
+            " LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, message_id, route_id, carrier) "
+            f"SELECT {columns} FROM a LEFT JOIN messaging_message m ON m.id = a.message_id ORDER BY a.id",
+            [Outcome.SUBMITTING, owner, now, Outcome.PENDING, carrier, limit])
+        rows = cursor.fetchall()
+    split = len(_ATTEMPT_FIELDS)
+    return [(ClaimedAttempt(*row[:split]), ClaimedMessage(*row[split:]) if row[split] is not None else None)
+            for row in rows]
+
+
+def _claimed_portable(*, carrier: str, owner: str, limit: int,
+                      now: datetime) -> list[tuple[ClaimedAttempt, ClaimedMessage | None]]:
+    with transaction.atomic():  # SQLite: one writer at a time, so select-then-update is the claim
+        # unscoped: the connector's claim, over every tenant's attempts for its carrier
+        ids = list(MessageAttempt.unscoped.filter(outcome=Outcome.PENDING, carrier=carrier)
+                   .order_by("id").values_list("id", flat=True)[:limit])
+        MessageAttempt.unscoped.filter(pk__in=ids, outcome=Outcome.PENDING).update(
+            outcome=Outcome.SUBMITTING, claimed_by=owner, claimed_at=now)
+    if not ids:
+        return []
+    # unscoped: the attempts just claimed, by their ids, and their messages
+    attempts = [ClaimedAttempt(*row) for row in MessageAttempt.unscoped.filter(pk__in=ids).order_by("id")
+                .values_list(*_ATTEMPT_FIELDS)]
+    messages = Message.unscoped.filter(pk__in=[a.message_id for a in attempts]).values_list(*_MESSAGE_FIELDS)
+    by_id = {row[0]: ClaimedMessage(*row) for row in messages}
+    return [(attempt, by_id.get(attempt.message_id)) for attempt in attempts]
 
 
 def outcomes_store(*, carrier: str, done: list[tuple[Claimed, SubmitResult | CarrierError]]) -> dict[str, int]:

@@ -2,10 +2,12 @@
 hands it, keeping each session's window full.
 
 Threads:
-- per session: the SMPP client's reader and keeper (messaging/carriers/smpp/session.py), and a feeder that
-  claims pending attempts of its carrier (claims.attempts_claim), journals each (`S`) and submits it. While
-  the session is down for more than DOWN_GRACE_SECONDS the feeder still claims, and each claim fails at once
-  with `not_bound`: a route error, so the message fails over instead of waiting for the pickup sweep;
+- per session: the SMPP client's reader and keeper (messaging/carriers/smpp/session.py), a claimer that
+  claims pending attempts of its carrier (claims.attempts_claim, one statement) and keeps the next batch
+  ready, and a feeder that submits them, journalling each (`S`) once it has its window slot, just before its
+  first submit_sm. While the session is down for more than DOWN_GRACE_SECONDS the claimer still claims, and
+  each submit fails at once with `not_bound`: a route error, so the message fails over instead of waiting
+  for the pickup sweep;
 - one writer, which stores in batches, in the order they happened: the SMSC's answers (carrier ids, `sent`,
   errors and failover: dispatch.outcomes_record), then receipts (pipeline.receipts_apply). A receipt is
   answered (deliver_sm_resp) only after it is stored: a crash before that makes the SMSC send it again;
@@ -177,15 +179,19 @@ class CarrierLink:
         self.sessions = [SmppSession(config, on_receipt=self._on_receipt, on_inbound=self._on_inbound,
                                      redis_url=redis_url, defer_receipt_answer=True) for _ in range(count)]
         self._threads: list[threading.Thread] = []
+        self._ready: list[queue.Queue] = []
         self._failures_seen = 0
 
     def start(self) -> CarrierLink:
         for index, session in enumerate(self.sessions):
             session.start()
-            thread = threading.Thread(target=self._feed, args=(session,), name=f"connector-{self.name}-{index}",
-                                      daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            ready: queue.Queue = queue.Queue(maxsize=1)  # one batch ready while the feeder sends the one before
+            self._ready.append(ready)
+            for role, target in (("claimer", self._claim), ("feeder", self._feed)):
+                thread = threading.Thread(target=target, args=(session, ready), daemon=True,
+                                          name=f"connector-{self.name}-{index}-{role}")
+                thread.start()
+                self._threads.append(thread)
         logger.info("connector: carrier %s started with %d session(s)", self.name, len(self.sessions))
         return self
 
@@ -205,12 +211,15 @@ class CarrierLink:
         self._stop.set()
         for thread in self._threads:
             thread.join(10.0)
+        for ready in self._ready:  # a batch the claimer handed over as the feeder stopped
+            self._drain(ready)
         for session in self.sessions:
             session.close()
 
     # -- the feeder ---------------------------------------------------------------------------------------
 
-    def _feed(self, session: SmppSession) -> None:
+    def _claim(self, session: SmppSession, ready: queue.Queue) -> None:
+        """The claimer: keeps the next batch ready, so the feeder's window never waits on the database."""
         idle = IDLE_POLL_SECONDS[0]
         down_since: float | None = None
         try:
@@ -239,19 +248,50 @@ class CarrierLink:
                     idle = min(IDLE_POLL_SECONDS[1], idle * 2)
                     continue
                 idle = IDLE_POLL_SECONDS[0]
+                while not self._stop.is_set():
+                    try:
+                        ready.put(claimed, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                else:
+                    self._release(claimed)
+        finally:
+            connections.close_all()
+
+    def _feed(self, session: SmppSession, ready: queue.Queue) -> None:
+        """The feeder: submits the claimed batches in order; at a stop, what it did not send goes back."""
+        try:
+            while not self._stop.is_set():
+                try:
+                    claimed = ready.get(timeout=0.2)
+                except queue.Empty:
+                    continue
                 self._send(session, claimed)
         finally:
+            self._drain(ready)
             connections.close_all()
 
     def _send(self, session: SmppSession, claimed: list[claims.Claimed]) -> None:
         for index, item in enumerate(claimed):
             if self._stop.is_set():
-                unsent = [c.attempt.pk for c in claimed[index:]]
-                claims.attempts_release(unsent, owner=self._owner)
-                self._journal.settled(unsent)
+                self._release(claimed[index:])
                 return
-            self._journal.sending(item.attempt.pk)
-            session.submit(outbound_message(item.message), self._on_done(item))
+            attempt_id = item.attempt.pk
+            session.submit(outbound_message(item.message), self._on_done(item),
+                           before_send=lambda attempt_id=attempt_id: self._journal.sending(attempt_id))
+
+    def _drain(self, ready: queue.Queue) -> None:
+        while True:
+            try:
+                self._release(ready.get_nowait())
+            except queue.Empty:
+                return
+
+    def _release(self, claimed: list[claims.Claimed]) -> None:
+        unsent = [c.attempt.pk for c in claimed]
+        claims.attempts_release(unsent, owner=self._owner)
+        self._journal.settled(unsent)
 
     def _on_done(self, item: claims.Claimed) -> Callable[[OutboundMessage, Submitted | CarrierError], None]:
         def done(_message: OutboundMessage, outcome: Submitted | CarrierError) -> None:

@@ -188,20 +188,29 @@ def test_the_log_has_a_line_per_submit_sm_and_the_stats_count_them(smsc):
 
 
 ESME = """
-import json, sys, time
+import json, sys, threading, time
 from messaging.carriers.config import CarrierConfig, OutboundMessage
 from messaging.carriers.smpp import SmppSession
 
 config = CarrierConfig(name="killed", kind="smpp", credentials={"password": sys.argv[2]},
                        settings={"host": "127.0.0.1", "port": int(sys.argv[1]), "system_id": sys.argv[3]})
 # Receipts are stored nowhere and never answered: this process is killed -9 first.
-receipt = lambda r: print(json.dumps({"receipt": r.carrier_message_id}), flush=True)
+lock = threading.Lock()  # the reader thread's lines and this one's, never interleaved
+
+
+def say(**line):
+    with lock:
+        sys.stdout.write(json.dumps(line) + "\\n")
+        sys.stdout.flush()
+
+
+receipt = lambda r: say(receipt=r.carrier_message_id)
 session = SmppSession(config, on_receipt=receipt, defer_receipt_answer=True).start()
 assert session.wait_bound(10)
 messages = [OutboundMessage(reference=f"msg_{i}", to=f"+44791110{i:04d}", sender="Acme", text="Hi", encoding="GSM-7")
             for i in range(5)]
 for outcome in session.submit_many(messages):
-    print(json.dumps({"submitted": outcome.carrier_message_id}), flush=True)
+    say(submitted=outcome.carrier_message_id)
 time.sleep(120)
 """
 

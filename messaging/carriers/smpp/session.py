@@ -281,11 +281,14 @@ class SmppSession:
 
     # -- submitting -------------------------------------------------------------------------------
 
-    def submit(self, message: OutboundMessage, on_done: DoneCallback) -> None:
+    def submit(self, message: OutboundMessage, on_done: DoneCallback,
+               before_send: Callable[[], None] | None = None) -> None:
         """Queue `message` and send its parts within the window; returns once every part is sent (it
         blocks while the window is full or the session is paused after a throttle). `on_done` gets
         exactly one outcome: Submitted (the id of each part, in order) or a CarrierError, from the
-        reader thread (answers), the keeper (timeouts) or this thread (refused before sending)."""
+        reader thread (answers), the keeper (timeouts) or this thread (refused before sending).
+        `before_send` is called once, on this thread, when the first part has its window slot and is about
+        to go on the wire (the connector journals the message then)."""
         if self.settings.bind == "receiver":
             return self._call(on_done, message, RouteError("receive_only", "The session is bound as a receiver."))
         try:
@@ -296,7 +299,7 @@ class SmppSession:
         with self._cond:
             self._unfinished += 1
         for index, part in enumerate(parts):
-            error = self._send_part(outbound, index, part)
+            error = self._send_part(outbound, index, part, before_send if index == 0 else None)
             if error is not None:
                 for rest in range(index, len(parts)):
                     if outbound.record(rest, error):
@@ -322,13 +325,16 @@ class SmppSession:
             done.wait_for(lambda: all(outcome is not None for outcome in outcomes))
         return [outcome for outcome in outcomes if outcome is not None]
 
-    def _send_part(self, outbound: _Outbound, index: int, part: Part) -> CarrierError | None:
+    def _send_part(self, outbound: _Outbound, index: int, part: Part,
+                   before_send: Callable[[], None] | None) -> CarrierError | None:
         client = self._acquire_slot()
         if client is None:
             return RouteError("not_bound", "The SMPP session is not bound.")
         if not wait_for_token(self._bucket, self._stop):
             self._release_slot()
             return RouteError("closing", "The SMPP session is closing.")
+        if before_send is not None:
+            before_send()
         fields = self._submit_fields(outbound.message, part)
         with self._send_lock:
             try:
