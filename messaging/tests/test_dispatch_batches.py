@@ -79,6 +79,31 @@ def test_a_bulk_transition_moves_only_what_the_table_allows_with_one_event_each(
                                expected=frozenset({Status.QUEUED})) == []
 
 
+def test_the_moved_messages_are_the_rows_as_the_orm_loads_them():
+    """On PostgreSQL the moved rows are built without Model.__init__ (lifecycle._instance): each must equal a
+    fresh ORM load, field by field, and behave as one (saved as an UPDATE, related objects resolve)."""
+    from django.db.models.signals import post_init, pre_init
+
+    assert not pre_init.receivers and not post_init.receivers  # what skipping __init__ relies on
+    tenant = _tenant()
+    queued = _queued(tenant, ["1240", "1241"])
+    Message.unscoped.filter(pk=queued[0].pk).update(metadata={"order": "A-1", "n": 2})
+    moved = messages_transition(message_ids=[m.pk for m in queued], to=Status.SENDING, source="worker")
+    assert len(moved) == 2
+    for message in moved:
+        loaded = Message.unscoped.get(pk=message.pk)
+        for field in Message._meta.concrete_fields:
+            assert getattr(message, field.attname) == getattr(loaded, field.attname), field.name
+        assert (message._state.adding, message._state.db) == (False, "default")
+        assert message.tenant == tenant
+    assert moved[0].metadata == {"order": "A-1", "n": 2}
+    moved[0].client_reference = "saved"
+    with CaptureQueriesContext(connection) as captured:
+        moved[0].save(update_fields=["client_reference"])
+    assert captured[0]["sql"].startswith("UPDATE")
+    assert Message.unscoped.get(pk=moved[0].pk).client_reference == "saved"
+
+
 def test_a_bulk_transition_costs_the_same_statements_for_5_or_50_messages():
     tenant = _tenant()
     events.webhook_endpoint_create(tenant=tenant, url="https://hooks.example.com/a", actor=SYSTEM)
