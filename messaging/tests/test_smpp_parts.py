@@ -16,7 +16,8 @@ from messaging.carriers.smpp.codec import Concatenation, decode_text, gsm_decode
 from messaging.carriers.smpp.errors import status_error
 from messaging.carriers.smpp.inbound import Reassembler, e164, mo_ids
 from messaging.carriers.smpp.ratelimit import LocalBucket, RedisBucket, wait_for_token
-from messaging.carriers.smpp.receipts import ReceiptParking, receipt_fields, receipt_parse
+from messaging.carriers.smpp import receipts as receipts_module
+from messaging.carriers.smpp.receipts import ReceiptParking, receipt_date, receipt_fields, receipt_parse
 from messaging.encoding import GSM7_BASIC_TABLE, GSM7_EXTENSION_TABLE, split
 
 TEXT = "id:7ab3 sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD err:000 text:Hello world"
@@ -70,6 +71,35 @@ def test_the_receipt_parser_never_raises_on_text(text):
 def test_the_receipt_parser_never_raises_on_bytes(data):
     receipt = receipt_parse(data.decode("latin-1"))
     assert receipt is None or isinstance(receipt, CarrierReceipt)
+
+
+_token = st.text(alphabet="0123456789abcdefABCDEF-_x", min_size=0, max_size=12)
+
+
+@given(message_id=_token.filter(bool), sub=_token, dlvrd=_token, submit=st.text("0123456789", max_size=12),
+       done=st.text("0123456789", max_size=12), stat=_token, err=_token, tail=st.none() | st.text(max_size=40),
+       upper=st.booleans())
+def test_the_canonical_layouts_fast_path_reads_what_the_lenient_parser_does(message_id, sub, dlvrd, submit, done,
+                                                                             stat, err, tail, upper):
+    text = (f"id:{message_id} sub:{sub} dlvrd:{dlvrd} submit date:{submit} done date:{done} stat:{stat} err:{err}"
+            + ("" if tail is None else f" text:{tail}"))
+    text = text.upper() if upper else text
+    assert receipts_module._CANONICAL.match(text) is not None  # the fast path took it
+    assert receipt_fields(text) == receipts_module._receipt_fields_lenient(text)
+
+
+@given(st.text("0123456789", min_size=10, max_size=12) | st.text(max_size=14))
+def test_receipt_dates_read_as_strptime_does(value):
+    from datetime import UTC, datetime
+
+    expected = None
+    layout = {10: "%y%m%d%H%M", 12: "%y%m%d%H%M%S"}.get(len(value.strip()))
+    if layout and value.strip().isascii() and value.strip().isdigit():
+        try:
+            expected = datetime.strptime(value.strip(), layout).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    assert receipt_date(value) == expected
 
 
 def receipt(message_id: str) -> CarrierReceipt:

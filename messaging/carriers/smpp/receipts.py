@@ -41,10 +41,24 @@ MESSAGE_STATES = {
 }
 
 _FIELD = re.compile(r"(id|sub|dlvrd|submit date|done date|stat|err|text)\s*:", re.IGNORECASE)
+# The appendix's own layout, which most SMSCs send as is: one match instead of the lenient scan.
+_CANONICAL = re.compile(r"id:(\S+) sub:(\S*) dlvrd:(\S*) submit date:(\d*) done date:(\d*) stat:(\S*) err:(\S*)"
+                        r"(?: text:(.*))?\Z", re.IGNORECASE | re.DOTALL)
+_CANONICAL_NAMES = ("id", "sub", "dlvrd", "submit date", "done date", "stat", "err")
 
 
 def receipt_fields(text: str) -> dict[str, str]:
     """The fields of a receipt text, keys lower-case ("submit date"); `text:` takes the rest of the line."""
+    canonical = _CANONICAL.match(text)
+    if canonical is not None:
+        fields = dict(zip(_CANONICAL_NAMES, canonical.groups()[:7], strict=True))
+        if canonical.group(8) is not None:
+            fields["text"] = canonical.group(8).strip()
+        return fields
+    return _receipt_fields_lenient(text)
+
+
+def _receipt_fields_lenient(text: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     matches = list(_FIELD.finditer(text))
     for index, match in enumerate(matches):
@@ -60,14 +74,15 @@ def receipt_fields(text: str) -> dict[str, str]:
 def receipt_date(value: str) -> datetime | None:
     """YYMMDDhhmm[ss] (UTC: the carrier's zone is not given) or None."""
     digits = value.strip()
+    if len(digits) not in (10, 12) or not digits.isascii() or not digits.isdigit():
+        return None
+    year = int(digits[0:2])
+    year += 2000 if year < 69 else 1900  # as strptime's %y
     try:
-        if len(digits) == 12:
-            return datetime.strptime(digits, "%y%m%d%H%M%S").replace(tzinfo=UTC)
-        if len(digits) == 10:
-            return datetime.strptime(digits, "%y%m%d%H%M").replace(tzinfo=UTC)
+        return datetime(year, int(digits[2:4]), int(digits[4:6]), int(digits[6:8]), int(digits[8:10]),
+                        int(digits[10:12] or 0), tzinfo=UTC)
     except ValueError:
         return None
-    return None
 
 
 def receipt_parse(text: str, *, tlv_message_id: str = "", tlv_state: int | None = None,
