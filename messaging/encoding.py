@@ -148,8 +148,10 @@ def split(text: str, encoding: Encoding) -> list[str]:
     A character is never split, so neither is an escape pair (GSM-7) nor a surrogate pair (UCS-2).
     Empty text is one empty segment. Raises ValueError for text the encoding cannot carry.
     """
-    costs = [_units(char, encoding) for char in text]
     single, multipart = _LIMITS[encoding]
+    if encoding == GSM7 and len(text) <= single and _GSM7_BASIC.issuperset(text):
+        return [text]  # the common case, without a cost per character: one septet each, and they fit
+    costs = [_units(char, encoding) for char in text]
     if sum(costs) <= single:
         return [text]
     segments: list[str] = []

@@ -189,6 +189,17 @@ def test_every_gsm_character_round_trips():
         gsm_encode("✓")
 
 
+@given(st.text(alphabet=st.sampled_from([*GSM7_BASIC_TABLE, *GSM7_EXTENSION_TABLE, "✓", "é", "\x00"])))
+def test_gsm_encoding_is_each_characters_septets_in_turn(text):
+    from messaging.carriers.smpp.codec import _GSM_ENCODE
+
+    if all(char in _GSM_ENCODE for char in text):
+        assert gsm_encode(text) == b"".join(_GSM_ENCODE[char] for char in text)
+    else:
+        with pytest.raises(ValueError, match="is not in the GSM-7 alphabet"):
+            gsm_encode(text)
+
+
 def test_parts_follow_our_segment_count_and_never_split_an_escape():
     text = "a" * 152 + "€" + "b" * 10
     parts = message_parts(text, "GSM-7", reference=300)

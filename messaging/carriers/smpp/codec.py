@@ -22,6 +22,8 @@ ESM_CLASS_UDHI = 0x40
 
 _GSM_ENCODE = {char: bytes([index]) for index, char in enumerate(GSM7_BASIC_TABLE) if index != GSM7_ESCAPE}
 _GSM_ENCODE.update({char: bytes([GSM7_ESCAPE, septet]) for char, septet in GSM7_EXTENSION_TABLE.items()})
+_GSM_CHARS = frozenset(_GSM_ENCODE)
+_GSM_TRANSLATE = {ord(char): septets.decode("latin-1") for char, septets in _GSM_ENCODE.items()}
 _GSM_EXTENSION_DECODE = {septet: char for char, septet in GSM7_EXTENSION_TABLE.items()}
 
 
@@ -45,10 +47,10 @@ class Concatenation:
 
 def gsm_encode(text: str) -> bytes:
     """Unpacked GSM 03.38 septets; raises ValueError for a character outside the alphabet."""
-    try:
-        return b"".join(_GSM_ENCODE[char] for char in text)
-    except KeyError as exc:
-        raise ValueError(f"{exc.args[0]!r} is not in the GSM-7 alphabet") from None
+    if not _GSM_CHARS.issuperset(text):
+        outside = next(char for char in text if char not in _GSM_CHARS)
+        raise ValueError(f"{outside!r} is not in the GSM-7 alphabet")
+    return text.translate(_GSM_TRANSLATE).encode("latin-1")  # every septet (and escape) is below 0x80
 
 
 def gsm_decode(data: bytes) -> str:
