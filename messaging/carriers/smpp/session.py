@@ -538,12 +538,21 @@ class SmppSession:
     def _on_submit_resp(self, pdu: Any) -> None:
         with self._cond:
             flight = self._window.pop(pdu.sequence, None)
-            if flight is not None and pdu.status in THROTTLING:
-                self._paused_until = self._clock() + self.settings.throttle_pause_seconds
-            self._cond.notify_all()
+            if flight is None:
+                self._cond.notify_all()
+            else:  # its slot is held until its outcome is handed on: the window bounds what is unanswered
+                self._reserved += 1
+                if pdu.status in THROTTLING:
+                    self._paused_until = self._clock() + self.settings.throttle_pause_seconds
         if flight is None:
             logger.info("smpp %s: answer for seq %s that is no longer waited for", self.name, pdu.sequence)
             return
+        try:
+            self._answered(flight, pdu)
+        finally:
+            self._release_slot()
+
+    def _answered(self, flight: _InFlight, pdu: Any) -> None:
         if pdu.command == "generic_nack":
             result: str | CarrierError = RouteError("generic_nack", "The SMSC refused the PDU (generic_nack).",
                                                     carrier_error_code=f"0x{pdu.status:08X}")
