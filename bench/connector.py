@@ -172,7 +172,7 @@ def carriers_file(tmp: Path, port: int, window: int) -> Path:
 
 
 def ours(*, database_url: str, redis_url: str, broker_url: str, smsc: Smsc, count: int, window: int,
-         tmp: Path, profile: str = "") -> dict:
+         tmp: Path, profile: str = "", profile_idle: bool = False) -> dict:
     import psycopg
 
     env = server_env(database_url, redis_url, broker_url, LIVE_CARRIER="routes",
@@ -191,7 +191,8 @@ def ours(*, database_url: str, redis_url: str, broker_url: str, smsc: Smsc, coun
     process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     spy = None
     if profile:  # py-spy's collapsed stacks of the connector, by thread, until every message is delivered
-        spy = subprocess.Popen(["py-spy", "record", "--format", "raw", "--threads", "--gil", "--nonblocking", "-o", profile,  # noqa: S603, S607
+        sampled = ["--idle"] if profile_idle else ["--gil"]  # every thread's waits too, or only who holds the GIL
+        spy = subprocess.Popen(["py-spy", "record", "--format", "raw", "--threads", *sampled, "--nonblocking", "-o", profile,  # noqa: S603, S607
                                 "--pid", str(process.pid)], stdout=log, stderr=subprocess.STDOUT)
     first = last = None
     try:
@@ -241,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=50)
     parser.add_argument("--no-floor", action="store_true", help="skip bench/floor.py (only to try things out)")
     parser.add_argument("--profile", default="", help="record the connector with py-spy into this file (raw stacks)")
+    parser.add_argument("--profile-idle", action="store_true", help="with --profile: sample waiting threads too")
     parser.add_argument("--tmp", default=str(Path(tempfile.gettempdir()) / "smsportal-connector-bench"))
     args = parser.parse_args(argv)
     if not args.database_url:
@@ -257,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             flush(args.broker_url)
             try:
                 out["ours"] = ours(database_url=database_url, redis_url=args.redis_url, broker_url=args.broker_url,
-                                   smsc=smsc, count=args.messages, window=args.window, tmp=tmp, profile=args.profile)
+                                   smsc=smsc, count=args.messages, window=args.window, tmp=tmp, profile=args.profile,
+                                   profile_idle=args.profile_idle)
             finally:
                 flush(args.broker_url)
     finally:

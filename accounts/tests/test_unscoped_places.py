@@ -55,7 +55,7 @@ UNSCOPED_PLACES: dict[str, str] = {
     "messaging/pipeline.py:receipt_apply": "carrier receipt matching: the carrier's id names the message, any tenant's",
     "messaging/pipeline.py:receipts_apply": "carrier receipt matching in bulk: the carrier's ids name the messages",
     "messaging/parts.py:parts_record": "the parts of a dispatch batch's messages, by their ids",
-    "messaging/parts.py:receipts_match": "carrier receipt matching in bulk: the carrier's ids name parts and messages",
+    "messaging/parts.py:_matches": "carrier receipt matching in bulk: the carrier's ids name parts and messages",
     "messaging/parts.py:part_receipts_apply": "receipt matching found the parts: they and their messages, by ids",
     "messaging/parts.py:_delivered": "receipt matching found the messages: their parts, by message ids",
     "messaging/pipeline.py:receipts_unmatched": "which carrier ids of a callback name no message yet, any tenant's",

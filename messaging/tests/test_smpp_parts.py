@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from messaging.carriers.base import PermanentError, RouteError, TransientError
 from messaging.carriers.config import CarrierReceipt
+from messaging.carriers.smpp import receipts as receipts_module
 from messaging.carriers.smpp.codec import Concatenation, decode_text, gsm_decode, gsm_encode, message_parts, split_udh
 from messaging.carriers.smpp.errors import status_error
 from messaging.carriers.smpp.inbound import Reassembler, e164, mo_ids
 from messaging.carriers.smpp.ratelimit import LocalBucket, RedisBucket, wait_for_token
-from messaging.carriers.smpp import receipts as receipts_module
 from messaging.carriers.smpp.receipts import ReceiptParking, receipt_date, receipt_fields, receipt_parse
 from messaging.encoding import GSM7_BASIC_TABLE, GSM7_EXTENSION_TABLE, split
 
