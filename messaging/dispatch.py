@@ -153,15 +153,22 @@ def outcomes_record(*, carrier: str, messages: list[Message], outcomes: Sequence
         # The carrier ids first, whatever the status is by now: a receipt may already have moved a
         # message past `sent`, and later receipts find the message (or its part) by these ids. Then
         # `sent`, in the same transaction (one commit).
+        # The ids and `sent` in one statement where there are no parts (messages_transition's `assign`: one
+        # row version of each message, not two); a long message's parts are recorded under the locks that
+        # _carrier_ids_record takes.
+        parted = {m.pk: o.part_ids for m, o in taken if o.part_ids}
         with transaction.atomic():
-            _carrier_ids_record(carrier=carrier, carrier_ids=accepted)
-            parts_record(carrier=carrier, tenants={m.pk: m.tenant_id for m, o in taken if o.part_ids},
-                         part_ids={m.pk: o.part_ids for m, o in taken if o.part_ids})
+            if parted:
+                _carrier_ids_record(carrier=carrier, carrier_ids=accepted)
+                parts_record(carrier=carrier, tenants={m.pk: m.tenant_id for m, o in taken if o.part_ids},
+                             part_ids=parted)
+            ids = {"carrier": dict.fromkeys(accepted, carrier), "carrier_message_id": accepted}
             counts["sent"] += len(messages_transition(message_ids=list(accepted), to=Status.SENT, source=WORKER,
                                                       # a routed message's events never name its carrier
                                                       detail="accepted by the carrier" if attempts is not None
                                                       else f"accepted by {carrier}",
-                                                      expected=frozenset({Status.SENDING})))
+                                                      expected=frozenset({Status.SENDING}),
+                                                      assign=None if parted else ids))
     if attempts is not None:
         # After the carrier ids are safe: bookkeeping that fails (a deadlock on a circuit row) must not make
         # the accepted messages look unsent, or they would be sent again.

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from messaging.events import message_event_emit, message_events_emit
 from messaging.models import Message, MessageEvent, Status
+from smsportal.bulk import rows_update
 
 FINAL = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.EXPIRED, Status.REJECTED,
                    Status.CANCELED})
@@ -117,6 +118,7 @@ def messages_transition(
     increment_attempts: bool = False,
     webhook: bool = True,
     at: datetime | None = None,
+    assign: dict[str, dict[int, object]] | None = None,
 ) -> list[Message]:
     """message_transition for many messages at once, with the same outcome per message as one call
     each: returns the messages that moved (those the table and `expected` allow), already changed.
@@ -126,6 +128,11 @@ def messages_transition(
     (_moved_postgresql); elsewhere a SELECT ... FOR UPDATE, an UPDATE and an INSERT. Then per tenant
     one endpoints query and one INSERT of the deliveries, none for a tenant nobody listens to
     (messaging.events.message_events_emit).
+
+    `assign`, {field name: {message id: value}}: set on each of those messages whether it moves or not, in the
+    same statement and under the same lock (on PostgreSQL; elsewhere one UPDATE per message before): the
+    carrier ids of a batch the carrier took, recorded even where a receipt moved a message past `sent`. One
+    row version per message instead of two (every index of the table gets an entry for each).
     """
     if not message_ids:
         return []
@@ -135,9 +142,11 @@ def messages_transition(
                                   changes=_changes(to=to, now=now, error_code=error_code, error_message=error_message,
                                                    fields=fields, increment_attempts=increment_attempts),
                                   event={"detail": detail[:500], "error_code": error_code,
-                                         "carrier_error_code": carrier_error_code})
+                                         "carrier_error_code": carrier_error_code}, assign=assign or {})
         events = [_EventView(status=to, sequence=m.sequence, created_at=now, error_code=error_code) for m in moved]
     else:
+        if assign:
+            _assigned_portable(message_ids, assign)
         moved, events = _moved_portable(
             message_ids=message_ids, to=to, source=source, detail=detail, error_code=error_code,
             error_message=error_message, carrier_error_code=carrier_error_code, expected=expected, fields=fields,
@@ -182,26 +191,47 @@ _NAMES = [field.attname for field in Message._meta.concrete_fields]
 
 
 def _moved_postgresql(*, message_ids: list[int], to: str, source: str, now: datetime,
-                      expected: frozenset[str] | set[str] | None, changes: dict, event: dict) -> list[Message]:
+                      expected: frozenset[str] | set[str] | None, changes: dict, event: dict,
+                      assign: dict[str, dict[int, object]]) -> list[Message]:
     """Lock, move and record the events of the movable messages in one statement; the rows as moved.
 
     The CTE locks in id order (two batches over the same rows cannot deadlock), and a row another
     transaction changed while we waited for its lock is checked again against the statuses
     (PostgreSQL re-evaluates the WHERE on the new row version), so a late `sent` never overwrites
-    `delivered`. No model instance is built for the events."""
-    assignments = ", ".join(f"{column} = {sql}" for column, (sql, _) in changes.items())
+    `delivered`. No model instance is built for the events. With `assign`, every given row is locked and
+    gets its values, and only the movable ones (`locked.movable`, read under the lock) change status."""
     returned = ", ".join(f"m.{column}" for column in _COLUMNS)
+    params: list = [list(message_ids), _from_statuses(to, expected)]
+    if assign:
+        fields = [Message._meta.get_field(name) for name in assign]
+        columns = [field.column for field in fields]
+        ids = sorted(set(message_ids))
+        values = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+        names = ", ".join(f"v_{column}" for column in columns)
+        locked = (f"v AS (SELECT * FROM unnest(%s::bigint[], {values}) AS v(id, {names})), "  # noqa: S608
+                  "locked AS (SELECT m.id, m.status = ANY(%s::text[]) AS movable, "
+                  f"{', '.join(f'v.v_{c}' for c in columns)} FROM messaging_message m JOIN v ON v.id = m.id "
+                  "ORDER BY m.id FOR UPDATE OF m)")
+        params = [ids, *([field.get_db_prep_save(assign[field.name][pk], connection) for pk in ids] for field in fields),
+                  _from_statuses(to, expected)]
+        assignments = ", ".join([f"{column} = locked.v_{column}" for column in columns]
+                                + [f"{column} = CASE WHEN locked.movable THEN {sql} ELSE m.{column} END"
+                                   for column, (sql, _) in changes.items()])
+        movable = " WHERE movable"
+    else:
+        locked = ("locked AS (SELECT id FROM messaging_message WHERE id = ANY(%s::bigint[]) "
+                  "AND status = ANY(%s::text[]) ORDER BY id FOR UPDATE)")
+        assignments = ", ".join(f"{column} = {sql}" for column, (sql, _) in changes.items())
+        movable = ""
     # unscoped (raw SQL): messages by their ids, from dispatch, receipts and sweeps (any tenant's)
     statement = (  # column names from the model's meta and _changes, values as parameters
-        "WITH locked AS (SELECT id FROM messaging_message WHERE id = ANY(%s::bigint[]) AND status = ANY(%s::text[]) "  # noqa: S608
-        "ORDER BY id FOR UPDATE), "
+        f"WITH {locked}, "  # noqa: S608
         f"moved AS (UPDATE messaging_message m SET {assignments} FROM locked WHERE m.id = locked.id "
-        f"RETURNING {returned}), "
+        f"RETURNING {returned}{', locked.movable' if assign else ''}), "
         "events AS (INSERT INTO messaging_messageevent (tenant_id, message_id, sequence, status, source, detail, "
         "error_code, carrier_error_code, created_at) "
-        "SELECT tenant_id, id, sequence, %s, %s, %s, %s, %s, %s FROM moved) "
-        "SELECT * FROM moved ORDER BY id")
-    params = [list(message_ids), _from_statuses(to, expected)]
+        f"SELECT tenant_id, id, sequence, %s, %s, %s, %s, %s, %s FROM moved{movable}) "
+        f"SELECT {', '.join(f'moved.{column}' for column in _COLUMNS)} FROM moved{movable} ORDER BY id")
     params += [value for sql, value in changes.values() if "%s" in sql]
     params += [to, source, event["detail"], event["error_code"], event["carrier_error_code"], now]
     with connection.cursor() as cursor:
@@ -224,6 +254,15 @@ def _instance(row: tuple, alias: str) -> Message:
     state.adding, state.db = False, alias
     values["_state"] = state
     return message
+
+
+def _assigned_portable(message_ids: list[int], assign: dict[str, dict[int, object]]) -> None:
+    """`assign` where one statement cannot do it: the rows locked in id order (as every batch transition
+    locks them), then their values."""
+    ids = sorted(set(message_ids))
+    # unscoped: messages by their ids, as _moved_portable
+    list(Message.unscoped.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk"))
+    rows_update(model=Message, values={pk: {name: values[pk] for name, values in assign.items()} for pk in ids})
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,11 @@ Threads:
   first submit_sm. While the session is down for more than DOWN_GRACE_SECONDS the claimer still claims, and
   each submit fails at once with `not_bound`: a route error, so the message fails over instead of waiting
   for the pickup sweep;
-- one writer, which stores in batches, in the order they happened: the SMSC's answers (carrier ids, `sent`,
-  errors and failover: dispatch.outcomes_record), then receipts (pipeline.receipts_apply). A receipt is
-  answered (deliver_sm_resp) only after it is stored: a crash before that makes the SMSC send it again;
+- one writer, which stores in batches, in the order they happened, on two threads in a pipeline (`Writer`):
+  the SMSC's answers (carrier ids, `sent`, errors and failover: dispatch.outcomes_record) on the writer
+  thread, then, once a batch's answers are committed, its receipts (pipeline.receipts_apply) on the receipt
+  thread, while the writer goes on with the next batch's answers. A receipt is answered (deliver_sm_resp)
+  only after it is stored: a crash before that makes the SMSC send it again;
 - the main thread: every CONNECTOR_HEARTBEAT_SECONDS the lease and each carrier's session state (routing
   drops a carrier that is down; dispatch hands attempts only to a carrier reported bound) and its failed binds
   and dropped links, counted as route failures on its routes' circuits (a carrier that stays down opens
@@ -88,29 +90,39 @@ class Stats:
 
 
 class Writer:
-    """The one thread that stores what the sessions learnt, in order, in batches."""
+    """Stores what the sessions learnt, in order, in batches, on two threads in a pipeline: the writer stores
+    batch k's answers (carrier ids, `sent`) while the receipt thread stores batch k-1's receipts. A receipt
+    goes to the receipt thread only once the answers of its batch, and of every batch before, are committed,
+    so it always finds its message's carrier id; and the two threads never touch the same message at once (a
+    message's receipt is in the batch of its answer or a later one). Each thread has its own connection: the
+    database works on both at once, which is what bounds a connector (docs/performance.md)."""
 
     def __init__(self, journal: Journal, stats: Stats) -> None:
         self._queue: queue.Queue = queue.Queue()
+        self._receipts: queue.Queue = queue.Queue(maxsize=2)  # batches of receipts whose answers are stored
+        self._receipts_queued = self._receipts_stored = 0  # each counted by one thread only
         self._journal = journal
         self._stats = stats
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="connector-writer", daemon=True)
+        self._receipt_thread = threading.Thread(target=self._run_receipts, name="connector-receipts", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+        self._receipt_thread.start()
 
     def put(self, item: _Done | _Receipt) -> None:
         self._queue.put(item)
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize()
+        return self._queue.qsize() + self._receipts_queued - self._receipts_stored
 
     def stop(self, timeout: float = 30.0) -> None:
         """Store what is waiting, then stop."""
         self._stop.set()
         self._thread.join(timeout)
+        self._receipt_thread.join(timeout)
 
     def _run(self) -> None:
         try:
@@ -119,6 +131,7 @@ class Writer:
                 if batch:
                     self._store(batch)
         finally:
+            self._receipts.put(None)
             connections.close_all()
 
     def _take(self) -> list:
@@ -142,28 +155,47 @@ class Writer:
                 done.setdefault(item.carrier, []).append((item.claimed, item.outcome))
             else:
                 receipts.setdefault(item.carrier, []).append(item.receipt)
-        while True:
-            try:
-                close_old_connections()
-                for carrier, pairs in done.items():
-                    claims.outcomes_store(carrier=carrier, done=pairs)
-                for carrier, held in receipts.items():
-                    pipeline.receipts_apply(carrier=carrier, receipts=[
-                        pipeline.Receipt(carrier_message_id=r.carrier_message_id, status=r.status,
-                                         carrier_error_code=r.carrier_error_code, detail=r.detail) for r in held])
-                break
-            except Exception:  # the database is away: keep the batch (nothing is answered yet) and try again
-                logger.exception("connector: storing %d outcomes failed; retrying", len(batch))
-                connections.close_all()
-                time.sleep(1.0)
-        self._journal.settled([c.attempt.pk for pairs in done.values() for c, _ in pairs])
-        for held in receipts.values():
-            for receipt in held:
-                answer = getattr(receipt, "answer", None)
-                if answer is not None:
-                    answer()
-        self._stats.stored += sum(len(pairs) for pairs in done.values())
-        self._stats.receipts += sum(len(held) for held in receipts.values())
+        if done:
+            _stored_until_done(lambda: [claims.outcomes_store(carrier=carrier, done=pairs)
+                                        for carrier, pairs in done.items()], len(batch))
+            self._journal.settled([c.attempt.pk for pairs in done.values() for c, _ in pairs])
+            self._stats.stored += sum(len(pairs) for pairs in done.values())
+        if receipts:
+            count = sum(len(held) for held in receipts.values())
+            self._receipts_queued += count
+            self._receipts.put((receipts, count))
+
+    def _run_receipts(self) -> None:
+        try:
+            while (item := self._receipts.get()) is not None:
+                receipts, count = item
+                _stored_until_done(lambda receipts=receipts: [pipeline.receipts_apply(carrier=carrier, receipts=[
+                    pipeline.Receipt(carrier_message_id=r.carrier_message_id, status=r.status,
+                                     carrier_error_code=r.carrier_error_code, detail=r.detail) for r in held])
+                    for carrier, held in receipts.items()], count)
+                for held in receipts.values():
+                    for receipt in held:
+                        answer = getattr(receipt, "answer", None)
+                        if answer is not None:
+                            answer()
+                self._receipts_stored += count
+                self._stats.receipts += count
+        finally:
+            connections.close_all()
+
+
+def _stored_until_done(store: Callable[[], object], count: int) -> None:
+    """Run `store` until it succeeds: while the database is away the batch is kept (nothing
+    of it is answered yet) and tried again every second."""
+    while True:
+        try:
+            close_old_connections()
+            store()
+            return
+        except Exception:
+            logger.exception("connector: storing %d outcomes failed; retrying", count)
+            connections.close_all()
+            time.sleep(1.0)
 
 
 class CarrierLink:

@@ -104,6 +104,53 @@ def test_the_moved_messages_are_the_rows_as_the_orm_loads_them():
     assert Message.unscoped.get(pk=moved[0].pk).client_reference == "saved"
 
 
+def test_assigned_values_land_on_every_message_and_only_the_movable_ones_move():
+    """`assign` (the carrier ids with `sent`): set on each message, moved or not; a message a receipt already
+    took past `sent` keeps its status and gets no event, but gets its carrier id."""
+    tenant = _tenant()
+    first, second = _queued(tenant, ["1250", "1251"])
+    ids = [first.pk, second.pk]
+    messages_transition(message_ids=ids, to=Status.SENDING, source="worker")
+    messages_transition(message_ids=[second.pk], to=Status.DELIVERED, source="carrier")
+    events_before = len(_history(second))
+    moved = messages_transition(message_ids=ids, to=Status.SENT, source="worker", expected=frozenset({Status.SENDING}),
+                                assign={"carrier": {first.pk: "c1", second.pk: "c1"},
+                                        "carrier_message_id": {first.pk: "id-1", second.pk: "id-2"}})
+    assert [m.pk for m in moved] == [first.pk]
+    assert (moved[0].status, moved[0].carrier_message_id, moved[0].carrier) == (Status.SENT, "id-1", "c1")
+    stored = {m.pk: m for m in Message.unscoped.filter(pk__in=ids)}
+    assert (stored[first.pk].status, stored[first.pk].carrier_message_id) == (Status.SENT, "id-1")
+    assert (stored[second.pk].status, stored[second.pk].carrier_message_id) == (Status.DELIVERED, "id-2")
+    assert len(_history(second)) == events_before
+    assert _history(first)[-1] == Status.SENT
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="counts row versions in PostgreSQL's statistics")
+def test_the_carrier_ids_and_sent_are_one_row_version_of_each_message():
+    """What the carrier took is recorded as one UPDATE of each message row (ids and `sent` together), not two:
+    each row version costs an entry in every index of the table."""
+    from messaging.carriers.base import SubmitResult
+
+    tenant = _tenant()
+    messages = _queued(tenant, ["1260", "1261", "1262"])
+    ids = [m.pk for m in messages]
+    sending = messages_transition(message_ids=ids, to=Status.SENDING, source="worker")
+
+    def updates() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'messaging_message'")
+            return cursor.fetchone()[0]
+
+    before = updates()
+    counts = {"sent": 0, "failed": 0, "retrying": 0, "expired": 0}
+    dispatch.outcomes_record(carrier="c1", messages=sending, counts=counts,
+                             outcomes=[SubmitResult.of((f"cid-{m.pk}",)) for m in sending])
+    assert updates() - before == 3
+    assert counts["sent"] == 3
+    assert sorted(Message.unscoped.filter(pk__in=ids).values_list("carrier_message_id", "status")) == sorted(
+        (f"cid-{pk}", Status.SENT) for pk in ids)
+
+
 def test_a_bulk_transition_costs_the_same_statements_for_5_or_50_messages():
     tenant = _tenant()
     events.webhook_endpoint_create(tenant=tenant, url="https://hooks.example.com/a", actor=SYSTEM)
