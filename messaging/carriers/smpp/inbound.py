@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from messaging.carriers.config import CarrierInbound
 from messaging.carriers.smpp.codec import Concatenation, decode_text
 
 logger = logging.getLogger("messaging.carriers.smpp")
@@ -47,6 +48,32 @@ def mo_ids(*, sender: str, to: str, text: str, at: datetime, window_seconds: flo
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
     window = int(at.timestamp() // max(1.0, window_seconds))
     return f"smpp-mo-{digest}-{window}", (f"smpp-mo-{digest}-{window - 1}",)
+
+
+def mo_inbound(*, sender: str, to: str, text: str, received_at: datetime, window_seconds: float,
+               message_id: str = "", reference: int | None = None,
+               concatenation: Concatenation | None = None) -> CarrierInbound:
+    """The whole MO as the inbound service takes it, under its own id (mo_ids). A long MO (`concatenation`,
+    after reassembly) is known by its concatenation: its parts' own ids, if any, are not its id."""
+    long = concatenation is not None and concatenation.total > 1
+    carrier_message_id, earlier = mo_ids(
+        sender=sender, to=to, text=text, at=received_at, window_seconds=window_seconds,
+        message_id="" if long else message_id, reference=reference, concatenation=concatenation if long else None)
+    return CarrierInbound(to=to, sender=sender, text=text, carrier_message_id=carrier_message_id,
+                          received_at=received_at, earlier_ids=earlier)
+
+
+@dataclass(frozen=True)
+class MoPart:
+    """One part of a long MO, handed to a session's `on_inbound_part` (the connector stores it durably before
+    its deliver_sm is answered: messaging/connector/mo.py). `reference`: this deliver_sm's TP-MR, if any."""
+
+    sender: str
+    to: str
+    concatenation: Concatenation
+    payload: bytes
+    data_coding: int
+    reference: int | None = None
 
 
 @dataclass
