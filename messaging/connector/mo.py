@@ -51,11 +51,10 @@ def mo_part_receive(*, carrier: str, part: MoPart, settings: SessionSettings):
             return None
         text = decode_text(b"".join(bytes(p.payload) for p in parts), parts[0].data_coding)
         inbound = mo_inbound(sender=part.sender, to=part.to, text=text, received_at=timezone.now(),
-                             window_seconds=settings.mo_dedupe_seconds, reference=part.reference,
-                             concatenation=concatenation)
+                             reference=part.reference, concatenation=concatenation)
         message = inbound_receive(to=inbound.to, sender=inbound.sender, text=inbound.text, carrier=carrier,
-                                  carrier_message_id=inbound.carrier_message_id, earlier_ids=inbound.earlier_ids,
-                                  received_at=inbound.received_at)
+                                  carrier_message_id=inbound.carrier_message_id, dedupe_key=inbound.dedupe_key,
+                                  redelivery_seconds=settings.mo_redelivery_seconds, received_at=inbound.received_at)
         InboundPartial.objects.filter(pk__in=[p.pk for p in parts]).delete()
     return message
 

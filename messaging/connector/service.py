@@ -317,7 +317,8 @@ class CarrierLink:
     def _on_inbound(self, inbound: CarrierInbound) -> None:
         close_old_connections()
         inbound_receive(to=inbound.to, sender=inbound.sender, text=inbound.text, carrier=self.name,
-                        carrier_message_id=inbound.carrier_message_id, earlier_ids=inbound.earlier_ids,
+                        carrier_message_id=inbound.carrier_message_id, dedupe_key=inbound.dedupe_key,
+                        redelivery_seconds=self.sessions[0].settings.mo_redelivery_seconds,
                         received_at=inbound.received_at or timezone.now())
 
     def _on_inbound_part(self, part: MoPart) -> None:

@@ -651,8 +651,8 @@ class SmppSession:
         else:
             text = decode_text(payload, data_coding)
         inbound = mo_inbound(sender=sender, to=to, text=text, received_at=datetime.now(UTC),
-                             window_seconds=self.settings.mo_dedupe_seconds, message_id=_text(pdu.receipted_message_id),
-                             reference=pdu.user_message_reference, concatenation=concatenation)
+                             message_id=_text(pdu.receipted_message_id), reference=pdu.user_message_reference,
+                             concatenation=concatenation)
         if self._on_inbound is not None:
             with self._callback_lock:
                 self._on_inbound(inbound)
