@@ -12,7 +12,8 @@ The same guarantees as one message at a time (messaging/pipeline.py message_disp
   MESSAGE_STUCK_SECONDS from its claim, over all its carrier groups: a carrier that hangs has its requests cut
   at that deadline (carrier_timeout: failover) and the messages not yet sent go back to the queue at once
   (dispatch_deadline), so none is still `sending` when the sweeper may reclaim it.
-Statements per batch are a constant number, not one set per message (lifecycle.messages_transition).
+Statements are a constant number per set of outcomes, not one set per message (lifecycle.messages_transition):
+one set per carrier group, or for an HTTP carrier one per ~0.2 s of requests finishing (_submit).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from messaging.carriers import (
     RouteError,
     SubmitResult,
     TransientError,
-    submit_each,
+    submit_in_sets,
 )
 from messaging.lifecycle import messages_transition
 from messaging.models import Message, MessageEvent, Status
@@ -134,12 +135,26 @@ def _by_connector(messages: list[Message], counts: dict[str, int]):
 
 def _submit(connector, messages: list[Message], counts: dict[str, int],
             attempts: list[MessageAttempt] | None = None, deadline: float | None = None) -> None:
-    try:
-        outcomes = submit_each(connector, messages, deadline=deadline)
-    except Exception as exc:  # an unexpected connector failure: every message is retried like a transient one
-        logger.exception("carrier submit of %d messages failed", len(messages))
-        outcomes = [TransientError("carrier_error", exc.__class__.__name__) for _ in messages]
-    outcomes_record(carrier=connector.name, messages=messages, outcomes=outcomes, counts=counts, attempts=attempts)
+    """Submit one carrier's messages and record each set of outcomes as the connector gives it: an HTTP
+    carrier's as its requests finish (at most every 0.2 s, transport.GATHER_SECONDS), so a receipt that
+    overtakes a fast request's id finds it stored while a slow request of the group still runs, and a worker
+    killed mid-group has stored what finished (the sweeper reclaims only the rest); other connectors' in one
+    set. Counts, the sent transition, attempts and failover are outcomes_record's, set by set."""
+    sets = submit_in_sets(connector, messages, deadline=deadline)
+    recorded: set[int] = set()
+    while len(recorded) < len(messages):
+        try:
+            done = next(sets, None)
+        except Exception as exc:  # an unexpected connector failure: what is not recorded is retried like a transient one
+            logger.exception("carrier submit of %d messages failed", len(messages) - len(recorded))
+            done = [(i, TransientError("carrier_error", exc.__class__.__name__))
+                    for i in range(len(messages)) if i not in recorded]
+        if not done:
+            break
+        recorded.update(i for i, _ in done)
+        outcomes_record(carrier=connector.name, messages=[messages[i] for i, _ in done],
+                        outcomes=[outcome for _, outcome in done], counts=counts,
+                        attempts=None if attempts is None else [attempts[i] for i, _ in done])
 
 
 def outcomes_record(*, carrier: str, messages: list[Message], outcomes: Sequence[SubmitResult | CarrierError],

@@ -188,6 +188,38 @@ class MessagePart(models.Model):
         return f"{self.message_id} part {self.number}: {self.carrier_message_id}"
 
 
+class InboundPartial(models.Model):
+    """One part of a long SMPP MO, stored before its deliver_sm is answered, until every part is in
+    (messaging/connector/mo.py). Not tenant-owned: whose the MO is, is known only once it is whole (the
+    inbound service finds the holder of `to`). A part delivered again is stored once (the unique key);
+    the whole is stored and its parts deleted in one transaction; parts of an MO that never completes
+    are swept after the carrier's `mo_reassembly_seconds` (connector_claims_sweep_task)."""
+
+    carrier = models.CharField(max_length=50)
+    # The concatenation key: the handset's reference is per sender and destination, and the part count
+    # tells two messages under one recycled reference apart.
+    sender = models.CharField(max_length=21)  # SMPP source_addr: up to 20 characters and the NUL
+    to = models.CharField(max_length=21)
+    reference = models.PositiveIntegerField()  # 8- or 16-bit UDH reference, or sar_msg_ref_num
+    total = models.PositiveSmallIntegerField()
+    number = models.PositiveSmallIntegerField()
+    payload = models.BinaryField()  # the octets after the UDH: parts are joined before decoding
+    data_coding = models.PositiveSmallIntegerField()
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["carrier", "sender", "to", "reference", "total", "number"],
+                                    name="inbound_partial_once"),
+            models.CheckConstraint(condition=models.Q(number__gte=1, number__lte=models.F("total")),
+                                   name="inbound_partial_number_valid"),
+        ]
+        indexes = [models.Index(fields=["received_at"], name="inbound_partial_received")]  # the sweep
+
+    def __str__(self) -> str:
+        return f"{self.carrier} {self.reference} part {self.number}/{self.total}"
+
+
 class MessageTemplate(models.Model):
     tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="message_templates")
     public_id = models.CharField(max_length=32, unique=True, default=PublicId("tpl"), editable=False)

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from messaging import dispatch, pipeline
-from messaging.connector import claims
+from messaging.connector import claims, mo
 from messaging.routing import decks, dispatching, quality
 
 
@@ -67,5 +67,8 @@ def route_costs_apply_task() -> int:
 
 @shared_task(ignore_result=True)
 def connector_claims_sweep_task() -> dict[str, int]:
-    """Every 10 s (beat): fail over attempts no connector took; settle the claims of dead connectors."""
-    return claims.connector_claims_sweep()
+    """Every 10 s (beat): fail over attempts no connector took; settle the claims of dead connectors; drop the
+    stored parts of long MOs that never completed (mo.mo_parts_sweep, each logged)."""
+    counts = claims.connector_claims_sweep()
+    counts["mo_dropped"] = mo.mo_parts_sweep()
+    return counts

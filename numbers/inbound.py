@@ -4,13 +4,13 @@ A message is stored for the tenant that held the number when it arrived: the ass
 active at `received_at`, so a message arriving after a release never reaches the former holder.
 Messages to numbers nobody held are stored with no tenant (for account managers). The unique
 (carrier, carrier_message_id) constraint stores a repeated carrier delivery once, so HELP is answered
-once per message.
+once per message; a carrier with no id of its own (an SMPP MO) gives a dedupe key instead, and a delivery
+under the key of one stored within its redelivery time is that message again.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from numbers import codecapture, hooks
 from numbers import events as webhooks
 from numbers.models import InboundMessage, NumberAssignment, NumberLease, PhoneNumber
@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from accounts.models import Tenant
 
 logger = logging.getLogger("smsportal.numbers")
+
+# How long after an MO a delivery under its dedupe key is that MO again (an SMSC redelivering what we did not
+# answer), where the carrier does not set its own (SMPP: the carrier setting `mo_redelivery_seconds`).
+REDELIVERY_SECONDS = 86_400.0
 
 # The answer to HELP when the tenant has not written its own (Tenant.help_reply).
 DEFAULT_HELP_REPLY = "{name}: reply STOP to opt out. For help contact your sender."
@@ -65,16 +69,20 @@ def holding_at(*, number: PhoneNumber, at: datetime) -> tuple[Tenant | None, Num
 
 def inbound_receive(
     *, to: str, sender: str, text: str, carrier: str, carrier_message_id: str, received_at: datetime,
-    earlier_ids: Sequence[str] = (),
+    dedupe_key: str = "", redelivery_seconds: float = REDELIVERY_SECONDS,
 ) -> InboundMessage:
-    """Stores one inbound message for the tenant that held `to` at `received_at`; idempotent by
-    (carrier, carrier_message_id): a repeat returns the stored row and records nothing again. `earlier_ids`:
-    ids the same message may already be stored under (an SMPP MO with no id of its own is known by a hash
-    and its arrival window: the previous window's id); a row stored under one is returned too."""
+    """Stores one inbound message for the tenant that held `to` at `received_at`; idempotent: a repeat returns
+    the stored row and records nothing again. A repeat is one with the same (carrier, carrier_message_id), or,
+    with a `dedupe_key` (an SMPP MO, known by the MO itself: messaging/carriers/smpp/inbound.py), one whose
+    key is that of the latest message stored under it if that one arrived at most `redelivery_seconds` before
+    `received_at`; a later one is a new message and becomes the latest. No window boundary: the time is
+    measured from the stored message. Two deliveries stored at once store one: the partial unique
+    `inbound_dedupe_latest` fails the second insert (it waits for the first to commit), which then returns the
+    first's row; one that finds the latest too old demotes only a row older than its own cutoff, so it never
+    demotes the row a concurrent delivery of the same MO just stored."""
     carrier_message_id = carrier_message_id or public_id("cmi")
-    # unscoped: carrier inbound: idempotent by carrier id; the tenant is not known yet
-    existing = InboundMessage.unscoped.filter(carrier=carrier,
-                                              carrier_message_id__in=[carrier_message_id, *earlier_ids]).first()
+    since = received_at - timedelta(seconds=redelivery_seconds)
+    existing = _stored(carrier=carrier, carrier_message_id=carrier_message_id, dedupe_key=dedupe_key, since=since)
     if existing is not None:
         return existing
     number = PhoneNumber.objects.filter(number=to).first()
@@ -83,9 +91,14 @@ def inbound_receive(
     keyword = keyword_of(text or "") if tenant is not None else None
     try:
         with transaction.atomic():
+            if dedupe_key:
+                # unscoped: carrier inbound, as above; the latest under this key is too old to be this message
+                InboundMessage.unscoped.filter(carrier=carrier, dedupe_key=dedupe_key, dedupe_latest=True,
+                                               received_at__lt=since).update(dedupe_latest=False)
             message = InboundMessage.unscoped.create(
                 tenant=tenant, number=number, lease=lease, to=to, sender=sender, text=text or "", carrier=carrier,
-                carrier_message_id=carrier_message_id, received_at=received_at,
+                carrier_message_id=carrier_message_id, dedupe_key=dedupe_key, dedupe_latest=bool(dedupe_key),
+                received_at=received_at,
                 code=captured.code if captured else "", service=(captured.service or "") if captured else "",
                 keyword=keyword[0] if keyword else "",
             )
@@ -95,11 +108,20 @@ def inbound_receive(
             if message.keyword == InboundMessage.Keyword.HELP:
                 help_reply_send(inbound=message)
     except IntegrityError:
-        existing = InboundMessage.unscoped.filter(carrier=carrier, carrier_message_id=carrier_message_id).first()
+        existing = _stored(carrier=carrier, carrier_message_id=carrier_message_id, dedupe_key=dedupe_key, since=since)
         if existing is None:
             raise
         return existing
     return message
+
+
+def _stored(*, carrier: str, carrier_message_id: str, dedupe_key: str, since: datetime) -> InboundMessage | None:
+    """The message a delivery repeats: by carrier id, or the latest under its dedupe key received since `since`."""
+    repeat = Q(carrier_message_id=carrier_message_id)
+    if dedupe_key:
+        repeat |= Q(dedupe_key=dedupe_key, dedupe_latest=True, received_at__gte=since)
+    # unscoped: carrier inbound: idempotent by carrier id or dedupe key; the tenant is not known yet
+    return InboundMessage.unscoped.filter(repeat, carrier=carrier).first()
 
 
 def help_reply_send(*, inbound: InboundMessage):

@@ -314,7 +314,8 @@ class NumberUsage(models.Model):
 
 
 class InboundMessage(models.Model):
-    """One inbound SMS, stored once per (carrier, carrier message id).
+    """One inbound SMS, stored once per (carrier, carrier message id), and once per dedupe key within the
+    carrier's redelivery time (an SMPP MO).
 
     `tenant` is the holder of the number when the message arrived (assignment or lease active at
     `received_at`); null when no tenant held it: kept for account managers, never dropped."""
@@ -334,6 +335,11 @@ class InboundMessage(models.Model):
     text = models.TextField(blank=True)
     carrier = models.CharField(max_length=50)
     carrier_message_id = models.CharField(max_length=100)
+    # A carrier that gives no id of its own (an SMPP MO without the SMSC's id) knows a redelivery by a key made
+    # from the MO (numbers/inbound.py): `dedupe_latest` marks the newest row under its key, the one a
+    # redelivery is compared with; the partial unique constraint lets only one row be it.
+    dedupe_key = models.CharField(max_length=100, blank=True)
+    dedupe_latest = models.BooleanField(default=False)
     received_at = models.DateTimeField()
     code = models.CharField(max_length=16, blank=True)
     service = models.CharField(max_length=100, blank=True)
@@ -351,6 +357,11 @@ class InboundMessage(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(fields=["carrier", "carrier_message_id"], name="inbound_once_per_carrier_id"),
+            # Two sessions storing one MO at once: the second insert fails, and it returns the first's row.
+            models.UniqueConstraint(fields=["carrier", "dedupe_key"], condition=models.Q(dedupe_latest=True),
+                                    name="inbound_dedupe_latest"),
+            models.CheckConstraint(condition=models.Q(dedupe_latest=False) | ~models.Q(dedupe_key=""),
+                                   name="inbound_dedupe_latest_has_key"),
         ]
 
     def __str__(self) -> str:

@@ -69,6 +69,7 @@ UNSCOPED_PLACES: dict[str, str] = {
     # Inbound messages: the tenant is found from the number's holder.
     "numbers/inbound.py:holding_at": "an inbound message finds its tenant from the number's holding",
     "numbers/inbound.py:inbound_receive": "carrier inbound: idempotent by carrier id; the tenant is not known yet",
+    "numbers/inbound.py:_stored": "carrier inbound: a repeat by carrier id or dedupe key; the tenant is not known yet",
     # The shared number inventory, its sweeps and usage jobs.
     "numbers/services.py:_number_move": "the shared inventory's history: returns have no tenant, sweeps write for many",
     "numbers/services.py:leases_release_expired": "the lease sweep, over every tenant",

@@ -11,8 +11,9 @@ from messaging.carriers.base import (
     SubmitResult,
     TransientError,
     submit_each,
+    submit_in_sets,
 )
 
 __all__ = ["DEADLINE_PASSED", "CarrierConnector", "CarrierError", "DeadlinePassed", "PermanentError", "RouteError", "SubmitResult", "TransientError",
-           "submit_each"]
+           "submit_each", "submit_in_sets"]
 

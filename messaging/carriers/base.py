@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,6 +70,10 @@ class CarrierConnector(Protocol):
     # A `submit_many` that takes `deadline=` (time.monotonic()) starts no request after it and cuts the ones in
     # flight at it: the messages not started are DeadlinePassed.
     #
+    # Optional: `submit_as_completed(messages, deadline=None)`, yielding lists of (index in messages, outcome) as
+    # the submits finish (the HTTP connectors: a slow request does not hold back the others' ids); every
+    # message's outcome once. Dispatch records each list as it comes (submit_in_sets below).
+    #
     # Optional: `receipt_query(message) -> str | None`, the receipt status a carrier that allows status
     # queries gives for a message it accepted (None: none yet). The sweeper asks it when a receipt is
     # overdue (messaging/pipeline.py); without it, the message ends `undelivered`, `receipt_timeout`,
@@ -94,3 +99,15 @@ def submit_each(connector, messages: list, *, deadline: float | None = None) -> 
         except CarrierError as exc:
             outcomes.append(exc)
     return outcomes
+
+
+def submit_in_sets(connector, messages: list, *,
+                   deadline: float | None = None) -> Iterator[list[tuple[int, SubmitResult | CarrierError]]]:
+    """The outcomes of many messages in sets as they are known: (index in `messages`, outcome) pairs, every
+    message once over all the sets. A connector with `submit_as_completed` gives a set as its requests finish;
+    any other gives one set of all, by submit_each. Anything but a carrier error raises, as submit_each."""
+    completed = getattr(connector, "submit_as_completed", None)
+    if completed is None:
+        yield list(enumerate(submit_each(connector, messages, deadline=deadline)))
+        return
+    yield from completed(messages, deadline=deadline)

@@ -82,5 +82,5 @@ class CarrierInbound:
     text: str
     carrier_message_id: str
     received_at: datetime | None = None
-    # Ids the same message may already be stored under (an SMPP MO's previous dedupe window: smpp/inbound.py).
-    earlier_ids: tuple[str, ...] = ()
+    # What a carrier with no id of its own knows a redelivery by (an SMPP MO: smpp/inbound.py mo_dedupe_key).
+    dedupe_key: str = ""

@@ -23,7 +23,8 @@ Threads:
 Order: a receipt reaches the writer only after its submit's answer did (the session runs every callback on its
 reader thread in PDU order, and parks a receipt that overtook its submit_sm_resp until the id is known), so
 the carrier id is stored before its receipt is matched. MO messages go through the inbound service on the
-reader thread itself, before their deliver_sm_resp.
+reader thread itself, before their deliver_sm_resp; each part of a long one is stored before its own
+(mo.py), so a restart between parts loses none.
 
 Start-up: the journal of the run before (journal.py) settles this name's claims left `submitting`: answered ->
 stored; sent, not answered -> unknown (failed, `submit_unknown`); never sent -> pending again.
@@ -48,8 +49,9 @@ from django.utils import timezone
 from messaging import pipeline
 from messaging.carriers.base import CarrierError, SubmitResult
 from messaging.carriers.config import CarrierInbound, CarrierReceipt, OutboundMessage, Submitted
+from messaging.carriers.smpp.inbound import MoPart
 from messaging.carriers.smpp.session import SmppSession
-from messaging.connector import claims
+from messaging.connector import claims, mo
 from messaging.connector.journal import Journal
 from messaging.routing.connectors import carrier_config, outbound_message
 from messaging.routing.models import Carrier
@@ -209,7 +211,8 @@ class CarrierLink:
         self._stop = threading.Event()
         count = max(1, int(config.settings.get("sessions", 1) or 1))
         self.sessions = [SmppSession(config, on_receipt=self._on_receipt, on_inbound=self._on_inbound,
-                                     redis_url=redis_url, defer_receipt_answer=True) for _ in range(count)]
+                                     on_inbound_part=self._on_inbound_part, redis_url=redis_url,
+                                     defer_receipt_answer=True) for _ in range(count)]
         self._threads: list[threading.Thread] = []
         self._ready: list[queue.Queue] = []
         self._failures_seen = 0
@@ -346,8 +349,13 @@ class CarrierLink:
     def _on_inbound(self, inbound: CarrierInbound) -> None:
         close_old_connections()
         inbound_receive(to=inbound.to, sender=inbound.sender, text=inbound.text, carrier=self.name,
-                        carrier_message_id=inbound.carrier_message_id, earlier_ids=inbound.earlier_ids,
+                        carrier_message_id=inbound.carrier_message_id, dedupe_key=inbound.dedupe_key,
+                        redelivery_seconds=self.sessions[0].settings.mo_redelivery_seconds,
                         received_at=inbound.received_at or timezone.now())
+
+    def _on_inbound_part(self, part: MoPart) -> None:
+        close_old_connections()
+        mo.mo_part_receive(carrier=self.name, part=part, settings=self.sessions[0].settings)
 
 
 class Connector:

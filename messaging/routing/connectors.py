@@ -44,7 +44,20 @@ class ConnectorAdapter:
         outbound = [outbound_message(m) for m in messages]
         outcomes = (self.connector.submit_many(outbound) if deadline is None
                     else self.connector.submit_many(outbound, deadline=deadline))
-        return [SubmitResult.of(o.carrier_message_ids) if isinstance(o, Submitted) else o for o in outcomes]
+        return [_result(o) for o in outcomes]
+
+    def submit_as_completed(self, messages: list, *, deadline: float | None = None):
+        """As submit_many, in sets as the requests finish (where the connector can): (index, outcome) pairs."""
+        completed = getattr(self.connector, "submit_as_completed", None)
+        if completed is None:
+            yield list(enumerate(self.submit_many(messages, deadline=deadline)))
+            return
+        for done in completed([outbound_message(m) for m in messages], deadline=deadline):
+            yield [(index, _result(outcome)) for index, outcome in done]
+
+
+def _result(outcome: Submitted | CarrierError) -> SubmitResult | CarrierError:
+    return SubmitResult.of(outcome.carrier_message_ids) if isinstance(outcome, Submitted) else outcome
 
 
 class Unavailable:

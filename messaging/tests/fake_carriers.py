@@ -22,6 +22,7 @@ Failures are scripted by the destination's last four digits:
 | 0400 | the carrier's invalid-number error (Twilio 400/21211, Telnyx 400/40310, partner 400) |
 | 0614 | Twilio 400/21614 (not a mobile number) |
 | 0408 | no answer at all, until the fake stops |
+| 0303 | the normal answer, `slow_seconds` (3) late |
 | 0413 | 200 with a body that never ends |
 """
 from __future__ import annotations
@@ -92,6 +93,7 @@ class FakeCarriers:
     partner_token: str = "partner-test-token"
     partner_secret: str = "partner-receipt-secret"
     delay: float = 0.0  # every answer waits this long (to see requests overlap)
+    slow_seconds: float = 3.0  # how late a destination ending in 0303 is answered
     requests: list[Recorded] = field(default_factory=list)
     accepted: list[Accepted] = field(default_factory=list)
     peak_in_flight: int = 0
@@ -342,7 +344,10 @@ def _handler_class(fake: FakeCarriers) -> type[BaseHTTPRequestHandler]:
         # --- shared --------------------------------------------------------------------------------
 
         def _special(self, to: str) -> bool:
-            """0408: never answer; 0413: an endless body. True when handled."""
+            """0408: never answer; 0413: an endless body; 0303: answered late. True when handled."""
+            if to.endswith("0303"):
+                fake._stopping.wait(fake.slow_seconds)
+                return False
             if to.endswith("0408"):
                 fake._stopping.wait(30)
                 self.close_connection = True

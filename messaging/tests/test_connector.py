@@ -207,7 +207,7 @@ def test_an_mo_the_smsc_delivers_again_is_stored_and_answered_once(routes_mode, 
     assert [r["command_status"] for r in resps] == [0, 0]
     stored = InboundMessage.unscoped.filter(carrier="eu-smpp").order_by("pk")
     assert [m.text for m in stored] == ["HELP", "hello"]
-    assert stored[0].carrier_message_id.startswith("smpp-mo-") and stored[0].tenant_id == tenant.pk
+    assert stored[0].dedupe_key.startswith("smpp-mo-") and stored[0].tenant_id == tenant.pk
     assert KeywordEvent.unscoped.filter(tenant=tenant).count() == 1
     assert Message.unscoped.filter(metadata__help_reply_to=stored[0].public_id).count() == 1
 

@@ -358,3 +358,75 @@ def test_a_hanging_http_carrier_cannot_hold_a_batch_until_the_sweeper_reclaims_i
     assert requests == 2  # the four not started never reached the carrier
     assert {m.status for m in Message.unscoped.filter(pk__in=[m.pk for m in messages])} == {Status.QUEUED}
     assert not MessageAttempt.unscoped.filter(message__in=messages, outcome="unknown").exists()
+
+
+def _slow_and_fast(live, fake) -> tuple[Message, list[Message]]:
+    """A Twilio route that waits for a slow answer, one message it answers 3 s late and three it answers at once."""
+    route = _twilio_route(fake, "0.0010")
+    Carrier.objects.filter(pk=route.carrier_id).update(settings={**route.carrier.settings, "timeout_seconds": 10})
+    routing_cache_clear()
+    return _send(live, to="+14155550303"), [_send(live, to=f"+1415555012{n}") for n in range(3)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_request_does_not_hold_back_the_carrier_ids_of_the_fast_ones(live):
+    """One request of a carrier group takes 3 s: the three fast ones' carrier ids (and `sent`) are in the
+    database while it is still pending, so a receipt that overtakes them finds them; all four end sent."""
+    import threading
+    import time
+
+    from django.db import connection, connections
+
+    from messaging.tests.fake_carriers import FakeCarriers
+    from messaging.tests.smpp_server import wait_until
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a dispatch thread beside the test's reads: PostgreSQL")
+    with FakeCarriers() as fake:
+        slow, fast = _slow_and_fast(live, fake)
+        results = []
+
+        def run():
+            try:
+                results.append(dispatch.messages_dispatch(message_ids=[slow.pk, *(m.pk for m in fast)]))
+            finally:
+                connections.close_all()
+
+        started = time.monotonic()
+        worker = threading.Thread(target=run)
+        worker.start()
+
+        def fast_stored() -> bool:
+            rows = Message.unscoped.filter(pk__in=[m.pk for m in fast]).values_list("status", "carrier_message_id")
+            return all(status == Status.SENT and cid.startswith("SM") for status, cid in rows)
+
+        # then, polled from here while the dispatch runs: the fast ones are stored long before the slow answer
+        assert wait_until(fast_stored, 2.5)
+        seen_after = time.monotonic() - started
+        slow.refresh_from_db()
+        assert (slow.status, slow.carrier_message_id) == (Status.SENDING, "") and not results, seen_after
+        worker.join(20)
+    # and all four end correctly, the slow one too, with one attempt each
+    assert results and results[0]["sent"] == 4
+    rows = Message.unscoped.filter(pk__in=[slow.pk, *(m.pk for m in fast)]).values_list("status", "carrier_message_id")
+    assert all(status == Status.SENT and cid.startswith("SM") for status, cid in rows)
+    assert len({cid for _, cid in rows}) == 4
+    assert all(_attempts(m) == [("twilio-main", "submitted", "")] for m in [slow, *fast])
+
+
+def test_each_http_requests_outcome_is_recorded_when_it_finishes_not_when_the_group_does(live):
+    """The same group in this thread (SQLite too): the fast ones' `sent` events were written about 3 s before
+    the slow one's, and the counts are the group's."""
+    from datetime import timedelta
+
+    from messaging.models import MessageEvent
+    from messaging.tests.fake_carriers import FakeCarriers
+
+    with FakeCarriers() as fake:
+        slow, fast = _slow_and_fast(live, fake)
+        counts = dispatch.messages_dispatch(message_ids=[slow.pk, *(m.pk for m in fast)])
+    assert counts["sent"] == 4 and counts["failed"] == counts["retrying"] == 0
+    sent_at = dict(MessageEvent.unscoped.filter(message__in=[slow, *fast], status=Status.SENT)
+                   .values_list("message_id", "created_at"))
+    assert len(sent_at) == 4
+    assert all(sent_at[slow.pk] - sent_at[m.pk] >= timedelta(seconds=2) for m in fast), sent_at

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -15,7 +15,7 @@ from messaging.carriers.config import CarrierReceipt
 from messaging.carriers.smpp import receipts as receipts_module
 from messaging.carriers.smpp.codec import Concatenation, decode_text, gsm_decode, gsm_encode, message_parts, split_udh
 from messaging.carriers.smpp.errors import status_error
-from messaging.carriers.smpp.inbound import Reassembler, e164, mo_ids
+from messaging.carriers.smpp.inbound import Reassembler, e164, mo_dedupe_key, mo_inbound
 from messaging.carriers.smpp.ratelimit import LocalBucket, RedisBucket, wait_for_token
 from messaging.carriers.smpp.receipts import ReceiptParking, receipt_date, receipt_fields, receipt_parse
 from messaging.encoding import GSM7_BASIC_TABLE, GSM7_EXTENSION_TABLE, split
@@ -147,38 +147,33 @@ def test_reassembly_joins_parts_in_any_order_and_drops_incomplete_ones():
     assert reassembler.expire() == 1 and len(reassembler) == 0
 
 
-MO = {"sender": "+447700900555", "to": "+447700900001", "text": "STOP", "window_seconds": 600}
-T0 = datetime(2026, 12, 3, 10, 0, 30, tzinfo=UTC)  # 30 s into a 600-second window
+MO = {"sender": "+447700900555", "to": "+447700900001", "text": "STOP"}
 
 
-def test_an_mo_has_the_same_id_when_it_is_delivered_again():
-    first, earlier = mo_ids(at=T0, **MO)
-    assert first.startswith("smpp-mo-") and len(first) <= 100
-    # again within the window: the same id; in the next one: a new id, with the first as an earlier one
-    assert mo_ids(at=T0 + timedelta(seconds=500), **MO) == (first, earlier)
-    later, also = mo_ids(at=T0 + timedelta(seconds=580), **MO)
-    assert later != first and also == (first,)
-    # more than two windows later it is a new message
-    far, far_earlier = mo_ids(at=T0 + timedelta(seconds=1200), **MO)
-    assert first != far and first not in far_earlier
+def test_an_mo_has_the_same_key_whenever_it_is_delivered_again():
+    # no time goes into the key: the inbound store measures the redelivery time from the stored MO
+    key = mo_dedupe_key(**MO)
+    assert key.startswith("smpp-mo-") and len(key) <= 100
+    assert mo_dedupe_key(**MO) == key
 
 
 @pytest.mark.parametrize("change", [{"text": "STOP "}, {"sender": "+447700900556"}, {"to": "+447700900002"},
                                     {"reference": 7}, {"concatenation": Concatenation(9, 2, 2)}])
-def test_another_mo_has_another_id(change):
-    assert mo_ids(at=T0, **{**MO, **change})[0] != mo_ids(at=T0, **MO)[0]
+def test_another_mo_has_another_key(change):
+    assert mo_dedupe_key(**{**MO, **change}) != mo_dedupe_key(**MO)
 
 
-def test_the_smscs_own_mo_id_wins_and_needs_no_window():
-    assert mo_ids(at=T0, message_id="MO-77", **MO) == ("smpp-mo-id-MO-77", ())
-    assert mo_ids(at=T0 + timedelta(days=3), message_id="MO-77", **MO)[0] == "smpp-mo-id-MO-77"
-    assert mo_ids(at=T0, message_id="MO-78", **MO)[0] != "smpp-mo-id-MO-77"
+def test_the_smscs_own_mo_id_wins():
+    assert mo_dedupe_key(message_id="MO-77", **MO) == "smpp-mo-id-MO-77"
+    assert mo_dedupe_key(message_id="MO-78", **MO) != "smpp-mo-id-MO-77"
 
 
-def test_a_long_mos_id_does_not_depend_on_which_part_came_last():
+def test_a_long_mos_key_does_not_depend_on_which_part_came_last_nor_on_the_parts_own_ids():
     two = dict(MO, text="First part, second part.")
-    assert mo_ids(at=T0, concatenation=Concatenation(9, 2, 1), **two) == mo_ids(
-        at=T0, concatenation=Concatenation(9, 2, 2), **two)
+    at = datetime(2026, 12, 3, 10, 0, 30, tzinfo=UTC)
+    first = mo_inbound(received_at=at, concatenation=Concatenation(9, 2, 1), message_id="P-1", **two)
+    last = mo_inbound(received_at=at, concatenation=Concatenation(9, 2, 2), message_id="P-2", **two)
+    assert first.dedupe_key == last.dedupe_key and first.dedupe_key.startswith("smpp-mo-") and "P-" not in first.dedupe_key
 
 
 def test_every_gsm_character_round_trips():

@@ -71,18 +71,111 @@ def test_a_repeated_carrier_message_id_is_stored_once(world):
     assert KeywordEvent.unscoped.filter(tenant=world.a.tenant).count() == 1
 
 
-def test_a_message_stored_under_an_earlier_id_is_not_stored_again(world):
-    # given a STOP stored under the id of its arrival window (an SMPP MO with no id of its own)
-    lease = _lease(world.a)
-    first = _receive(lease.number.number, "STOP", cid="smpp-mo-abc-41")
-    # when its redelivery arrives in the next window, naming the first window's id as an earlier one
-    again = inbound_receive(to=lease.number.number, sender="+447700900001", text="STOP", carrier="simulator",
-                            carrier_message_id="smpp-mo-abc-42", earlier_ids=("smpp-mo-abc-41",),
-                            received_at=timezone.now())
-    # then it is the stored message, and the opt-out was recorded once
-    assert again.pk == first.pk
-    assert InboundMessage.unscoped.filter(carrier_message_id__startswith="smpp-mo-abc").count() == 1
+def _mo(to: str, at, text: str = "STOP", key: str = "smpp-mo-abc", **kwargs):
+    """An SMPP MO with no id of its own: known by its dedupe key, with a redelivery time of a day."""
+    return inbound_receive(to=to, sender="+447700900001", text=text, carrier="eu-smpp", carrier_message_id="",
+                           dedupe_key=key, received_at=at, redelivery_seconds=86_400, **kwargs)
+
+
+def _assigned(world_side) -> str:
+    """A number the tenant holds from now on, with no end (days of MOs reach it)."""
+    [number] = stock(1, country="GB", start=700)
+    services.number_assign(tenant=world_side.tenant, number=number)
+    return number.number
+
+
+def test_a_redelivery_within_the_redelivery_time_is_the_same_message_across_any_window_boundary(world):
+    # given a STOP stored one second before a 600-second boundary (the window the old ids were made of)
+    to = _assigned(world.a)
+    base = timezone.now() + timedelta(seconds=2)
+    start = base + timedelta(seconds=600 - base.timestamp() % 600 - 1)  # after the assignment began
+    first = _mo(to, start)
+    # when the SMSC delivers it again across that boundary, two boundaries on, and just inside a day later
+    again = [_mo(to, start + timedelta(seconds=seconds)) for seconds in (2, 1201, 86_400)]
+    # then every delivery is the stored message, the opt-out recorded once
+    assert {message.pk for message in again} == {first.pk}
+    assert InboundMessage.unscoped.filter(dedupe_key="smpp-mo-abc").count() == 1
     assert KeywordEvent.unscoped.filter(tenant=world.a.tenant).count() == 1
+    assert first.carrier_message_id.startswith("cmi_")  # an id of its own, unique per row
+
+
+def test_the_same_text_after_the_redelivery_time_is_a_new_message_and_its_redeliveries_find_it(world):
+    to = _assigned(world.a)
+    start = timezone.now() + timedelta(seconds=1)
+    first = _mo(to, start)
+    # the same text from the same sender a day and a second later: a new message, now the latest under the key
+    later = _mo(to, start + timedelta(seconds=86_401))
+    assert later.pk != first.pk
+    assert _mo(to, start + timedelta(seconds=86_500)).pk == later.pk
+    rows = InboundMessage.unscoped.filter(dedupe_key="smpp-mo-abc").order_by("received_at")
+    assert [(m.pk, m.dedupe_latest) for m in rows] == [(first.pk, False), (later.pk, True)]
+    assert KeywordEvent.unscoped.filter(tenant=world.a.tenant).count() == 2
+
+
+def test_another_key_or_carrier_is_another_message(world):
+    lease = _lease(world.a)
+    now = timezone.now()
+    first = _mo(lease.number.number, now)
+    assert _mo(lease.number.number, now, key="smpp-mo-other").pk != first.pk
+    other_carrier = inbound_receive(to=lease.number.number, sender="+447700900001", text="STOP", carrier="us-smpp",
+                                    carrier_message_id="", dedupe_key="smpp-mo-abc", received_at=now)
+    assert other_carrier.pk != first.pk
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("earlier", ["none", "a day old"])
+def test_two_sessions_storing_one_mo_at_once_store_it_once(world, earlier):
+    """The first session's insert is held uncommitted while the second stores the same MO: the second passed
+    the lookup (it cannot see the first's row) and its insert waits on the partial unique index, then fails
+    once the first commits, and it returns the first's row. With a day-old MO under the key, both demote it;
+    the second's demotion waits on the first's row lock and then finds nothing to demote."""
+    from django.db import connections, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("two concurrent transactions: PostgreSQL")
+    to = _assigned(world.a)
+    now = timezone.now() + timedelta(days=1, seconds=2)
+    if earlier != "none":
+        _mo(to, now - timedelta(days=1, seconds=1))
+    stored_first, results = threading.Event(), {}
+
+    def second():
+        try:
+            stored_first.wait(10)
+            results["second"] = _mo(to, now + timedelta(milliseconds=5))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with transaction.atomic():
+        results["first"] = _mo(to, now)
+        stored_first.set()
+        assert _blocked_on_a_lock(), "the second session never waited for the first"
+    thread.join(10)
+    assert results["second"].pk == results["first"].pk
+    assert InboundMessage.unscoped.filter(dedupe_key="smpp-mo-abc", dedupe_latest=True).count() == 1
+    assert InboundMessage.unscoped.filter(dedupe_key="smpp-mo-abc").count() == (1 if earlier == "none" else 2)
+    assert KeywordEvent.unscoped.filter(tenant=world.a.tenant).count() == (1 if earlier == "none" else 2)
+
+
+def _blocked_on_a_lock(timeout: float = 10.0) -> bool:
+    """Whether another backend waits for a lock (the second session, on the first's uncommitted row)."""
+    from django.db import connections
+
+    watcher = connections.create_connection("default")
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with watcher.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_stat_activity "
+                               "WHERE wait_event_type = 'Lock' AND datname = current_database()")
+                if cursor.fetchone()[0]:
+                    return True
+            time.sleep(0.02)
+        return False
+    finally:
+        watcher.close()
 
 
 def test_the_code_and_service_are_captured(world):

@@ -3,6 +3,7 @@
     connector = connector_from_config(config)          # config.kind == "http", setting "preset"
     connector.submit(message) -> Submitted             # or PermanentError / RouteError / CarrierThrottled
     connector.submit_many(messages) -> [Submitted | CarrierError, ...]
+    connector.submit_as_completed(messages) -> yields [(index, Submitted | CarrierError), ...] as requests finish
 
     receipts_from_callback(config, method=..., url=..., headers=..., body=..., client_ip=...) -> [CarrierReceipt]
     inbound_from_callback(config, ...) -> [CarrierInbound]   # both raise CallbackRefused: answer 403

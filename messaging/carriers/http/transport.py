@@ -23,7 +23,8 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,9 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 64
 MAX_DETAIL = 200  # characters of a carrier's error text kept in our error message
+# submit_as_completed hands on what finished at most this often (and at once when the last one has): each
+# hand-over is a transaction for dispatch, and a fast request's id waits for it at most this long.
+GATHER_SECONDS = 0.2
 
 
 class CarrierThrottled(TransientError):
@@ -115,8 +119,31 @@ class HttpConnector:
         and a message whose turn comes after it is not sent (DeadlinePassed). Without it, a carrier that hangs
         holds the batch for `timeout_seconds` per round of `concurrency` requests (250 messages, 8, 10 s:
         over 5 minutes), longer than the sweeper leaves a claimed message alone (MESSAGE_STUCK_SECONDS)."""
-        futures = [self._pool_executor().submit(self._outcome_or_error, message, deadline) for message in messages]
-        return [future.result() for future in futures]
+        outcomes: list[Submitted | CarrierError | None] = [None] * len(messages)
+        for done in self.submit_as_completed(messages, deadline=deadline):
+            for index, outcome in done:
+                outcomes[index] = outcome
+        return outcomes  # type: ignore[return-value]  # every index is filled once the generator ends
+
+    def submit_as_completed(self, messages: list[OutboundMessage], *, deadline: float | None = None,
+                            gather_seconds: float = GATHER_SECONDS) -> Iterator[list[tuple[int, Submitted | CarrierError]]]:
+        """As submit_many, but yields the outcomes as the requests finish: (index in `messages`, outcome) of
+        every request finished since the last yield, as soon as one has, gathering those that finish within
+        `gather_seconds` of the last yield; the last set as soon as the last request is done. So a slow request
+        does not hold back the ids of the fast ones. Any exception but a carrier error raises from the
+        generator, as from submit_many (the requests already started still run to their end)."""
+        futures = {self._pool_executor().submit(self._outcome_or_error, message, deadline): index
+                   for index, message in enumerate(messages)}
+        pending = set(futures)
+        last = time.monotonic()
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            left = last + gather_seconds - time.monotonic()
+            if pending and left > 0:
+                more, pending = wait(pending, timeout=left)
+                done |= more
+            yield sorted((futures[future], future.result()) for future in done)
+            last = time.monotonic()
 
     def close(self) -> None:
         """Stop the worker threads (their kept-alive connections go with them)."""

@@ -1,4 +1,4 @@
-"""Mobile-originated deliver_sm: addresses, text, the reassembly of long messages and the MO's own id."""
+"""Mobile-originated deliver_sm: addresses, text, the reassembly of long messages and the key a redelivery is known by."""
 from __future__ import annotations
 
 import hashlib
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from messaging.carriers.config import CarrierInbound
 from messaging.carriers.smpp.codec import Concatenation, decode_text
 
 logger = logging.getLogger("messaging.carriers.smpp")
@@ -24,29 +25,50 @@ def e164(address: str, ton: int) -> str:
     return f"+{digits}"
 
 
-def mo_ids(*, sender: str, to: str, text: str, at: datetime, window_seconds: float, message_id: str = "",
-           reference: int | None = None, concatenation: Concatenation | None = None) -> tuple[str, tuple[str, ...]]:
-    """The id an MO is stored under (with its carrier: the inbound store is unique on the pair), and the
-    earlier ids the same MO may already be stored under; the same for a redelivery of the same deliver_sm.
+def mo_dedupe_key(*, sender: str, to: str, text: str, message_id: str = "", reference: int | None = None,
+                  concatenation: Concatenation | None = None) -> str:
+    """The key an MO is known by (with its carrier), the same for every delivery of the same deliver_sm; the
+    inbound service takes a delivery under the key of an MO it stored within `mo_redelivery_seconds` for that
+    MO again (numbers/inbound.py), measured from that MO, so with no window boundary to straddle.
 
     An SMSC that lost our deliver_sm_resp delivers the MO again, on this or another session, with a new
     sequence_number, and a deliver_sm carries no time of its own (schedule_delivery_time and validity_period
     are NULL in SMPP 3.4 deliver_sm). What stays the same: the SMSC's message id where it sends one (the
-    receipted_message_id TLV on an MO), else the addresses, the text, the handset's message reference
-    (user_message_reference, TP-MR, where given) and a long MO's concatenation reference and part count.
-    - with an id: `smpp-mo-id-<id>`, the same for every delivery;
-    - without: `smpp-mo-<hash>-<window>`, `window` the number of the `window_seconds` period it arrived in,
-      and the previous window's id as the earlier one. A redelivery up to `window_seconds` after the first
-      delivery is the same message; the same text from the same sender more than twice that later is a new
-      one (a STOP, a HELP or a code repeated within the window is one message, answered once)."""
+    receipted_message_id TLV on an MO): `smpp-mo-id-<id>`; else the addresses, the text, the handset's message
+    reference (user_message_reference, TP-MR, where given) and a long MO's concatenation reference and part
+    count: `smpp-mo-<hash>`. The same text from the same sender after the redelivery time is a new message;
+    within it, without a TP-MR, it is the same one (a STOP, a HELP or a code repeated is one message)."""
     if message_id:
-        return f"smpp-mo-id-{message_id}"[:100], ()
+        return f"smpp-mo-id-{message_id}"[:100]
     parts = [sender, to, "" if reference is None else str(reference), text]
     if concatenation is not None:
         parts[2:2] = [str(concatenation.reference), str(concatenation.total)]
-    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
-    window = int(at.timestamp() // max(1.0, window_seconds))
-    return f"smpp-mo-{digest}-{window}", (f"smpp-mo-{digest}-{window - 1}",)
+    return "smpp-mo-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def mo_inbound(*, sender: str, to: str, text: str, received_at: datetime, message_id: str = "",
+               reference: int | None = None, concatenation: Concatenation | None = None) -> CarrierInbound:
+    """The whole MO as the inbound service takes it, known by its dedupe key (no carrier id: the store gives
+    it one). A long MO (`concatenation`, after reassembly) is known by its concatenation: its parts' own ids,
+    if any, are not its id."""
+    long = concatenation is not None and concatenation.total > 1
+    key = mo_dedupe_key(sender=sender, to=to, text=text, message_id="" if long else message_id, reference=reference,
+                        concatenation=concatenation if long else None)
+    return CarrierInbound(to=to, sender=sender, text=text, carrier_message_id="", received_at=received_at,
+                          dedupe_key=key)
+
+
+@dataclass(frozen=True)
+class MoPart:
+    """One part of a long MO, handed to a session's `on_inbound_part` (the connector stores it durably before
+    its deliver_sm is answered: messaging/connector/mo.py). `reference`: this deliver_sm's TP-MR, if any."""
+
+    sender: str
+    to: str
+    concatenation: Concatenation
+    payload: bytes
+    data_coding: int
+    reference: int | None = None
 
 
 @dataclass

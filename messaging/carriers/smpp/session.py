@@ -3,9 +3,12 @@
 Threads and locks (smpplib is blocking):
 - the session thread connects and binds, then reads PDUs until the link is down, then rebinds with
   capped exponential backoff and jitter. Every callback for something read off the wire (a
-  submit's on_done, on_receipt, on_inbound) runs on it, synchronously, before the next PDU is read:
-  a connector that records the carrier id inside on_done has it recorded before that id's receipt
-  is handled. deliver_sm_resp goes out after on_receipt/on_inbound returned (at-least-once).
+  submit's on_done, on_receipt, on_inbound, on_inbound_part) runs on it, synchronously, before the next
+  PDU is read: a connector that records the carrier id inside on_done has it recorded before that id's
+  receipt is handled. deliver_sm_resp goes out after on_receipt/on_inbound/on_inbound_part returned
+  (at-least-once); one that raised is answered ESME_RX_T_APPN, and the SMSC delivers it again. A long
+  MO's parts go to on_inbound_part when given (stored durably by the connector before each is answered),
+  else to an in-memory Reassembler and the whole to on_inbound.
 - the keeper thread sends enquire_link every enquire_link_seconds (no enquire_link_resp within the
   timeout: the link is dead, it is shut down and rebound), times out submits, hands on receipts
   parked too long and drops incomplete long MO. It sleeps on the stop event: no busy loop.
@@ -35,7 +38,7 @@ from messaging.carriers.base import CarrierError, PermanentError, RouteError
 from messaging.carriers.config import CarrierConfig, CarrierInbound, CarrierReceipt, OutboundMessage, Submitted
 from messaging.carriers.smpp.codec import ESM_CLASS_UDHI, Concatenation, Part, decode_text, message_parts, split_udh
 from messaging.carriers.smpp.errors import THROTTLING, status_error
-from messaging.carriers.smpp.inbound import Reassembler, e164, mo_ids
+from messaging.carriers.smpp.inbound import MoPart, Reassembler, e164, mo_inbound
 from messaging.carriers.smpp.ratelimit import Bucket, bucket_for, wait_for_token
 from messaging.carriers.smpp.receipts import ReceiptParking, receipt_parse
 from messaging.carriers.smpp.settings import SessionSettings
@@ -52,6 +55,7 @@ _BIND_REFUSALS = {consts.SMPP_ESME_RBINDFAIL, consts.SMPP_ESME_RINVPASWD, consts
 DoneCallback = Callable[[OutboundMessage, "Submitted | CarrierError"], None]
 ReceiptCallback = Callable[[CarrierReceipt], None]
 InboundCallback = Callable[[CarrierInbound], None]
+InboundPartCallback = Callable[[MoPart], None]
 
 
 @dataclass(frozen=True)
@@ -185,7 +189,8 @@ class SmppSession:
     """
 
     def __init__(self, config: CarrierConfig, *, on_receipt: ReceiptCallback | None = None,
-                 on_inbound: InboundCallback | None = None, redis_url: str = "", defer_receipt_answer: bool = False,
+                 on_inbound: InboundCallback | None = None, on_inbound_part: InboundPartCallback | None = None,
+                 redis_url: str = "", defer_receipt_answer: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.name = config.name
         self._defer_answer = defer_receipt_answer
@@ -193,6 +198,7 @@ class SmppSession:
         self._password = config.credentials.get("password", "")
         self._on_receipt = on_receipt
         self._on_inbound = on_inbound
+        self._on_inbound_part = on_inbound_part
         self._clock = clock
         self._bucket: Bucket | None = bucket_for(config.name, self.settings.max_mps, redis_url=redis_url)
         self._parking = ReceiptParking(hold_seconds=self.settings.receipt_hold_seconds, clock=clock)
@@ -628,6 +634,15 @@ class SmppSession:
         elif pdu.sar_msg_ref_num is not None and pdu.sar_total_segments:
             concatenation = Concatenation(pdu.sar_msg_ref_num, pdu.sar_total_segments, pdu.sar_segment_seqnum or 0)
         long = concatenation is not None and concatenation.total > 1
+        if long and not 1 <= concatenation.number <= concatenation.total:
+            logger.warning("smpp %s: MO part %s of %s ignored", self.name, concatenation.number, concatenation.total)
+            return
+        if long and self._on_inbound_part is not None:
+            # Parked durably by the callback before this part is answered; it completes the MO itself.
+            with self._callback_lock:
+                self._on_inbound_part(MoPart(sender=sender, to=to, concatenation=concatenation, payload=payload,
+                                             data_coding=data_coding, reference=pdu.user_message_reference))
+            return
         if long:
             text = self._reassembler.add(sender=sender, to=to, concatenation=concatenation, payload=payload,
                                          data_coding=data_coding)
@@ -635,14 +650,9 @@ class SmppSession:
                 return
         else:
             text = decode_text(payload, data_coding)
-        received_at = datetime.now(UTC)
-        # A long MO's parts each carry their own id, if any: it is known by its concatenation instead.
-        carrier_message_id, earlier = mo_ids(
-            sender=sender, to=to, text=text, at=received_at, window_seconds=self.settings.mo_dedupe_seconds,
-            message_id="" if long else _text(pdu.receipted_message_id), reference=pdu.user_message_reference,
-            concatenation=concatenation if long else None)
-        inbound = CarrierInbound(to=to, sender=sender, text=text, carrier_message_id=carrier_message_id,
-                                 received_at=received_at, earlier_ids=earlier)
+        inbound = mo_inbound(sender=sender, to=to, text=text, received_at=datetime.now(UTC),
+                             message_id=_text(pdu.receipted_message_id), reference=pdu.user_message_reference,
+                             concatenation=concatenation)
         if self._on_inbound is not None:
             with self._callback_lock:
                 self._on_inbound(inbound)

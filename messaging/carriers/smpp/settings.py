@@ -43,9 +43,9 @@ class SessionSettings:
     throttle_pause_seconds: float = 1.0
     receipt_hold_seconds: float = 10.0
     mo_reassembly_seconds: float = 300.0
-    # An MO delivered again within this long is the same message (inbound.mo_ids: an SMSC whose
-    # deliver_sm_resp was lost redelivers it).
-    mo_dedupe_seconds: float = 600.0
+    # A delivery of an MO within this long after it was stored is the same message (an SMSC whose
+    # deliver_sm_resp was lost redelivers it; inbound.mo_dedupe_key); numbers.inbound.REDELIVERY_SECONDS.
+    mo_redelivery_seconds: float = 86_400.0
 
     @classmethod
     def from_config(cls, config: CarrierConfig) -> SessionSettings:
