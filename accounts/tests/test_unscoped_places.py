@@ -33,6 +33,7 @@ UNSCOPED_PLACES: dict[str, str] = {
     "messaging/lifecycle.py:message_transition": "one message by its id, from dispatch, receipts and sweeps",
     "messaging/lifecycle.py:_moved_portable": "messages by their ids, from batch dispatch, receipts and sweeps "
                                               "(on PostgreSQL the same rows by raw SQL, _moved_postgresql)",
+    "messaging/lifecycle.py:_assigned_portable": "a batch transition's per-message values, by message ids (SQLite)",
     "messaging/events.py:message_events_expand": "a worker expands an accept's fan-out record by message ids, not under a tenant",
     "messaging/routing/quality.py:route_quality_rollup": "route quality is over every tenant's attempts on a route",
     "messaging/routing/quality.py:_latencies": "route latency percentiles over every tenant's attempts on a route",
