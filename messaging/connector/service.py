@@ -50,7 +50,7 @@ from messaging import pipeline
 from messaging.carriers.base import CarrierError, SubmitResult
 from messaging.carriers.config import CarrierInbound, CarrierReceipt, OutboundMessage, Submitted
 from messaging.carriers.smpp.inbound import MoPart
-from messaging.carriers.smpp.session import SmppSession
+from messaging.carriers.smpp.session import SmppSession, receipts_answer
 from messaging.connector import claims, mo
 from messaging.connector.journal import Journal
 from messaging.routing.connectors import carrier_config, outbound_message
@@ -175,11 +175,7 @@ class Writer:
                     pipeline.Receipt(carrier_message_id=r.carrier_message_id, status=r.status,
                                      carrier_error_code=r.carrier_error_code, detail=r.detail) for r in held])
                     for carrier, held in receipts.items()], count)
-                for held in receipts.values():
-                    for receipt in held:
-                        answer = getattr(receipt, "answer", None)
-                        if answer is not None:
-                            answer()
+                receipts_answer(receipt for held in receipts.values() for receipt in held)
                 self._receipts_stored += count
                 self._stats.receipts += count
         finally:

@@ -26,7 +26,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -65,6 +65,32 @@ class SmppReceipt(CarrierReceipt):
     SMSC deliver it again. `answer()` does nothing when the link it came on is gone (the SMSC resends it)."""
 
     answer: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """The deferred deliver_sm_resp of one receipt: `answer()` sends it alone, `receipts_answer` many at once."""
+
+    session: SmppSession
+    client: _Client
+    sequence: int
+
+    def __call__(self) -> None:
+        self.session._answer_delivers(self.client, [self.sequence])
+
+
+def receipts_answer(receipts: Iterable[CarrierReceipt]) -> None:
+    """Send the deferred answers of these stored receipts, the answers of each link in one write (one system
+    call, one release of the GIL, for a batch of receipts instead of one each)."""
+    by_link: dict[tuple[int, int], list[_Answer]] = {}
+    for receipt in receipts:
+        answer = getattr(receipt, "answer", None)
+        if isinstance(answer, _Answer):
+            by_link.setdefault((id(answer.session), id(answer.client)), []).append(answer)
+        elif answer is not None:
+            answer()
+    for answers in by_link.values():
+        answers[0].session._answer_delivers(answers[0].client, [a.sequence for a in answers])
 
 
 @dataclass(frozen=True)
@@ -123,6 +149,16 @@ class _Client(smpp_client.Client):
         if not pdu.is_error() and pdu.command in consts.STATE_SETTERS:
             self.state = consts.STATE_SETTERS[pdu.command]
         return pdu
+
+    def send_generated(self, command: str, data: bytes) -> None:
+        """PDUs of `command` as smpplib generated them (`PDU.generate`), several in one write, where send_pdu
+        writes each alone; refused as send_pdu refuses it in a state that does not allow the command."""
+        if self.state not in consts.COMMAND_STATES[command]:
+            raise exceptions.PDUError(f"{command} is not allowed in state {self.state}")
+        try:
+            self._socket.sendall(data)
+        except OSError as exc:
+            raise exceptions.ConnectionError() from exc
 
     def block(self) -> None:
         """No read timeout once bound: the keeper's enquire_link decides when the link is dead."""
@@ -604,8 +640,7 @@ class SmppSession:
             logger.warning("smpp %s: receipt without a message id ignored", self.name)
             return False
         if self._defer_answer:
-            sequence = pdu.sequence
-            receipt = SmppReceipt(**vars(receipt), answer=lambda: self._answer_deliver(client, sequence))
+            receipt = SmppReceipt(**vars(receipt), answer=_Answer(self, client, pdu.sequence))
         with self._cond:
             busy = bool(self._unfinished)
         # Only while a message is unfinished can a receipt overtake its outcome: a long message's first part
@@ -614,13 +649,20 @@ class SmppSession:
             self._emit_receipt(receipt)
         return self._defer_answer
 
-    def _answer_deliver(self, client: _Client, sequence: int) -> None:
-        """deliver_sm_resp for a stored receipt, on the link it came on; gone: the SMSC delivers it again."""
+    def _answer_delivers(self, client: _Client, sequences: list[int]) -> None:
+        """deliver_sm_resp for stored receipts, on the link they came on, in one write; gone: the SMSC
+        delivers them again."""
         with self._cond:
             if self._client is not client:
                 return
         try:
-            self._send(client, "deliver_sm_resp", sequence=sequence, status=consts.SMPP_ESME_ROK)
+            with self._send_lock:
+                data = []
+                for sequence in sequences:
+                    pdu = smpp.make_pdu("deliver_sm_resp", client=client, status=consts.SMPP_ESME_ROK)
+                    pdu.sequence = sequence  # make_pdu's own sequence= is ignored (see _send)
+                    data.append(pdu.generate())
+                client.send_generated("deliver_sm_resp", b"".join(data))
         except (exceptions.ConnectionError, exceptions.PDUError, OSError):
             client.abort()
 
