@@ -8,11 +8,11 @@ Threads:
   first submit_sm. While the session is down for more than DOWN_GRACE_SECONDS the claimer still claims, and
   each submit fails at once with `not_bound`: a route error, so the message fails over instead of waiting
   for the pickup sweep;
-- one writer, which stores in batches, in the order they happened, on two threads in a pipeline (`Writer`):
-  the SMSC's answers (carrier ids, `sent`, errors and failover: dispatch.outcomes_record) on the writer
-  thread, then, once a batch's answers are committed, its receipts (pipeline.receipts_apply) on the receipt
-  thread, while the writer goes on with the next batch's answers. A receipt is answered (deliver_sm_resp)
-  only after it is stored: a crash before that makes the SMSC send it again;
+- one writer, which stores in batches, in a pipeline of threads (`Writer`): the SMSC's answers (carrier ids,
+  `sent`, errors and failover: dispatch.outcomes_record) on the writer thread, then, once a batch's answers
+  are committed, its receipts (pipeline.receipts_apply) on one of the receipt threads, while the writer goes
+  on with the next batch's answers. A receipt is answered (deliver_sm_resp) only after it is stored: a crash
+  before that makes the SMSC send it again;
 - the main thread: every CONNECTOR_HEARTBEAT_SECONDS the lease and each carrier's session state (routing
   drops a carrier that is down; dispatch hands attempts only to a carrier reported bound) and its failed binds
   and dropped links, counted as route failures on its routes' circuits (a carrier that stays down opens
@@ -63,6 +63,7 @@ DOWN_GRACE_SECONDS = 2.0
 IDLE_POLL_SECONDS = (0.02, 0.5)  # a feeder's wait after an empty claim: from the first, doubling to the second
 WRITER_BATCH = 2000
 WRITER_WAIT_SECONDS = 0.02
+RECEIPT_THREADS = 2
 MAX_BACKLOG = 20_000  # feeders stop claiming while the writer has this many items waiting
 
 
@@ -92,39 +93,48 @@ class Stats:
 
 
 class Writer:
-    """Stores what the sessions learnt, in order, in batches, on two threads in a pipeline: the writer stores
-    batch k's answers (carrier ids, `sent`) while the receipt thread stores batch k-1's receipts. A receipt
-    goes to the receipt thread only once the answers of its batch, and of every batch before, are committed,
-    so it always finds its message's carrier id; and the two threads never touch the same message at once (a
-    message's receipt is in the batch of its answer or a later one). Each thread has its own connection: the
-    database works on both at once, which is what bounds a connector (docs/performance.md)."""
+    """Stores what the sessions learnt, in order, in batches, in a pipeline of threads: the writer stores batch
+    k's answers (carrier ids, `sent`) while RECEIPT_THREADS threads store the receipts of the batches before
+    it. A receipt goes to a receipt thread only once the answers of its batch, and of every batch before, are
+    committed, so it always finds its message's carrier id; and the writer never touches a message a receipt
+    thread does (a message's receipt is in the batch of its answer or a later one). Two receipt batches may
+    hold receipts of one message (its parts, or an intermediate and a final receipt): the batch transitions
+    lock message rows in id order and move only as the status table allows, as for HTTP receipts arriving in
+    parallel web requests. Each thread has its own connection, so the database works on several batches at
+    once: a receipt is answered only once it is stored, so the SMSC's own limit of unanswered receipts makes
+    the store's latency, not only its cost, bound the receipts a second (docs/performance.md)."""
 
     def __init__(self, journal: Journal, stats: Stats) -> None:
         self._queue: queue.Queue = queue.Queue()
-        self._receipts: queue.Queue = queue.Queue(maxsize=2)  # batches of receipts whose answers are stored
-        self._receipts_queued = self._receipts_stored = 0  # each counted by one thread only
+        self._receipts: queue.Queue = queue.Queue(maxsize=RECEIPT_THREADS)  # batches whose answers are stored
+        self._receipts_queued = self._receipts_stored = 0
+        self._count_lock = threading.Lock()
         self._journal = journal
         self._stats = stats
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="connector-writer", daemon=True)
-        self._receipt_thread = threading.Thread(target=self._run_receipts, name="connector-receipts", daemon=True)
+        self._receipt_threads = [threading.Thread(target=self._run_receipts, name=f"connector-receipts-{n}",
+                                                  daemon=True) for n in range(RECEIPT_THREADS)]
 
     def start(self) -> None:
         self._thread.start()
-        self._receipt_thread.start()
+        for thread in self._receipt_threads:
+            thread.start()
 
     def put(self, item: _Done | _Receipt) -> None:
         self._queue.put(item)
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize() + self._receipts_queued - self._receipts_stored
+        with self._count_lock:
+            return self._queue.qsize() + self._receipts_queued - self._receipts_stored
 
     def stop(self, timeout: float = 30.0) -> None:
         """Store what is waiting, then stop."""
         self._stop.set()
         self._thread.join(timeout)
-        self._receipt_thread.join(timeout)
+        for thread in self._receipt_threads:
+            thread.join(timeout)
 
     def _run(self) -> None:
         try:
@@ -133,7 +143,8 @@ class Writer:
                 if batch:
                     self._store(batch)
         finally:
-            self._receipts.put(None)
+            for _ in self._receipt_threads:
+                self._receipts.put(None)
             connections.close_all()
 
     def _take(self) -> list:
@@ -164,7 +175,8 @@ class Writer:
             self._stats.stored += sum(len(pairs) for pairs in done.values())
         if receipts:
             count = sum(len(held) for held in receipts.values())
-            self._receipts_queued += count
+            with self._count_lock:
+                self._receipts_queued += count
             self._receipts.put((receipts, count))
 
     def _run_receipts(self) -> None:
@@ -176,8 +188,9 @@ class Writer:
                                      carrier_error_code=r.carrier_error_code, detail=r.detail) for r in held])
                     for carrier, held in receipts.items()], count)
                 receipts_answer(receipt for held in receipts.values() for receipt in held)
-                self._receipts_stored += count
-                self._stats.receipts += count
+                with self._count_lock:
+                    self._receipts_stored += count
+                    self._stats.receipts += count
         finally:
             connections.close_all()
 
