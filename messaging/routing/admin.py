@@ -16,7 +16,7 @@ from accounts.services import ip_text
 from accounts.services.audit import Actor, audit_record
 from messaging.carriers.config import SECRET_FIELDS
 from messaging.routing.credentials import credentials_decrypt, credentials_replaced
-from messaging.routing.decks import COLUMNS, DeckError, deck_import, deck_parse
+from messaging.routing.decks import COLUMNS, DeckError, deck_import, deck_parse, route_cost_set
 from messaging.routing.models import (
     Carrier,
     MessageAttempt,
@@ -86,6 +86,23 @@ class CarrierAdmin(admin.ModelAdmin):
         audit_record(action="carrier.change" if change else "carrier.create", actor=_actor(request), target=obj,
                      changes={"fields": sorted(form.changed_data), "secrets_changed": changed_secrets})
 
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        if formset.model is Route:
+            for route_form in formset.forms:
+                if route_form.instance.pk and not route_form.cleaned_data.get("DELETE"):
+                    _route_cost_saved(request, route_form)
+
+
+def _route_cost_saved(request, form) -> None:
+    """A route added, or its cost or currency changed, on an admin page: in force now, with its history line
+    (decks.route_cost_set), and audited."""
+    route = form.instance
+    if form.has_changed() and ({"cost", "currency"} & set(form.changed_data) or route.cost_from is None):
+        route_cost_set(route, source=f"admin: {request.user.get_username()}")
+        audit_record(action="route.cost", actor=_actor(request), target=route,
+                     changes={"cost": str(route.cost), "currency": route.currency})
+
 
 class DeckUploadForm(forms.Form):
     carrier = forms.ModelChoiceField(queryset=Carrier.objects.all())
@@ -102,6 +119,10 @@ class RouteAdmin(admin.ModelAdmin):
     readonly_fields = ["cost_from", "created_at", "updated_at"]
     actions = ["deck_export"]
     change_list_template = "admin/messaging/route/change_list.html"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        _route_cost_saved(request, form)
 
     @admin.display(description="Circuit")
     def circuit_state(self, obj: Route) -> str:

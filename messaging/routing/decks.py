@@ -122,6 +122,18 @@ def deck_import(*, carrier: Carrier, rows: list[DeckRow], source: str = "") -> D
     return DeckResult(routes_created=created, costs_added=added, costs_unchanged=unchanged, in_force_now=applied)
 
 
+def route_cost_set(route: Route, *, source: str, now: datetime | None = None) -> None:
+    """The cost now on `route` (created, or its cost or currency changed by hand, in admin or by
+    carriers_load): in force from now, and one more line of its history. Without it a new route would not be
+    routed (no `cost_from`) and `route_costs_apply` would put the deck's last cost back within a minute."""
+    now = now or timezone.now()
+    Route.objects.filter(pk=route.pk).update(cost_from=now)
+    route.cost_from = now
+    RouteCost.objects.update_or_create(route=route, effective_from=now,
+                                       defaults={"cost": route.cost, "currency": route.currency, "source": source})
+    cache.routing_cache_clear()
+
+
 def route_costs_apply(*, carrier: Carrier | None = None, now: datetime | None = None) -> int:
     """Write into each route the cost in force at `now` (its latest RouteCost dated by then); returns how many
     routes changed. Beat runs it every minute, so a deck dated in the future takes over at its time."""
@@ -144,4 +156,5 @@ def route_costs_apply(*, carrier: Carrier | None = None, now: datetime | None = 
     return changed
 
 
-__all__ = ["COLUMNS", "DeckError", "DeckResult", "DeckRow", "deck_import", "deck_parse", "route_costs_apply"]
+__all__ = ["COLUMNS", "DeckError", "DeckResult", "DeckRow", "deck_import", "deck_parse", "route_cost_set",
+           "route_costs_apply"]

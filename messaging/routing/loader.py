@@ -21,7 +21,8 @@ from django.utils import timezone
 from messaging.carriers.config import SECRET_FIELDS
 from messaging.routing import cache
 from messaging.routing.credentials import credentials_decrypt, credentials_encrypt
-from messaging.routing.models import MESSAGE_TYPES, SENDER_TYPES, Carrier, Route, RouteCost
+from messaging.routing.decks import route_cost_set
+from messaging.routing.models import MESSAGE_TYPES, SENDER_TYPES, Carrier, Route
 
 # What each kind (and HTTP preset) must have, secrets included.
 REQUIRED = {
@@ -219,20 +220,15 @@ def _route_upsert(row: _RouteRow, *, source: str) -> Change:
     route = Route.objects.select_for_update().filter(carrier=row.carrier, prefix=row.prefix, operator=row.operator).first()
     now = timezone.now()
     if route is None:
-        route = Route.objects.create(carrier=row.carrier, prefix=row.prefix, operator=row.operator, cost_from=now,
-                                     **row.values)
-        RouteCost.objects.create(route=route, cost=route.cost, currency=route.currency, effective_from=now,
-                                 source=source or "carriers_load")
+        route = Route.objects.create(carrier=row.carrier, prefix=row.prefix, operator=row.operator, **row.values)
+        route_cost_set(route, source=source or "carriers_load", now=now)
         return Change(what, "created")
     changed = [key for key, value in row.values.items() if getattr(route, key) != value]
     if not changed:
         return Change(what, "unchanged")
     for key, value in row.values.items():
         setattr(route, key, value)
-    if "cost" in changed or "currency" in changed:
-        route.cost_from = now
     route.save()
     if "cost" in changed or "currency" in changed:
-        RouteCost.objects.create(route=route, cost=route.cost, currency=route.currency, effective_from=now,
-                                 source=source or "carriers_load")
+        route_cost_set(route, source=source or "carriers_load", now=now)
     return Change(what, "updated", changed)

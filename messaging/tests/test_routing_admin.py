@@ -93,3 +93,34 @@ def test_a_circuit_and_its_transitions_show_in_admin(client, staff, carrier):
     assert "5 consecutive route failures" in page
     listing = client.get(reverse("admin:messaging_route_changelist")).content.decode()
     assert "open" in listing and "Import a rate deck" in listing
+
+
+def test_a_route_added_or_repriced_in_admin_is_routed_and_keeps_its_history(client, staff, carrier):
+    """A route added on the carrier's page is in force at once (it has a cost from now, so the routing table
+    takes it), and a cost changed on the route's page stays (the minute's route_costs_apply does not put the
+    old one back) with both costs in its history, audited."""
+    from messaging.routing.cache import routing_cache_clear
+    from messaging.routing.decks import route_costs_apply
+    from messaging.routing.lcr import routes_plan
+    from messaging.routing.models import RouteCost
+
+    routes = {"routes-TOTAL_FORMS": "1", "routes-INITIAL_FORMS": "0", "routes-0-prefix": "4477", "routes-0-country": "GB",
+              "routes-0-operator": "", "routes-0-cost": "0.0310", "routes-0-currency": "EUR", "routes-0-priority": "1",
+              "routes-0-message_types": "[]", "routes-0-sender_types": "[]", "routes-0-enabled": "on"}
+    url = reverse("admin:messaging_carrier_change", args=[carrier.pk])
+    assert client.post(url, _form(carrier, **routes)).status_code == 302
+    route = Route.objects.get(carrier=carrier, prefix="4477")
+    assert route.cost_from is not None
+    routing_cache_clear()
+    plan = routes_plan(to="+447700900123", message_type="transactional", sender="+447700900999")
+    assert [c.route.pk for c in plan.candidates] == [route.pk]
+
+    change = {"carrier": carrier.pk, "prefix": "4477", "country": "GB", "operator": "", "cost": "0.0250",
+              "currency": "EUR", "priority": "1", "message_types": "[]", "sender_types": "[]", "enabled": "on"}
+    assert client.post(reverse("admin:messaging_route_change", args=[route.pk]), change).status_code == 302
+    route_costs_apply()
+    route.refresh_from_db()
+    assert route.cost == Decimal("0.0250")
+    assert sorted(RouteCost.objects.filter(route=route).values_list("cost", flat=True)) == [Decimal("0.025"),
+                                                                                          Decimal("0.031")]
+    assert AuditEvent.unscoped.filter(action="route.cost").count() == 2
