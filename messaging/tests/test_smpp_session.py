@@ -87,6 +87,19 @@ def test_it_reports_a_refused_bind_and_backs_off(peer):
         session.close()
 
 
+def test_the_bind_password_is_never_logged_even_at_debug(peer, bound, caplog):
+    """smpplib logs every PDU as hex at DEBUG, the bind with its password too: not through our sessions."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    session = bound()
+    session.submit(message(), lambda *_: None)
+    assert wait_until(lambda: peer.matching(lambda event: event.get("command") == "submit_sm"))
+    logged = caplog.text.lower()
+    assert "secret" not in logged and b"secret".hex() not in logged
+    assert any(record.name.startswith("messaging.carriers.smpp") for record in caplog.records)
+
+
 def test_it_keeps_a_window_of_submits_outstanding(peer, bound):
     session = bound(window=5)
     outcomes = session.submit_many([message(to=f"+4477009{index:02d}555") for index in range(8)])

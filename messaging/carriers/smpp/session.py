@@ -106,6 +106,12 @@ class _Client(smpp_client.Client):
     """smpplib's client, with a TLS socket that checks the host name, framing that survives a PDU its
     parser refuses (answered, not fatal), and a way to wake a blocked reader (abort)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # smpplib logs every PDU it sends as hex at DEBUG, the bind and its password among them: its logger
+        # (`messaging.carriers.smpp.<carrier>.pdu`) stays at INFO whatever LOG_LEVEL says.
+        self.logger.setLevel(logging.INFO)
+
     def _create_socket(self) -> socket.socket:
         raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         # A window of small PDUs: without this, Nagle holds a submit_sm back until the SMSC's delayed ACK
