@@ -47,7 +47,7 @@ from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from messaging import pipeline
-from messaging.carriers.base import CarrierError, SubmitResult
+from messaging.carriers.base import CarrierError, RouteError, SubmitResult
 from messaging.carriers.config import CarrierInbound, CarrierReceipt, OutboundMessage, Submitted
 from messaging.carriers.smpp.inbound import MoPart
 from messaging.carriers.smpp.session import SmppSession, receipts_answer
@@ -322,7 +322,13 @@ class CarrierLink:
                 self._release(claimed[index:])
                 return
             attempt_id = item.attempt.pk
-            session.submit(outbound_message(item.message), self._on_done(item),
+            try:
+                outbound = outbound_message(item.message)
+            except Exception:  # noqa: BLE001 - one message we cannot even build fails over; the feeder goes on
+                logger.exception("connector %s: attempt %s could not be prepared", self.name, attempt_id)
+                self._on_done(item)(None, RouteError("submit_failed", "The message could not be prepared for SMPP."))
+                continue
+            session.submit(outbound, self._on_done(item),
                            before_send=lambda attempt_id=attempt_id: self._journal.sending(attempt_id))
 
     def _drain(self, ready: queue.Queue) -> None:

@@ -259,6 +259,18 @@ def test_the_redis_bucket_is_shared_between_processes(redis_db):
     redis_db.delete(key)
 
 
+def test_the_redis_bucket_keeps_the_rate_in_this_process_while_redis_is_away(caplog):
+    """Nothing listens on the port (a refused connection on loopback): take() keeps to the rate with a local
+    bucket instead of raising (which would stop the feeder), and says so once, not per message."""
+    from messaging.tests.smpp_server import free_port
+
+    client = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.2, socket_connect_timeout=0.2)
+    bucket = RedisBucket(client, key="test:smpp:mps:away", rate=5)
+    takes = [bucket.take() for _ in range(8)]
+    assert takes.count(0.0) == 5 and all(0 < wait <= 0.2 for wait in takes if wait)
+    assert len([r for r in caplog.records if "Redis unavailable" in r.getMessage()]) == 1
+
+
 def test_waiting_for_a_token_stops_with_the_session():
     stop = threading.Event()
     stop.set()

@@ -100,6 +100,23 @@ def test_the_bind_password_is_never_logged_even_at_debug(peer, bound, caplog):
     assert any(record.name.startswith("messaging.carriers.smpp") for record in caplog.records)
 
 
+def test_a_submit_smpplib_cannot_encode_gets_a_route_error_and_the_session_goes_on(peer, bound):
+    """A carrier misconfigured with a TON out of range: smpplib cannot encode that submit_sm (struct.error).
+    The message gets one outcome (a route error: failover), nothing stays in the window, and the next message
+    over another sender kind goes out."""
+    recorder = Recorder()
+    session = bound(recorder, source_ton_npi={"alphanumeric": [300, 0]})
+    session.submit(message(sender="Acme"), recorder.done)
+    assert wait_until(lambda: recorder.of("done"))
+    [outcome] = recorder.of("done")
+    assert isinstance(outcome, RouteError) and outcome.code == "submit_failed"
+    session.submit(message(sender="+447700900999"), recorder.done)
+    assert wait_until(lambda: len(recorder.of("done")) == 2)
+    assert isinstance(recorder.of("done")[1], Submitted)
+    time.sleep(2.5)  # past submit_timeout_seconds: the failed one left no slot to expire into a second outcome
+    assert len(recorder.of("done")) == 2
+
+
 def test_it_keeps_a_window_of_submits_outstanding(peer, bound):
     session = bound(window=5)
     outcomes = session.submit_many([message(to=f"+4477009{index:02d}555") for index in range(8)])

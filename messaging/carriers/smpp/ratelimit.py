@@ -6,12 +6,16 @@ will be there (taking nothing): the caller waits that long on its stop event and
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 import redis
+
+logger = logging.getLogger("messaging.carriers.smpp")
+FALLBACK_WARN_SECONDS = 60.0
 
 # KEYS[1] the bucket (a hash: tokens, at); ARGV[1] rate (tokens/s), ARGV[2] burst (capacity).
 # Redis' own clock (TIME) so that processes on several hosts share one time line. Returns 0 when a
@@ -71,9 +75,21 @@ class RedisBucket:
         self._key = key
         self._rate = rate
         self._burst = burst if burst is not None else max(1.0, rate)
+        # While Redis is away: this process's own bucket at the same rate (each process then keeps to max_mps
+        # on its own, more in all than the carrier allows, but nothing stops sending or dies).
+        self._fallback = LocalBucket(rate=rate, burst=self._burst)
+        self._warned_at = -FALLBACK_WARN_SECONDS
 
     def take(self) -> float:
-        return int(self._script(keys=[self._key], args=[self._rate, self._burst])) / 1000.0
+        try:
+            return int(self._script(keys=[self._key], args=[self._rate, self._burst])) / 1000.0
+        except redis.RedisError as exc:
+            now = time.monotonic()
+            if now - self._warned_at >= FALLBACK_WARN_SECONDS:
+                self._warned_at = now
+                logger.warning("smpp max_mps %s: Redis unavailable (%s); this process keeps to the rate alone",
+                               self._key, exc.__class__.__name__)
+            return self._fallback.take()
 
 
 def bucket_for(carrier_name: str, max_mps: float, *, redis_url: str = "") -> Bucket | None:
@@ -84,6 +100,8 @@ def bucket_for(carrier_name: str, max_mps: float, *, redis_url: str = "") -> Buc
     if redis_url:
         client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         return RedisBucket(client, key=f"smsportal:smpp:mps:{carrier_name}", rate=float(max_mps))
+    logger.warning("smpp %s: max_mps %s is kept by this process alone (no REDIS_URL): with several connector "
+                   "processes or sessions the carrier sees more", carrier_name, max_mps)
     return LocalBucket(rate=float(max_mps))
 
 

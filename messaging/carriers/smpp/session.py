@@ -347,7 +347,11 @@ class SmppSession:
         with self._cond:
             self._unfinished += 1
         for index, part in enumerate(parts):
-            error = self._send_part(outbound, index, part, before_send if index == 0 else None)
+            try:
+                error = self._send_part(outbound, index, part, before_send if index == 0 else None)
+            except Exception:  # noqa: BLE001 - a fault of ours (a PDU smpplib cannot build, say): an outcome, not a dead feeder
+                logger.exception("smpp %s: submitting part %d of %s failed", self.name, index + 1, message.reference)
+                error = RouteError("submit_failed", "The message could not be submitted over SMPP.")
             if error is not None:
                 for rest in range(index, len(parts)):
                     if outbound.record(rest, error):
@@ -401,6 +405,11 @@ class SmppSession:
                     lost = self._window.pop(pdu.sequence, None)
                     self._cond.notify_all()
                 return RouteError("connection_lost", "The SMPP link was lost.") if lost else None
+            except Exception:  # not sent (smpplib could not encode it): out of the window; submit gives the outcome
+                with self._cond:
+                    self._window.pop(pdu.sequence, None)
+                    self._cond.notify_all()
+                raise
         return None
 
     def _acquire_slot(self) -> _Client | None:
