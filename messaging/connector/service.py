@@ -446,6 +446,11 @@ class Connector:
                 logger.info("connector: carrier %s %s", link.name, "changed" if carrier else "gone or disabled")
                 link.stop()
                 del self.links[pk]
+                if carrier is None:  # no link reports it any more: down now, not bound until its lease is stale
+                    try:
+                        claims.session_state_report(carrier_id=pk, bound=False, stopping=True)
+                    except Exception:
+                        logger.exception("connector %s: reporting carrier %s down failed", self.name, link.name)
         for pk, carrier in wanted.items():
             if pk not in self.links:
                 try:

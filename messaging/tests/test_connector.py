@@ -323,6 +323,40 @@ def test_the_cheaper_smpp_carrier_stops_mid_run_its_circuit_opens_and_closes_aft
     assert moves[0] == RouteCircuit.State.OPEN and moves[-1] == RouteCircuit.State.CLOSED
 
 
+def test_a_carrier_changed_or_disabled_in_use_is_picked_up_without_a_restart(routes_mode, live, monkeypatch):
+    """The running connector re-reads the SMPP carriers: a carrier moved to another SMSC (its settings saved,
+    as admin or carriers_load saves them) is bound there and its messages go there; a disabled one is
+    unbound and reported down, with no restart of the process."""
+    from messaging.connector import service
+
+    monkeypatch.setattr(service, "RELOAD_SECONDS", 0.5)
+    first, second = Peer(free_port()), Peer(free_port())
+    for server in (first, second):
+        server.command("config", receipts="tlv")
+    carrier = smpp_carrier(first.port)
+    try:
+        with Running():
+            assert wait_until(lambda: bound(carrier), 10)
+            carrier.settings = {**carrier.settings, "port": second.port}
+            carrier.save()
+            assert wait_until(lambda: second.matching(lambda e: e["event"] == "bind" and e["ok"]), 10)
+            assert wait_until(lambda: bound(carrier), 10)
+            routing_cache_clear()
+            moved = send(live)
+            assert dispatch_until_sent([moved])
+            assert wait_until(lambda: status_of(moved) == Status.DELIVERED, 10)
+            assert second.matching(lambda e: e.get("command") == "submit_sm")
+            assert not first.matching(lambda e: e.get("command") == "submit_sm")
+
+            carrier.enabled = False
+            carrier.save()
+            assert wait_until(lambda: (carrier.refresh_from_db() or carrier.session_state) != "bound", 10)
+            assert wait_until(lambda: second.matching(lambda e: e["event"] == "close"), 10)
+    finally:
+        first.stop()
+        second.stop()
+
+
 def test_a_second_connector_of_the_same_name_on_one_host_is_refused(routes_mode):
     first = Connector(name="twin", redis_url="")
     first._lock()

@@ -430,3 +430,23 @@ def test_each_http_requests_outcome_is_recorded_when_it_finishes_not_when_the_gr
                    .values_list("message_id", "created_at"))
     assert len(sent_at) == 4
     assert all(sent_at[slow.pk] - sent_at[m.pk] >= timedelta(seconds=2) for m in fast), sent_at
+
+
+def test_an_http_carriers_new_credentials_are_used_by_the_next_dispatch_without_a_restart(live):
+    """Workers keep one built connector per carrier until the carrier row changes (its updated_at): a
+    rotated token saved as admin or carriers_load saves it is in use at the next dispatch of this process."""
+    from messaging.routing.credentials import credentials_encrypt
+    from messaging.tests.fake_carriers import FakeCarriers
+
+    with FakeCarriers() as fake:
+        route = _twilio_route(fake, "0.0079")
+        carrier = route.carrier
+        carrier.credentials_encrypted = credentials_encrypt({"auth_token": "an-old-token"})
+        carrier.save()
+        refused = _dispatch(_send(live))
+        assert refused.status != Status.SENT and not fake.accepted  # Twilio said 401 to the old token
+        carrier.credentials_encrypted = credentials_encrypt({"auth_token": fake.twilio_token})
+        carrier.save()
+        message = _dispatch(_send(live))
+        assert (message.status, message.carrier) == (Status.SENT, "twilio-main")
+        assert len(fake.accepted) == 1
