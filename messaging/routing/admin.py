@@ -17,6 +17,7 @@ from accounts.services.audit import Actor, audit_record
 from messaging.carriers.config import SECRET_FIELDS
 from messaging.routing.credentials import credentials_decrypt, credentials_replaced
 from messaging.routing.decks import COLUMNS, DeckError, deck_import, deck_parse, route_cost_set
+from messaging.routing.loader import CarriersFileError, carrier_settings_check
 from messaging.routing.models import (
     Carrier,
     MessageAttempt,
@@ -54,6 +55,22 @@ class CarrierForm(forms.ModelForm):
             raise forms.ValidationError(f"An object whose keys are among {', '.join(sorted(SECRET_FIELDS))}, "
                                         "with text values (or null to remove one).")
         return value
+
+    def clean(self):
+        """The settings as carriers_load would check them, with the secrets stored and given."""
+        data = super().clean()
+        if self.errors:
+            return data
+        stored = self.instance.credentials_encrypted
+        given = data.get("new_credentials") or {}
+        names = set(credentials_decrypt(stored)) if self.instance.pk and stored else set()
+        names = (names | {k for k, v in given.items() if v is not None}) - {k for k, v in given.items() if v is None}
+        try:
+            carrier_settings_check(name=data.get("name", ""), kind=data.get("kind", ""),
+                                   settings=data.get("settings"), secret_names=names)
+        except CarriersFileError as exc:
+            self.add_error("settings", str(exc).split(": ", 1)[-1])
+        return data
 
 
 class RouteInline(admin.TabularInline):

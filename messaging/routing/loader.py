@@ -120,6 +120,20 @@ def _carrier_parse(entry: Any, index: int) -> tuple[str, str, dict, dict]:
     return name, kind, settings, secrets
 
 
+def carrier_settings_check(*, name: str, kind: str, settings: Any, secret_names: set[str]) -> None:
+    """What carriers_load checks of a carrier, for one saved in admin: its kind's required fields (a secret
+    counts when it is stored or being given, `secret_names`), SMPP's ranges, and no secret among the plain
+    settings (those are stored as they are typed; secrets only encrypted, in the credentials)."""
+    where = f"carrier {name}"
+    if not isinstance(settings, dict):
+        raise CarriersFileError(where, "settings must be a JSON object")
+    _plain, typed = _secrets_split({**settings, "name": name})
+    if typed:
+        raise CarriersFileError(where, f"{', '.join(sorted(typed))} is a secret: give it in the credentials field, "
+                                       "where it is stored encrypted, not in the settings")
+    _carrier_parse({**settings, "name": name, "kind": kind, **dict.fromkeys(secret_names, "-")}, 0)
+
+
 def _secrets_split(entry: dict) -> tuple[dict, dict]:
     """The entry without its secrets, and the secrets by their flat names."""
     settings, secrets = copy.deepcopy(entry), {}

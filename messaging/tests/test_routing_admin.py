@@ -35,7 +35,8 @@ def carrier() -> Carrier:
 
 
 def _form(carrier: Carrier, **changes) -> dict:
-    data = {"name": carrier.name, "kind": carrier.kind, "enabled": "on", "settings": '{"host": "127.0.0.1", "port": 2775}',
+    data = {"name": carrier.name, "kind": carrier.kind, "enabled": "on",
+            "settings": '{"host": "127.0.0.1", "port": 2775, "system_id": "acme"}',
             "new_credentials": "", "routes-TOTAL_FORMS": "0", "routes-INITIAL_FORMS": "0"}
     data.update(changes)
     return data
@@ -49,7 +50,7 @@ def test_the_carrier_page_never_shows_a_secret(client, staff, carrier):
 
 def test_a_blank_credentials_field_keeps_them_and_a_new_one_replaces_and_is_audited(client, staff, carrier):
     url = reverse("admin:messaging_carrier_change", args=[carrier.pk])
-    assert client.post(url, _form(carrier, settings='{"host": "127.0.0.1", "port": 2776}')).status_code == 302
+    assert client.post(url, _form(carrier, settings='{"host": "127.0.0.1", "port": 2776, "system_id": "acme"}')).status_code == 302
     carrier.refresh_from_db()
     assert carrier.settings["port"] == 2776 and credentials_decrypt(carrier.credentials_encrypted) == {"password": SECRET}
     assert client.post(url, _form(carrier, new_credentials='{"password": "rotated-1"}')).status_code == 302
@@ -124,3 +125,21 @@ def test_a_route_added_or_repriced_in_admin_is_routed_and_keeps_its_history(clie
     assert sorted(RouteCost.objects.filter(route=route).values_list("cost", flat=True)) == [Decimal("0.025"),
                                                                                           Decimal("0.031")]
     assert AuditEvent.unscoped.filter(action="route.cost").count() == 2
+
+
+def test_the_carrier_page_checks_settings_as_carriers_load_does_and_keeps_secrets_out_of_them(client, staff, carrier):
+    """A password typed into the plain settings is refused (it would be stored as typed, and shown); so are a
+    missing required field and an SMPP window out of range; the stored password counts as given."""
+    url = reverse("admin:messaging_carrier_change", args=[carrier.pk])
+    leaked = client.post(url, _form(carrier, settings='{"host": "127.0.0.1", "port": 2775, "system_id": "acme", '
+                                                      '"password": "typed-here"}'))
+    assert leaked.status_code == 200 and "password is a secret" in leaked.content.decode()
+    missing = client.post(url, _form(carrier, settings='{"host": "127.0.0.1", "port": 2775}'))
+    assert missing.status_code == 200 and "missing system_id" in missing.content.decode()
+    wide = client.post(url, _form(carrier, settings='{"host": "127.0.0.1", "port": 2775, "system_id": "a", '
+                                                    '"window": 5000}'))
+    assert wide.status_code == 200 and "window must be a whole number from 1 to 1000" in wide.content.decode()
+    carrier.refresh_from_db()
+    assert "password" not in carrier.settings and "typed-here" not in str(carrier.settings)
+    removed = client.post(url, _form(carrier, new_credentials='{"password": null}'))
+    assert removed.status_code == 200 and "missing password" in removed.content.decode()
