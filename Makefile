@@ -79,7 +79,8 @@ format: $(VENV)/.dev
 ## check-deploy: Django's deployment checks with production settings (DEBUG off)
 check-deploy: $(VENV)/.runtime
 	DEBUG=false SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(64))') \
-	  ALLOWED_HOSTS=sms.example.com $(BIN)/python manage.py check --deploy --fail-level WARNING
+	  ALLOWED_HOSTS=sms.example.com PUBLIC_BASE_URL=https://sms.example.com \
+	  $(BIN)/python manage.py check --deploy --fail-level WARNING
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache

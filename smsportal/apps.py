@@ -7,6 +7,6 @@ class PlatformConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self) -> None:
-        from smsportal import pgloaders
+        from smsportal import checks, pgloaders  # noqa: F401 - checks registers itself
 
         pgloaders.register()

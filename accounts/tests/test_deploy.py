@@ -21,7 +21,7 @@ TWELVE_HOURS = 12 * 3600
 _APP_VARIABLES = {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL",
                   "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS",
                   "SECURE_HSTS_PRELOAD", "SESSION_COOKIE_AGE", "TRUSTED_PROXIES", "CSRF_TRUSTED_ORIGINS",
-                  "API_KEY_PEPPER", "EMAIL_URL", "DJANGO_SETTINGS_MODULE"}
+                  "API_KEY_PEPPER", "EMAIL_URL", "PUBLIC_BASE_URL", "DJANGO_SETTINGS_MODULE"}
 
 # Run the real settings as if no .env existed (for the one case where a .env value would mask the outcome).
 WITHOUT_DOTENV = "import environ; environ.Env.read_env = lambda *args, **kwargs: None\n"
@@ -47,7 +47,7 @@ def _secret_key() -> str:
 def _production_env(**overrides: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _APP_VARIABLES}
     env.update(DEBUG="false", SECRET_KEY=_secret_key(), ALLOWED_HOSTS="sms.example.com",
-               DJANGO_SETTINGS_MODULE="smsportal.settings")
+               PUBLIC_BASE_URL="https://sms.example.com", DJANGO_SETTINGS_MODULE="smsportal.settings")
     for name, value in overrides.items():
         if value is None:
             env.pop(name, None)
@@ -72,6 +72,13 @@ def test_it_passes_the_deployment_checks_without_a_warning():
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_the_deployment_checks_warn_of_a_public_base_url_carriers_cannot_use():
+    for value in (None, "http://sms.example.com", "https://127.0.0.1:8000"):
+        result = _run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                      _production_env(PUBLIC_BASE_URL=value))
+        assert result.returncode != 0 and "smsportal.W001" in result.stdout + result.stderr, value
 
 
 def test_it_refuses_to_start_without_a_secret_key():
