@@ -239,6 +239,8 @@ ROUTING_MAX_LATENCY_MS = env.int("ROUTING_MAX_LATENCY_MS", default=30_000)
 ROUTING_MIN_SAMPLE = env.int("ROUTING_MIN_SAMPLE", default=20)
 ROUTING_CIRCUIT_FAILURES = env.int("ROUTING_CIRCUIT_FAILURES", default=5)
 ROUTING_CIRCUIT_COOLDOWN_SECONDS = env.float("ROUTING_CIRCUIT_COOLDOWN_SECONDS", default=30.0)
+# A half-open route is tried first by one message in this many (per process); the others go to it last.
+ROUTING_CIRCUIT_TRIAL_EVERY = env.int("ROUTING_CIRCUIT_TRIAL_EVERY", default=10)
 # A route that failed a message at route level is not tried again for it within this window (failover).
 # A 15-minute delivery rate this far below the route's 24-hour rate opens its circuit (routing/quality.py).
 ROUTING_COLLAPSE_DROP = env.float("ROUTING_COLLAPSE_DROP", default=0.30)

@@ -6,7 +6,8 @@ For one message:
    (MCC-MNC) applies only to a message of that operator (operators.py), and beats the carrier's route of the
    same prefix without one;
 2. dropped: a carrier that is disabled or whose SMPP session reports down, a route whose circuit is open
-   (until its cool-down ends: then it is half-open and takes trial traffic), and a route that cannot carry
+   (until its cool-down ends: then it is half-open and takes trial traffic: its place in one plan of
+   ROUTING_CIRCUIT_TRIAL_EVERY, last in the others while a closed route can carry the message), and a route that cannot carry
    the message's type or sender type;
 3. ordered by the policy:
    - `cheapest`: cost in ROUTING_COST_CURRENCY (ROUTING_EXCHANGE_RATES), then priority;
@@ -103,7 +104,37 @@ def routes_plan(*, to: str, message_type: str, sender: str, policy: str | None =
     if not usable:
         return Plan((), policy, f"none of {len(longest)} routes is up and can carry this message")
     ordered, reason = _order(usable, policy)
+    ordered, held_back = _trials_only(table, ordered)
+    if held_back:
+        reason += "; a route recovering from failures takes trial traffic only"
     return Plan(tuple(ordered), policy, reason)
+
+
+_trials: dict[tuple[int, object], int] = {}  # (route, when its circuit opened) -> plans it was half-open in
+
+
+def _trials_only(table: RoutingTable, ordered: list[Candidate]) -> tuple[list[Candidate], bool]:
+    """A half-open route keeps its place in one plan of ROUTING_CIRCUIT_TRIAL_EVERY (the first of each
+    half-open spell, in this process) and goes last in the others, while a closed route can carry the
+    message: trial traffic, not the whole load, on a route that may still be failing. Without another route
+    it keeps its place. True when it moved a route that would have been first."""
+    if all(c.circuit != RouteCircuit.State.HALF_OPEN for c in ordered) or all(
+            c.circuit == RouteCircuit.State.HALF_OPEN for c in ordered):
+        return ordered, False
+    if len(_trials) > 10_000:
+        _trials.clear()
+    back = []
+    for candidate in ordered:
+        if candidate.circuit == RouteCircuit.State.HALF_OPEN:
+            circuit = table.circuits.get(candidate.route.pk)
+            key = (candidate.route.pk, circuit.opened_at if circuit is not None else None)
+            seen = _trials.get(key, 0)
+            _trials[key] = seen + 1
+            if seen % settings.ROUTING_CIRCUIT_TRIAL_EVERY:
+                back.append(candidate)
+    if not back:
+        return ordered, False
+    return [c for c in ordered if c not in back] + back, ordered[0] in back
 
 
 def _operator_fits(route: Route, operator: str) -> bool:

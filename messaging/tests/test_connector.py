@@ -305,7 +305,10 @@ def test_the_cheaper_smpp_carrier_stops_mid_run_its_circuit_opens_and_closes_aft
             server.command("config", receipts="tlv", next_id=5000)
             assert wait_until(lambda: bound(carrier), 10)
             time.sleep(routes_mode.ROUTING_CIRCUIT_COOLDOWN_SECONDS)
-            after = [send(live, to=f"+4479111{100 + i:04d}9") for i in range(5)]
+            trial = [send(live, to="+447911100999")]  # half-open: trial traffic first (lcr._trials_only)
+            assert dispatch_until_sent(trial)
+            assert wait_until(lambda: circuit_state(route) == RouteCircuit.State.CLOSED, 10)
+            after = trial + [send(live, to=f"+4479111{100 + i:04d}9") for i in range(5)]
             assert dispatch_until_sent(after)
             assert wait_until(lambda: all(status_of(m) == Status.DELIVERED for m in after), 10), \
                 [attempts(m) for m in after]

@@ -82,6 +82,23 @@ def test_a_carrier_down_or_disabled_and_an_open_circuit_are_skipped_and_a_cooled
     assert _names(plan) == ["tripped", "ok"] and plan.candidates[0].circuit == "half_open"
 
 
+def test_a_half_open_route_is_first_in_one_plan_of_n_and_last_in_the_others():
+    """Trial traffic: while a closed route can carry the message, a half-open one keeps its place in the
+    first plan of its half-open spell and one in ROUTING_CIRCUIT_TRIAL_EVERY after, and goes last in the
+    others (still a failover); alone, it is always tried."""
+    tripped = _route("tripped", "1", "0.001")
+    RouteCircuit.objects.create(route=tripped, state=RouteCircuit.State.HALF_OPEN, opened_at=timezone.now())
+    with override_settings(ROUTING_CIRCUIT_TRIAL_EVERY=3):
+        assert [_names(_plan(policy="cheapest")) for _ in range(3)] == [["tripped"]] * 3  # no other route
+        _route("ok", "1", "0.009")
+        plans = [_plan(policy="cheapest") for _ in range(6)]
+    assert [_names(p)[0] for p in plans] == ["tripped", "ok", "ok", "tripped", "ok", "ok"]
+    assert all(_names(p) == ["ok", "tripped"] for p in plans if _names(p)[0] == "ok")
+    assert "trial traffic only" in plans[1].reason and "trial" not in plans[0].reason
+    RouteCircuit.objects.filter(route=tripped).update(opened_at=timezone.now() + timedelta(seconds=1))
+    assert _names(_plan(policy="cheapest"))[0] == "tripped"  # a new half-open spell starts with a trial
+
+
 def test_balanced_takes_the_cheapest_route_that_delivers():
     cheap_bad = _route("cheap-bad", "1", "0.001")
     _quality(cheap_bad, delivered=50, failed=50)  # 50 %
