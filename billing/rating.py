@@ -1,5 +1,7 @@
 """Rating: the per-segment price of a message at accept, from the price lists held in process memory.
 
+Prices count only in the tenant's currency (its balance's): there is no conversion.
+
 The single send is one SQL statement (docs/send-pipeline.md), so rating asks the database nothing on the
 hot path: each process loads every price list at once and keeps it BILLING_PRICE_CACHE_SECONDS; a price
 changed in this process (admin, import) clears it at once (billing/signals.py), another process sees it
@@ -22,7 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.errors import NoPriceForDestination
-from billing.models import Price
+from billing.models import Balance, Price
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class _List:
 @dataclass
 class _Cache:
     lists: dict[int | None, _List]
+    currencies: dict[int, str]  # each tenant's balance currency
     loaded: float
 
 
@@ -58,7 +61,7 @@ def price_cache_clear() -> None:
     _cache = None
 
 
-def _load() -> dict[int | None, _List]:
+def _load() -> _Cache:
     lists: dict[int | None, _List] = {}
     # unscoped: every tenant's price list and the default one, loaded once per process for rating at accept
     for row in Price.unscoped.filter(operator="").order_by("pk"):
@@ -68,18 +71,20 @@ def _load() -> dict[int | None, _List]:
             prices.longest = max(prices.longest, len(row.prefix))
         else:
             prices.countries.setdefault(row.country, []).append(row)
-    return lists
+    # unscoped: every tenant's currency, with the price lists, so rating reads nothing per message
+    currencies = dict(Balance.unscoped.values_list("tenant_id", "currency"))
+    return _Cache(lists=lists, currencies=currencies, loaded=time.monotonic())
 
 
-def _lists() -> dict[int | None, _List]:
+def _cached() -> _Cache:
     global _cache
     cache, now = _cache, time.monotonic()
     if cache is None or now - cache.loaded >= settings.BILLING_PRICE_CACHE_SECONDS:
         with _lock:
             cache = _cache
             if cache is None or now - cache.loaded >= settings.BILLING_PRICE_CACHE_SECONDS:
-                cache = _cache = _Cache(lists=_load(), loaded=now)
-    return cache.lists
+                cache = _cache = _load()
+    return cache
 
 
 @functools.lru_cache(maxsize=100_000)
@@ -91,14 +96,13 @@ def number_country(to: str) -> str:
         return ""
 
 
-def _best(rows: list[Price], *, message_type: str, volume: int, today: date, currency: str | None) -> Price | None:
+def _best(rows: list[Price], *, message_type: str, volume: int, today: date, currency: str) -> Price | None:
     fits = [row for row in rows if row.message_type in ("", message_type) and row.effective_from <= today
-            and row.min_monthly_volume <= volume and (currency is None or row.currency == currency)]
+            and row.min_monthly_volume <= volume and row.currency == currency]
     return max(fits, key=lambda r: (r.message_type != "", r.min_monthly_volume, r.effective_from), default=None)
 
 
-def _in_list(prices: _List, *, to: str, message_type: str, volume: int, today: date,
-             currency: str | None) -> Price | None:
+def _in_list(prices: _List, *, to: str, message_type: str, volume: int, today: date, currency: str) -> Price | None:
     digits = to.removeprefix("+")
     for length in range(min(len(digits), prices.longest), 0, -1):
         rows = prices.prefixes.get(digits[:length])
@@ -112,9 +116,12 @@ def _in_list(prices: _List, *, to: str, message_type: str, volume: int, today: d
 def message_rate(*, tenant_id: int, to: str, message_type: str, currency: str | None = None,
                  volume: int = 0) -> Rate:
     """The unit price of a message to `to` (E.164) of `message_type` for the tenant: its own list, else the
-    default. `currency`: only prices in it (the tenant's balance currency); `volume`: the segments of the
-    month so far, for volume tiers (accept passes 0 today: docs/billing.md). Raises NoPriceForDestination."""
-    lists, today = _lists(), timezone.now().date()
+    default. Only prices in `currency` count (default: the tenant's balance currency, else
+    BILLING_DEFAULT_CURRENCY); `volume`: the segments of the month so far, for volume tiers (accept passes 0
+    today: docs/billing.md). Raises NoPriceForDestination."""
+    cache, today = _cached(), timezone.now().date()
+    lists = cache.lists
+    currency = currency or cache.currencies.get(tenant_id, settings.BILLING_DEFAULT_CURRENCY)
     for key in (tenant_id, None):
         prices = lists.get(key)
         row = prices and _in_list(prices, to=to, message_type=message_type, volume=volume, today=today,
