@@ -166,3 +166,23 @@ def test_400_concurrent_single_sends_against_a_balance_for_150_accept_exactly_15
     assert Message.unscoped.filter(tenant=live.a.tenant, mode="live").count() == 150
     assert LedgerEntry.unscoped.filter(tenant=live.a.tenant, kind="hold").count() == 150
     assert balances_unbalanced() == []
+
+
+@pytest.mark.postgres
+def test_with_billing_a_test_keys_send_stays_one_statement_and_a_live_one_adds_only_its_hold(live, api, settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement send is PostgreSQL's")
+    from django.test.utils import CaptureQueriesContext
+    settings.API_KEY_CACHE_SECONDS, settings.WEBHOOK_ENDPOINTS_CACHE_SECONDS = 60, 60
+    settings.MESSAGE_HANDOFF, settings.BILLING_PRICE_CACHE_SECONDS = "dispatcher", 60
+    _credit(live.a.tenant, "1")
+    for auth in (live.a.auth, live.a.extra["live"]):  # warm: the key caches and the price lists
+        assert _send(api, auth, to="+14155550190").status_code == 202
+    with CaptureQueriesContext(connection) as test_key:
+        assert _send(api, live.a.auth, to="+14155550191").status_code == 202
+    with CaptureQueriesContext(connection) as live_key:
+        assert _send(api, live.a.extra["live"], to="+14155550192").status_code == 202
+    # then rating asked nothing: the test key's send is its one INSERT; the live one is BEGIN, hold, INSERT, COMMIT
+    assert len(test_key.captured_queries) == 1, test_key.captured_queries
+    live_sql = [query["sql"] for query in live_key.captured_queries]
+    assert len(live_sql) == 4 and "billing_balance" in live_sql[1], live_sql
