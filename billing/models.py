@@ -1,1 +1,150 @@
-"""Models of billing; this app's issue has not come yet."""
+"""Models of billing: price lists (rating at accept), and the prepaid balance with its append-only ledger.
+
+A price is one row of a price list: the default list (no tenant) or a tenant's own list, which
+overrides the default for the destinations it names (billing/rating.py). Money is Decimal with fixed
+places: a price per segment keeps 6 places (0.0079 and finer), amounts of the ledger too.
+"""
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from smsportal.tenancy import TenantScopedManager
+
+MONEY = {"max_digits": 18, "decimal_places": 6}
+
+
+class PriceMessageType(models.TextChoices):
+    """A price applies to one message type, or to all ("" in the CSV: blank means any)."""
+
+    ALL = "", "All types"
+    OTP = "otp", "OTP"
+    TRANSACTIONAL = "transactional", "Transactional"
+    MARKETING = "marketing", "Marketing"
+
+
+class Price(models.Model):
+    """A per-segment price for a destination (an E.164 prefix, or a country), a message type and a volume tier.
+
+    `tenant` empty: the default price list. `min_monthly_volume`: the row applies from that many segments
+    in the month (a volume tier; 0 is the base price). `effective_from`: the day (UTC) it takes over; an
+    older row of the same key stays as history. `operator` (MCC/MNC) is stored; rating at accept does not
+    know a number's operator yet, so it matches only rows without one (docs/billing.md)."""
+
+    tenant = models.ForeignKey("accounts.Tenant", null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="+", db_index=False, help_text="Empty: the default price list.")
+    prefix = models.CharField(max_length=15, blank=True, help_text="E.164 digits without '+'; the longest match wins.")
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2, for a price by country.")
+    operator = models.CharField(max_length=7, blank=True, help_text="MCC/MNC, e.g. 23415; blank: any.")
+    message_type = models.CharField(max_length=16, choices=PriceMessageType.choices, blank=True, default="")
+    price = models.DecimalField(**MONEY, help_text="Per segment.")
+    currency = models.CharField(max_length=3)
+    effective_from = models.DateField(default=timezone.now)
+    min_monthly_volume = models.PositiveIntegerField(default=0, help_text="Volume tier: from this many segments a month.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "country"], name="price_tenant_country")]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gte=0), name="price_not_negative"),
+            models.CheckConstraint(condition=~Q(prefix="") | ~Q(country=""), name="price_has_destination"),
+            # One price per key: the import's upsert key (a NULL tenant would not collide in a plain unique).
+            models.UniqueConstraint(fields=["tenant", "prefix", "country", "operator", "message_type",
+                                            "min_monthly_volume", "effective_from"],
+                                    condition=Q(tenant__isnull=False), name="price_key_tenant"),
+            models.UniqueConstraint(fields=["prefix", "country", "operator", "message_type", "min_monthly_volume",
+                                            "effective_from"],
+                                    condition=Q(tenant__isnull=True), name="price_key_default"),
+        ]
+
+    def __str__(self) -> str:
+        where = f"+{self.prefix}" if self.prefix else self.country
+        return f"{where} {self.message_type or 'all'} {self.price} {self.currency}"
+
+
+class Balance(models.Model):
+    """A tenant's prepaid balance, in its one currency: the cached sum of its ledger (LedgerEntry).
+
+    `balance` is the money the tenant has (top-ups and adjustments less captures and charges), `reserved` the
+    holds of messages not yet settled; what a send may still hold is balance - reserved + credit_limit. Only
+    billing/services.py changes it, with a conditional UPDATE and a ledger entry in the same transaction; the
+    CHECK below makes the database refuse any change that would go past the credit limit."""
+
+    tenant = models.OneToOneField("accounts.Tenant", on_delete=models.PROTECT, related_name="+")
+    currency = models.CharField(max_length=3)
+    balance = models.DecimalField(**MONEY, default=0)
+    reserved = models.DecimalField(**MONEY, default=0)
+    credit_limit = models.DecimalField(**MONEY, default=0, help_text="Postpaid credit: how far below 0 it may go.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(reserved__gte=0), name="balance_reserved_not_negative"),
+            models.CheckConstraint(condition=Q(credit_limit__gte=0), name="balance_credit_limit_not_negative"),
+            models.CheckConstraint(condition=Q(balance__gte=models.F("reserved") - models.F("credit_limit")),
+                                   name="balance_within_credit_limit"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.balance} {self.currency} ({self.reserved} held)"
+
+    @property
+    def available(self):
+        return self.balance - self.reserved
+
+
+class LedgerKind(models.TextChoices):
+    TOPUP = "topup", "Top-up"
+    HOLD = "hold", "Hold (accept)"
+    CAPTURE = "capture", "Capture (sent)"
+    RELEASE = "release", "Release (not sent)"
+    ADJUSTMENT = "adjustment", "Adjustment"
+    RENTAL = "rental", "Number rental"
+    LEASE = "lease", "Number lease"
+
+
+SETTLEMENTS = (LedgerKind.CAPTURE, LedgerKind.RELEASE)
+
+
+class LedgerEntry(models.Model):
+    """One change of a balance, append-only (a PostgreSQL trigger refuses UPDATE and DELETE: migration 0002).
+
+    Each entry moves `balance` and `reserved` by its deltas, so the Balance row equals the sums of its
+    tenant's entries (billing.selectors.balances_unbalanced finds any that does not). A hold covers a whole
+    accept (`messages` of them); its messages are settled one by one, each once: a capture when it goes
+    to a carrier, or a release when it cannot (the unique index on `message_id`)."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False)
+    kind = models.CharField(max_length=16, choices=LedgerKind.choices)
+    balance_delta = models.DecimalField(**MONEY, default=0)
+    reserved_delta = models.DecimalField(**MONEY, default=0)
+    currency = models.CharField(max_length=3)
+    # messaging.Message's primary key (no foreign key: billing sits below messaging).
+    message_id = models.BigIntegerField(null=True, blank=True)
+    messages = models.PositiveIntegerField(default=0, help_text="How many messages a hold covers.")
+    reason = models.TextField(blank=True, help_text="Why (top-ups and adjustments).")
+    actor = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["tenant", "created_at"], name="ledger_tenant_time")]
+        constraints = [
+            models.UniqueConstraint(fields=["message_id"], condition=Q(kind__in=SETTLEMENTS),
+                                    name="ledger_settled_once"),
+            models.CheckConstraint(condition=~Q(kind="adjustment") | ~Q(reason=""), name="ledger_adjustment_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.balance_delta}/{self.reserved_delta} {self.currency}"

@@ -18,6 +18,7 @@ from django.db.models.base import ModelState
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from billing import services as billing
 from messaging.events import message_event_emit, message_events_emit
 from messaging.models import Message, MessageEvent, Status
 from smsportal.bulk import rows_update
@@ -35,6 +36,12 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.SENT: frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.EXPIRED}),
     **{final: frozenset() for final in FINAL},
 }
+
+# A billed message's hold is captured when it reaches a carrier, released when it ends without leaving us
+# (once per message: a release after a capture, e.g. failed after sent, changes nothing: billing.services).
+SETTLE = {Status.SENT: billing.CAPTURE, Status.DELIVERED: billing.CAPTURE, Status.UNDELIVERED: billing.CAPTURE,
+          Status.FAILED: billing.RELEASE, Status.EXPIRED: billing.RELEASE, Status.REJECTED: billing.RELEASE,
+          Status.CANCELED: billing.RELEASE}
 
 # Status -> webhook event type; statuses not listed emit no webhook.
 WEBHOOK_EVENTS = {
@@ -98,9 +105,19 @@ def message_transition(
         tenant_id=message.tenant_id, message=message, sequence=message.sequence, status=to, source=source,
         detail=detail[:500], error_code=error_code, carrier_error_code=carrier_error_code, created_at=now,
     )
+    _holds_settle([message], to)
     if webhook and to in WEBHOOK_EVENTS:
         message_event_emit(message=message, event_type=WEBHOOK_EVENTS[to], event=event)
     return message
+
+
+def _holds_settle(moved: list[Message], to: str) -> None:
+    """Capture or release the holds of the billed messages that moved, in the transition's transaction: one
+    statement for the lot (none when none is billed)."""
+    kind = SETTLE.get(to)
+    settlements = [billing.Settlement(message_id=m.pk, tenant_id=m.tenant_id, amount=m.price, currency=m.currency)
+                   for m in moved if m.billed and m.price] if kind else []
+    billing.holds_settle(settlements=settlements, kind=kind)
 
 
 @transaction.atomic
@@ -153,6 +170,7 @@ def messages_transition(
             increment_attempts=increment_attempts, now=now)
     if not moved:
         return []
+    _holds_settle(moved, to)
     if webhook and to in WEBHOOK_EVENTS:
         by_tenant: dict[int, list] = {}
         for message, event in zip(moved, events, strict=True):

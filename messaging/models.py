@@ -62,6 +62,13 @@ class Message(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     scheduled_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField()
+    # Rated at accept (billing: segments times the unit price); null without billing. `billed`: a live send
+    # whose price is held on the balance, captured when it leaves us and released when it cannot
+    # (docs/billing.md); a test key's price is only shown.
+    price = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    # Database defaults too: raw inserts that predate billing (bench fills, tests) stay valid.
+    currency = models.CharField(max_length=3, blank=True, default="", db_default="")
+    billed = models.BooleanField(default=False, db_default=False)
     # Pipeline bookkeeping.
     attempts = models.PositiveSmallIntegerField(default=0)
     # queued: when the next dispatch attempt is due (a retry); sent: when the sweeper next asks for the receipt.

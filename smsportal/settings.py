@@ -197,6 +197,16 @@ MESSAGE_RECEIPT_GRACE_SECONDS = env.int("MESSAGE_RECEIPT_GRACE_SECONDS", default
 # accept (messaging/accept/steps.py); empty lifts the limit. Against pumping one number (SMS toll fraud).
 MESSAGE_DESTINATION_RATE_LIMIT = env.str("MESSAGE_DESTINATION_RATE_LIMIT", default="10/m")
 
+# --- Billing ------------------------------------------------------------------------
+# Rating and prepaid holds at accept (billing/, docs/billing.md): every message gets a price from the
+# price lists (a destination without one is refused, 422 no_price_for_destination) and a live one holds
+# it on the tenant's balance (402 insufficient_balance). Off: messages have no price and nothing is held.
+BILLING_ENABLED = env.bool("BILLING_ENABLED", default=True)
+# The currency of a tenant's balance until it has one, and of the default price list seed_demo loads.
+BILLING_DEFAULT_CURRENCY = env.str("BILLING_DEFAULT_CURRENCY", default="EUR")
+# Each process keeps the price lists in memory this long (a change in this process clears it at once).
+BILLING_PRICE_CACHE_SECONDS = env.float("BILLING_PRICE_CACHE_SECONDS", default=30.0)
+
 # --- Numbers ------------------------------------------------------------------------
 # A released or expired number rests this long before anyone else can hold it, so the next
 # holder never receives codes meant for the last one.

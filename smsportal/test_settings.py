@@ -19,6 +19,9 @@ os.environ.setdefault("MESSAGE_HANDOFF", "publish")  # likewise for endpoints (t
 # routing tests turn routes on themselves), and the default callback base URL.
 os.environ.setdefault("LIVE_CARRIER", "simulator")
 os.environ.setdefault("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+# Billing prices and holds every message; the tests of other apps send without price lists or balances, and
+# billing's own tests turn it on (billing/tests/conftest.py).
+os.environ.setdefault("BILLING_ENABLED", "false")
 
 from smsportal.settings import *  # noqa: E402,F403
 from smsportal.settings import STORAGES  # noqa: E402

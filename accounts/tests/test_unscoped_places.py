@@ -82,6 +82,12 @@ UNSCOPED_PLACES: dict[str, str] = {
     "numbers/usage.py:usage_add": "usage rows of many tenants at once (sweeps, the daily job)",
     "numbers/pools.py:pool_members_drop": "holdings end in sweeps for many tenants at once; a retired number leaves all",
     "smsportal/api/idempotency.py:idempotency_records_purge": "the hourly purge, over every tenant",
+    # Billing: the price lists are platform data (the default list has no tenant) held in each process.
+    "billing/rating.py:_load": "every price list (the default and each tenant's) loaded once per process for rating",
+    "billing/prices.py:prices_import": "staff import one price list: a tenant's, or the default one of no tenant",
+    "billing/services.py:balance_hold": "the accept's hold for the tenant it names (SQLite's ORM path; raw SQL on PostgreSQL)",
+    "billing/services.py:_settle_portable": "settling a dispatch batch's or a sweep's messages, of any tenant (SQLite)",
+    "billing/services.py:_balance_move_portable": "a balance move for the tenant its caller names (SQLite's path)",
     # The signed event outbox: emitters and workers act for the tenants their events name.
     "smsportal/events/api/views.py:WebhookDeliveryListView.get_queryset": "schema generation has no tenant: an empty queryset",
     "smsportal/events/api/views.py:WebhookEndpointListView.get_queryset": "schema generation has no tenant: an empty queryset",

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from accounts.services import ApiKeyMode
 from messaging.accept import (
     checks,  # noqa: F401 - registers today's policy checks
+    pricing,  # noqa: F401 - registers billing's rating and hold
     registry,
     steps,
 )
@@ -62,7 +63,7 @@ def messages_accept(
     from, no price step that reserves) opens no transaction: its insert is one statement, atomic by
     itself, and BEGIN and COMMIT were two of its round trips."""
     context, drafts = _context(tenant, api_key, mode), _drafts(items)
-    with contextlib.nullcontext() if _one_statement(items) else transaction.atomic():
+    with contextlib.nullcontext() if _one_statement(context, items) else transaction.atomic():
         steps.validate(context, drafts, record=True)
         steps.policy(context, drafts)
         if not limits_counted:
@@ -73,13 +74,14 @@ def messages_accept(
     return drafts
 
 
-def _one_statement(items: Sequence[dict | Exception]) -> bool:
+def _one_statement(context: AcceptContext, items: Sequence[dict | Exception]) -> bool:
     """Whether accepting `items` writes in one statement: one message, on PostgreSQL, not from a pool (the
-    pick records its number first) and with no price step registered (a reserve writes)."""
+    pick records its number first) and with no price or reserve step that writes for this send (billing's
+    hold on a live send writes; its rating, and a test key's price, do not)."""
     if len(items) != 1 or isinstance(items[0], Exception) or connection.vendor != "postgresql":
         return False
     sender = items[0].get("sender")
-    return not (isinstance(sender, str) and pools.pool_name_from_sender(sender)) and not registry.PRICE_STEPS
+    return not (isinstance(sender, str) and pools.pool_name_from_sender(sender)) and not registry.price_writes(context)
 
 
 @tenant_scoped

@@ -2,18 +2,18 @@
 
 Other apps plug into accept here without messaging importing them: compliance registers its
 consent, suppression, content, sender-ID, geo and quiet-hour checks with `policy_check`, billing
-its rating and reserve with `price_step` (docs/send-pipeline.md). Registration happens at import,
+its rating with `price_step` and its hold with `reserve_step` (docs/send-pipeline.md). Registration happens at import,
 from the registering app's `AppConfig.ready()`; the order of registration is the order of running.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from messaging.accept.steps import AcceptContext
+    from messaging.accept.steps import AcceptContext, Draft
     from messaging.services import PreparedMessage
 
 
@@ -23,8 +23,34 @@ class PolicyCheckFunction(Protocol):
 
 
 class PriceFunction(Protocol):
-    def __call__(self, *, context: AcceptContext, message: PreparedMessage, reserve: bool) -> Decimal | None:
-        """The message's price (None: not priced); with `reserve` (a send, not a quote) also hold the amount."""
+    def __call__(self, *, context: AcceptContext, message: PreparedMessage, reserve: bool) -> Decimal | Price | None:
+        """The message's price (None: not priced); with `reserve` (a send, not a quote) also hold the amount.
+
+        Raise a DomainError to refuse the message (billing: `no_price_for_destination`)."""
+
+
+class ReserveFunction(Protocol):
+    def __call__(self, *, context: AcceptContext, drafts: Sequence[Draft]) -> None:
+        """Hold the price of the priced `drafts` of a send, in the accept's transaction, or raise a DomainError
+        that refuses the whole request (billing: `insufficient_balance`, 402); the transaction then rolls back."""
+
+
+@dataclass(frozen=True)
+class Price:
+    """A price with its currency; `billed` false: shown, never charged (test keys)."""
+
+    amount: Decimal
+    currency: str
+    billed: bool = True
+
+
+@dataclass(frozen=True)
+class ReserveStep:
+    """A registered reserve: `writes(context)` says whether it writes for this send (a live one), so the
+    pipeline knows whether the single send may stay one statement without a transaction."""
+
+    function: ReserveFunction
+    writes: Callable[[AcceptContext], bool]
 
 
 @dataclass(frozen=True)
@@ -38,6 +64,9 @@ class PolicyCheck:
 
 POLICY_CHECKS: list[PolicyCheck] = []
 PRICE_STEPS: list[PriceFunction] = []
+# Price steps registered with writes=False (rating from memory): they do not make the pipeline open a transaction.
+PURE_PRICE_STEPS: list[PriceFunction] = []
+RESERVE_STEPS: list[ReserveStep] = []
 
 
 def policy_check(name: str, *, codes: tuple[str, ...]) -> Callable[[PolicyCheckFunction], PolicyCheckFunction]:
@@ -55,8 +84,28 @@ def policy_check(name: str, *, codes: tuple[str, ...]) -> Callable[[PolicyCheckF
     return register
 
 
-def price_step(function: PriceFunction) -> PriceFunction:
-    """Register a pricing function; the last one that returns a price sets it."""
+def price_step(function: PriceFunction, *, writes: bool = True) -> PriceFunction:
+    """Register a pricing function; the last one that returns a price sets it. `writes=False`: it never
+    writes (it may read), so a single send it prices can still be one statement."""
     if function not in PRICE_STEPS:
         PRICE_STEPS.append(function)
+    if not writes and function not in PURE_PRICE_STEPS:
+        PURE_PRICE_STEPS.append(function)
     return function
+
+
+def reserve_step(*, writes: Callable[[AcceptContext], bool]) -> Callable[[ReserveFunction], ReserveFunction]:
+    """Register a reserve, run once per send over its priced drafts after every price step."""
+
+    def register(function: ReserveFunction) -> ReserveFunction:
+        if all(step.function is not function for step in RESERVE_STEPS):
+            RESERVE_STEPS.append(ReserveStep(function=function, writes=writes))
+        return function
+
+    return register
+
+
+def price_writes(context: AcceptContext) -> bool:
+    """Whether step 4 may write for this send: a price step that writes, or a reserve that does for it."""
+    return (any(step not in PURE_PRICE_STEPS for step in PRICE_STEPS)
+            or any(step.writes(context) for step in RESERVE_STEPS))

@@ -51,6 +51,8 @@ class Draft:
     error: Exception | None = None  # a DomainError, or the API parser's ValidationError
     message: services.PreparedMessage | None = None
     price: Decimal | None = None
+    currency: str = ""
+    billed: bool = False  # the price is charged (a live send), not only shown
     id: int | None = None
     public_id: str = ""
     status: str = ""
@@ -158,15 +160,33 @@ def _too_large_reason(limit: Limit) -> str:
 
 
 def price(context: AcceptContext, drafts: Sequence[Draft], *, reserve: bool) -> None:
-    """Each registered price step (billing's, when it exists); without one a message has no price."""
+    """Each registered price step (billing's rating) per message, then, for a send, each reserve step once over
+    the priced messages (billing's hold). Without a price step a message has no price.
+
+    A reserve's refusal refuses the whole request: it is raised with `limits_counted` set (step 3 counted the
+    request already), and the caller's transaction rolls back whatever the steps wrote."""
     for step in registry.PRICE_STEPS:
         for draft in live(drafts):
             try:
                 amount = step(context=context, message=draft.message, reserve=reserve)
-            except DomainError as exc:  # e.g. a balance too low for this message
+            except DomainError as exc:  # e.g. no price for this destination
                 draft.error = exc
             else:
-                draft.price = amount if amount is not None else draft.price
+                if isinstance(amount, registry.Price):
+                    draft.price, draft.currency, draft.billed = amount.amount, amount.currency, amount.billed
+                elif amount is not None:
+                    draft.price = amount
+    if not reserve:
+        return
+    for reserve_step in registry.RESERVE_STEPS:
+        priced = live(drafts)
+        if not priced:
+            return
+        try:
+            reserve_step.function(context=context, drafts=priced)
+        except DomainError as exc:
+            exc.limits_counted = True
+            raise
 
 
 # --- 5. insert -------------------------------------------------------------------------------------------

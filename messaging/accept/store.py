@@ -42,7 +42,8 @@ _ROW_COLUMNS = (
     ("template_ref", "text"), ("message_type", "text"), ("status", "text"), ("encoding", "text"),
     ("segments", "integer"), ("characters", "integer"), ("smart_encoding", "boolean"),
     ("client_reference", "text"), ("metadata", "text"), ("callback_url", "text"),
-    ("scheduled_at", "timestamptz"), ("expires_at", "timestamptz"),
+    ("scheduled_at", "timestamptz"), ("expires_at", "timestamptz"), ("price", "numeric"), ("currency", "text"),
+    ("billed", "boolean"),
 )
 # ... and the same for the whole request (one value each). Pipeline bookkeeping starts empty.
 _REQUEST_COLUMNS = ("tenant_id", "api_key_id", "mode", "created_at", "status_changed_at")
@@ -205,7 +206,7 @@ def _row_values(draft: Draft) -> tuple:
     return (draft.public_id, prepared.to, prepared.sender, prepared.pool.pk if prepared.pool else None, analysis.text,
             prepared.template_ref, prepared.message_type, draft.status, analysis.encoding, analysis.segment_count,
             analysis.characters, prepared.smart_encoding, prepared.client_reference, metadata, prepared.callback_url,
-            prepared.scheduled_at, draft.expires_at)
+            prepared.scheduled_at, draft.expires_at, draft.price, draft.currency, draft.billed)
 
 
 def _bulk_portable(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:
@@ -223,7 +224,7 @@ def _row_value(draft: Draft, name: str):
     prepared = draft.message
     analysis = prepared.analysis
     match name:
-        case "public_id" | "status" | "expires_at":
+        case "public_id" | "status" | "expires_at" | "price" | "currency" | "billed":
             return getattr(draft, name)
         case "pool_id":
             return prepared.pool.pk if prepared.pool else None

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from rest_framework.exceptions import ValidationError
 
+from billing.money import money_text
 from messaging.accept import Draft
 from smsportal.api.exceptions import error_body, validation_error_body
 
@@ -28,7 +29,9 @@ def message_answer(draft: Draft) -> dict:
         "message_type": prepared.message_type, "created_at": _iso(draft.created_at),
         "scheduled_at": _iso(prepared.scheduled_at), "expires_at": _iso(draft.expires_at),
         "client_reference": prepared.client_reference, "metadata": prepared.metadata,
+        "price": money_text(draft.price), "currency": draft.currency or None, "billed": draft.billed,
     }
+
 
 
 def error_of(exc: Exception) -> dict:
@@ -40,10 +43,16 @@ def error_of(exc: Exception) -> dict:
 
 def batch_answer(drafts: Sequence[Draft]) -> dict:
     """{"accepted", "rejected", "results": [{"index", "id", "status"} | {"index", "error"}]}, by index."""
-    results = [{"index": d.index, "id": d.public_id, "status": d.status} if d.error is None
-               else {"index": d.index, "error": error_of(d.error)} for d in drafts]
+    results = [_accepted(d) if d.error is None else {"index": d.index, "error": error_of(d.error)} for d in drafts]
     rejected = sum(1 for d in drafts if d.error is not None)
     answer = {"accepted": len(drafts) - rejected, "rejected": rejected, "results": results}
     if rejected == len(drafts):  # answered 400: the error shape of every other refusal, beside the results
         answer |= error_body("batch_rejected", "No message of the batch was accepted; see `results`.")
     return answer
+
+
+def _accepted(draft: Draft) -> dict:
+    result = {"index": draft.index, "id": draft.public_id, "status": draft.status}
+    if draft.price is not None:
+        result |= {"price": money_text(draft.price), "currency": draft.currency, "billed": draft.billed}
+    return result

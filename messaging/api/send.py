@@ -88,7 +88,9 @@ def send_plain(request: HttpRequest, *, allow: str) -> HttpResponse | None:
     except idempotency.KeyTaken:
         request.send_limits_counted = True
         return None
-    except DomainError:  # a request-wide refusal (429, 503): it counted in no limit
+    except DomainError as exc:  # a request-wide refusal: 429 and 503 counted in no limit, billing's 402 after them
+        if getattr(exc, "limits_counted", False):
+            request.send_limits_counted = True
         return None
     if draft.error is not None:
         request.send_limits_counted = True

@@ -1,6 +1,7 @@
 """Serializers for /v1/messages and /v1/templates. Validation of meaning lives in the services."""
 from rest_framework import serializers
 
+from billing.money import money_text
 from messaging.models import Message, MessageAttempt, MessageEvent, MessageTemplate, MessageType
 from messaging.templating import TEMPLATE_NAME_PATTERN
 from smsportal.api.serializers import JsonBodySerializer
@@ -94,17 +95,34 @@ class MessageEventSerializer(serializers.ModelSerializer):
         fields = ["sequence", "status", "source", "detail", "error_code", "carrier_error_code", "created_at"]
 
 
+class MoneyField(serializers.Field):
+    """A price as a string decimal with 4 to 6 places (answers.money_text, as the send's answer shows it)."""
+
+    def to_representation(self, value) -> str | None:
+        return money_text(value)
+
+
 class MessageSerializer(_FromFieldMixin, serializers.ModelSerializer):
     id = serializers.CharField(source="public_id")
     encoding = serializers.CharField()
+    price = MoneyField(read_only=True, allow_null=True,
+                       help_text="Segments times the unit price, as a string decimal; null without billing.")
+    currency = serializers.CharField(read_only=True, allow_null=True, help_text="ISO 4217; null without a price.")
+    billed = serializers.BooleanField(read_only=True, help_text="false: a test key's price, shown, never charged.")
     pool = serializers.CharField(source="pool.name", allow_null=True, default=None,
                                  help_text="The number pool `from` was picked from (`pool:NAME`), else null.")
 
     class Meta:
         model = Message
         fields = ["id", "status", "to", "sender", "pool", "text", "encoding", "segments", "characters",
-                  "message_type", "created_at", "scheduled_at", "expires_at", "client_reference", "metadata"]
+                  "message_type", "created_at", "scheduled_at", "expires_at", "client_reference", "metadata",
+                  "price", "currency", "billed"]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["currency"] = data["currency"] or None
+        return data
 
 
 class RoutingAttemptSerializer(serializers.Serializer):
@@ -154,6 +172,10 @@ class QuoteSerializer(serializers.Serializer):
                                             help_text="Characters that force UCS-2, with positions.")
     to = serializers.CharField()
     message_type = serializers.CharField()
+    price = serializers.CharField(allow_null=True, help_text="What the send would cost (string decimal); null "
+                                                             "without billing.")
+    currency = serializers.CharField(allow_null=True)
+    billed = serializers.BooleanField(help_text="Whether a send with this key would be charged (false: a test key).")
 
 
 # messaging.templating: `${name}` opens a placeholder; any other `$` is text.

@@ -7,6 +7,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.roles import Scope
+from billing.errors import InsufficientBalance, NoPriceForDestination
+from billing.money import money_text
 from messaging import accept, errors, selectors, services
 from messaging.api import send
 from messaging.api import serializers as s
@@ -36,6 +38,10 @@ SEND_ERRORS = (
     Code(400, "invalid_callback_url", "callback_url is not a public http(s) URL."),
     Code(PoolNotFound.status, PoolNotFound.code, "`from` is `pool:NAME` and you have no pool of this name."),
     Code(PoolEmpty.status, PoolEmpty.code, "The pool in `from` has no number you hold that can send SMS."),
+    Code(NoPriceForDestination.status, NoPriceForDestination.code, "No price list prices this destination and "
+                                                                   "message type (field `to`)."),
+    Code(InsufficientBalance.status, InsufficientBalance.code, "A live send your balance and credit limit do not "
+                                                               "cover; nothing was stored."),
 )
 TEMPLATE_ERRORS = (
     Code(400, "invalid_template_name", "A name uses letters, digits, '_', '-' and '.' only (1-100 characters)."),
@@ -197,6 +203,7 @@ class MessageQuoteView(ApiView):
             "units": analysis.units, "text": analysis.text, "smart_encoded": analysis.smart_encoded,
             "segments_without_smart_encoding": analysis.original_segment_count,
             "ucs2_characters": analysis.ucs2_characters, "to": prepared.to, "message_type": prepared.message_type,
+            "price": money_text(draft.price), "currency": draft.currency or None, "billed": draft.billed,
         }).data)
 
 

@@ -37,7 +37,7 @@ EXAMPLE = {
     "region": "US",
 }
 ANSWER_FIELDS = {"id", "status", "to", "from", "pool", "text", "encoding", "segments", "characters", "message_type",
-                 "created_at", "scheduled_at", "expires_at", "client_reference", "metadata"}
+                 "created_at", "scheduled_at", "expires_at", "client_reference", "metadata", "price", "currency", "billed"}
 
 
 @pytest.fixture
@@ -557,7 +557,7 @@ def test_a_quote_describes_the_message_and_stores_nothing(world, api, enqueued):
         "text": 'Hi "Ann", your code is 1234', "smart_encoded": True, "segments_without_smart_encoding": 1,
         "ucs2_characters": [{"character": "\u201c", "position": 3, "codepoint": "U+201C"},
                             {"character": "\u201d", "position": 7, "codepoint": "U+201D"}],
-        "to": TO, "message_type": "otp",
+        "to": TO, "message_type": "otp", "price": None, "currency": None, "billed": False,  # billing off here
     }
     # and nothing was stored or enqueued
     assert Message.unscoped.count() == messages and MessageEvent.unscoped.count() == events

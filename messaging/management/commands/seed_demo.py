@@ -1,4 +1,5 @@
-"""manage.py seed_demo: the demo tenant, its owner, a test key and the simulator's numbers; safe to run again.
+"""manage.py seed_demo: the demo tenant, its owner, a test key, the simulator's numbers and the default price
+list (billing/demo.py); safe to run again.
 
 With LIVE_CARRIER=routes (make run's .env) also a live key, and the local carriers local-smpp and local-http
 with their routes (messaging/carriers/local/demo.py), loaded as `manage.py carriers_load` loads a file.
@@ -15,6 +16,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from accounts import selectors, services
+from billing.demo import demo_prices_csv
+from billing.prices import prices_import
 from messaging.carriers.local import demo
 from messaging.routing.loader import carriers_load
 
@@ -39,6 +42,7 @@ class Command(BaseCommand):
             services.user_get_or_create(email=DEMO_EMAIL, password=password)
         secret = _key_rotate(tenant, DEMO_KEY_NAME, services.ApiKeyMode.TEST)
         created = sum(phone_number_upsert(**fields)[1] for fields in demo_stock())
+        prices = prices_import(tenant=None, text=demo_prices_csv())
         live = settings.LIVE_CARRIER == "routes"
         live_secret = _key_rotate(tenant, DEMO_LIVE_KEY_NAME, services.ApiKeyMode.LIVE) if live else ""
         changed = _local_carriers_load() if live else 0
@@ -47,6 +51,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  Portal:   {base}/portal/  (email {DEMO_EMAIL}, password {password})")
         self.stdout.write(f"  Test key: {secret}")
         self.stdout.write(f"  Numbers:  {created} added to the simulator's inventory")
+        self.stdout.write(f"  Prices:   {prices.created} added to the default price list "
+                          f"({prices.unchanged} already there)")
         self.stdout.write(f'  Try:      curl -H "Authorization: Bearer {secret}" {base}/v1/me')
         if live:
             self.stdout.write(f"  Live key: {live_secret}  (LIVE_CARRIER=routes: live messages go by the routing table)")

@@ -1,0 +1,139 @@
+"""Admin for account managers: price lists (the default and each tenant's) with CSV import and export, balances
+with an audited credit page, and the ledger, read-only."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+
+from accounts import selectors
+from accounts.services import ip_text
+from accounts.services.audit import Actor, audit_record
+from billing.models import Balance, LedgerEntry, Price
+from billing.prices import prices_csv, prices_import
+from billing.services import balance_credit
+from smsportal.errors import DomainError
+
+
+def _actor(request) -> Actor:
+    return Actor(user=request.user, ip=ip_text(getattr(request, "client_ip", None)))
+
+
+class PriceUploadForm(forms.Form):
+    tenant = forms.SlugField(required=False, help_text="The tenant's slug, for its own list; empty: the default list.")
+    prices = forms.FileField(help_text="CSV, UTF-8.")
+
+    def clean_tenant(self):
+        slug = self.cleaned_data["tenant"]
+        if not slug:
+            return None
+        tenant = selectors.tenant_by_slug(slug=slug)
+        if tenant is None:
+            raise forms.ValidationError(f"No tenant has the slug {slug!r}.")
+        return tenant
+
+
+@admin.register(Price)
+class PriceAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "tenant", "prefix", "country", "operator", "message_type", "price", "currency",
+                    "effective_from", "min_monthly_volume"]
+    list_filter = ["currency", "message_type", ("tenant", admin.EmptyFieldListFilter)]
+    search_fields = ["prefix", "country", "operator", "tenant__slug"]
+    list_select_related = ["tenant"]
+    readonly_fields = ["created_at", "updated_at"]
+    actions = ["prices_export"]
+    change_list_template = "admin/billing/price/change_list.html"
+
+    def get_urls(self):
+        return [path("import/", self.admin_site.admin_view(self.prices_import_view), name="billing_price_import"),
+                *super().get_urls()]
+
+    def prices_import_view(self, request):
+        form, errors = PriceUploadForm(request.POST or None, request.FILES or None), []
+        if request.method == "POST" and form.is_valid():
+            upload, tenant = form.cleaned_data["prices"], form.cleaned_data["tenant"]
+            try:
+                result = prices_import(tenant=tenant, text=upload.read().decode("utf-8-sig"))
+            except UnicodeDecodeError:
+                form.add_error("prices", "The file is not UTF-8 text.")
+            else:
+                errors = result.errors
+                if not errors:
+                    audit_record(action="prices.import", actor=_actor(request), tenant=tenant, target=tenant,
+                                 changes={"file": upload.name, "created": result.created, "updated": result.updated})
+                    self.message_user(request, f"{result.created} prices added, {result.updated} changed, "
+                                               f"{result.unchanged} already there.", messages.SUCCESS)
+                    return redirect(reverse("admin:billing_price_changelist"))
+        context = {**self.admin_site.each_context(request), "form": form, "errors": errors,
+                   "title": "Import prices", "opts": self.model._meta}
+        return render(request, "admin/billing/price/import.html", context)
+
+    @admin.action(description="Export the selected prices (CSV, as the import reads it)")
+    def prices_export(self, request, queryset):
+        rows = queryset.order_by("tenant_id", "country", "prefix", "message_type", "min_monthly_volume")
+        response = HttpResponse(prices_csv(rows), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="prices.csv"'
+        return response
+
+
+class BalanceCreditForm(forms.Form):
+    amount = forms.DecimalField(max_digits=18, decimal_places=6, help_text="Negative: an adjustment down.")
+    reason = forms.CharField(max_length=500)
+
+
+@admin.register(Balance)
+class BalanceAdmin(admin.ModelAdmin):
+    """Figures are read-only: they change only through ledger entries (the credit page below, the pipeline)."""
+
+    list_display = ["tenant", "currency", "balance", "reserved", "credit_limit", "updated_at"]
+    search_fields = ["tenant__slug", "tenant__name"]
+    list_select_related = ["tenant"]
+    readonly_fields = ["tenant", "balance", "reserved", "updated_at"]
+    change_form_template = "admin/billing/balance/change_form.html"
+
+    def get_readonly_fields(self, request, obj=None):
+        # The currency is fixed once money moved in it.
+        return [*self.readonly_fields, "currency"] if obj is not None else ["balance", "reserved", "updated_at"]
+
+    def get_urls(self):
+        return [path("<int:pk>/credit/", self.admin_site.admin_view(self.credit_view), name="billing_balance_credit"),
+                *super().get_urls()]
+
+    def credit_view(self, request, pk: int):
+        balance = Balance.objects.select_related("tenant").get(pk=pk)
+        form = BalanceCreditForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                balance_credit(tenant=balance.tenant, amount=form.cleaned_data["amount"],
+                               reason=form.cleaned_data["reason"], actor=_actor(request))
+            except DomainError as exc:
+                form.add_error("amount", exc.message)
+            else:
+                self.message_user(request, f"{form.cleaned_data['amount']} {balance.currency} recorded.",
+                                  messages.SUCCESS)
+                return redirect(reverse("admin:billing_balance_change", args=[pk]))
+        context = {**self.admin_site.each_context(request), "form": form, "balance": balance,
+                   "title": f"Credit or adjust {balance.tenant}", "opts": self.model._meta}
+        return render(request, "admin/billing/balance/credit.html", context)
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(admin.ModelAdmin):
+    """Append-only: no add, change or delete here (the database refuses them on PostgreSQL)."""
+
+    list_display = ["created_at", "tenant", "kind", "balance_delta", "reserved_delta", "currency", "message_id",
+                    "messages", "reason", "actor"]
+    list_filter = ["kind", "currency"]
+    search_fields = ["tenant__slug", "reason", "message_id"]
+    list_select_related = ["tenant"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

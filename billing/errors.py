@@ -1,0 +1,16 @@
+"""Billing's domain errors and their stable codes (the API's exception handler answers them)."""
+from __future__ import annotations
+
+from smsportal.errors import DomainError
+
+
+class NoPriceForDestination(DomainError):
+    status = 422
+    code = "no_price_for_destination"
+    message = "There is no price for this destination and message type: it cannot be sent."
+
+
+class InsufficientBalance(DomainError):
+    status = 402
+    code = "insufficient_balance"
+    message = "Your balance (with your credit limit) does not cover these messages. Top up and retry."

@@ -1,0 +1,161 @@
+"""Price lists as CSV: `manage.py prices_import FILE.csv [--tenant SLUG]` and the admin's import and export.
+
+Columns `prefix,country,operator,message_type,price,currency,effective_from,min_monthly_volume`; blank means
+any (message type: all; effective_from: today; min_monthly_volume: 0), but a row names a prefix or a
+country. The whole file is checked first: any bad line and nothing is written, with every bad line's
+error. The import is idempotent: a row's key (list, prefix, country, operator, type, tier, date) is
+upserted, so importing the same file again changes nothing.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+
+from billing import rating
+from billing.models import Price, PriceMessageType
+
+if TYPE_CHECKING:
+    from accounts.models import Tenant
+
+COLUMNS = ("prefix", "country", "operator", "message_type", "price", "currency", "effective_from",
+           "min_monthly_volume")
+MAX_ROWS = 200_000
+_TYPES = {choice.value for choice in PriceMessageType}
+
+
+@dataclass
+class PriceImportResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (line, message): nothing was written
+
+
+@dataclass(frozen=True)
+class _Row:
+    prefix: str
+    country: str
+    operator: str
+    message_type: str
+    price: Decimal
+    currency: str
+    effective_from: date
+    min_monthly_volume: int
+
+    def key(self) -> tuple:
+        return (self.prefix, self.country, self.operator, self.message_type, self.min_monthly_volume,
+                self.effective_from)
+
+
+def prices_parse(text: str) -> tuple[list[_Row], list[tuple[int, str]]]:
+    """The rows of a price CSV and the errors of its bad lines, by line number (the header is line 1)."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    if reader.fieldnames is None or [name.strip().lower() for name in reader.fieldnames] != list(COLUMNS):
+        return [], [(1, f"the header must be {','.join(COLUMNS)}")]
+    rows, errors, seen = [], [], {}
+    for line, record in enumerate(reader, start=2):
+        if line - 1 > MAX_ROWS:
+            errors.append((line, f"a price list holds at most {MAX_ROWS} rows"))
+            break
+        values = {k.strip().lower(): (v or "").strip() for k, v in record.items() if k is not None}
+        try:
+            row = _row(values)
+        except ValueError as exc:
+            errors.append((line, str(exc)))
+            continue
+        if row.key() in seen:
+            errors.append((line, f"the same price as line {seen[row.key()]}"))
+            continue
+        seen[row.key()] = line
+        rows.append(row)
+    return rows, errors
+
+
+def _row(record: dict[str, str]) -> _Row:
+    prefix = record["prefix"].removeprefix("+")
+    if prefix and (not prefix.isdigit() or len(prefix) > 15):
+        raise ValueError(f"prefix {record['prefix']!r} must be the digits an E.164 number starts with")
+    country = record["country"].upper()
+    if country and (len(country) != 2 or not country.isalpha()):
+        raise ValueError(f"country {record['country']!r} must be an ISO 3166 alpha-2 code, or blank")
+    if not prefix and not country:
+        raise ValueError("give a prefix or a country")
+    operator = record["operator"].replace("-", "").replace("/", "")
+    if operator and (not operator.isdigit() or len(operator) not in (5, 6)):
+        raise ValueError(f"operator {record['operator']!r} must be an MCC/MNC such as 23415, or blank")
+    message_type = record["message_type"].lower()
+    if message_type in ("all", "any", "*"):
+        message_type = ""
+    if message_type not in _TYPES:
+        raise ValueError(f"message_type {record['message_type']!r} must be otp, transactional, marketing or blank")
+    try:
+        price = Decimal(record["price"])
+    except InvalidOperation:
+        raise ValueError(f"price {record['price']!r} is not a decimal number") from None
+    if not price.is_finite() or price < 0 or price.as_tuple().exponent < -6 or price >= 10**12:
+        raise ValueError(f"price {record['price']!r} must be 0 or more, with at most 6 decimal places")
+    currency = record["currency"].upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise ValueError(f"currency {record['currency']!r} must be a 3-letter code")
+    effective_from = parse_date(record["effective_from"]) if record["effective_from"] else timezone.now().date()
+    if effective_from is None:
+        raise ValueError(f"effective_from {record['effective_from']!r} is not a date such as 2027-01-01")
+    volume = record["min_monthly_volume"] or "0"
+    if not volume.isdigit():
+        raise ValueError(f"min_monthly_volume {record['min_monthly_volume']!r} must be a whole number, or blank")
+    return _Row(prefix, country, operator, message_type, price, currency, effective_from, int(volume))
+
+
+def prices_import(*, tenant: Tenant | None, text: str) -> PriceImportResult:
+    """Upsert the CSV's prices into the tenant's list (None: the default list), in one transaction.
+
+    With any bad line nothing is written and `errors` lists them all."""
+    rows, errors = prices_parse(text)
+    if errors:
+        return PriceImportResult(errors=errors)
+    result = PriceImportResult()
+    with transaction.atomic():
+        # unscoped: the import writes one list (a tenant's or the default, which has no tenant) for staff
+        prices = Price.unscoped.select_for_update()
+        prices = prices.filter(tenant=tenant) if tenant else prices.filter(tenant__isnull=True)
+        existing = {_key(price): price for price in prices}
+        for row in rows:
+            price = existing.get(row.key())
+            if price is None:
+                Price.unscoped.create(tenant=tenant, prefix=row.prefix, country=row.country, operator=row.operator,
+                                      message_type=row.message_type, price=row.price, currency=row.currency,
+                                      effective_from=row.effective_from, min_monthly_volume=row.min_monthly_volume)
+                result.created += 1
+            elif (price.price, price.currency) != (row.price, row.currency):
+                price.price, price.currency = row.price, row.currency
+                price.save(update_fields=["price", "currency", "updated_at"])
+                result.updated += 1
+            else:
+                result.unchanged += 1
+    transaction.on_commit(rating.price_cache_clear)
+    return result
+
+
+def _key(price: Price) -> tuple:
+    return (price.prefix, price.country, price.operator, price.message_type, price.min_monthly_volume,
+            price.effective_from)
+
+
+def prices_csv(prices: Iterable[Price]) -> str:
+    """The prices as the import reads them (an export imports back unchanged)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for price in prices:
+        writer.writerow([price.prefix, price.country, price.operator, price.message_type, price.price,
+                         price.currency, price.effective_from.isoformat(), price.min_monthly_volume or ""])
+    return out.getvalue()

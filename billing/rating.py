@@ -1,0 +1,131 @@
+"""Rating: the per-segment price of a message at accept, from the price lists held in process memory.
+
+Prices count only in the tenant's currency (its balance's): there is no conversion.
+
+The single send is one SQL statement (docs/send-pipeline.md), so rating asks the database nothing on the
+hot path: each process loads every price list at once and keeps it BILLING_PRICE_CACHE_SECONDS; a price
+changed in this process (admin, import) clears it at once (billing/signals.py), another process sees it
+within that time. A tenant's own list overrides the default list for every destination it prices.
+Within a list: the longest prefix that has a price wins, then the country; among the rows of that
+destination, a price for the message's own type beats one for all types, a higher volume tier in reach
+beats a lower one, and the latest `effective_from` on or before today wins.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+import phonenumbers
+from django.conf import settings
+from django.utils import timezone
+
+from billing.errors import NoPriceForDestination
+from billing.models import Balance, Price
+
+
+@dataclass(frozen=True)
+class Rate:
+    """The unit price in force for a destination and type, and the price row it came from."""
+
+    unit: Decimal
+    currency: str
+    price_id: int
+
+
+@dataclass
+class _List:
+    """One price list, indexed by destination: {prefix digits: rows}, {country: rows}."""
+
+    prefixes: dict[str, list[Price]] = field(default_factory=dict)
+    countries: dict[str, list[Price]] = field(default_factory=dict)
+    longest: int = 0
+
+
+@dataclass
+class _Cache:
+    lists: dict[int | None, _List]
+    currencies: dict[int, str]  # each tenant's balance currency
+    loaded: float
+
+
+_cache: _Cache | None = None
+_lock = threading.Lock()
+
+
+def price_cache_clear() -> None:
+    global _cache
+    _cache = None
+
+
+def _load() -> _Cache:
+    lists: dict[int | None, _List] = {}
+    # unscoped: every tenant's price list and the default one, loaded once per process for rating at accept
+    for row in Price.unscoped.filter(operator="").order_by("pk"):
+        prices = lists.setdefault(row.tenant_id, _List())
+        if row.prefix:
+            prices.prefixes.setdefault(row.prefix, []).append(row)
+            prices.longest = max(prices.longest, len(row.prefix))
+        else:
+            prices.countries.setdefault(row.country, []).append(row)
+    # unscoped: every tenant's currency, with the price lists, so rating reads nothing per message
+    currencies = dict(Balance.unscoped.values_list("tenant_id", "currency"))
+    return _Cache(lists=lists, currencies=currencies, loaded=time.monotonic())
+
+
+def _cached() -> _Cache:
+    global _cache
+    cache, now = _cache, time.monotonic()
+    if cache is None or now - cache.loaded >= settings.BILLING_PRICE_CACHE_SECONDS:
+        with _lock:
+            cache = _cache
+            if cache is None or now - cache.loaded >= settings.BILLING_PRICE_CACHE_SECONDS:
+                cache = _cache = _load()
+    return cache
+
+
+@functools.lru_cache(maxsize=100_000)
+def number_country(to: str) -> str:
+    """The ISO country of an E.164 number ('' when phonenumbers cannot tell)."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(to)) or ""
+    except phonenumbers.NumberParseException:
+        return ""
+
+
+def _best(rows: list[Price], *, message_type: str, volume: int, today: date, currency: str) -> Price | None:
+    fits = [row for row in rows if row.message_type in ("", message_type) and row.effective_from <= today
+            and row.min_monthly_volume <= volume and row.currency == currency]
+    return max(fits, key=lambda r: (r.message_type != "", r.min_monthly_volume, r.effective_from), default=None)
+
+
+def _in_list(prices: _List, *, to: str, message_type: str, volume: int, today: date, currency: str) -> Price | None:
+    digits = to.removeprefix("+")
+    for length in range(min(len(digits), prices.longest), 0, -1):
+        rows = prices.prefixes.get(digits[:length])
+        best = rows and _best(rows, message_type=message_type, volume=volume, today=today, currency=currency)
+        if best:
+            return best
+    rows = prices.countries.get(number_country(to))
+    return rows and _best(rows, message_type=message_type, volume=volume, today=today, currency=currency) or None
+
+
+def message_rate(*, tenant_id: int, to: str, message_type: str, currency: str | None = None,
+                 volume: int = 0) -> Rate:
+    """The unit price of a message to `to` (E.164) of `message_type` for the tenant: its own list, else the
+    default. Only prices in `currency` count (default: the tenant's balance currency, else
+    BILLING_DEFAULT_CURRENCY); `volume`: the segments of the month so far, for volume tiers (accept passes 0
+    today: docs/billing.md). Raises NoPriceForDestination."""
+    cache, today = _cached(), timezone.now().date()
+    lists = cache.lists
+    currency = currency or cache.currencies.get(tenant_id, settings.BILLING_DEFAULT_CURRENCY)
+    for key in (tenant_id, None):
+        prices = lists.get(key)
+        row = prices and _in_list(prices, to=to, message_type=message_type, volume=volume, today=today,
+                                  currency=currency)
+        if row:
+            return Rate(unit=row.price, currency=row.currency, price_id=row.pk)
+    raise NoPriceForDestination(field="to")

@@ -1,0 +1,200 @@
+"""Billing's use cases that write money: top-ups and adjustments, the hold at accept, and its settlement.
+
+Every change of a balance is one conditional UPDATE of its Balance row and its LedgerEntry rows in the same
+transaction (ARCHITECTURE.md "Money"): a hold that the balance and credit limit do not cover changes no row
+and is refused, so concurrent sends can never overdraw; the CHECK on Balance refuses it in the database too.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.services.audit import Actor, audit_record
+from billing import rating
+from billing.errors import InsufficientBalance
+from billing.models import Balance, LedgerEntry, LedgerKind
+from smsportal.errors import DomainError
+from smsportal.tenancy import tenant_scoped
+
+if TYPE_CHECKING:
+    from accounts.models import Tenant
+
+
+CAPTURE, RELEASE = LedgerKind.CAPTURE.value, LedgerKind.RELEASE.value  # the kinds of holds_settle
+
+
+class InvalidAmount(DomainError):
+    code = "invalid_amount"
+    message = "The amount must be a non-zero decimal with at most 6 places."
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A billed message leaving the accept: its id, tenant and price (messaging's lifecycle passes these)."""
+
+    message_id: int
+    tenant_id: int
+    amount: Decimal
+    currency: str
+
+
+@tenant_scoped
+def balance_get_or_create(*, tenant: Tenant) -> Balance:
+    """The tenant's balance row (in BILLING_DEFAULT_CURRENCY when it is new)."""
+    balance, created = Balance.objects.get_or_create(tenant=tenant,
+                                                     defaults={"currency": settings.BILLING_DEFAULT_CURRENCY})
+    if created:
+        transaction.on_commit(rating.price_cache_clear)  # rating reads the tenant's currency from its cache
+    return balance
+
+
+@tenant_scoped
+def balance_credit(*, tenant: Tenant, amount: Decimal, reason: str, actor: Actor) -> LedgerEntry:
+    """Add `amount` (a top-up) or take it (negative: an adjustment) with its reason, audited.
+
+    An adjustment past the credit limit is refused (InsufficientBalance), in the same conditional UPDATE."""
+    if not amount.is_finite() or amount == 0 or amount.as_tuple().exponent < -6:
+        raise InvalidAmount(field="amount")
+    if not reason.strip():
+        raise DomainError("Give the reason for the change.", field="reason", code="reason_required")
+    with transaction.atomic():
+        balance = balance_get_or_create(tenant=tenant)
+        if connection.vendor == "postgresql":
+            moved = Balance.objects.filter(pk=balance.pk, balance__gte=F("reserved") - F("credit_limit") - amount
+                                           ).update(balance=F("balance") + amount, updated_at=timezone.now())
+        else:
+            moved = _balance_move_portable(tenant_id=tenant.pk, currency=balance.currency, balance=amount)
+        if not moved:
+            raise InsufficientBalance("That adjustment would take the balance past its credit limit.",
+                                      field="amount")
+        entry = LedgerEntry.objects.create(
+            tenant=tenant, kind=LedgerKind.TOPUP if amount > 0 else LedgerKind.ADJUSTMENT, balance_delta=amount,
+            currency=balance.currency, reason=reason.strip(), actor=actor.label or str(actor.user or ""))
+        audit_record(action="balance.credit", actor=actor, tenant=tenant, target=tenant,
+                     changes={"amount": str(amount), "currency": balance.currency, "reason": reason.strip()})
+    return entry
+
+
+_HOLD_SQL = """
+    WITH b AS (
+        UPDATE billing_balance SET reserved = reserved + %(amount)s, updated_at = %(now)s
+        WHERE tenant_id = %(tenant)s AND currency = %(currency)s
+          AND balance + credit_limit - reserved >= %(amount)s
+        RETURNING tenant_id
+    )
+    INSERT INTO billing_ledgerentry (tenant_id, kind, balance_delta, reserved_delta, currency, messages, reason,
+                                     actor, created_at)
+    SELECT tenant_id, 'hold', 0, %(amount)s, %(currency)s, %(messages)s, '', '', %(now)s FROM b
+    RETURNING id
+"""
+
+
+def balance_hold(*, tenant_id: int, amount: Decimal, currency: str, messages: int) -> None:
+    """Hold `amount` for an accept of `messages` live messages, in the caller's transaction: one statement on
+    PostgreSQL (the conditional UPDATE of the balance row and its ledger entry). Raises InsufficientBalance
+    (402) when the balance, less what is held, plus the credit limit does not cover it; nothing is written.
+
+    The balance row stays locked until the caller commits: concurrent sends of one tenant wait for each other
+    only for the rest of that transaction (the message's insert), never longer."""
+    params = {"amount": amount, "currency": currency, "tenant": tenant_id, "messages": messages,
+              "now": timezone.now()}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_HOLD_SQL, params)
+            held = cursor.fetchone() is not None
+    else:
+        held = _balance_move_portable(tenant_id=tenant_id, currency=currency, reserved=amount)
+        if held:
+            # unscoped: the accept pipeline holds for the tenant it names (SQLite: the same writes, by the ORM)
+            LedgerEntry.unscoped.create(tenant_id=tenant_id, kind=LedgerKind.HOLD, reserved_delta=amount,
+                                        currency=currency, messages=messages, created_at=params["now"])
+    if not held:
+        raise InsufficientBalance(field="to" if messages == 1 else "messages")
+
+
+_SETTLE_SQL = """
+    WITH v AS (
+        SELECT * FROM unnest(%(ids)s::bigint[], %(tenants)s::bigint[], %(amounts)s::numeric[], %(currencies)s::text[])
+            AS v(message_id, tenant_id, amount, currency)
+    ),
+    s AS (
+        INSERT INTO billing_ledgerentry (tenant_id, kind, balance_delta, reserved_delta, currency, message_id,
+                                         messages, reason, actor, created_at)
+        SELECT tenant_id, %(kind)s, CASE WHEN %(kind)s = 'capture' THEN -amount ELSE 0 END, -amount, currency,
+               message_id, 1, '', '', %(now)s FROM v
+        ON CONFLICT (message_id) WHERE kind IN ('capture', 'release') DO NOTHING
+        RETURNING tenant_id, balance_delta, reserved_delta
+    ),
+    t AS (SELECT tenant_id, sum(balance_delta) AS b, sum(reserved_delta) AS r FROM s GROUP BY tenant_id),
+    locked AS (
+        SELECT id, tenant_id FROM billing_balance WHERE tenant_id IN (SELECT tenant_id FROM t)
+        ORDER BY tenant_id FOR UPDATE
+    )
+    UPDATE billing_balance SET balance = balance + t.b, reserved = reserved + t.r, updated_at = %(now)s
+    FROM t JOIN locked ON locked.tenant_id = t.tenant_id WHERE billing_balance.id = locked.id
+"""
+
+
+def holds_settle(*, settlements: Sequence[Settlement], kind: str) -> None:
+    """Capture (`kind` capture: the messages went to a carrier) or release (they never will) the holds of
+    `settlements`, each message once whatever calls it again: the unique index on a settlement's message_id
+    skips a repeat. Set-based: one statement on PostgreSQL for any number of messages and tenants (balance
+    rows locked in tenant order, so two settlements cannot deadlock). In the caller's transaction."""
+    if not settlements:
+        return
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        params = {"ids": [s.message_id for s in settlements], "tenants": [s.tenant_id for s in settlements],
+                  "amounts": [s.amount for s in settlements], "currencies": [s.currency for s in settlements],
+                  "kind": kind, "now": now}
+        with connection.cursor() as cursor:
+            cursor.execute(_SETTLE_SQL, params)
+        return
+    _settle_portable(settlements=settlements, kind=kind, now=now)
+
+
+def _settle_portable(*, settlements: Sequence[Settlement], kind: str, now) -> None:
+    """The same on SQLite: the settled ones skipped, the others in one INSERT, one UPDATE per tenant."""
+    # unscoped: settlements of a dispatch batch or a sweep name their messages, of any tenant
+    done = set(LedgerEntry.unscoped.filter(message_id__in=[s.message_id for s in settlements],
+                                           kind__in=[LedgerKind.CAPTURE, LedgerKind.RELEASE])
+               .values_list("message_id", flat=True))
+    fresh = {s.message_id: s for s in settlements if s.message_id not in done}.values()
+    try:
+        with transaction.atomic():
+            # unscoped: as above
+            LedgerEntry.unscoped.bulk_create([
+                LedgerEntry(tenant_id=s.tenant_id, kind=kind, reserved_delta=-s.amount, message_id=s.message_id,
+                            balance_delta=-s.amount if kind == LedgerKind.CAPTURE else 0, currency=s.currency,
+                            messages=1, created_at=now) for s in fresh])
+    except IntegrityError:  # settled meanwhile (SQLite has one writer: not expected)
+        return
+    totals: dict[int, Decimal] = {}
+    for s in fresh:
+        totals[s.tenant_id] = totals.get(s.tenant_id, Decimal(0)) + s.amount
+    for tenant_id, total in sorted(totals.items()):
+        captured = total if kind == LedgerKind.CAPTURE else Decimal(0)
+        _balance_move_portable(tenant_id=tenant_id, balance=-captured, reserved=-total, check=False)
+
+
+def _balance_move_portable(*, tenant_id: int, currency: str | None = None, balance: Decimal = Decimal(0),
+                           reserved: Decimal = Decimal(0), check: bool = True) -> bool:
+    """SQLite's conditional update, computed in Decimal: SQLite's arithmetic on these columns is binary floating
+    point (0.03 - 0.01 - 0.01 - 0.01 < 0). One writer at a time there; the race-free path is PostgreSQL's."""
+    # unscoped: a balance move for the tenant the caller names (SQLite only)
+    row = Balance.unscoped.filter(tenant_id=tenant_id, **({"currency": currency} if currency else {})).first()
+    if row is None:
+        return False
+    new_balance, new_reserved = row.balance + balance, row.reserved + reserved
+    if check and new_balance + row.credit_limit < new_reserved:
+        return False
+    # unscoped: as above
+    Balance.unscoped.filter(pk=row.pk).update(balance=new_balance, reserved=new_reserved, updated_at=timezone.now())
+    return True

@@ -1,0 +1,188 @@
+"""The prepaid balance: holds at accept, capture and release in the lifecycle, the append-only ledger, top-ups."""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, connections
+from rest_framework.test import APIClient
+
+from accounts.models import Tenant
+from accounts.services.audit import SYSTEM
+from accounts.tests.api_assertions import assert_error
+from accounts.tests.factories import bearer, make_api_key
+from billing import services
+from billing.models import Balance, LedgerEntry, Price
+from billing.selectors import balances_unbalanced
+from messaging import lifecycle
+from messaging.models import Message, Status
+
+pytestmark = pytest.mark.django_db
+
+SEND = "/v1/messages"
+
+
+@pytest.fixture
+def live(billed):
+    """A's live key, a US price of 0.0100 a segment, A's rate out of the way."""
+    Tenant.objects.filter(pk=billed.a.tenant.pk).update(messages_per_second=10_000)
+    billed.a.tenant.refresh_from_db()
+    Price.unscoped.create(country="US", price=Decimal("0.0100"), currency="EUR", effective_from="2025-01-01")
+    _key, secret = make_api_key(billed.a.tenant, mode="live", name="live")
+    billed.a.extra["live"] = bearer(secret)
+    return billed
+
+
+def _credit(tenant, amount: str) -> None:
+    services.balance_credit(tenant=tenant, amount=Decimal(amount), reason="test top-up", actor=SYSTEM)
+
+
+def _send(api, auth, to="+14155550100", text="hi"):
+    return api.post(SEND, {"to": to, "from": "Acme", "text": text}, format="json", **auth)
+
+
+def _balance(tenant) -> Balance:
+    return Balance.unscoped.get(tenant=tenant)
+
+
+def test_a_live_send_holds_its_price_and_answers_it_billed(live, api):
+    _credit(live.a.tenant, "1.00")
+    body = _send(api, live.a.extra["live"]).json()
+    assert (body["price"], body["currency"], body["billed"]) == ("0.0100", "EUR", True), body
+    balance = _balance(live.a.tenant)
+    assert (balance.balance, balance.reserved) == (Decimal("1.00"), Decimal("0.01"))
+    hold = LedgerEntry.unscoped.get(tenant=live.a.tenant, kind="hold")
+    assert (hold.reserved_delta, hold.messages) == (Decimal("0.01"), 1)
+    assert balances_unbalanced() == []
+
+
+def test_a_send_the_balance_does_not_cover_is_402_and_writes_nothing(live, api):
+    _credit(live.a.tenant, "0.015")
+    assert _send(api, live.a.extra["live"]).status_code == 202
+    count, entries = Message.unscoped.count(), LedgerEntry.unscoped.count()
+    # when the next one needs 0.01 and 0.005 is left
+    response = _send(api, live.a.extra["live"], to="+14155550101")
+    assert_error(response, 402, "insufficient_balance", field="to")
+    assert (Message.unscoped.count(), LedgerEntry.unscoped.count()) == (count, entries)
+    assert _balance(live.a.tenant).reserved == Decimal("0.01")
+
+
+def test_a_credit_limit_lets_a_postpaid_tenant_go_below_zero_down_to_it(live, api):
+    _credit(live.a.tenant, "0.01")
+    Balance.unscoped.filter(tenant=live.a.tenant).update(credit_limit=Decimal("0.01"))
+    assert [_send(api, live.a.extra["live"], to=f"+1415555010{i}").status_code for i in range(3)] == [202, 202, 402]
+
+
+def test_a_test_key_is_never_charged(live, api):
+    body = _send(api, live.a.auth).json()
+    assert (body["price"], body["billed"]) == ("0.0100", False)
+    assert not LedgerEntry.unscoped.filter(tenant=live.a.tenant).exists()
+
+
+def test_a_batch_holds_its_total_once_or_is_refused_whole(live, api):
+    _credit(live.a.tenant, "0.03")
+    batch = {"defaults": {"from": "Acme", "text": "hi"}, "messages": [{"to": f"+1415555020{i}"} for i in range(4)]}
+    count = Message.unscoped.count()
+    assert_error(api.post(f"{SEND}/batch", batch, format="json", **live.a.extra["live"]), 402, "insufficient_balance",
+                 field="messages")
+    assert Message.unscoped.count() == count
+    batch["messages"] = batch["messages"][:3]
+    assert api.post(f"{SEND}/batch", batch, format="json", **live.a.extra["live"]).status_code == 202
+    hold = LedgerEntry.unscoped.get(tenant=live.a.tenant, kind="hold")
+    assert (hold.reserved_delta, hold.messages) == (Decimal("0.03"), 3)
+
+
+def test_sent_captures_and_a_failure_before_leaving_releases_each_once(live, api):
+    _credit(live.a.tenant, "1.00")
+    sent, failed, canceled = (Message.unscoped.get(public_id=_send(api, live.a.extra["live"], to=f"+1415555030{i}")
+                                                   .json()["id"]) for i in range(3))
+    # when one goes to a carrier, one fails before leaving us, one is canceled (the batch transition)
+    lifecycle.messages_transition(message_ids=[sent.pk], to=Status.SENDING, source="test")
+    lifecycle.messages_transition(message_ids=[sent.pk], to=Status.SENT, source="test")
+    lifecycle.messages_transition(message_ids=[failed.pk], to=Status.FAILED, source="test", error_code="x")
+    lifecycle.message_transition(message_id=canceled.pk, to=Status.CANCELED, source="test")
+    # and a late receipt fails the sent one, and the same moves come again
+    lifecycle.messages_transition(message_ids=[sent.pk], to=Status.UNDELIVERED, source="test")
+    lifecycle.messages_transition(message_ids=[failed.pk, canceled.pk], to=Status.EXPIRED, source="test")
+    kinds = {(e.message_id, e.kind) for e in LedgerEntry.unscoped.filter(message_id__isnull=False)}
+    assert kinds == {(sent.pk, "capture"), (failed.pk, "release"), (canceled.pk, "release")}
+    balance = _balance(live.a.tenant)
+    assert (balance.balance, balance.reserved) == (Decimal("0.99"), Decimal("0"))
+    assert balances_unbalanced() == []
+
+
+def test_balance_credit_tops_up_and_adjusts_with_a_reason_and_refuses_past_the_limit(live):
+    call_command("balance_credit", live.a.tenant.slug, "5.50", "--reason", "wire 42", stdout=StringIO())
+    call_command("balance_credit", live.a.tenant.slug, "-0.50", "--reason", "goodwill reversal", stdout=StringIO())
+    entries = list(LedgerEntry.unscoped.filter(tenant=live.a.tenant).order_by("pk").values_list("kind", "reason"))
+    assert entries == [("topup", "wire 42"), ("adjustment", "goodwill reversal")]
+    assert _balance(live.a.tenant).balance == Decimal("5.00")
+    with pytest.raises(CommandError, match="credit limit"):
+        call_command("balance_credit", live.a.tenant.slug, "-6", "--reason", "too much", stdout=StringIO())
+    with pytest.raises(CommandError, match="no tenant"):
+        call_command("balance_credit", "nobody", "1", "--reason", "x", stdout=StringIO())
+    from accounts.models import AuditEvent
+    assert AuditEvent.unscoped.filter(tenant=live.a.tenant, action="balance.credit").count() == 2
+
+
+@pytest.mark.postgres
+def test_the_database_refuses_to_change_or_delete_a_ledger_entry(live):
+    if connection.vendor != "postgresql":
+        pytest.skip("the trigger is PostgreSQL's")
+    from django.db import IntegrityError, transaction
+    _credit(live.a.tenant, "1")
+    entry = LedgerEntry.unscoped.get(tenant=live.a.tenant)
+    for change in (lambda: LedgerEntry.unscoped.filter(pk=entry.pk).update(reason="edited"),
+                   lambda: LedgerEntry.unscoped.filter(pk=entry.pk).delete()):
+        with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+            change()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_400_concurrent_single_sends_against_a_balance_for_150_accept_exactly_150(live):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency is PostgreSQL's")
+    _credit(live.a.tenant, "1.50")
+    auth, start = live.a.extra["live"], threading.Barrier(40)
+
+    def send(i: int) -> int:
+        try:
+            if i < 40:
+                start.wait()
+            return _send(APIClient(), auth, to=f"+1415556{i:04d}").status_code
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        codes = list(pool.map(send, range(400)))
+    assert (codes.count(202), codes.count(402), len(codes)) == (150, 250, 400)
+    balance = _balance(live.a.tenant)
+    assert (balance.balance, balance.reserved) == (Decimal("1.50"), Decimal("1.50"))
+    assert Message.unscoped.filter(tenant=live.a.tenant, mode="live").count() == 150
+    assert LedgerEntry.unscoped.filter(tenant=live.a.tenant, kind="hold").count() == 150
+    assert balances_unbalanced() == []
+
+
+@pytest.mark.postgres
+def test_with_billing_a_test_keys_send_stays_one_statement_and_a_live_one_adds_only_its_hold(live, api, settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement send is PostgreSQL's")
+    from django.test.utils import CaptureQueriesContext
+    settings.API_KEY_CACHE_SECONDS, settings.WEBHOOK_ENDPOINTS_CACHE_SECONDS = 60, 60
+    settings.MESSAGE_HANDOFF, settings.BILLING_PRICE_CACHE_SECONDS = "dispatcher", 60
+    _credit(live.a.tenant, "1")
+    for auth in (live.a.auth, live.a.extra["live"]):  # warm: the key caches and the price lists
+        assert _send(api, auth, to="+14155550190").status_code == 202
+    with CaptureQueriesContext(connection) as test_key:
+        assert _send(api, live.a.auth, to="+14155550191").status_code == 202
+    with CaptureQueriesContext(connection) as live_key:
+        assert _send(api, live.a.extra["live"], to="+14155550192").status_code == 202
+    # then rating asked nothing: the test key's send is its one INSERT; the live one is BEGIN, hold, INSERT, COMMIT
+    assert len(test_key.captured_queries) == 1, test_key.captured_queries
+    live_sql = [query["sql"] for query in live_key.captured_queries]
+    assert len(live_sql) == 4 and "billing_balance" in live_sql[1], live_sql

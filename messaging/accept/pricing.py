@@ -1,0 +1,49 @@
+"""Step 4 with billing: rating in the pipeline's price step, the prepaid hold in its reserve step (docs/billing.md).
+
+Messaging sits above billing, so it registers billing's service functions here; billing never imports
+the pipeline. Rating reads only the price lists in process memory: it adds no round trip to a send. The hold
+(a live send) is one statement in the accept's transaction, so a live single send is BEGIN, hold, insert,
+COMMIT rather than one statement.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from accounts.services import ApiKeyMode
+from billing import rating, services
+from messaging.accept import registry
+
+if TYPE_CHECKING:
+    from messaging.accept.steps import AcceptContext, Draft
+    from messaging.services import PreparedMessage
+
+
+def billing_price(*, context: AcceptContext, message: PreparedMessage, reserve: bool) -> registry.Price | None:
+    """Segments times the unit price of the destination and type; a test key's is shown, `billed` false.
+    Raises NoPriceForDestination (422) when no list prices the destination."""
+    if not settings.BILLING_ENABLED:
+        return None
+    rate = rating.message_rate(tenant_id=context.tenant.pk, to=message.to, message_type=message.message_type)
+    return registry.Price(amount=rate.unit * message.analysis.segment_count, currency=rate.currency,
+                          billed=context.mode == ApiKeyMode.LIVE)
+
+
+registry.price_step(billing_price, writes=False)
+
+
+def _holds(context: AcceptContext) -> bool:
+    return settings.BILLING_ENABLED and context.mode == ApiKeyMode.LIVE
+
+
+@registry.reserve_step(writes=_holds)
+def billing_hold(*, context: AcceptContext, drafts: Sequence[Draft]) -> None:
+    """A live send holds the total price of its messages on the tenant's balance in the accept's transaction;
+    402 insufficient_balance refuses the whole request, and nothing of it is written."""
+    billed = [draft for draft in drafts if draft.billed and draft.price is not None]
+    if not billed:
+        return
+    services.balance_hold(tenant_id=context.tenant.pk, amount=sum(draft.price for draft in billed),
+                          currency=billed[0].currency, messages=len(billed))
