@@ -96,6 +96,10 @@ def server_env(database_url: str, redis_url: str, broker_url: str, **extra: str)
         "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false", "LOG_LEVEL": "WARNING",
         "DATABASE_URL": database_url, "REDIS_URL": redis_url, "CELERY_BROKER_URL": broker_url,
         "API_RATE_LIMIT": "1000000/s", "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+        # The figures of issues 9 and 10 are of the pipeline without billing; with it (rating and the hold at
+        # accept, issue 11) they are yet to be measured: `BILLING_ENABLED=true` in **extra, with prices and a
+        # balance for the bench tenant (docs/billing.md).
+        "BILLING_ENABLED": "false",
         # As `make run` does: the virtualenv's commands (gunicorn, celery) first on PATH.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **extra,
     }

@@ -9,6 +9,7 @@ below numbers, must not import it (.importlinter).
 """
 import os
 import secrets
+from decimal import Decimal
 from numbers.inventory import demo_stock
 from numbers.services import phone_number_upsert
 
@@ -17,7 +18,10 @@ from django.core.management.base import BaseCommand
 
 from accounts import selectors, services
 from billing.demo import demo_prices_csv
+from billing.money import money_text
 from billing.prices import prices_import
+from billing.selectors import balance_get
+from billing.services import balance_credit
 from messaging.carriers.local import demo
 from messaging.routing.loader import carriers_load
 
@@ -25,6 +29,7 @@ DEMO_SLUG = "demo"
 DEMO_EMAIL = "demo@example.com"
 DEMO_KEY_NAME = "Demo test key"
 DEMO_LIVE_KEY_NAME = "Demo live key"
+DEMO_CREDIT = Decimal("50.00")
 
 
 class Command(BaseCommand):
@@ -43,6 +48,7 @@ class Command(BaseCommand):
         secret = _key_rotate(tenant, DEMO_KEY_NAME, services.ApiKeyMode.TEST)
         created = sum(phone_number_upsert(**fields)[1] for fields in demo_stock())
         prices = prices_import(tenant=None, text=demo_prices_csv())
+        credited = _demo_credit(tenant)
         live = settings.LIVE_CARRIER == "routes"
         live_secret = _key_rotate(tenant, DEMO_LIVE_KEY_NAME, services.ApiKeyMode.LIVE) if live else ""
         changed = _local_carriers_load() if live else 0
@@ -53,6 +59,9 @@ class Command(BaseCommand):
         self.stdout.write(f"  Numbers:  {created} added to the simulator's inventory")
         self.stdout.write(f"  Prices:   {prices.created} added to the default price list "
                           f"({prices.unchanged} already there)")
+        balance = balance_get(tenant=tenant)
+        self.stdout.write(f"  Balance:  {money_text(balance.balance)} {balance.currency} prepaid"
+                          + (f" ({credited} credited now)" if credited else ""))
         self.stdout.write(f'  Try:      curl -H "Authorization: Bearer {secret}" {base}/v1/me')
         if live:
             self.stdout.write(f"  Live key: {live_secret}  (LIVE_CARRIER=routes: live messages go by the routing table)")
@@ -60,6 +69,17 @@ class Command(BaseCommand):
                               f"{demo.SMPP_COST} {demo.CURRENCY}) and {demo.HTTP_CARRIER} (HTTP, 127.0.0.1:"
                               f"{settings.LOCAL_HTTP_CARRIER_PORT}, {demo.HTTP_COST} {demo.CURRENCY}, the failover) "
                               f"for +{' +'.join(demo.COUNTRIES)}; {changed} changed")
+
+
+def _demo_credit(tenant) -> Decimal:
+    """A prepaid balance for the demo's live key (each live message holds its price: docs/billing.md): topped
+    up to DEMO_CREDIT when it has run out or was never funded; what was credited."""
+    balance = balance_get(tenant=tenant)
+    if balance is not None and balance.balance - balance.reserved > 0:
+        return Decimal(0)
+    amount = DEMO_CREDIT - (balance.balance - balance.reserved if balance is not None else Decimal(0))
+    balance_credit(tenant=tenant, amount=amount, reason="demo credit (seed_demo)", actor=services.SYSTEM)
+    return amount
 
 
 def _key_rotate(tenant, name: str, mode: str) -> str:
