@@ -88,12 +88,17 @@ def _cached() -> _Cache:
 
 
 @functools.lru_cache(maxsize=100_000)
-def number_country(to: str) -> str:
-    """The ISO country of an E.164 number ('' when phonenumbers cannot tell)."""
+def number_countries(to: str) -> tuple[str, ...]:
+    """The ISO countries whose prices may apply to an E.164 number, the closest first: the number's own region,
+    then the main region of its country code. +44 7911 … is Guernsey's (GG) and +1 … may be Canada's: a price
+    list that names only GB or US prices them so; an invalid number has only the main region. () when
+    phonenumbers cannot parse it."""
     try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(to)) or ""
+        number = phonenumbers.parse(to)
     except phonenumbers.NumberParseException:
-        return ""
+        return ()
+    found = [phonenumbers.region_code_for_number(number), phonenumbers.region_code_for_country_code(number.country_code)]
+    return tuple(dict.fromkeys(c for c in found if c and c != "ZZ"))
 
 
 def _best(rows: list[Price], *, message_type: str, volume: int, today: date, currency: str) -> Price | None:
@@ -109,8 +114,12 @@ def _in_list(prices: _List, *, to: str, message_type: str, volume: int, today: d
         best = rows and _best(rows, message_type=message_type, volume=volume, today=today, currency=currency)
         if best:
             return best
-    rows = prices.countries.get(number_country(to))
-    return rows and _best(rows, message_type=message_type, volume=volume, today=today, currency=currency) or None
+    for country in number_countries(to):
+        rows = prices.countries.get(country)
+        best = rows and _best(rows, message_type=message_type, volume=volume, today=today, currency=currency)
+        if best:
+            return best
+    return None
 
 
 def message_rate(*, tenant_id: int, to: str, message_type: str, currency: str | None = None,

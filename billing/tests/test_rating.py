@@ -44,6 +44,18 @@ def test_the_longest_prefix_wins_then_the_country(billed):
     assert _rate(billed.a.tenant, to=GB) == Decimal("0.0300")
 
 
+def test_a_number_of_a_shared_country_code_takes_its_own_regions_price_else_the_main_ones(billed):
+    """+44 7911 … is a Guernsey number (phonenumbers: GG) and +44 7700 900… a reserved, invalid one: with
+    only a GB price both are priced as GB; a GG price, once listed, wins for the Guernsey number."""
+    _price("0.0350", country="GB")
+    assert _rate(billed.a.tenant, to="+447911123456") == Decimal("0.0350")
+    assert _rate(billed.a.tenant, to="+447700900123") == Decimal("0.0350")
+    _price("0.0410", country="GG")
+    rating.price_cache_clear()
+    assert _rate(billed.a.tenant, to="+447911123456") == Decimal("0.0410")
+    assert _rate(billed.a.tenant, to=GB) == Decimal("0.0350")
+
+
 def test_a_tenants_list_overrides_the_default_only_where_it_prices(billed):
     _price("0.0100", country="US")
     _price("0.0300", country="GB")
