@@ -68,11 +68,15 @@ def refusal(call, *args, **kwargs) -> str:
 # --- end to end: submit -> signed callback -> receipt -------------------------------------------------------
 
 
-@pytest.mark.parametrize(("status", "error_code", "ours"), [
-    ("delivered", "", "delivered"), ("undelivered", "30003", "undelivered"), ("failed", "30008", "failed"),
-    ("sent", "", "enroute"), ("queued", "", "accepted"), ("partially_delivered", "", "unknown"),
+@pytest.mark.parametrize(("status", "error_code", "ours", "detail"), [
+    ("delivered", "", "delivered", "delivered"),
+    ("undelivered", "30003", "undelivered", "undelivered: the handset is unreachable (off or out of coverage)"),
+    ("failed", "30008", "failed", "failed: the carrier gave no reason"),
+    ("undelivered", "39999", "undelivered", "undelivered"),  # a code we have no words for: the status alone
+    ("sent", "", "enroute", "sent"), ("queued", "", "accepted", "queued"), ("partially_delivered", "", "unknown",
+                                                                          "partially_delivered"),
 ])
-def test_a_twilio_status_callback_becomes_a_receipt(fake, sink, status, error_code, ours):
+def test_a_twilio_status_callback_becomes_a_receipt(fake, sink, status, error_code, ours, detail):
     config = twilio_config(fake, public_base_url=sink.base_url)
     submitted = connector_from_config(config).submit(message())
 
@@ -80,7 +84,7 @@ def test_a_twilio_status_callback_becomes_a_receipt(fake, sink, status, error_co
 
     assert posted.status == 204 and sink.requests[0].path == "/carriers/twilio-main/receipts"
     assert receipts_of(config, sink.requests[0], sink) == [CarrierReceipt(
-        carrier_message_id=submitted.carrier_message_id, status=ours, carrier_error_code=error_code, detail=status)]
+        carrier_message_id=submitted.carrier_message_id, status=ours, carrier_error_code=error_code, detail=detail)]
 
 
 @pytest.mark.parametrize(("event_type", "status", "errors", "ours", "code"), [

@@ -65,6 +65,16 @@ STATUSES = {
     "delivered": "delivered", "read": "delivered",
     "undelivered": "undelivered", "failed": "failed", "canceled": "failed",
 }
+# The delivery ErrorCodes of a status callback (Twilio's error dictionary, 30001-30034), in words a customer
+# can act on; the code itself is kept as the carrier error code. Texts name no carrier.
+DELIVERY_ERRORS = {
+    "30001": "the carrier's queue overflowed", "30002": "the account is suspended",
+    "30003": "the handset is unreachable (off or out of coverage)", "30004": "the message was blocked",
+    "30005": "the number is unknown or no longer in service", "30006": "the number is a landline or cannot receive SMS",
+    "30007": "the message was filtered as spam or against the carrier's rules",
+    "30008": "the carrier gave no reason", "30009": "a part of the message was lost",
+    "30010": "the price asked was above the limit set", "30034": "the sender number is not registered (US A2P 10DLC)",
+}
 SIGNATURE_HEADER = "X-Twilio-Signature"
 SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 FORM = "application/x-www-form-urlencoded"
@@ -215,8 +225,10 @@ def receipts(config: CarrierConfig, callback: Callback) -> list[CarrierReceipt]:
     if not sid:
         raise CallbackRefused("payload_invalid", "The status callback has no MessageSid.")
     raw = (fields.get("MessageStatus") or fields.get("SmsStatus") or "").lower()
-    return [CarrierReceipt(carrier_message_id=sid, status=STATUSES.get(raw, "unknown"),
-                           carrier_error_code=fields.get("ErrorCode", ""), detail=raw)]
+    code = fields.get("ErrorCode", "")
+    reason = DELIVERY_ERRORS.get(code)
+    return [CarrierReceipt(carrier_message_id=sid, status=STATUSES.get(raw, "unknown"), carrier_error_code=code,
+                           detail=f"{raw}: {reason}" if reason else raw)]
 
 
 def inbound(config: CarrierConfig, callback: Callback) -> list[CarrierInbound]:
