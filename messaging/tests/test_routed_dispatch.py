@@ -116,7 +116,7 @@ def test_a_destination_level_refusal_is_final_and_tries_no_other_route(live):
     assert _attempts(message) == [("cheap", "rejected", "carrier_rejected")]
 
 
-def test_the_circuit_opens_after_repeated_route_failures_and_closes_after_a_trial_succeeds(live):
+def test_the_circuit_opens_after_repeated_route_failures_and_closes_after_a_trial_succeeds(live, caplog):
     broken = _carrier("broken", "0.0010", kind=Carrier.Kind.SMPP)
     _carrier("backup", "0.0050")
     messages = [_send(live) for _ in range(3)]
@@ -138,6 +138,10 @@ def test_the_circuit_opens_after_repeated_route_failures_and_closes_after_a_tria
     assert circuit.state == RouteCircuit.State.CLOSED and circuit.consecutive_failures == 0
     assert list(RouteCircuitTransition.objects.filter(route=broken).order_by("created_at")
                 .values_list("to_state", flat=True)) == ["open", "half_open", "closed"]
+    # each transition is also a structured log event an alert can match (event, route, states)
+    events = [r for r in caplog.records if getattr(r, "event", "") == "route.circuit"]
+    assert [(r.route_id, r.from_state, r.to_state) for r in events] == [
+        (broken.pk, "closed", "open"), (broken.pk, "open", "half_open"), (broken.pk, "half_open", "closed")]
 
 
 def test_test_mode_messages_keep_the_simulator(live):
