@@ -160,6 +160,20 @@ def test_it_sends_addresses_and_asks_for_receipts(peer, bound):
     assert alpha["registered_delivery"] == 1
 
 
+def test_a_carriers_own_ton_npi_and_default_data_coding_are_what_goes_out(peer, bound):
+    """carriers_load's `source_ton_npi` and `default_data_coding`, as a carrier asks for them: every sender
+    kind with its own TON/NPI, GSM-7 text with the carrier's data_coding, UCS-2 still 8."""
+    session = bound(source_ton_npi={"alphanumeric": [5, 1], "international": [1, 8], "short_code": [6, 0]},
+                    default_data_coding=1)
+    session.submit_many([message(sender="Acme"), message(sender="+447700900999"), message(sender="12345"),
+                         message(sender="Acme", text="Привет")])
+    alpha, international, short, ucs2 = peer.wait_pdus("submit_sm", 4)
+    assert (alpha["source_addr_ton"], alpha["source_addr_npi"]) == (5, 1)
+    assert (international["source_addr_ton"], international["source_addr_npi"]) == (1, 8)
+    assert (short["source_addr_ton"], short["source_addr_npi"]) == (6, 0)
+    assert (alpha["data_coding"], ucs2["data_coding"]) == (1, 8)
+
+
 @pytest.mark.parametrize("text", [
     "€[]{} " * 30 + "tail",  # GSM-7 with escapes: 2 septets each, never split across parts
     "Привет, мир! " * 12,  # UCS-2
