@@ -312,6 +312,17 @@ def test_a_deck_creates_routes_and_a_future_row_waits_for_its_date(tmp_path):
         assert de.cost == Decimal("0.05") and de.cost_from is not None
 
 
+def test_a_dry_run_says_what_the_deck_would_do_and_changes_nothing(tmp_path):
+    Carrier.objects.create(name="eu", kind=Carrier.Kind.SIMULATOR)
+    path = tmp_path / "deck.csv"
+    path.write_text(DECK)
+    out = StringIO()
+    call_command("routes_import", "eu", str(path), "--dry-run", stdout=out)
+    assert "dry run, nothing changed: 3 rows: 3 routes would be created, 3 costs would be added" in out.getvalue()
+    assert not Route.objects.exists() and not RouteCost.objects.exists()
+    assert "3 routes created" in _import(tmp_path, DECK)
+
+
 def test_a_later_deck_takes_over_at_its_time_and_keeps_the_history(tmp_path):
     _import(tmp_path, DECK)
     _import(tmp_path, "prefix,country,operator,cost,currency,effective_from\n44,GB,,0.0250,EUR,2030-06-01\n")
