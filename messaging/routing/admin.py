@@ -223,13 +223,17 @@ class RouteCircuitTransitionAdmin(admin.ModelAdmin):
 
 @admin.register(RouteQuality)
 class RouteQualityAdmin(admin.ModelAdmin):
-    list_display = ["route", "window", "submits", "delivered", "failed", "errors", "rate", "latency_p50_ms",
-                    "latency_p95_ms", "computed_at"]
+    list_display = ["route", "window", "submits", "delivered", "failed", "errors", "rate", "error_rate_shown",
+                    "latency_p50_ms", "latency_p95_ms", "computed_at"]
     list_filter = ["window"]
 
     @admin.display(description="Delivery rate")
     def rate(self, obj: RouteQuality) -> str:
         return "—" if obj.delivery_rate is None else f"{obj.delivery_rate:.1%}"
+
+    @admin.display(description="Error rate")
+    def error_rate_shown(self, obj: RouteQuality) -> str:
+        return "—" if obj.error_rate is None else f"{obj.error_rate:.1%}"
 
     def has_add_permission(self, request):
         return False

@@ -160,6 +160,11 @@ class RouteQuality(models.Model):
         finished = self.delivered + self.failed
         return None if not finished else Decimal(self.delivered) / Decimal(finished)
 
+    @property
+    def error_rate(self) -> Decimal | None:
+        """The share of the window's submits the carrier refused or that failed at the route (timeouts, binds)."""
+        return None if not self.submits else Decimal(self.errors) / Decimal(self.submits)
+
 
 class Policy(models.TextChoices):
     CHEAPEST = "cheapest", "Cheapest"

@@ -395,6 +395,7 @@ def test_the_rollup_counts_each_window_and_the_receipt_latency():
     quarter = RouteQuality.objects.get(route=route, window="15m")
     assert (quarter.submits, quarter.delivered, quarter.failed, quarter.errors) == (21, 18, 2, 1)
     assert quarter.delivery_rate == Decimal("0.9") and 1000 <= quarter.latency_p50_ms <= 1020
+    assert quarter.error_rate == Decimal(1) / Decimal(21)
     day = RouteQuality.objects.get(route=route, window="24h")
     assert (day.delivered, day.failed) == (28, 12) and day.latency_p95_ms >= 5000
 

@@ -143,3 +143,14 @@ def test_the_carrier_page_checks_settings_as_carriers_load_does_and_keeps_secret
     assert "password" not in carrier.settings and "typed-here" not in str(carrier.settings)
     removed = client.post(url, _form(carrier, new_credentials='{"password": null}'))
     assert removed.status_code == 200 and "missing password" in removed.content.decode()
+
+
+def test_route_quality_shows_each_windows_delivery_and_error_rates(client, staff, carrier):
+    from messaging.routing.models import RouteQuality
+
+    route = Route.objects.create(carrier=carrier, prefix="44", cost=Decimal("0.03"), currency="EUR",
+                                 cost_from=timezone.now())
+    RouteQuality.objects.create(route=route, window="15m", submits=40, delivered=30, failed=6, errors=4,
+                                latency_p50_ms=900, latency_p95_ms=2100)
+    page = client.get(reverse("admin:messaging_routequality_changelist")).content.decode()
+    assert "Error rate" in page and "10.0%" in page and "83.3%" in page  # 4 of 40 submits; 30 of 36 finished
