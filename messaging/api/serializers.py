@@ -1,4 +1,5 @@
 """Serializers for /v1/messages and /v1/templates. Validation of meaning lives in the services."""
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.money import money_text
@@ -95,6 +96,7 @@ class MessageEventSerializer(serializers.ModelSerializer):
         fields = ["sequence", "status", "source", "detail", "error_code", "carrier_error_code", "created_at"]
 
 
+@extend_schema_field({"type": "string", "format": "decimal", "example": "0.0350", "nullable": True})
 class MoneyField(serializers.Field):
     """A price as a string decimal with 4 to 6 places (answers.money_text, as the send's answer shows it)."""
 
