@@ -433,7 +433,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ["name", "key_id", "public_id", "tenant__slug", "tenant__name"]
     # An explicit list (and no "__all__") keeps secret_hash out of every form and page.
     fields = ["tenant", "name", "public_id", "prefix_display", "mode", "scopes", "created_by", "created_at",
-              "last_used_at", "expires_at", "revoked_at"]
+              "last_used_at", "expires_at", "revoked_at", "daily_spend_cap"]
     exclude = ["secret_hash"]
     actions = ["revoke"]
 

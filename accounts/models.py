@@ -175,6 +175,8 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # billing: the most this key's live sends may hold in a day (UTC); empty: no cap (billing.ApiKeySpend).
+    daily_spend_cap = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
 
     objects = TenantScopedManager()
     unscoped = models.Manager()

@@ -87,7 +87,7 @@ class BalanceCreditForm(forms.Form):
 class BalanceAdmin(admin.ModelAdmin):
     """Figures are read-only: they change only through ledger entries (the credit page below, the pipeline)."""
 
-    list_display = ["tenant", "currency", "balance", "reserved", "credit_limit", "updated_at"]
+    list_display = ["tenant", "currency", "balance", "reserved", "credit_limit", "daily_spend_cap", "updated_at"]
     search_fields = ["tenant__slug", "tenant__name"]
     list_select_related = ["tenant"]
     readonly_fields = ["tenant", "balance", "reserved", "updated_at"]

@@ -14,3 +14,10 @@ class InsufficientBalance(DomainError):
     status = 402
     code = "insufficient_balance"
     message = "Your balance (with your credit limit) does not cover these messages. Top up and retry."
+
+
+class SpendLimitReached(DomainError):
+    status = 402
+    code = "spend_limit_reached"
+    message = ("These messages would take today's spend (UTC) past your account's daily spend cap. Retry tomorrow, "
+               "or ask an account manager to raise the cap.")

@@ -80,6 +80,12 @@ class Balance(models.Model):
     balance = models.DecimalField(**MONEY, default=0)
     reserved = models.DecimalField(**MONEY, default=0)
     credit_limit = models.DecimalField(**MONEY, default=0, help_text="Postpaid credit: how far below 0 it may go.")
+    daily_spend_cap = models.DecimalField(**MONEY, null=True, blank=True,
+                                          help_text="Most live sends may hold in a day (UTC); empty: no cap.")
+    # Today's spend for the cap, kept on this row so the hold's one conditional UPDATE checks and counts it
+    # race-free: holds of `spent_day` less their releases that day (not money: the ledger is).
+    spent_day = models.DateField(null=True, blank=True, editable=False)
+    spent_today = models.DecimalField(**MONEY, default=0, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = TenantScopedManager()
@@ -148,3 +154,24 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.balance_delta}/{self.reserved_delta} {self.currency}"
+
+
+class ApiKeySpend(models.Model):
+    """What one API key's live sends held in one day (UTC), for its daily spend cap (accounts.ApiKey
+    daily_spend_cap). Written only for a key with a cap: one upsert whose conditional DO UPDATE locks the row, so
+    concurrent sends of the key cannot pass the cap together."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    amount = models.DecimalField(**MONEY, default=0)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["api_key", "day"], name="api_key_spend_day")]
+        indexes = [models.Index(fields=["tenant", "day"], name="api_key_spend_tenant_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.amount}"

@@ -1,11 +1,15 @@
-"""Billing's reads: balances, and the invariant that every balance is the sum of its ledger."""
+"""Billing's reads: balances, the ledger, the prices in force, and the invariant (balance = sum of ledger)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import phonenumbers
+from django.conf import settings
 from django.db import connection
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
-from billing.models import Balance
+from billing.models import Balance, LedgerEntry, LedgerKind, Price
 from smsportal.tenancy import tenant_scoped
 
 if TYPE_CHECKING:
@@ -35,3 +39,40 @@ def balances_unbalanced() -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(UNBALANCED_SQL)
         return cursor.fetchall()
+
+
+@tenant_scoped
+def ledger_list(*, tenant: Tenant) -> QuerySet[LedgerEntry]:
+    """The tenant's ledger entries (the API pages them newest first)."""
+    return LedgerEntry.objects.filter(tenant=tenant)
+
+
+@tenant_scoped
+def prices_effective(*, tenant: Tenant, country: str | None = None) -> list[Price]:
+    """The prices in force today for the tenant, in its currency: its own list's rows, and the default list's
+    for every key its own list does not price (a key: destination, operator, type, tier). Of a key's rows the
+    latest `effective_from` on or before today; sorted by destination. `country`: that country's rows and the
+    prefixes of its country calling code."""
+    today = timezone.now().date()
+    balance = balance_get(tenant=tenant)
+    currency = balance.currency if balance else settings.BILLING_DEFAULT_CURRENCY
+    rows = Price.unscoped.filter(  # unscoped: the default list (no tenant) and the tenant's own, nothing else
+        Q(tenant__isnull=True) | Q(tenant=tenant), currency=currency, effective_from__lte=today)
+    if country:
+        code = str(phonenumbers.country_code_for_region(country))
+        rows = rows.filter(Q(country=country) | Q(country="", prefix__startswith=code))
+    chosen: dict[tuple, Price] = {}
+    for row in rows.order_by("effective_from", "pk"):
+        key = (row.prefix, row.country, row.operator, row.message_type, row.min_monthly_volume)
+        current = chosen.get(key)
+        # a later row of the same list takes over; the tenant's own row overrides every default one
+        if current is None or current.tenant_id == row.tenant_id or row.tenant_id is not None:
+            chosen[key] = row
+    return sorted(chosen.values(), key=lambda r: (r.country or "~", r.prefix, r.message_type, r.min_monthly_volume,
+                                                  r.operator))
+
+
+@tenant_scoped
+def ledger_released_message_ids(*, tenant: Tenant) -> QuerySet:
+    """The keys of the tenant's messages whose hold was released (never charged), as a subquery."""
+    return LedgerEntry.objects.filter(tenant=tenant, kind=LedgerKind.RELEASE).values("message_id")

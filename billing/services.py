@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from accounts.services.audit import Actor, audit_record
 from billing import rating
-from billing.errors import InsufficientBalance
-from billing.models import Balance, LedgerEntry, LedgerKind
+from billing.errors import InsufficientBalance, SpendLimitReached
+from billing.models import ApiKeySpend, Balance, LedgerEntry, LedgerKind
 from smsportal.errors import DomainError
 from smsportal.tenancy import tenant_scoped
 
@@ -82,11 +82,16 @@ def balance_credit(*, tenant: Tenant, amount: Decimal, reason: str, actor: Actor
     return entry
 
 
+# Today's spend rides on the balance row (spent_day, spent_today), so the cap is checked and counted in the same
+# conditional UPDATE as the hold: concurrent holds wait for the row lock and re-check its new values.
 _HOLD_SQL = """
     WITH b AS (
-        UPDATE billing_balance SET reserved = reserved + %(amount)s, updated_at = %(now)s
+        UPDATE billing_balance SET reserved = reserved + %(amount)s, updated_at = %(now)s, spent_day = %(day)s,
+               spent_today = CASE WHEN spent_day = %(day)s THEN spent_today ELSE 0 END + %(amount)s
         WHERE tenant_id = %(tenant)s AND currency = %(currency)s
           AND balance + credit_limit - reserved >= %(amount)s
+          AND (daily_spend_cap IS NULL
+               OR CASE WHEN spent_day = %(day)s THEN spent_today ELSE 0 END + %(amount)s <= daily_spend_cap)
         RETURNING tenant_id
     )
     INSERT INTO billing_ledgerentry (tenant_id, kind, balance_delta, reserved_delta, currency, messages, reason,
@@ -95,28 +100,90 @@ _HOLD_SQL = """
     RETURNING id
 """
 
+# A key's spend of the day: the conditional DO UPDATE locks the key's row and re-checks, so concurrent sends of
+# one key cannot pass its cap together (a first insert that collides waits on the unique index, then updates).
+_KEY_SPEND_SQL = """
+    INSERT INTO billing_apikeyspend (tenant_id, api_key_id, day, amount)
+    SELECT %(tenant)s, %(key)s, %(day)s, %(amount)s WHERE %(amount)s <= %(cap)s
+    ON CONFLICT (api_key_id, day) DO UPDATE SET amount = billing_apikeyspend.amount + EXCLUDED.amount
+    WHERE billing_apikeyspend.amount + EXCLUDED.amount <= %(cap)s
+    RETURNING id
+"""
 
-def balance_hold(*, tenant_id: int, amount: Decimal, currency: str, messages: int) -> None:
+
+def balance_hold(*, tenant_id: int, amount: Decimal, currency: str, messages: int, api_key_id: int | None = None,
+                 api_key_cap: Decimal | None = None) -> None:
     """Hold `amount` for an accept of `messages` live messages, in the caller's transaction: one statement on
     PostgreSQL (the conditional UPDATE of the balance row and its ledger entry). Raises InsufficientBalance
-    (402) when the balance, less what is held, plus the credit limit does not cover it; nothing is written.
+    (402) when the balance, less what is held, plus the credit limit does not cover it, and SpendLimitReached
+    (402) when it would take the day's holds (UTC, less that day's releases) past the tenant's daily spend cap,
+    or the key's (`api_key_cap`: one more statement, only for a key with a cap). Nothing is written then (the
+    caller's transaction rolls back the key's count).
 
     The balance row stays locked until the caller commits: concurrent sends of one tenant wait for each other
     only for the rest of that transaction (the message's insert), never longer."""
-    params = {"amount": amount, "currency": currency, "tenant": tenant_id, "messages": messages,
-              "now": timezone.now()}
+    now = timezone.now()
+    params = {"amount": amount, "currency": currency, "tenant": tenant_id, "messages": messages, "now": now,
+              "day": now.date(), "key": api_key_id, "cap": api_key_cap}
+    field = "to" if messages == 1 else "messages"
+    if api_key_cap is not None and not _key_spend_count(params):
+        raise SpendLimitReached("These messages would take today's spend (UTC) of this API key past its daily "
+                                "spend cap.", field=field)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_HOLD_SQL, params)
             held = cursor.fetchone() is not None
     else:
-        held = _balance_move_portable(tenant_id=tenant_id, currency=currency, reserved=amount)
-        if held:
-            # unscoped: the accept pipeline holds for the tenant it names (SQLite: the same writes, by the ORM)
-            LedgerEntry.unscoped.create(tenant_id=tenant_id, kind=LedgerKind.HOLD, reserved_delta=amount,
-                                        currency=currency, messages=messages, created_at=params["now"])
+        held = _hold_portable(params)
     if not held:
-        raise InsufficientBalance(field="to" if messages == 1 else "messages")
+        raise _hold_refusal(tenant_id=tenant_id, amount=amount, day=params["day"], field=field)
+
+
+def _key_spend_count(params: dict) -> bool:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_KEY_SPEND_SQL, params)
+            return cursor.fetchone() is not None
+    # SQLite: one writer at a time; the same rule by the ORM.
+    # unscoped: the accept pipeline counts for the tenant and key it names
+    row = ApiKeySpend.unscoped.filter(api_key_id=params["key"], day=params["day"]).first()
+    spent = (row.amount if row else Decimal(0)) + params["amount"]
+    if spent > params["cap"]:
+        return False
+    # unscoped: as above
+    ApiKeySpend.unscoped.update_or_create(api_key_id=params["key"], day=params["day"],
+                                          defaults={"tenant_id": params["tenant"], "amount": spent})
+    return True
+
+
+def _hold_refusal(*, tenant_id: int, amount: Decimal, day, field: str) -> DomainError:
+    """Why a hold changed no row (the refusal path only: one read): past the daily cap, else not covered."""
+    # unscoped: the accept pipeline's tenant
+    row = Balance.unscoped.filter(tenant_id=tenant_id).first()
+    if row is not None and row.daily_spend_cap is not None:
+        spent = row.spent_today if row.spent_day == day else Decimal(0)
+        if spent + amount > row.daily_spend_cap:
+            return SpendLimitReached(field=field)
+    return InsufficientBalance(field=field)
+
+
+def _hold_portable(params: dict) -> bool:
+    """The hold on SQLite, by the ORM in Decimal (see _balance_move_portable): cap, then balance, then the entry."""
+    # unscoped: the accept pipeline holds for the tenant it names (SQLite only)
+    row = Balance.unscoped.filter(tenant_id=params["tenant"], currency=params["currency"]).first()
+    if row is None:
+        return False
+    spent = (row.spent_today if row.spent_day == params["day"] else Decimal(0)) + params["amount"]
+    if row.daily_spend_cap is not None and spent > row.daily_spend_cap:
+        return False
+    if not _balance_move_portable(tenant_id=params["tenant"], currency=params["currency"], reserved=params["amount"]):
+        return False
+    # unscoped: as above
+    Balance.unscoped.filter(pk=row.pk).update(spent_day=params["day"], spent_today=spent)
+    # unscoped: as above
+    LedgerEntry.unscoped.create(tenant_id=params["tenant"], kind=LedgerKind.HOLD, reserved_delta=params["amount"],
+                                currency=params["currency"], messages=params["messages"], created_at=params["now"])
+    return True
 
 
 _SETTLE_SQL = """
@@ -137,7 +204,9 @@ _SETTLE_SQL = """
         SELECT id, tenant_id FROM billing_balance WHERE tenant_id IN (SELECT tenant_id FROM t)
         ORDER BY tenant_id FOR UPDATE
     )
-    UPDATE billing_balance SET balance = balance + t.b, reserved = reserved + t.r, updated_at = %(now)s
+    UPDATE billing_balance SET balance = balance + t.b, reserved = reserved + t.r, updated_at = %(now)s,
+           spent_today = CASE WHEN %(kind)s = 'release' AND spent_day = %(day)s THEN greatest(spent_today + t.r, 0)
+                              ELSE spent_today END
     FROM t JOIN locked ON locked.tenant_id = t.tenant_id WHERE billing_balance.id = locked.id
 """
 
@@ -153,7 +222,7 @@ def holds_settle(*, settlements: Sequence[Settlement], kind: str) -> None:
     if connection.vendor == "postgresql":
         params = {"ids": [s.message_id for s in settlements], "tenants": [s.tenant_id for s in settlements],
                   "amounts": [s.amount for s in settlements], "currencies": [s.currency for s in settlements],
-                  "kind": kind, "now": now}
+                  "kind": kind, "now": now, "day": now.date()}
         with connection.cursor() as cursor:
             cursor.execute(_SETTLE_SQL, params)
         return
@@ -182,6 +251,8 @@ def _settle_portable(*, settlements: Sequence[Settlement], kind: str, now) -> No
     for tenant_id, total in sorted(totals.items()):
         captured = total if kind == LedgerKind.CAPTURE else Decimal(0)
         _balance_move_portable(tenant_id=tenant_id, balance=-captured, reserved=-total, check=False)
+        if kind == LedgerKind.RELEASE:  # a release gives back today's spend (the daily cap)
+            _spent_today_release(tenant_id=tenant_id, amount=total, day=now.date())
 
 
 def _balance_move_portable(*, tenant_id: int, currency: str | None = None, balance: Decimal = Decimal(0),
@@ -198,3 +269,11 @@ def _balance_move_portable(*, tenant_id: int, currency: str | None = None, balan
     # unscoped: as above
     Balance.unscoped.filter(pk=row.pk).update(balance=new_balance, reserved=new_reserved, updated_at=timezone.now())
     return True
+
+
+def _spent_today_release(*, tenant_id: int, amount: Decimal, day) -> None:
+    # unscoped: as _balance_move_portable (SQLite only)
+    row = Balance.unscoped.filter(tenant_id=tenant_id, spent_day=day).first()
+    if row is not None:
+        # unscoped: as above
+        Balance.unscoped.filter(pk=row.pk).update(spent_today=max(row.spent_today - amount, Decimal(0)))

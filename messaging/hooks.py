@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from accounts.portal.panels import dashboard_panel_register
 from accounts.roles import role_can
+from billing import hooks as billing_hooks
 from messaging import accept, selectors
 
 if TYPE_CHECKING:
@@ -26,6 +27,12 @@ def messages_today_panel(request: HttpRequest) -> dict:
     return {"messages_today": selectors.message_stats_today(tenant=request.tenant) if allowed else None}
 
 
+def message_public_ids(*, tenant, keys) -> dict[int, str]:
+    """billing's ledger names messages by primary key; the API shows their public ids."""
+    return dict(selectors.message_list(tenant=tenant).filter(pk__in=keys).values_list("pk", "public_id"))
+
+
 def register() -> None:
+    billing_hooks.message_public_ids_register(message_public_ids)
     numbers_hooks.help_reply_sender_register(help_reply_send)
     dashboard_panel_register(messages_today_panel)

@@ -85,9 +85,13 @@ UNSCOPED_PLACES: dict[str, str] = {
     # Billing: the price lists are platform data (the default list has no tenant) held in each process.
     "billing/rating.py:_load": "every price list (the default and each tenant's) loaded once per process for rating",
     "billing/prices.py:prices_import": "staff import one price list: a tenant's, or the default one of no tenant",
-    "billing/services.py:balance_hold": "the accept's hold for the tenant it names (SQLite's ORM path; raw SQL on PostgreSQL)",
     "billing/services.py:_settle_portable": "settling a dispatch batch's or a sweep's messages, of any tenant (SQLite)",
     "billing/services.py:_balance_move_portable": "a balance move for the tenant its caller names (SQLite's path)",
+    "billing/selectors.py:prices_effective": "the default price list (no tenant) beside the tenant's own, for /v1/pricing",
+    "billing/services.py:_hold_portable": "the accept's hold for the tenant it names (SQLite's path)",
+    "billing/services.py:_hold_refusal": "why the accept's hold was refused, for the tenant it names",
+    "billing/services.py:_key_spend_count": "the accept's per-key daily spend, for the tenant and key it names",
+    "billing/services.py:_spent_today_release": "a release gives back the day's spend of its message's tenant",
     # The signed event outbox: emitters and workers act for the tenants their events name.
     "smsportal/events/api/views.py:WebhookDeliveryListView.get_queryset": "schema generation has no tenant: an empty queryset",
     "smsportal/events/api/views.py:WebhookEndpointListView.get_queryset": "schema generation has no tenant: an empty queryset",

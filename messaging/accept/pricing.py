@@ -41,9 +41,12 @@ def _holds(context: AcceptContext) -> bool:
 @registry.reserve_step(writes=_holds)
 def billing_hold(*, context: AcceptContext, drafts: Sequence[Draft]) -> None:
     """A live send holds the total price of its messages on the tenant's balance in the accept's transaction;
-    402 insufficient_balance refuses the whole request, and nothing of it is written."""
+    402 insufficient_balance (or spend_limit_reached: a daily spend cap of the tenant or the key) refuses the
+    whole request, and nothing of it is written."""
     billed = [draft for draft in drafts if draft.billed and draft.price is not None]
     if not billed:
         return
+    key = context.api_key
     services.balance_hold(tenant_id=context.tenant.pk, amount=sum(draft.price for draft in billed),
-                          currency=billed[0].currency, messages=len(billed))
+                          currency=billed[0].currency, messages=len(billed), api_key_id=key.pk if key else None,
+                          api_key_cap=key.daily_spend_cap if key else None)

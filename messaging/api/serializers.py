@@ -1,8 +1,12 @@
-"""Serializers for /v1/messages and /v1/templates. Validation of meaning lives in the services."""
-from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+"""Serializers for /v1/messages, /v1/templates and /v1/usage. Validation of meaning lives in the services."""
+from datetime import timedelta
 
-from billing.money import money_text
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail, ValidationError
+
+from billing.api.serializers import MoneyField
+from messaging import selectors
 from messaging.models import Message, MessageAttempt, MessageEvent, MessageTemplate, MessageType
 from messaging.templating import TEMPLATE_NAME_PATTERN
 from smsportal.api.serializers import JsonBodySerializer
@@ -94,14 +98,6 @@ class MessageEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = MessageEvent
         fields = ["sequence", "status", "source", "detail", "error_code", "carrier_error_code", "created_at"]
-
-
-@extend_schema_field({"type": "string", "format": "decimal", "example": "0.0350", "nullable": True})
-class MoneyField(serializers.Field):
-    """A price as a string decimal with 4 to 6 places (answers.money_text, as the send's answer shows it)."""
-
-    def to_representation(self, value) -> str | None:
-        return money_text(value)
 
 
 class MessageSerializer(_FromFieldMixin, serializers.ModelSerializer):
@@ -213,3 +209,49 @@ class TemplateWriteSerializer(JsonBodySerializer):
                                  help_text="The text, with `${placeholders}` for `variables`.")
     message_type = serializers.CharField(required=False, default=MessageType.TRANSACTIONAL)
     description = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    """GET /v1/usage's query: `from` and `to` (days, UTC, both included), `group_by`."""
+
+    start = serializers.DateField(required=False, help_text="First day (YYYY-MM-DD, UTC); default: 29 days "
+                                                            "before `to`.")
+    end = serializers.DateField(required=False, help_text="Last day, included (YYYY-MM-DD, UTC); default: today.")
+    group_by = serializers.ChoiceField(choices=selectors.USAGE_GROUPS, required=False, default="day",
+                                       help_text="day, country or message_type; default: day.")
+
+    MAX_DAYS = 366
+
+    def get_fields(self):
+        fields = super().get_fields()
+        return {{"start": "from", "end": "to"}.get(name, name): field for name, field in fields.items()}
+
+    def validate(self, attrs):
+        end = attrs.pop("to", None) or timezone.now().date()
+        start = attrs.pop("from", None) or end - timedelta(days=29)
+        if start > end:
+            raise ValidationError({"from": [ErrorDetail("`from` must be on or before `to`.", code="invalid_range")]})
+        if (end - start).days >= self.MAX_DAYS:
+            raise ValidationError({"from": [ErrorDetail(f"The range may span at most {self.MAX_DAYS} days.",
+                                                        code="range_too_long")]})
+        return {**attrs, "start": start, "end": end}
+
+
+class UsageSerializer(serializers.Serializer):
+    group = serializers.CharField(help_text="The day (YYYY-MM-DD), country (ISO 3166 alpha-2) or message type.")
+    messages = serializers.IntegerField()
+    segments = serializers.IntegerField()
+    amount = MoneyField(help_text="What they cost, in `currency`, as a string decimal.")
+
+
+class UsageAnswerSerializer(serializers.Serializer):
+    start = serializers.DateField()
+    end = serializers.DateField()
+    group_by = serializers.CharField()
+    currency = serializers.CharField(help_text="ISO 4217: your account's currency.")
+    data = UsageSerializer(many=True)
+    total = UsageSerializer(help_text="The sums of `data` (`group` is `total`).")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        return {{"start": "from", "end": "to"}.get(name, name): field for name, field in fields.items()}

@@ -1,12 +1,15 @@
-"""/v1 views for messages, quotes and message templates."""
+"""/v1 views for messages, quotes, message templates and usage."""
+from decimal import Decimal
 from numbers.errors import PoolEmpty, PoolNotFound
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.roles import Scope
+from billing import selectors as billing_selectors
 from billing.errors import InsufficientBalance, NoPriceForDestination
 from billing.money import money_text
 from messaging import accept, errors, selectors, services
@@ -266,3 +269,38 @@ class TemplateDetailView(ApiView):
     def delete(self, request, template_id):
         services.template_delete(tenant=request.auth.tenant, template=self._get(request, template_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UsageView(ApiView):
+    """Counts, segments and amount of the tenant's billed messages, by day, country or type (scope billing:read).
+
+    In messaging, not billing/api: it reads messages, and messaging sits above billing."""
+
+    required_scope = Scope.BILLING_READ
+    serializer_class = s.UsageAnswerSerializer
+
+    @extend_schema(
+        summary="Show your usage",
+        description="Your live messages accepted from `from` to `to` (days, UTC, both included; by default the "
+                    "last 30 days), less those never charged (their hold was released: failed before leaving "
+                    "us, rejected, expired or canceled): how many, their segments and what they cost, by `day`, "
+                    "recipient `country` or `message_type`. At most 366 days. Needs the `billing:read` scope.",
+        parameters=[s.UsageQuerySerializer],
+        responses={200: s.UsageAnswerSerializer, **api_errors(
+            Code(400, "invalid_range", "`from` is after `to` (field `from`)."),
+            Code(400, "range_too_long", "The range spans more than 366 days (field `from`)."),
+            Code(400, "invalid", "`from` or `to` is not a day (YYYY-MM-DD)."),
+            Code(400, "invalid_choice", "`group_by` is not day, country or message_type."))})
+    def get(self, request):
+        query = s.UsageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        tenant = request.auth.tenant
+        data = selectors.message_usage(tenant=tenant, **params)
+        total = {"group": "total", "messages": sum(d["messages"] for d in data),
+                 "segments": sum(d["segments"] for d in data), "amount": sum((d["amount"] for d in data), Decimal(0))}
+        balance = billing_selectors.balance_get(tenant=tenant)
+        answer = {"from": params["start"], "to": params["end"], "group_by": params["group_by"],
+                  "currency": balance.currency if balance else settings.BILLING_DEFAULT_CURRENCY,
+                  "data": data, "total": total}
+        return Response(s.UsageAnswerSerializer(answer).data)

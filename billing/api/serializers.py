@@ -1,0 +1,84 @@
+"""Serializers of billing's /v1 answers: money as string decimals (billing.money.money_text), never floats."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import phonenumbers
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail, ValidationError
+
+from billing.money import money_text
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^-?\d+\.\d{4,6}$"})
+class MoneyField(serializers.Field):
+    """An amount as a string decimal with 4 to 6 places ("-0.0158"), as every answer shows money."""
+
+    def to_representation(self, value) -> str | None:
+        return money_text(value)
+
+
+class BalanceSerializer(serializers.Serializer):
+    available = MoneyField(help_text="What sends may still hold: balance - reserved + credit_limit.")
+    balance = MoneyField(help_text="Money on the account: top-ups and adjustments less what was charged.")
+    reserved = MoneyField(help_text="Held for messages accepted and not yet sent or released.")
+    credit_limit = MoneyField(help_text="How far below zero the balance may go (postpaid accounts); 0.0000 prepaid.")
+    currency = serializers.CharField(help_text="ISO 4217: every price and amount of the account is in it.")
+
+
+def transaction_id(pk: int) -> str:
+    """A ledger entry's public id: `txn_` and a keyed hash of its key. Entries are append-only (a trigger refuses
+    UPDATE), so they get no stored random id; the hash hides how many entries exist, and no endpoint looks one
+    up by it."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"ledger:{pk}".encode(), hashlib.sha256).hexdigest()
+    return f"txn_{digest[:24]}"
+
+
+class TransactionSerializer(serializers.Serializer):
+    id = serializers.SerializerMethodField(help_text="`txn_…`.")
+    kind = serializers.CharField(help_text="topup, hold, capture, release, adjustment, rental or lease.")
+    amount = MoneyField(source="balance_delta", help_text="Change of the balance: + a top-up, - a capture.")
+    reserved_delta = MoneyField(help_text="Change of what is held: + a hold, - its capture or release.")
+    currency = serializers.CharField()
+    reason = serializers.CharField(help_text="Why, for top-ups and adjustments; else empty.")
+    message_id = serializers.SerializerMethodField(help_text="The message (`msg_…`) a capture or release "
+                                                             "settles; else null.")
+    messages = serializers.IntegerField(help_text="How many messages a hold covers (one per accept).")
+    created_at = serializers.DateTimeField()
+
+    def get_id(self, entry) -> str:
+        return transaction_id(entry.pk)
+
+    def get_message_id(self, entry) -> str | None:
+        return self.context.get("message_ids", {}).get(entry.message_id)
+
+
+class PriceSerializer(serializers.Serializer):
+    prefix = serializers.CharField(help_text="E.164 digits without '+', for a price by prefix; else empty.")
+    country = serializers.CharField(help_text="ISO 3166 alpha-2, for a price by country; else empty.")
+    operator = serializers.CharField(help_text="MCC/MNC; empty: any operator.")
+    message_type = serializers.CharField(help_text="otp, transactional, marketing; empty: all types.")
+    price = MoneyField(help_text="Per segment.")
+    currency = serializers.CharField()
+    effective_from = serializers.DateField()
+    min_monthly_volume = serializers.IntegerField(help_text="Volume tier: from this many segments a month.")
+    own = serializers.SerializerMethodField(help_text="true: your own price list's; false: the default list's.")
+
+    def get_own(self, price) -> bool:
+        return price.tenant_id is not None
+
+
+class PricingQuerySerializer(serializers.Serializer):
+    country = serializers.CharField(required=False, allow_blank=True, max_length=2, min_length=2,
+                                    help_text="ISO 3166 alpha-2 (GB): that country's prices only.")
+
+    def validate_country(self, value: str) -> str:
+        value = value.upper()
+        if value and not (value.isascii() and value.isalpha()
+                          and phonenumbers.country_code_for_region(value)):
+            raise ValidationError([ErrorDetail(f"{value!r} is not a country code we know (ISO 3166 alpha-2, "
+                                               "e.g. GB).", code="invalid_country")])
+        return value

@@ -1,0 +1,10 @@
+"""/v1 routes of billing."""
+from django.urls import path
+
+from billing.api import views
+
+urlpatterns = [
+    path("balance", views.BalanceView.as_view(), name="balance"),
+    path("balance/transactions", views.TransactionListView.as_view(), name="balance-transactions"),
+    path("pricing", views.PricingView.as_view(), name="pricing"),
+]
