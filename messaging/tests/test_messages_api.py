@@ -811,8 +811,8 @@ def test_concurrent_sends_with_one_idempotency_key_make_one_message(world, monke
 @pytest.mark.skipif(not settings.REDIS_URL, reason="KNOWN DEFECT, open: without REDIS_URL the in-process bucket "
                     "admits one message fewer than this exact count after the world fixture's sends (docs/rate-limits.md)")
 def test_sends_beyond_the_tenants_rate_get_429_and_store_nothing(world, api, enqueued, time_machine):
-    # given tenant A limited to 3 messages a second, and a frozen clock
-    time_machine.move_to(timezone.now(), tick=False)
+    # given tenant A limited to 3 messages a second, and a frozen clock 2 s past the world fixture's sends
+    time_machine.move_to(timezone.now() + timedelta(seconds=2), tick=False)
     world.a.tenant.messages_per_second = 3
     world.a.tenant.save(update_fields=["messages_per_second"])
     count = Message.unscoped.count()
