@@ -1,6 +1,7 @@
 """Billing's reads: balances, the ledger, the prices in force, and the invariant (balance = sum of ledger)."""
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import phonenumbers
@@ -30,6 +31,20 @@ UNBALANCED_SQL = """
 @tenant_scoped
 def balance_get(*, tenant: Tenant) -> Balance | None:
     return Balance.objects.filter(tenant=tenant).first()
+
+
+def balance_figures(*, tenant: Tenant) -> dict:
+    """What /v1/balance shows: balance, reserved, credit_limit, currency, and `available` (what live sends may
+    still hold: the balance less what is held, plus the credit limit). Zeros for a tenant never topped up."""
+    balance = balance_get(tenant=tenant)
+    zero = Decimal(0)
+    if balance is None:
+        figures = {"balance": zero, "reserved": zero, "credit_limit": zero,
+                   "currency": settings.BILLING_DEFAULT_CURRENCY}
+    else:
+        figures = {"balance": balance.balance, "reserved": balance.reserved, "credit_limit": balance.credit_limit,
+                   "currency": balance.currency}
+    return {**figures, "available": figures["balance"] - figures["reserved"] + figures["credit_limit"]}
 
 
 def balances_unbalanced() -> list[tuple]:

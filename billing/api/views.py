@@ -1,9 +1,6 @@
 """/v1 views of billing: the balance, its ledger and the prices in force (scope `billing:read`)."""
 from __future__ import annotations
 
-from decimal import Decimal
-
-from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.response import Response
 
@@ -33,15 +30,7 @@ class BalanceView(ApiView):
                        "available": "41.2500", "balance": "41.3000", "reserved": "0.0500",
                        "credit_limit": "0.0000", "currency": "EUR"})])
     def get(self, request):
-        balance = selectors.balance_get(tenant=request.auth.tenant)
-        zero = Decimal(0)
-        figures = {"balance": zero, "reserved": zero, "credit_limit": zero,
-                   "currency": settings.BILLING_DEFAULT_CURRENCY}
-        if balance is not None:
-            figures = {"balance": balance.balance, "reserved": balance.reserved,
-                       "credit_limit": balance.credit_limit, "currency": balance.currency}
-        figures["available"] = figures["balance"] - figures["reserved"] + figures["credit_limit"]
-        return Response(s.BalanceSerializer(figures).data)
+        return Response(s.BalanceSerializer(selectors.balance_figures(tenant=request.auth.tenant)).data)
 
 
 class TransactionListView(ApiListView):

@@ -75,9 +75,9 @@ def _demo_credit(tenant) -> Decimal:
     """A prepaid balance for the demo's live key (each live message holds its price: docs/billing.md): topped
     up to DEMO_CREDIT when it has run out or was never funded; what was credited."""
     balance = balance_get(tenant=tenant)
-    if balance is not None and balance.balance - balance.reserved > 0:
+    if balance is not None and balance.available > 0:
         return Decimal(0)
-    amount = DEMO_CREDIT - (balance.balance - balance.reserved if balance is not None else Decimal(0))
+    amount = DEMO_CREDIT - (balance.available if balance is not None else Decimal(0))
     balance_credit(tenant=tenant, amount=amount, reason="demo credit (seed_demo)", actor=services.SYSTEM)
     return amount
 
