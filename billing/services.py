@@ -139,6 +139,61 @@ def balance_hold(*, tenant_id: int, amount: Decimal, currency: str, messages: in
         raise _hold_refusal(tenant_id=tenant_id, amount=amount, day=params["day"], field=field)
 
 
+# The same hold as CTEs of a single send's one INSERT statement (messaging/accept/store.py): `h` takes the hold on
+# the balance row (RETURNING a row only when taken), `hl` writes its ledger entry. Server-bound, so every value is
+# cast. The row lock lasts only that statement: a live single send needs no BEGIN and COMMIT around it.
+_HOLD_CTES = """
+        h AS (
+            UPDATE billing_balance SET reserved = reserved + %s::numeric, updated_at = %s::timestamptz,
+                   spent_day = %s::date,
+                   spent_today = CASE WHEN spent_day = %s::date THEN spent_today ELSE 0 END + %s::numeric
+            WHERE tenant_id = %s::bigint AND currency = %s::text
+              AND balance + credit_limit - reserved >= %s::numeric
+              AND (daily_spend_cap IS NULL
+                   OR CASE WHEN spent_day = %s::date THEN spent_today ELSE 0 END + %s::numeric <= daily_spend_cap)
+              {gate}
+            RETURNING tenant_id
+        ),
+        hl AS (
+            INSERT INTO billing_ledgerentry (tenant_id, kind, balance_delta, reserved_delta, currency, messages,
+                                             reason, actor, created_at)
+            SELECT tenant_id, 'hold', 0, %s::numeric, %s::text, %s::integer, '', '', %s::timestamptz FROM h
+        )"""
+
+
+@dataclass(frozen=True)
+class HoldStatement:
+    """A hold to be taken by the insert's own statement (balance_hold_statement): `sql` gives its CTEs and
+    `params` their parameters; `refusal` says why, when the statement wrote nothing for want of money."""
+
+    params: list
+    tenant_id: int
+    amount: Decimal
+
+    name = "h"  # the CTE that returns a row when the hold was taken
+
+    @staticmethod
+    def sql(*, after: str | None = None) -> str:
+        """The CTEs; with `after` (an earlier CTE's name) the hold is taken only when that one returned a row."""
+        return _HOLD_CTES.format(gate=f"AND EXISTS (SELECT 1 FROM {after})" if after else "")
+
+    def refusal(self, *, field: str = "to") -> DomainError:
+        return _hold_refusal(tenant_id=self.tenant_id, amount=self.amount, day=timezone.now().date(), field=field)
+
+
+def balance_hold_statement(*, tenant_id: int, amount: Decimal, currency: str, messages: int,
+                           api_key_cap: Decimal | None = None) -> HoldStatement | None:
+    """balance_hold as CTEs of the caller's one statement (PostgreSQL, a single send), or None when it cannot be:
+    a key with a daily spend cap counts in another row first (balance_hold: a transaction). The statement must
+    write the message only when the CTE `h` returned a row, and nothing else of the hold is written when not."""
+    if api_key_cap is not None or connection.vendor != "postgresql":
+        return None
+    now = timezone.now()
+    day = now.date()
+    return HoldStatement(params=[amount, now, day, day, amount, tenant_id, currency, amount, day, amount,
+                                 amount, currency, messages, now], tenant_id=tenant_id, amount=amount)
+
+
 def _key_spend_count(params: dict) -> bool:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

@@ -169,7 +169,7 @@ def test_400_concurrent_single_sends_against_a_balance_for_150_accept_exactly_15
 
 
 @pytest.mark.postgres
-def test_with_billing_a_test_keys_send_stays_one_statement_and_a_live_one_adds_only_its_hold(live, api, settings):
+def test_with_billing_a_live_single_send_is_one_statement_that_holds_too(live, api, settings):
     if connection.vendor != "postgresql":
         pytest.skip("the one-statement send is PostgreSQL's")
     from django.test.utils import CaptureQueriesContext
@@ -182,7 +182,102 @@ def test_with_billing_a_test_keys_send_stays_one_statement_and_a_live_one_adds_o
         assert _send(api, live.a.auth, to="+14155550191").status_code == 202
     with CaptureQueriesContext(connection) as live_key:
         assert _send(api, live.a.extra["live"], to="+14155550192").status_code == 202
-    # then rating asked nothing: the test key's send is its one INSERT; the live one is BEGIN, hold, INSERT, COMMIT
+    with CaptureQueriesContext(connection) as keyed:
+        response = api.post(SEND, {"to": "+14155550193", "from": "Acme", "text": "hi"}, format="json",
+                            HTTP_IDEMPOTENCY_KEY="one-statement-1", **live.a.extra["live"])
+        assert response.status_code == 202
+    # then rating asked nothing, and each send is its one statement: the test key's the INSERT alone, the live
+    # key's the hold's UPDATE and ledger entry in it too, with an Idempotency-Key its record as well (that one in
+    # a transaction of its own, so a refused hold rolls its record back: here a savepoint in the test's)
     assert len(test_key.captured_queries) == 1, test_key.captured_queries
-    live_sql = [query["sql"] for query in live_key.captured_queries]
-    assert len(live_sql) == 4 and "billing_balance" in live_sql[1], live_sql
+    for captured, tables in ((live_key, ("billing_balance", "billing_ledgerentry")),
+                             (keyed, ("billing_balance", "billing_ledgerentry", "accounts_idempotencyrecord"))):
+        # (the test's own transaction adds a savepoint around a keyed one: none in a request on its own)
+        statements = [query["sql"] for query in captured.captured_queries if "SAVEPOINT" not in query["sql"]]
+        assert len(statements) == 1, statements
+        (sql,) = statements
+        assert all(table in sql for table in (*tables, "messaging_message")), sql
+    balance = _balance(live.a.tenant)
+    assert (balance.reserved, LedgerEntry.unscoped.filter(kind="hold").count()) == (Decimal("0.03"), 3)
+
+
+@pytest.mark.postgres
+def test_a_keyed_live_send_repeated_holds_once_and_answers_the_same(live, api):
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement send is PostgreSQL's")
+    _credit(live.a.tenant, "1")
+    answers = [api.post(SEND, {"to": "+14155550194", "from": "Acme", "text": "hi"}, format="json",
+                        HTTP_IDEMPOTENCY_KEY="repeat-1", **live.a.extra["live"]) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [202, 202, 202]
+    assert len({answer.json()["id"] for answer in answers}) == 1
+    assert (_balance(live.a.tenant).reserved, Message.unscoped.filter(mode="live").count()) == (Decimal("0.01"), 1)
+    assert LedgerEntry.unscoped.filter(kind="hold").count() == 1
+    assert balances_unbalanced() == []
+
+
+def test_a_keyed_live_send_the_balance_refuses_writes_nothing_and_replays_its_402(live, api):
+    _credit(live.a.tenant, "0.005")
+    payload = {"to": "+14155550195", "from": "Acme", "text": "hi"}
+    answers = [api.post(SEND, payload, format="json", HTTP_IDEMPOTENCY_KEY="retry-1", **live.a.extra["live"])
+               for _ in range(2)]
+    for answer in answers:
+        assert_error(answer, 402, "insufficient_balance", field="to")
+    assert Message.unscoped.filter(mode="live").count() == 0
+    assert LedgerEntry.unscoped.filter(kind="hold").count() == 0
+    assert _balance(live.a.tenant).reserved == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_keyed_live_sends_of_one_key_hold_once(live):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency is PostgreSQL's")
+    _credit(live.a.tenant, "1")
+    auth, start = live.a.extra["live"], threading.Barrier(12)
+
+    def send(_i: int) -> int:
+        try:
+            start.wait()
+            return APIClient().post(SEND, {"to": "+14155550196", "from": "Acme", "text": "hi"}, format="json",
+                                    HTTP_IDEMPOTENCY_KEY="race-1", **auth).status_code
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        codes = list(pool.map(send, range(12)))
+    # then each is the one send's answer or a 409 while it was in flight; one message, one hold
+    assert set(codes) <= {202, 409} and 202 in codes, codes
+    assert Message.unscoped.filter(tenant=live.a.tenant, mode="live").count() == 1
+    assert LedgerEntry.unscoped.filter(tenant=live.a.tenant, kind="hold").count() == 1
+    assert _balance(live.a.tenant).reserved == Decimal("0.01")
+    assert balances_unbalanced() == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_400_concurrent_batch_sends_against_a_balance_for_60_batches_accept_exactly_60(live):
+    """Batches of 5 at 0.01 each: a balance of 3.00 covers 60 of the 80 batches (400 messages)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency is PostgreSQL's")
+    _credit(live.a.tenant, "3.00")
+    Balance.unscoped.filter(tenant=live.a.tenant).update(credit_limit=Decimal("0"))
+    auth, start = live.a.extra["live"], threading.Barrier(20)
+
+    def send(i: int) -> int:
+        try:
+            if i < 20:
+                start.wait()
+            messages = [{"to": f"+1415557{i:02d}{j:02d}", "from": "Acme", "text": "hi"} for j in range(5)]
+            return APIClient().post(f"{SEND}/batch", {"messages": messages}, format="json", **auth).status_code
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        codes = list(pool.map(send, range(80)))
+    assert (codes.count(202), codes.count(402), len(codes)) == (60, 20, 80), codes
+    balance = _balance(live.a.tenant)
+    assert (balance.balance, balance.reserved) == (Decimal("3.00"), Decimal("3.00"))
+    assert Message.unscoped.filter(tenant=live.a.tenant, mode="live").count() == 300
+    assert LedgerEntry.unscoped.filter(tenant=live.a.tenant, kind="hold").count() == 60
+    assert balance.balance + balance.credit_limit - balance.reserved >= 0
+    assert balances_unbalanced() == []

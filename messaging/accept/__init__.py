@@ -63,7 +63,8 @@ def messages_accept(
     from, no price step that reserves) opens no transaction: its insert is one statement, atomic by
     itself, and BEGIN and COMMIT were two of its round trips."""
     context, drafts = _context(tenant, api_key, mode), _drafts(items)
-    with contextlib.nullcontext() if _one_statement(context, items) else transaction.atomic():
+    context.one_statement = _one_statement(context, items)
+    with contextlib.nullcontext() if context.one_statement else transaction.atomic():
         steps.validate(context, drafts, record=True)
         steps.policy(context, drafts)
         if not limits_counted:
@@ -76,12 +77,13 @@ def messages_accept(
 
 def _one_statement(context: AcceptContext, items: Sequence[dict | Exception]) -> bool:
     """Whether accepting `items` writes in one statement: one message, on PostgreSQL, not from a pool (the
-    pick records its number first) and with no price or reserve step that writes for this send (billing's
-    hold on a live send writes; its rating, and a test key's price, do not)."""
+    pick records its number first) and with no price or reserve step that writes for this send beside the
+    insert (billing's rating and a test key's price write nothing; a live send's hold is CTEs of the insert,
+    unless the key has a daily spend cap, whose count is a row of its own)."""
     if len(items) != 1 or isinstance(items[0], Exception) or connection.vendor != "postgresql":
         return False
     sender = items[0].get("sender")
-    return not (isinstance(sender, str) and pools.pool_name_from_sender(sender)) and not registry.price_writes(context)
+    return not (isinstance(sender, str) and pools.pool_name_from_sender(sender)) and not registry.price_writes(context, single=True)
 
 
 @tenant_scoped

@@ -1,9 +1,9 @@
 """Step 4 with billing: rating in the pipeline's price step, the prepaid hold in its reserve step (docs/billing.md).
 
 Messaging sits above billing, so it registers billing's service functions here; billing never imports
-the pipeline. Rating reads only the price lists in process memory: it adds no round trip to a send. The hold
-(a live send) is one statement in the accept's transaction, so a live single send is BEGIN, hold, insert,
-COMMIT rather than one statement.
+the pipeline. Rating reads only the price lists in process memory: it adds no round trip to a send. A live
+single send's hold is two more CTEs of its insert statement (still one round trip, no transaction); a batch's,
+or a send by a key with a daily spend cap, is one more statement in the accept's transaction.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db import connection
 
 from accounts.services import ApiKeyMode
 from billing import rating, services
@@ -38,12 +39,32 @@ def _holds(context: AcceptContext) -> bool:
     return settings.BILLING_ENABLED and context.mode == ApiKeyMode.LIVE
 
 
-@registry.reserve_step(writes=_holds)
+def _billed(drafts: Sequence[Draft]) -> list[Draft]:
+    return [draft for draft in drafts if draft.billed and draft.price is not None]
+
+
+def _folds(context: AcceptContext) -> bool:
+    """A single live send holds in its insert's statement (PostgreSQL), unless its key has a daily spend cap:
+    the key's count is a row of its own, which must not stay counted when the balance refuses."""
+    return connection.vendor == "postgresql" and (context.api_key is None or context.api_key.daily_spend_cap is None)
+
+
+def billing_hold_statement(*, context: AcceptContext, drafts: Sequence[Draft]) -> services.HoldStatement | None:
+    """The single send's hold as CTEs of its insert (billing.services.balance_hold_statement): one round trip,
+    and the balance row locked only for that statement."""
+    billed = _billed(drafts)
+    if not billed:
+        return None
+    return services.balance_hold_statement(tenant_id=context.tenant.pk, amount=sum(draft.price for draft in billed),
+                                           currency=billed[0].currency, messages=len(billed))
+
+
+@registry.reserve_step(writes=_holds, statement=billing_hold_statement, folds=_folds)
 def billing_hold(*, context: AcceptContext, drafts: Sequence[Draft]) -> None:
     """A live send holds the total price of its messages on the tenant's balance in the accept's transaction;
     402 insufficient_balance (or spend_limit_reached: a daily spend cap of the tenant or the key) refuses the
     whole request, and nothing of it is written."""
-    billed = [draft for draft in drafts if draft.billed and draft.price is not None]
+    billed = _billed(drafts)
     if not billed:
         return
     key = context.api_key

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from messaging.accept.steps import AcceptContext, Draft
@@ -35,6 +35,12 @@ class ReserveFunction(Protocol):
         that refuses the whole request (billing: `insufficient_balance`, 402); the transaction then rolls back."""
 
 
+class ReserveStatementFunction(Protocol):
+    def __call__(self, *, context: AcceptContext, drafts: Sequence[Draft]) -> Any | None:
+        """The same hold as CTEs of a single send's insert statement (billing.services.HoldStatement), or None
+        when there is nothing to hold. Called instead of the ReserveFunction when the send is one statement."""
+
+
 @dataclass(frozen=True)
 class Price:
     """A price with its currency; `billed` false: shown, never charged (test keys)."""
@@ -47,10 +53,13 @@ class Price:
 @dataclass(frozen=True)
 class ReserveStep:
     """A registered reserve: `writes(context)` says whether it writes for this send (a live one), so the
-    pipeline knows whether the single send may stay one statement without a transaction."""
+    pipeline knows whether the single send may stay one statement without a transaction; `statement`, when
+    `folds(context)`, gives its writes as CTEs of that one statement instead (billing's hold)."""
 
     function: ReserveFunction
     writes: Callable[[AcceptContext], bool]
+    statement: ReserveStatementFunction | None = None
+    folds: Callable[[AcceptContext], bool] = lambda context: False
 
 
 @dataclass(frozen=True)
@@ -94,18 +103,28 @@ def price_step(function: PriceFunction, *, writes: bool = True) -> PriceFunction
     return function
 
 
-def reserve_step(*, writes: Callable[[AcceptContext], bool]) -> Callable[[ReserveFunction], ReserveFunction]:
-    """Register a reserve, run once per send over its priced drafts after every price step."""
+def reserve_step(*, writes: Callable[[AcceptContext], bool], statement: ReserveStatementFunction | None = None,
+                 folds: Callable[[AcceptContext], bool] | None = None,
+                 ) -> Callable[[ReserveFunction], ReserveFunction]:
+    """Register a reserve, run once per send over its priced drafts after every price step. With `statement`
+    and `folds`: a single send for which `folds(context)` holds takes the reserve in its insert's statement."""
 
     def register(function: ReserveFunction) -> ReserveFunction:
         if all(step.function is not function for step in RESERVE_STEPS):
-            RESERVE_STEPS.append(ReserveStep(function=function, writes=writes))
+            RESERVE_STEPS.append(ReserveStep(function=function, writes=writes, statement=statement,
+                                             folds=folds or (lambda context: False)))
         return function
 
     return register
 
 
-def price_writes(context: AcceptContext) -> bool:
-    """Whether step 4 may write for this send: a price step that writes, or a reserve that does for it."""
-    return (any(step not in PURE_PRICE_STEPS for step in PRICE_STEPS)
-            or any(step.writes(context) for step in RESERVE_STEPS))
+def price_writes(context: AcceptContext, *, single: bool = False) -> bool:
+    """Whether step 4 may write for this send, beside the insert: a price step that writes, or a reserve that
+    does for it (for a `single` send, one whose writes cannot fold into the insert's statement). At most one
+    reserve folds: the insert statement has room for one."""
+    if any(step not in PURE_PRICE_STEPS for step in PRICE_STEPS):
+        return True
+    writing = [step for step in RESERVE_STEPS if step.writes(context)]
+    if not single:
+        return bool(writing)
+    return len(writing) > 1 or any(step.statement is None or not step.folds(context) for step in writing)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
@@ -40,6 +40,10 @@ class AcceptContext:
     api_key: ApiKey | None
     mode: str
     memo: dict = field(default_factory=dict)
+    # A single send written by one statement (messages_accept): a reserve that folds gives it `hold`, CTEs
+    # of the insert (billing.services.HoldStatement), instead of writing in a transaction of its own.
+    one_statement: bool = False
+    hold: Any = None
 
 
 @dataclass
@@ -183,7 +187,10 @@ def price(context: AcceptContext, drafts: Sequence[Draft], *, reserve: bool) -> 
         if not priced:
             return
         try:
-            reserve_step.function(context=context, drafts=priced)
+            if context.one_statement and reserve_step.statement is not None and reserve_step.folds(context):
+                context.hold = reserve_step.statement(context=context, drafts=priced)
+            else:
+                reserve_step.function(context=context, drafts=priced)
         except DomainError as exc:
             exc.limits_counted = True
             raise

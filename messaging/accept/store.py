@@ -17,12 +17,14 @@ COPY (PostgreSQL's bulk path, several times cheaper than an INSERT of the same r
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from messaging.events import message_events_emit
@@ -51,12 +53,16 @@ _REQUEST_TYPES = ("bigint", "bigint", "text", "timestamptz", "timestamptz")
 _EMPTY_COLUMNS = ("carrier", "carrier_message_id", "error_code", "error_message")
 
 
-def _insert_sql(*, with_fanout: bool, with_claim: bool) -> str:
+@functools.cache
+def _insert_sql(*, with_fanout: bool, with_claim: bool, hold_ctes: str | None = None) -> str:
     """The single send's one statement: the message (values as scalars: no arrays to build for one row), with
-    `with_fanout` its `message.queued` fan-out row (EventFanout), and with `with_claim`
-    its Idempotency-Key record, completed with the answer (smsportal/api/idempotency.py). Data-modifying
-    CTEs: one round trip, atomic without a transaction around it, no ORM model built. When the key is taken
-    the claim returns no row and nothing else is written either."""
+    `with_fanout` its `message.queued` fan-out row (EventFanout), with `with_claim` its Idempotency-Key record,
+    completed with the answer (smsportal/api/idempotency.py), and with `hold_ctes` its hold on the balance
+    (billing.services.HoldStatement: the conditional UPDATE `h` and its ledger entry). Data-modifying CTEs: one
+    round trip, no ORM model built. The message goes in only when the hold, or else the claim, returned a row,
+    and the hold only after the claim: the key is locked before the balance row, as on the API's long path
+    (idempotency_claim first), so the two cannot deadlock. It answers the message's id (NULL when not written)
+    and whether the claim was written."""
     message = Message._meta.db_table
     names = [name for name, _ in _ROW_COLUMNS]
     values = ", ".join("%s::jsonb" if name == "metadata" else f"%s::{kind}" for name, kind in _ROW_COLUMNS)
@@ -64,15 +70,18 @@ def _insert_sql(*, with_fanout: bool, with_claim: bool) -> str:
     request_values = ", ".join(f"%s::{kind}" for kind in _REQUEST_TYPES)
     empty = ", ".join(["''"] * len(_EMPTY_COLUMNS))
     claim = f"{idempotency.answered_claim_cte('c')}," if with_claim else ""
-    claimed = " WHERE EXISTS (SELECT 1 FROM c)" if with_claim else ""
+    hold = f"{hold_ctes}," if hold_ctes else ""
+    gate = "h" if hold_ctes else "c" if with_claim else None
+    gated = f" WHERE EXISTS (SELECT 1 FROM {gate})" if gate else ""
+    claimed = "(SELECT count(*) FROM c)" if with_claim else "0"
     return f"""
-        WITH {claim}
+        WITH {claim}{hold}
         m AS (
             INSERT INTO {message} ({columns})
-            SELECT {request_values}, 1, 0, {empty}, {values}{claimed}
+            SELECT {request_values}, 1, 0, {empty}, {values}{gated}
             RETURNING id, tenant_id, status, created_at
         ){_FANOUT_CTE if with_fanout else ""}
-        SELECT id FROM m
+        SELECT (SELECT id FROM m), {claimed}
     """  # noqa: S608 (table and column names are constants, every value is a parameter)
 
 
@@ -81,8 +90,6 @@ _FANOUT_CTE = f""",
             INSERT INTO {fanout.FANOUT_TABLE} (tenant_id, event_type, items, created_at, deliveries)
             SELECT tenant_id, 'message.queued', jsonb_build_array(id), created_at, 0 FROM m
         )"""  # noqa: S608 (a constant table name, no value)
-_INSERT_SQL = {(with_fanout, with_claim): _insert_sql(with_fanout=with_fanout, with_claim=with_claim)
-               for with_fanout in (False, True) for with_claim in (False, True)}
 
 
 def is_bulk(count: int) -> bool:
@@ -116,7 +123,8 @@ def messages_insert(*, context: AcceptContext, drafts: Sequence[Draft],
     if claim is not None and is_bulk(len(drafts)):
         raise ValueError("an answered claim goes with a single send")
     if not is_bulk(len(drafts)):
-        ids = (_insert_postgresql(draft=drafts[0], request=request, with_fanout=in_statement, claim=claim)
+        ids = (_insert_postgresql(draft=drafts[0], request=request, with_fanout=in_statement, claim=claim,
+                                  hold=context.hold)
                if postgresql else _insert_portable(drafts=drafts, request=request, claim=claim))
     else:
         ids = (_copy_postgresql if postgresql else _bulk_portable)(drafts=drafts, request=request)
@@ -141,15 +149,29 @@ def _fanout_in_statement(*, context: AcceptContext, drafts: Sequence[Draft], que
 
 
 def _insert_postgresql(*, draft: Draft, request: dict, with_fanout: bool,
-                       claim: idempotency.AnsweredClaim | None) -> dict[str, int]:
+                       claim: idempotency.AnsweredClaim | None, hold=None) -> dict[str, int]:
+    """The single send's statement (_insert_sql). Raises KeyTaken when the claim's key is taken, and with a
+    `hold` the hold's refusal (402) when the balance or a daily cap does not cover it: nothing written.
+
+    A hold with a claim runs in a transaction of its own (BEGIN, the statement, COMMIT): a claim written for a
+    hold then refused is rolled back with it. A hold alone is the statement only: it writes all or nothing."""
     params = [*(request[name] for name in _REQUEST_COLUMNS), *_row_values(draft)]
+    if hold is not None:
+        params = [*hold.params, *params]
     if claim is not None:
         params = [*idempotency.answered_claim_params(claim, body=claim.render(draft), now=request["created_at"]),
                   *params]
-    row = prepared_fetchone(_INSERT_SQL[with_fanout, claim is not None], params)
-    if row is None:
-        raise idempotency.KeyTaken()
-    return {draft.public_id: row[0]}
+    sql = _insert_sql(with_fanout=with_fanout, with_claim=claim is not None,
+                      hold_ctes=hold.sql(after="c" if claim is not None else None) if hold is not None else None)
+    with transaction.atomic() if hold is not None and claim is not None else contextlib.nullcontext():
+        message_id, claimed = prepared_fetchone(sql, params)
+        if message_id is not None:
+            return {draft.public_id: message_id}
+        if claim is not None and not claimed:
+            raise idempotency.KeyTaken()
+        refusal = hold.refusal(field="to")
+        refusal.limits_counted = True  # step 3 counted the request (steps.price)
+        raise refusal  # (rolls back the claim)
 
 
 def _insert_portable(*, drafts: Sequence[Draft], request: dict,
