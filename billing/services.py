@@ -175,7 +175,7 @@ class HoldStatement:
     @staticmethod
     def sql(*, after: str | None = None) -> str:
         """The CTEs; with `after` (an earlier CTE's name) the hold is taken only when that one returned a row."""
-        return _HOLD_CTES.format(gate=f"AND EXISTS (SELECT 1 FROM {after})" if after else "")
+        return _HOLD_CTES.format(gate=f"AND EXISTS (SELECT 1 FROM {after})" if after else "")  # noqa: S608 (a CTE name of ours)
 
     def refusal(self, *, field: str = "to") -> DomainError:
         return _hold_refusal(tenant_id=self.tenant_id, amount=self.amount, day=timezone.now().date(), field=field)

@@ -72,7 +72,7 @@ def _insert_sql(*, with_fanout: bool, with_claim: bool, hold_ctes: str | None = 
     claim = f"{idempotency.answered_claim_cte('c')}," if with_claim else ""
     hold = f"{hold_ctes}," if hold_ctes else ""
     gate = "h" if hold_ctes else "c" if with_claim else None
-    gated = f" WHERE EXISTS (SELECT 1 FROM {gate})" if gate else ""
+    gated = f" WHERE EXISTS (SELECT 1 FROM {gate})" if gate else ""  # noqa: S608 (a CTE name)
     claimed = "(SELECT count(*) FROM c)" if with_claim else "0"
     return f"""
         WITH {claim}{hold}
