@@ -175,3 +175,24 @@ class ApiKeySpend(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.amount}"
+
+
+class MonthlyVolume(models.Model):
+    """The segments a tenant's messages to one destination country took to carriers in one month (UTC): the
+    volume that volume tiers (Price.min_monthly_volume) are chosen by. Counted when each message's hold is
+    captured, in the capture's statement (billing/services.py holds_settle), so each message counts once; read by
+    rating from process memory with the price lists (billing/rating.py), never per message."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    month = models.DateField(help_text="The month's first day.")
+    country = models.CharField(max_length=2, blank=True)
+    segments = models.PositiveBigIntegerField(default=0)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "month", "country"], name="monthly_volume_key")]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.country}: {self.segments}"

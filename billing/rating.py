@@ -24,7 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.errors import NoPriceForDestination
-from billing.models import Balance, Price
+from billing.models import Balance, MonthlyVolume, Price
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class _Cache:
     lists: dict[int | None, _List]
     currencies: dict[int, str]  # each tenant's balance currency
     loaded: float
+    month: date | None = None  # the month (first day, UTC) of `volumes`
+    volumes: dict[tuple[int, str], int] = field(default_factory=dict)  # (tenant, country): segments this month
 
 
 _cache: _Cache | None = None
@@ -73,18 +75,28 @@ def _load() -> _Cache:
             prices.countries.setdefault(row.country, []).append(row)
     # unscoped: every tenant's currency, with the price lists, so rating reads nothing per message
     currencies = dict(Balance.unscoped.values_list("tenant_id", "currency"))
-    return _Cache(lists=lists, currencies=currencies, loaded=time.monotonic())
+    month = timezone.now().date().replace(day=1)
+    # unscoped: every tenant's volume this month, for volume tiers, with the price lists
+    volumes = {(tenant_id, country): segments for tenant_id, country, segments in
+               MonthlyVolume.unscoped.filter(month=month).values_list("tenant_id", "country", "segments")}
+    return _Cache(lists=lists, currencies=currencies, loaded=time.monotonic(), month=month, volumes=volumes)
 
 
 def _cached() -> _Cache:
     global _cache
     cache, now = _cache, time.monotonic()
-    if cache is None or now - cache.loaded >= settings.BILLING_PRICE_CACHE_SECONDS:
+    if _stale(cache, now):
         with _lock:
             cache = _cache
-            if cache is None or now - cache.loaded >= settings.BILLING_PRICE_CACHE_SECONDS:
+            if _stale(cache, now):
                 cache = _cache = _load()
     return cache
+
+
+def _stale(cache: _Cache | None, now: float) -> bool:
+    """Older than BILLING_PRICE_CACHE_SECONDS, or of last month (a new month's volumes start at 0)."""
+    return (cache is None or now - cache.loaded >= settings.BILLING_PRICE_CACHE_SECONDS
+            or cache.month != timezone.now().date().replace(day=1))
 
 
 @functools.lru_cache(maxsize=100_000)
@@ -122,14 +134,28 @@ def _in_list(prices: _List, *, to: str, message_type: str, volume: int, today: d
     return None
 
 
+def destination_country(to: str) -> str:
+    """The country a message to `to` counts in for volume tiers: the number's own region ("" if none)."""
+    countries = number_countries(to)
+    return countries[0] if countries else ""
+
+
+def month_volume(*, tenant_id: int, country: str) -> int:
+    """The tenant's segments to `country` captured this month, as of the cache's last load (at most
+    BILLING_PRICE_CACHE_SECONDS old): a tier takes over within that time of being reached."""
+    return _cached().volumes.get((tenant_id, country), 0)
+
+
 def message_rate(*, tenant_id: int, to: str, message_type: str, currency: str | None = None,
-                 volume: int = 0) -> Rate:
+                 volume: int | None = None) -> Rate:
     """The unit price of a message to `to` (E.164) of `message_type` for the tenant: its own list, else the
     default. Only prices in `currency` count (default: the tenant's balance currency, else
-    BILLING_DEFAULT_CURRENCY); `volume`: the segments of the month so far, for volume tiers (accept passes 0
-    today: docs/billing.md). Raises NoPriceForDestination."""
+    BILLING_DEFAULT_CURRENCY); `volume`: the segments of the month so far that volume tiers go by (default: the
+    tenant's to that destination's country, month_volume). Raises NoPriceForDestination."""
     cache, today = _cached(), timezone.now().date()
     lists = cache.lists
+    if volume is None:
+        volume = cache.volumes.get((tenant_id, destination_country(to)), 0)
     currency = currency or cache.currencies.get(tenant_id, settings.BILLING_DEFAULT_CURRENCY)
     for key in (tenant_id, None):
         prices = lists.get(key)

@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.services.audit import Actor, audit_record
 from billing import rating
 from billing.errors import InsufficientBalance, SpendLimitReached
-from billing.models import ApiKeySpend, Balance, LedgerEntry, LedgerKind
+from billing.models import ApiKeySpend, Balance, LedgerEntry, LedgerKind, MonthlyVolume
 from smsportal.errors import DomainError
 from smsportal.tenancy import tenant_scoped
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 
 CAPTURE, RELEASE = LedgerKind.CAPTURE.value, LedgerKind.RELEASE.value  # the kinds of holds_settle
+destination_country = rating.destination_country  # for a Settlement's `country`
 
 
 class InvalidAmount(DomainError):
@@ -43,6 +44,8 @@ class Settlement:
     tenant_id: int
     amount: Decimal
     currency: str
+    country: str = ""  # the destination's (rating.destination_country): a capture counts in its month's volume
+    segments: int = 0
 
 
 @tenant_scoped
@@ -243,8 +246,9 @@ def _hold_portable(params: dict) -> bool:
 
 _SETTLE_SQL = """
     WITH v AS (
-        SELECT * FROM unnest(%(ids)s::bigint[], %(tenants)s::bigint[], %(amounts)s::numeric[], %(currencies)s::text[])
-            AS v(message_id, tenant_id, amount, currency)
+        SELECT * FROM unnest(%(ids)s::bigint[], %(tenants)s::bigint[], %(amounts)s::numeric[], %(currencies)s::text[],
+                             %(countries)s::text[], %(segments)s::integer[])
+            AS v(message_id, tenant_id, amount, currency, country, segments)
     ),
     s AS (
         INSERT INTO billing_ledgerentry (tenant_id, kind, balance_delta, reserved_delta, currency, message_id,
@@ -252,12 +256,22 @@ _SETTLE_SQL = """
         SELECT tenant_id, %(kind)s, CASE WHEN %(kind)s = 'capture' THEN -amount ELSE 0 END, -amount, currency,
                message_id, 1, '', '', %(now)s FROM v
         ON CONFLICT (message_id) WHERE kind IN ('capture', 'release') DO NOTHING
-        RETURNING tenant_id, balance_delta, reserved_delta
+        RETURNING tenant_id, balance_delta, reserved_delta, message_id
     ),
     t AS (SELECT tenant_id, sum(balance_delta) AS b, sum(reserved_delta) AS r FROM s GROUP BY tenant_id),
     locked AS (
         SELECT id, tenant_id FROM billing_balance WHERE tenant_id IN (SELECT tenant_id FROM t)
         ORDER BY tenant_id FOR UPDATE
+    ),
+    -- A capture counts its segments in the month's volume (tiers). Joined to `locked`: a tenant's volume rows are
+    -- written only under its balance row's lock, taken in tenant order, so two settlements cannot deadlock.
+    vol AS (
+        INSERT INTO billing_monthlyvolume (tenant_id, month, country, segments)
+        SELECT v.tenant_id, %(month)s, v.country, sum(v.segments) FROM s
+        JOIN v ON v.message_id = s.message_id JOIN locked ON locked.tenant_id = v.tenant_id
+        WHERE %(kind)s = 'capture' GROUP BY v.tenant_id, v.country ORDER BY v.tenant_id, v.country
+        ON CONFLICT (tenant_id, month, country)
+        DO UPDATE SET segments = billing_monthlyvolume.segments + EXCLUDED.segments
     )
     UPDATE billing_balance SET balance = balance + t.b, reserved = reserved + t.r, updated_at = %(now)s,
            spent_today = CASE WHEN %(kind)s = 'release' AND spent_day = %(day)s THEN greatest(spent_today + t.r, 0)
@@ -277,7 +291,8 @@ def holds_settle(*, settlements: Sequence[Settlement], kind: str) -> None:
     if connection.vendor == "postgresql":
         params = {"ids": [s.message_id for s in settlements], "tenants": [s.tenant_id for s in settlements],
                   "amounts": [s.amount for s in settlements], "currencies": [s.currency for s in settlements],
-                  "kind": kind, "now": now, "day": now.date()}
+                  "countries": [s.country for s in settlements], "segments": [s.segments for s in settlements],
+                  "kind": kind, "now": now, "day": now.date(), "month": now.date().replace(day=1)}
         with connection.cursor() as cursor:
             cursor.execute(_SETTLE_SQL, params)
         return
@@ -300,6 +315,8 @@ def _settle_portable(*, settlements: Sequence[Settlement], kind: str, now) -> No
                             messages=1, created_at=now) for s in fresh])
     except IntegrityError:  # settled meanwhile (SQLite has one writer: not expected)
         return
+    if kind == LedgerKind.CAPTURE:
+        _volume_count_portable(fresh, month=now.date().replace(day=1))
     totals: dict[int, Decimal] = {}
     for s in fresh:
         totals[s.tenant_id] = totals.get(s.tenant_id, Decimal(0)) + s.amount
@@ -308,6 +325,17 @@ def _settle_portable(*, settlements: Sequence[Settlement], kind: str, now) -> No
         _balance_move_portable(tenant_id=tenant_id, balance=-captured, reserved=-total, check=False)
         if kind == LedgerKind.RELEASE:  # a release gives back today's spend (the daily cap)
             _spent_today_release(tenant_id=tenant_id, amount=total, day=now.date())
+
+
+def _volume_count_portable(settlements, *, month) -> None:
+    """The captures' segments added to their month's volume (SQLite: one writer, so read, then write)."""
+    counts: dict[tuple[int, str], int] = {}
+    for s in settlements:
+        counts[s.tenant_id, s.country] = counts.get((s.tenant_id, s.country), 0) + s.segments
+    for (tenant_id, country), segments in sorted(counts.items()):
+        # unscoped: settlements of any tenant (a dispatch batch, a sweep)
+        row, _ = MonthlyVolume.unscoped.get_or_create(tenant_id=tenant_id, month=month, country=country)
+        MonthlyVolume.unscoped.filter(pk=row.pk).update(segments=F("segments") + segments)
 
 
 def _balance_move_portable(*, tenant_id: int, currency: str | None = None, balance: Decimal = Decimal(0),

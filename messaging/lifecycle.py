@@ -115,7 +115,8 @@ def _holds_settle(moved: list[Message], to: str) -> None:
     """Capture or release the holds of the billed messages that moved, in the transition's transaction: one
     statement for the lot (none when none is billed)."""
     kind = SETTLE.get(to)
-    settlements = [billing.Settlement(message_id=m.pk, tenant_id=m.tenant_id, amount=m.price, currency=m.currency)
+    settlements = [billing.Settlement(message_id=m.pk, tenant_id=m.tenant_id, amount=m.price, currency=m.currency,
+                                      country=billing.destination_country(m.to), segments=m.segments)
                    for m in moved if m.billed and m.price] if kind else []
     billing.holds_settle(settlements=settlements, kind=kind)
 

@@ -15,8 +15,8 @@ from accounts.models import Tenant
 from accounts.services.audit import SYSTEM
 from accounts.tests.api_assertions import assert_error
 from accounts.tests.factories import bearer, make_api_key
-from billing import services
-from billing.models import Balance, LedgerEntry, Price
+from billing import rating, services
+from billing.models import Balance, LedgerEntry, MonthlyVolume, Price
 from billing.selectors import balances_unbalanced
 from messaging import lifecycle
 from messaging.models import Message, Status
@@ -280,4 +280,29 @@ def test_400_concurrent_batch_sends_against_a_balance_for_60_batches_accept_exac
     assert Message.unscoped.filter(tenant=live.a.tenant, mode="live").count() == 300
     assert LedgerEntry.unscoped.filter(tenant=live.a.tenant, kind="hold").count() == 60
     assert balance.balance + balance.credit_limit - balance.reserved >= 0
+    assert balances_unbalanced() == []
+
+
+def test_captures_count_the_months_volume_by_country_once_and_a_tier_takes_over(live, api, settings):
+    settings.BILLING_PRICE_CACHE_SECONDS = 3600
+    Price.unscoped.create(country="US", price=Decimal("0.0050"), currency="EUR", effective_from="2025-01-01",
+                          min_monthly_volume=3)
+    _credit(live.a.tenant, "1.00")
+    two_parts = "x" * 200  # 2 segments (GSM-7)
+    sent = [_send(api, live.a.extra["live"], to=f"+1415555040{i}", text=two_parts).json() for i in range(3)]
+    assert {answer["price"] for answer in sent} == {"0.0200"}  # 0.0100 a segment: no volume yet
+    ids = [Message.unscoped.get(public_id=answer["id"]).pk for answer in sent]
+    # when two go to a carrier (one of them again later), and one fails before leaving us
+    lifecycle.messages_transition(message_ids=ids[:2], to=Status.SENDING, source="test")
+    lifecycle.messages_transition(message_ids=ids[:2], to=Status.SENT, source="test")
+    lifecycle.messages_transition(message_ids=ids[:1], to=Status.DELIVERED, source="test")
+    lifecycle.messages_transition(message_ids=ids[2:], to=Status.FAILED, source="test", error_code="x")
+    # then the month's US volume is their 4 segments, once each; the release counts nothing
+    month = MonthlyVolume.unscoped.get(tenant=live.a.tenant)
+    assert (month.country, month.segments, month.month.day) == ("US", 4, 1)
+    assert rating.month_volume(tenant_id=live.a.tenant.pk, country="US") == 0  # the cached figure, until reloaded
+    rating.price_cache_clear()
+    assert rating.month_volume(tenant_id=live.a.tenant.pk, country="US") == 4
+    # and the next send is rated at the tier reached (4 >= 3): 0.0050 a segment
+    assert _send(api, live.a.extra["live"], to="+14155550410", text=two_parts).json()["price"] == "0.0100"
     assert balances_unbalanced() == []

@@ -59,9 +59,9 @@ def messages_accept(
     with `claim` KeyTaken (nothing written). The hand-off to dispatch happens after the outermost
     transaction commits; none on rollback.
 
-    A single send on PostgreSQL whose steps before the insert write nothing (no pool to pick a number
-    from, no price step that reserves) opens no transaction: its insert is one statement, atomic by
-    itself, and BEGIN and COMMIT were two of its round trips."""
+    A single send on PostgreSQL whose steps before the insert write nothing beside it (no pool to pick a
+    number from; a reserve only if it folds into the insert, as billing's hold does) opens no transaction: its
+    insert is one statement, atomic by itself, and BEGIN and COMMIT were two of its round trips."""
     context, drafts = _context(tenant, api_key, mode), _drafts(items)
     context.one_statement = _one_statement(context, items)
     with contextlib.nullcontext() if context.one_statement else transaction.atomic():
