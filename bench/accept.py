@@ -33,6 +33,8 @@ sys.path.insert(0, str(HERE))
 import floor  # noqa: E402
 from send import Api, load  # noqa: E402
 from stack import (  # noqa: E402
+    bench_billing,
+    billing_env,
     free_port,
     manage,
     procfile_command,
@@ -88,12 +90,16 @@ def single_sends(port: int, key: str, *, count: int, concurrency: int) -> dict:
     return figures
 
 
-def ours(*, database_url: str, redis_url: str, broker_url: str, count: int, concurrency: int, workers: int) -> dict:
-    env = server_env(database_url, redis_url, broker_url)
+def ours(*, database_url: str, redis_url: str, broker_url: str, count: int, concurrency: int, workers: int,
+         billing: bool = False) -> dict:
+    env = server_env(database_url, redis_url, broker_url, **billing_env(billing))
     key = bench_tenant(env)
+    if billing:
+        key = bench_billing(env)
     with served(env, workers) as (port, argv):
         figures = single_sends(port, key, count=count, concurrency=concurrency)
-    return {"what": "POST /v1/messages, seed payload, test key, Idempotency-Key on each", "server": " ".join(argv),
+    what = ("live key, billing on (rated, held on the balance)" if billing else "test key")
+    return {"what": f"POST /v1/messages, seed payload, {what}, Idempotency-Key on each", "server": " ".join(argv),
             **figures}
 
 
@@ -120,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--count", type=int, default=4000)
     parser.add_argument("-c", "--concurrency", type=int, default=20)
     parser.add_argument("-w", "--workers", type=int, default=4, help="web processes, for ours and the floor alike")
+    parser.add_argument("--billing", action="store_true", help="billing on: prices, a balance, a live key (the hold)")
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("give --database-url or set DATABASE_URL")
@@ -128,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                                   workers=args.workers)
         try:
             our_figures = ours(database_url=database_url, redis_url=args.redis_url, broker_url=args.broker_url,
-                               count=args.count, concurrency=args.concurrency, workers=args.workers)
+                               count=args.count, concurrency=args.concurrency, workers=args.workers,
+                               billing=args.billing)
         finally:
             flush(args.broker_url)
     ratio = our_figures["requests_per_second"] / floor_figures["requests_per_second"]

@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE))
 
 from accept import RAISED_RATE, bench_tenant, flush, seed_payload, served  # noqa: E402
 from send import Api  # noqa: E402
-from stack import server_env, throwaway_database  # noqa: E402
+from stack import bench_billing, billing_env, server_env, throwaway_database  # noqa: E402
 
 BATCH = 1000
 FLOOR_TABLE = "bench_floor_batch"
@@ -108,14 +108,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--batches", type=int, default=40, help="batches of 1,000 per run")
     parser.add_argument("-c", "--concurrency", type=int, default=4)
     parser.add_argument("-w", "--workers", type=int, default=4, help="web processes")
+    parser.add_argument("--billing", action="store_true", help="billing on: prices, a balance, a live key (the hold)")
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("give --database-url or set DATABASE_URL")
     out: dict = {}
     with throwaway_database(args.database_url, "bench_batch") as database_url:
         out["floor"] = floor_rows(database_url=database_url, batches=args.batches, concurrency=args.concurrency)
-        env = server_env(database_url, args.redis_url, args.broker_url)
+        env = server_env(database_url, args.redis_url, args.broker_url, **billing_env(args.billing))
         key = bench_tenant(env)
+        if args.billing:
+            key = bench_billing(env)
+        out["billing"] = args.billing
         try:
             with served(env, args.workers) as (port, argv_):
                 batches_load(port, key, batches=2, concurrency=1, callback_url=False)  # warm up

@@ -43,6 +43,8 @@ from accept import RAISED_RATE, bench_tenant, flush, seed_payload  # noqa: E402
 from batch_cpu import backend_pids, cpu_seconds  # noqa: E402
 from send import Api  # noqa: E402
 from stack import (  # noqa: E402
+    bench_billing,
+    billing_env,
     free_port,
     manage,
     procfile_command,
@@ -273,13 +275,15 @@ def smpp_route(env: dict, tmp: Path, smsc) -> str:
 
 
 def ours(*, database_url: str, redis_url: str, broker_url: str, seconds: float, rate: float, tmp: Path,
-         smsc=None) -> dict:
+         smsc=None, billing: bool = False) -> dict:
     live = smsc is not None
     env = server_env(database_url, redis_url, broker_url, LIVE_CARRIER="routes" if live else "simulator",
-                     CONNECTOR_JOURNAL_DIR=str(tmp / "journal"))
+                     CONNECTOR_JOURNAL_DIR=str(tmp / "journal"), **billing_env(billing))
     key = bench_tenant(env)
     if live:
         key = smpp_route(env, tmp, smsc)
+    if billing:  # a live key: each batch held at accept, each message captured when it goes to the carrier
+        key = bench_billing(env)
     receiver_port, web_port = free_port(), free_port()
     out = tmp / f"webhooks-{uuid.uuid4().hex[:8]}.jsonl"
     secret = endpoint_secret(env, f"http://127.0.0.1:{receiver_port}/hook")
@@ -348,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--carrier", choices=["simulator", "smpp"], default="simulator",
                         help="simulator: test key; smpp: live key over manage.py connector to smsc.js")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor (only to try things out)")
+    parser.add_argument("--billing", action="store_true", help="billing on: prices, a balance, a live key (the hold)")
     parser.add_argument("--tmp", default=str(Path(tempfile.gettempdir()) / "smsportal-e2e"), help="where the receiver's log and the process logs go")
     args = parser.parse_args(argv)
     if not args.database_url:
@@ -365,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             smsc = Smsc(Path(args.tmp) / "smsc.log")
         try:
             out["ours"] = ours(database_url=database_url, redis_url=args.redis_url, broker_url=args.broker_url,
-                               seconds=args.seconds, rate=args.rate, tmp=Path(args.tmp), smsc=smsc)
+                               seconds=args.seconds, rate=args.rate, tmp=Path(args.tmp), smsc=smsc,
+                               billing=args.billing)
         finally:
             flush(args.broker_url)
             if smsc is not None:
@@ -373,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     if "floor" in out:
         out["ratio"] = round(out["ours"]["delivered_per_second"] / out["floor"]["requests_per_second"], 3)
     out["limits"] = {"API_RATE_LIMIT": "1000000/s", "messages_per_second": RAISED_RATE}
+    out["billing"] = args.billing
     out["uptime_after"] = _uptime()
     print(json.dumps(out))
     return 0

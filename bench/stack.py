@@ -96,10 +96,36 @@ def server_env(database_url: str, redis_url: str, broker_url: str, **extra: str)
         "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false", "LOG_LEVEL": "WARNING",
         "DATABASE_URL": database_url, "REDIS_URL": redis_url, "CELERY_BROKER_URL": broker_url,
         "API_RATE_LIMIT": "1000000/s", "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
-        # The figures of issues 9 and 10 are of the pipeline without billing; with it (rating and the hold at
-        # accept, issue 11) they are yet to be measured: `BILLING_ENABLED=true` in **extra, with prices and a
-        # balance for the bench tenant (docs/billing.md).
+        # Without billing unless asked for (`--billing` on accept.py, batch.py and e2e.py: BILLING_ENABLED=true in
+        # **extra, then bench_billing gives the bench tenant prices and a balance, and the sends use a live key).
         "BILLING_ENABLED": "false",
         # As `make run` does: the virtualenv's commands (gunicorn, celery) first on PATH.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **extra,
     }
+
+
+# Every destination priced (a one-digit prefix per country code's first digit), and a balance far above the run.
+BILLING_SETUP = """
+from decimal import Decimal
+from accounts.models import Tenant
+from accounts.services.audit import SYSTEM
+from billing.models import Price
+from billing.services import balance_credit
+for digit in "123456789":
+    Price.unscoped.get_or_create(tenant=None, prefix=digit, country="", operator="", message_type="",
+                                 min_monthly_volume=0, effective_from="2025-01-01",
+                                 defaults={"price": Decimal("0.0050"), "currency": "EUR"})
+balance_credit(tenant=Tenant.objects.get(slug="bench"), amount=Decimal("10000000"), reason="bench", actor=SYSTEM)
+"""
+
+
+def billing_env(enabled: bool) -> dict:
+    """server_env's **extra for a run with billing (rating and the prepaid hold at accept) or without."""
+    return {"BILLING_ENABLED": "true" if enabled else "false"}
+
+
+def bench_billing(env: dict) -> str:
+    """Prices for every destination and a balance of 10,000,000 EUR for the bench tenant; its live key's secret
+    (a test key's sends are rated but hold nothing: the hold is what billing adds to a live send)."""
+    manage("shell", "-c", BILLING_SETUP, env=env)
+    return manage("create_api_key", "bench", "--name", "bench-billed", "--mode", "live", env=env).strip().splitlines()[-1]
