@@ -184,6 +184,10 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["tenant", "created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(daily_spend_cap__isnull=True) | models.Q(daily_spend_cap__gte=0),
+                                   name="api_key_daily_spend_cap_not_negative"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…{self.last4})"

@@ -1,5 +1,6 @@
 """Admin for account managers: price lists (the default and each tenant's) with CSV import and export, balances
-with an audited credit page, and the ledger, read-only."""
+(with what is available, held, the credit limit and the daily caps) with an audited credit page, and the ledger,
+read-only, which each balance links to filtered to its tenant."""
 from __future__ import annotations
 
 from django import forms
@@ -7,10 +8,12 @@ from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
 from accounts import selectors
 from accounts.services import ip_text
 from accounts.services.audit import Actor, audit_record
+from billing import selectors as billing_selectors
 from billing.models import Balance, LedgerEntry, Price
 from billing.prices import prices_csv, prices_import
 from billing.services import balance_credit
@@ -87,15 +90,43 @@ class BalanceCreditForm(forms.Form):
 class BalanceAdmin(admin.ModelAdmin):
     """Figures are read-only: they change only through ledger entries (the credit page below, the pipeline)."""
 
-    list_display = ["tenant", "currency", "balance", "reserved", "credit_limit", "daily_spend_cap", "updated_at"]
+    list_display = ["tenant", "currency", "balance", "reserved", "available", "credit_limit", "available_to_hold",
+                    "daily_spend_cap", "spent_today_shown", "ledger", "updated_at"]
     search_fields = ["tenant__slug", "tenant__name"]
     list_select_related = ["tenant"]
-    readonly_fields = ["tenant", "balance", "reserved", "updated_at"]
+    readonly_fields = ["tenant", "balance", "reserved", "available", "available_to_hold", "spent_today_shown",
+                       "api_key_caps", "ledger", "updated_at"]
     change_form_template = "admin/billing/balance/change_form.html"
 
     def get_readonly_fields(self, request, obj=None):
         # The currency is fixed once money moved in it.
         return [*self.readonly_fields, "currency"] if obj is not None else ["balance", "reserved", "updated_at"]
+
+    @admin.display(description="Available (balance less held)")
+    def available(self, obj: Balance):
+        return obj.available
+
+    @admin.display(description="Available to hold (with credit)")
+    def available_to_hold(self, obj: Balance):
+        return obj.available + obj.credit_limit
+
+    @admin.display(description="Spent today (UTC)")
+    def spent_today_shown(self, obj: Balance):
+        return billing_selectors.balance_spent_today(balance=obj)
+
+    @admin.display(description="API key caps (today)")
+    def api_key_caps(self, obj: Balance):
+        keys = billing_selectors.api_key_spend_today(tenant=obj.tenant)
+        if not keys:
+            return "No key of this tenant has a daily cap."
+        return format_html("<ul>{}</ul>", format_html_join(
+            "", "<li>{} ({}): {} of {} {}</li>",
+            ((k.name, k.prefix, k.spent_today, k.cap, obj.currency) for k in keys)))
+
+    @admin.display(description="Ledger")
+    def ledger(self, obj: Balance):
+        url = reverse("admin:billing_ledgerentry_changelist")
+        return format_html('<a href="{}?tenant__id__exact={}">Ledger of {}</a>', url, obj.tenant_id, obj.tenant)
 
     def get_urls(self):
         return [path("<int:pk>/credit/", self.admin_site.admin_view(self.credit_view), name="billing_balance_credit"),
@@ -128,6 +159,13 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     list_filter = ["kind", "currency"]
     search_fields = ["tenant__slug", "reason", "message_id"]
     list_select_related = ["tenant"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at", "-id"]
+    show_full_result_count = False
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # One tenant's ledger, as each balance links to it (not a list filter: one entry per tenant would be long).
+        return lookup == "tenant__id__exact" or super().lookup_allowed(lookup, value, request)
 
     def has_add_permission(self, request):
         return False

@@ -97,6 +97,10 @@ class Balance(models.Model):
             models.CheckConstraint(condition=Q(credit_limit__gte=0), name="balance_credit_limit_not_negative"),
             models.CheckConstraint(condition=Q(balance__gte=models.F("reserved") - models.F("credit_limit")),
                                    name="balance_within_credit_limit"),
+            # A negative cap or count would make every check of the daily cap meaningless (empty = no cap).
+            models.CheckConstraint(condition=Q(daily_spend_cap__isnull=True) | Q(daily_spend_cap__gte=0),
+                                   name="balance_daily_spend_cap_not_negative"),
+            models.CheckConstraint(condition=Q(spent_today__gte=0), name="balance_spent_today_not_negative"),
         ]
 
     def __str__(self) -> str:
@@ -170,7 +174,10 @@ class ApiKeySpend(models.Model):
     unscoped = models.Manager()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["api_key", "day"], name="api_key_spend_day")]
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "day"], name="api_key_spend_day"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="api_key_spend_amount_not_negative"),
+        ]
         indexes = [models.Index(fields=["tenant", "day"], name="api_key_spend_tenant_day")]
 
     def __str__(self) -> str:

@@ -1,6 +1,8 @@
-"""Billing's reads: balances, the ledger, the prices in force, and the invariant (balance = sum of ledger)."""
+"""Billing's reads: balances, the ledger, the prices in force, today's spend against the daily caps, and the invariant
+(balance = sum of ledger)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -10,7 +12,8 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from billing.models import Balance, LedgerEntry, LedgerKind, Price
+from accounts import selectors as accounts_selectors
+from billing.models import ApiKeySpend, Balance, LedgerEntry, LedgerKind, Price
 from smsportal.tenancy import tenant_scoped
 
 if TYPE_CHECKING:
@@ -45,6 +48,32 @@ def balance_figures(*, tenant: Tenant) -> dict:
         figures = {"balance": balance.balance, "reserved": balance.reserved, "credit_limit": balance.credit_limit,
                    "currency": balance.currency}
     return {**figures, "available": figures["balance"] - figures["reserved"] + figures["credit_limit"]}
+
+
+def balance_spent_today(*, balance: Balance) -> Decimal:
+    """What the tenant's live sends held today (UTC), less today's releases of them: the figure its daily cap is
+    checked against (0 when the row's count is of an earlier day)."""
+    return balance.spent_today if balance.spent_day == timezone.now().date() else Decimal(0)
+
+
+@dataclass(frozen=True)
+class KeySpend:
+    """An API key with a daily spend cap, and what it held today (UTC)."""
+
+    name: str
+    prefix: str
+    cap: Decimal
+    spent_today: Decimal
+
+
+@tenant_scoped
+def api_key_spend_today(*, tenant: Tenant) -> list[KeySpend]:
+    """The tenant's keys that have a daily spend cap, with today's spend of each (account managers' view)."""
+    keys = list(accounts_selectors.api_key_list(tenant=tenant).filter(daily_spend_cap__isnull=False).order_by("name"))
+    spent = dict(ApiKeySpend.objects.filter(tenant=tenant, day=timezone.now().date(), api_key_id__in=[k.pk for k in keys])
+                 .values_list("api_key_id", "amount"))
+    return [KeySpend(name=k.name, prefix=k.prefix, cap=k.daily_spend_cap, spent_today=spent.get(k.pk, Decimal(0)))
+            for k in keys]
 
 
 def balances_unbalanced() -> list[tuple]:
@@ -91,3 +120,10 @@ def prices_effective(*, tenant: Tenant, country: str | None = None) -> list[Pric
 def ledger_released_message_ids(*, tenant: Tenant) -> QuerySet:
     """The keys of the tenant's messages whose hold was released (never charged), as a subquery."""
     return LedgerEntry.objects.filter(tenant=tenant, kind=LedgerKind.RELEASE).values("message_id")
+
+
+def ledger_releases_all() -> QuerySet[LedgerEntry]:
+    """Every tenant's release entries (one per message whose hold was released: never charged), for platform
+    reports in admin (messaging's margins) that correlate them with messages by `message_id`."""
+    # unscoped: a platform report over every tenant, for account managers
+    return LedgerEntry.unscoped.filter(kind=LedgerKind.RELEASE, message_id__isnull=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,10 @@ class Settlement:
     currency: str
     country: str = ""  # the destination's (rating.destination_country): a capture counts in its month's volume
     segments: int = 0
+    # The key that sent it and the day (UTC) it was held: a release that day gives the hold back to that key's
+    # daily spend (ApiKeySpend) and to the tenant's (Balance.spent_today); a release on a later day does not.
+    api_key_id: int | None = None
+    held_on: date | None = None
 
 
 @tenant_scoped
@@ -244,11 +249,16 @@ def _hold_portable(params: dict) -> bool:
     return True
 
 
+# A release on the day of its hold gives it back to that day's spend (the daily caps): the key's ApiKeySpend row
+# and the tenant's spent_today, never below 0; a release on a later day gives nothing back to the day it happens
+# on. Lock order as the accept's (balance_hold: the key's row, then the balance row): the key rows first, in key
+# order (`kl`, whose count the balance lock `locked` waits for), then the balance rows in tenant order, so a
+# settlement and an accept of the same tenant cannot deadlock.
 _SETTLE_SQL = """
     WITH v AS (
         SELECT * FROM unnest(%(ids)s::bigint[], %(tenants)s::bigint[], %(amounts)s::numeric[], %(currencies)s::text[],
-                             %(countries)s::text[], %(segments)s::integer[])
-            AS v(message_id, tenant_id, amount, currency, country, segments)
+                             %(countries)s::text[], %(segments)s::integer[], %(keys)s::bigint[], %(held)s::date[])
+            AS v(message_id, tenant_id, amount, currency, country, segments, api_key_id, held_on)
     ),
     s AS (
         INSERT INTO billing_ledgerentry (tenant_id, kind, balance_delta, reserved_delta, currency, message_id,
@@ -256,11 +266,26 @@ _SETTLE_SQL = """
         SELECT tenant_id, %(kind)s, CASE WHEN %(kind)s = 'capture' THEN -amount ELSE 0 END, -amount, currency,
                message_id, 1, '', '', %(now)s FROM v
         ON CONFLICT (message_id) WHERE kind IN ('capture', 'release') DO NOTHING
-        RETURNING tenant_id, balance_delta, reserved_delta, message_id
+        RETURNING message_id, tenant_id, balance_delta, reserved_delta
+    ),
+    today AS (
+        SELECT v.tenant_id, v.api_key_id, v.amount FROM s JOIN v ON v.message_id = s.message_id
+        WHERE %(kind)s = 'release' AND v.held_on = %(day)s
+    ),
+    k AS (SELECT api_key_id, sum(amount) AS amount FROM today WHERE api_key_id IS NOT NULL GROUP BY api_key_id),
+    kl AS (
+        SELECT a.id, k.amount FROM billing_apikeyspend a JOIN k ON k.api_key_id = a.api_key_id
+        WHERE a.day = %(day)s ORDER BY a.api_key_id FOR UPDATE OF a
+    ),
+    ku AS (
+        UPDATE billing_apikeyspend SET amount = greatest(billing_apikeyspend.amount - kl.amount, 0)
+        FROM kl WHERE billing_apikeyspend.id = kl.id RETURNING billing_apikeyspend.id
     ),
     t AS (SELECT tenant_id, sum(balance_delta) AS b, sum(reserved_delta) AS r FROM s GROUP BY tenant_id),
+    g AS (SELECT tenant_id, sum(amount) AS amount FROM today GROUP BY tenant_id),
     locked AS (
         SELECT id, tenant_id FROM billing_balance WHERE tenant_id IN (SELECT tenant_id FROM t)
+          AND (SELECT count(*) FROM ku) >= 0
         ORDER BY tenant_id FOR UPDATE
     ),
     -- A capture counts its segments in the month's volume (tiers). Joined to `locked`: a tenant's volume rows are
@@ -274,17 +299,20 @@ _SETTLE_SQL = """
         DO UPDATE SET segments = billing_monthlyvolume.segments + EXCLUDED.segments
     )
     UPDATE billing_balance SET balance = balance + t.b, reserved = reserved + t.r, updated_at = %(now)s,
-           spent_today = CASE WHEN %(kind)s = 'release' AND spent_day = %(day)s THEN greatest(spent_today + t.r, 0)
+           spent_today = CASE WHEN spent_day = %(day)s THEN greatest(spent_today - coalesce(g.amount, 0), 0)
                               ELSE spent_today END
-    FROM t JOIN locked ON locked.tenant_id = t.tenant_id WHERE billing_balance.id = locked.id
+    FROM t JOIN locked ON locked.tenant_id = t.tenant_id LEFT JOIN g ON g.tenant_id = t.tenant_id
+    WHERE billing_balance.id = locked.id
 """
 
 
 def holds_settle(*, settlements: Sequence[Settlement], kind: str) -> None:
     """Capture (`kind` capture: the messages went to a carrier) or release (they never will) the holds of
     `settlements`, each message once whatever calls it again: the unique index on a settlement's message_id
-    skips a repeat. Set-based: one statement on PostgreSQL for any number of messages and tenants (balance
-    rows locked in tenant order, so two settlements cannot deadlock). In the caller's transaction."""
+    skips a repeat. Set-based: one statement on PostgreSQL for any number of messages and tenants (key spend
+    rows locked in key order, then balance rows in tenant order, so two settlements, or a settlement and an
+    accept, cannot deadlock). A release on the day of the hold gives the day's spend back (the daily caps). In
+    the caller's transaction."""
     if not settlements:
         return
     now = timezone.now()
@@ -292,6 +320,7 @@ def holds_settle(*, settlements: Sequence[Settlement], kind: str) -> None:
         params = {"ids": [s.message_id for s in settlements], "tenants": [s.tenant_id for s in settlements],
                   "amounts": [s.amount for s in settlements], "currencies": [s.currency for s in settlements],
                   "countries": [s.country for s in settlements], "segments": [s.segments for s in settlements],
+                  "keys": [s.api_key_id for s in settlements], "held": [s.held_on for s in settlements],
                   "kind": kind, "now": now, "day": now.date(), "month": now.date().replace(day=1)}
         with connection.cursor() as cursor:
             cursor.execute(_SETTLE_SQL, params)
@@ -323,8 +352,8 @@ def _settle_portable(*, settlements: Sequence[Settlement], kind: str, now) -> No
     for tenant_id, total in sorted(totals.items()):
         captured = total if kind == LedgerKind.CAPTURE else Decimal(0)
         _balance_move_portable(tenant_id=tenant_id, balance=-captured, reserved=-total, check=False)
-        if kind == LedgerKind.RELEASE:  # a release gives back today's spend (the daily cap)
-            _spent_today_release(tenant_id=tenant_id, amount=total, day=now.date())
+    if kind == LedgerKind.RELEASE:
+        _spent_today_release(released=[s for s in fresh if s.held_on == now.date()], day=now.date())
 
 
 def _volume_count_portable(settlements, *, month) -> None:
@@ -354,9 +383,20 @@ def _balance_move_portable(*, tenant_id: int, currency: str | None = None, balan
     return True
 
 
-def _spent_today_release(*, tenant_id: int, amount: Decimal, day) -> None:
+def _spent_today_release(*, released: Sequence[Settlement], day: date) -> None:
+    """Today's releases of today's holds given back to the tenants' and keys' spend of the day, never below 0
+    (SQLite only: _SETTLE_SQL does it on PostgreSQL)."""
+    by_tenant: dict[int, Decimal] = {}
+    by_key: dict[int, Decimal] = {}
+    for s in released:
+        by_tenant[s.tenant_id] = by_tenant.get(s.tenant_id, Decimal(0)) + s.amount
+        if s.api_key_id is not None:
+            by_key[s.api_key_id] = by_key.get(s.api_key_id, Decimal(0)) + s.amount
     # unscoped: as _balance_move_portable (SQLite only)
-    row = Balance.unscoped.filter(tenant_id=tenant_id, spent_day=day).first()
-    if row is not None:
+    for row in Balance.unscoped.filter(tenant_id__in=by_tenant, spent_day=day):
         # unscoped: as above
-        Balance.unscoped.filter(pk=row.pk).update(spent_today=max(row.spent_today - amount, Decimal(0)))
+        Balance.unscoped.filter(pk=row.pk).update(spent_today=max(row.spent_today - by_tenant[row.tenant_id], Decimal(0)))
+    # unscoped: as above
+    for row in ApiKeySpend.unscoped.filter(api_key_id__in=by_key, day=day):
+        # unscoped: as above
+        ApiKeySpend.unscoped.filter(pk=row.pk).update(amount=max(row.amount - by_key[row.api_key_id], Decimal(0)))

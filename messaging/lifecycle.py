@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -113,10 +113,12 @@ def message_transition(
 
 def _holds_settle(moved: list[Message], to: str) -> None:
     """Capture or release the holds of the billed messages that moved, in the transition's transaction: one
-    statement for the lot (none when none is billed)."""
+    statement for the lot (none when none is billed). Each names its key and the day (UTC) of its accept, when
+    its hold was taken: a release that day gives the hold back to the day's spend of the key and the tenant."""
     kind = SETTLE.get(to)
     settlements = [billing.Settlement(message_id=m.pk, tenant_id=m.tenant_id, amount=m.price, currency=m.currency,
-                                      country=billing.destination_country(m.to), segments=m.segments)
+                                      country=billing.destination_country(m.to), segments=m.segments,
+                                      api_key_id=m.api_key_id, held_on=m.created_at.astimezone(UTC).date())
                    for m in moved if m.billed and m.price] if kind else []
     billing.holds_settle(settlements=settlements, kind=kind)
 

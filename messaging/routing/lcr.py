@@ -175,6 +175,20 @@ def cost_converted(cost: Decimal, currency: str) -> Decimal | None:
     return cost * Decimal(str(rate))
 
 
+def amount_converted(amount: Decimal, *, currency: str, to: str) -> Decimal | None:
+    """`amount` in `currency` as `to`, by the same ROUTING_EXCHANGE_RATES routing compares costs with (each rate:
+    what one unit is worth in ROUTING_COST_CURRENCY), to 6 places; None when either currency has no rate. Static
+    rates set by the operator: a figure converted with them is an estimate, shown as one (routing/margins.py)."""
+    currency, to = currency.upper(), to.upper()
+    if currency == to:
+        return amount
+    base = settings.ROUTING_COST_CURRENCY.upper()
+    rates = {**settings.ROUTING_EXCHANGE_RATES, base: Decimal(1)}
+    if currency not in rates or to not in rates:
+        return None
+    return (amount * Decimal(str(rates[currency])) / Decimal(str(rates[to]))).quantize(Decimal("0.000001"))
+
+
 def _circuit_state(circuit: RouteCircuit | None) -> str:
     if circuit is None or circuit.state == RouteCircuit.State.CLOSED:
         return RouteCircuit.State.CLOSED

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0010_api_key_daily_spend_cap'),
-        ('billing', '0004_daily_spend_caps'),
+        ('billing', '0005_spend_cap_checks'),
     ]
 
     operations = [
