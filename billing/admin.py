@@ -1,5 +1,6 @@
-"""Admin for account managers: price lists (the default and each tenant's) with CSV import and export, balances
-with an audited credit page, and the ledger, read-only."""
+"""Admin for account managers: price lists (the default and each tenant's) with CSV import and export, number
+prices, balances with an audited credit page and the low-balance threshold, the ledger and the number charges,
+read-only."""
 from __future__ import annotations
 
 from django import forms
@@ -11,9 +12,9 @@ from django.urls import path, reverse
 from accounts import selectors
 from accounts.services import ip_text
 from accounts.services.audit import Actor, audit_record
-from billing.models import Balance, LedgerEntry, Price
+from billing.models import Balance, LedgerEntry, NumberCharge, NumberPrice, Price
 from billing.prices import prices_csv, prices_import
-from billing.services import balance_credit
+from billing.services import balance_credit, balance_low_rearm
 from smsportal.errors import DomainError
 
 
@@ -87,15 +88,21 @@ class BalanceCreditForm(forms.Form):
 class BalanceAdmin(admin.ModelAdmin):
     """Figures are read-only: they change only through ledger entries (the credit page below, the pipeline)."""
 
-    list_display = ["tenant", "currency", "balance", "reserved", "credit_limit", "daily_spend_cap", "updated_at"]
+    list_display = ["tenant", "currency", "balance", "reserved", "credit_limit", "daily_spend_cap",
+                    "low_balance_threshold", "low_balance_alerted_at", "updated_at"]
     search_fields = ["tenant__slug", "tenant__name"]
     list_select_related = ["tenant"]
-    readonly_fields = ["tenant", "balance", "reserved", "updated_at"]
+    readonly_fields = ["tenant", "balance", "reserved", "low_balance_alerted_at", "updated_at"]
     change_form_template = "admin/billing/balance/change_form.html"
 
     def get_readonly_fields(self, request, obj=None):
         # The currency is fixed once money moved in it.
         return [*self.readonly_fields, "currency"] if obj is not None else ["balance", "reserved", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "low_balance_threshold" in form.changed_data:
+            balance_low_rearm(tenant_id=obj.tenant_id)  # a new threshold: the next crossing of it alerts
 
     def get_urls(self):
         return [path("<int:pk>/credit/", self.admin_site.admin_view(self.credit_view), name="billing_balance_credit"),
@@ -128,6 +135,36 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     list_filter = ["kind", "currency"]
     search_fields = ["tenant__slug", "reason", "message_id"]
     list_select_related = ["tenant"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(NumberPrice)
+class NumberPriceAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "tenant", "number_type", "country", "monthly_rental", "lease_per_hour", "currency",
+                    "effective_from"]
+    list_filter = ["currency", "number_type", ("tenant", admin.EmptyFieldListFilter)]
+    search_fields = ["country", "tenant__slug"]
+    list_select_related = ["tenant"]
+    readonly_fields = ["created_at", "updated_at"]
+
+
+@admin.register(NumberCharge)
+class NumberChargeAdmin(admin.ModelAdmin):
+    """Read-only: written by the charge job (billing/charges.py). Filter by status to see what is owed."""
+
+    list_display = ["day", "tenant", "number", "kind", "seconds", "amount", "currency", "status", "charged_at"]
+    list_filter = ["status", "kind", "currency"]
+    search_fields = ["tenant__slug", "number__number"]
+    list_select_related = ["tenant", "number"]
+    date_hierarchy = "day"
 
     def has_add_permission(self, request):
         return False
