@@ -1,4 +1,5 @@
-"""Billing's use cases that write money: top-ups and adjustments, the hold at accept, and its settlement.
+"""Billing's use cases that write money: top-ups and adjustments, the hold at accept and its settlement, and the
+debits of number charges (billing/charges.py decides what to charge).
 
 Every change of a balance is one conditional UPDATE of its Balance row and its LedgerEntry rows in the same
 transaction (ARCHITECTURE.md "Money"): a hold that the balance and credit limit do not cover changes no row
@@ -79,8 +80,6 @@ def balance_credit(*, tenant: Tenant, amount: Decimal, reason: str, actor: Actor
     return entry
 
 
-# Today's spend rides on the balance row (spent_day, spent_today), so the cap is checked and counted in the same
-# conditional UPDATE as the hold: concurrent holds wait for the row lock and re-check its new values.
 # A credit (amount > 0) that brings available back to the threshold or above re-arms the alert; a debit
 # (amount < 0) must leave available >= 0 (the credit limit), as the CHECK on the row demands.
 _MOVE_SQL = """
@@ -142,6 +141,8 @@ def balance_charge(*, tenant_id: int, kind: str, amount: Decimal, currency: str,
 LOW_RETURNING = ("balance + credit_limit - reserved AS available, low_balance_threshold, "
                  "low_balance_alerted_at IS NULL AS armed")
 
+# Today's spend rides on the balance row (spent_day, spent_today), so the cap is checked and counted in the same
+# conditional UPDATE as the hold: concurrent holds wait for the row lock and re-check its new values.
 _HOLD_SQL = f"""
     WITH b AS (
         UPDATE billing_balance SET reserved = reserved + %(amount)s, updated_at = %(now)s, spent_day = %(day)s,
