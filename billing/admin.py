@@ -1,6 +1,7 @@
-"""Admin for account managers: price lists (the default and each tenant's) with CSV import and export, balances
-(with what is available, held, the credit limit and the daily caps) with an audited credit page, and the ledger,
-read-only, which each balance links to filtered to its tenant."""
+"""Admin for account managers: price lists (the default and each tenant's) with CSV import and export, number
+prices, balances (with what is available, held, the credit limit, the daily caps and the low-balance threshold)
+with an audited credit page, the ledger, read-only, which each balance links to filtered to its tenant, and the
+number charges, read-only."""
 from __future__ import annotations
 
 from django import forms
@@ -14,9 +15,9 @@ from accounts import selectors
 from accounts.services import ip_text
 from accounts.services.audit import Actor, audit_record
 from billing import selectors as billing_selectors
-from billing.models import Balance, LedgerEntry, Price
+from billing.models import Balance, LedgerEntry, NumberCharge, NumberPrice, Price
 from billing.prices import prices_csv, prices_import
-from billing.services import balance_credit
+from billing.services import balance_credit, balance_low_rearm
 from smsportal.errors import DomainError
 
 
@@ -91,11 +92,12 @@ class BalanceAdmin(admin.ModelAdmin):
     """Figures are read-only: they change only through ledger entries (the credit page below, the pipeline)."""
 
     list_display = ["tenant", "currency", "balance", "reserved", "available", "credit_limit", "available_to_hold",
-                    "daily_spend_cap", "spent_today_shown", "ledger", "updated_at"]
+                    "daily_spend_cap", "spent_today_shown", "low_balance_threshold", "low_balance_alerted_at",
+                    "ledger", "updated_at"]
     search_fields = ["tenant__slug", "tenant__name"]
     list_select_related = ["tenant"]
     readonly_fields = ["tenant", "balance", "reserved", "available", "available_to_hold", "spent_today_shown",
-                       "api_key_caps", "ledger", "updated_at"]
+                       "api_key_caps", "low_balance_alerted_at", "ledger", "updated_at"]
     change_form_template = "admin/billing/balance/change_form.html"
 
     def get_readonly_fields(self, request, obj=None):
@@ -127,6 +129,11 @@ class BalanceAdmin(admin.ModelAdmin):
     def ledger(self, obj: Balance):
         url = reverse("admin:billing_ledgerentry_changelist")
         return format_html('<a href="{}?tenant__id__exact={}">Ledger of {}</a>', url, obj.tenant_id, obj.tenant)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "low_balance_threshold" in form.changed_data:
+            balance_low_rearm(tenant_id=obj.tenant_id)  # a new threshold: the next crossing of it alerts
 
     def get_urls(self):
         return [path("<int:pk>/credit/", self.admin_site.admin_view(self.credit_view), name="billing_balance_credit"),
@@ -166,6 +173,36 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     def lookup_allowed(self, lookup, value, request=None):
         # One tenant's ledger, as each balance links to it (not a list filter: one entry per tenant would be long).
         return lookup == "tenant__id__exact" or super().lookup_allowed(lookup, value, request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(NumberPrice)
+class NumberPriceAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "tenant", "number_type", "country", "monthly_rental", "lease_per_hour", "currency",
+                    "effective_from"]
+    list_filter = ["currency", "number_type", ("tenant", admin.EmptyFieldListFilter)]
+    search_fields = ["country", "tenant__slug"]
+    list_select_related = ["tenant"]
+    readonly_fields = ["created_at", "updated_at"]
+
+
+@admin.register(NumberCharge)
+class NumberChargeAdmin(admin.ModelAdmin):
+    """Read-only: written by the charge job (billing/charges.py). Filter by status to see what is owed."""
+
+    list_display = ["day", "tenant", "number", "kind", "seconds", "amount", "currency", "status", "charged_at"]
+    list_filter = ["status", "kind", "currency"]
+    search_fields = ["tenant__slug", "number__number"]
+    list_select_related = ["tenant", "number"]
+    date_hierarchy = "day"
 
     def has_add_permission(self, request):
         return False

@@ -6,6 +6,8 @@ places: a price per segment keeps 6 places (0.0079 and finer), amounts of the le
 """
 from __future__ import annotations
 
+from numbers.selectors import number_type_choices
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -86,6 +88,13 @@ class Balance(models.Model):
     # race-free: holds of `spent_day` less their releases that day (not money: the ledger is).
     spent_day = models.DateField(null=True, blank=True, editable=False)
     spent_today = models.DecimalField(**MONEY, default=0, editable=False)
+    low_balance_threshold = models.DecimalField(
+        **MONEY, null=True, blank=True,
+        help_text="Email the owners and billing members, and send the signed event balance.low, when what live "
+                  "sends may still hold (balance - reserved + credit limit) falls below this; empty: never.")
+    # The current crossing: set by the debit that took available below the threshold (once: a conditional
+    # UPDATE), cleared by a credit that brings it back to the threshold or above (it re-arms the alert).
+    low_balance_alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = TenantScopedManager()
@@ -182,6 +191,85 @@ class ApiKeySpend(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.amount}"
+
+
+class NumberPrice(models.Model):
+    """The price of holding a number of a type (numbers' PhoneNumber types) in a country: `monthly_rental` for
+    a rented number (charged per day held: billing/charges.py), `lease_per_hour` for a leased one.
+
+    `tenant` empty: the default list; a tenant's own row overrides it for its type and country. The latest
+    `effective_from` on or before the day charged wins; only rows in the tenant's currency count."""
+
+    tenant = models.ForeignKey("accounts.Tenant", null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="+", db_index=False, help_text="Empty: the default list.")
+    number_type = models.CharField(max_length=16, choices=number_type_choices)
+    country = models.CharField(max_length=2, help_text="ISO 3166 alpha-2.")
+    monthly_rental = models.DecimalField(**MONEY, help_text="A rented number, per month (charged per day held).")
+    lease_per_hour = models.DecimalField(**MONEY, help_text="A leased number, per hour (charged to the second).")
+    currency = models.CharField(max_length=3)
+    effective_from = models.DateField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(monthly_rental__gte=0) & Q(lease_per_hour__gte=0),
+                                   name="number_price_not_negative"),
+            models.UniqueConstraint(fields=["tenant", "number_type", "country", "currency", "effective_from"],
+                                    condition=Q(tenant__isnull=False), name="number_price_key_tenant"),
+            models.UniqueConstraint(fields=["number_type", "country", "currency", "effective_from"],
+                                    condition=Q(tenant__isnull=True), name="number_price_key_default"),
+        ]
+
+    def __str__(self) -> str:
+        return (f"{self.country} {self.number_type}: {self.monthly_rental}/month, {self.lease_per_hour}/hour "
+                f"{self.currency}")
+
+
+class NumberChargeStatus(models.TextChoices):
+    CHARGED = "charged", "Charged"
+    OWED = "owed", "Owed (the balance and credit limit did not cover it)"
+
+
+class NumberCharge(models.Model):
+    """The charge for one day (UTC) of one number held by a tenant: its rental or its leases that day, from
+    numbers' usage row of the same key. The unique key is what charges a day once, whatever runs twice.
+
+    `owed`: the balance, less what is held, plus the credit limit could not cover it when charged; no ledger
+    entry yet, each later run tries again (billing/charges.py). `charged`: `ledger_entry` debited it (none for
+    a zero amount)."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    number = models.ForeignKey("numbers.PhoneNumber", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=[(LedgerKind.RENTAL.value, LedgerKind.RENTAL.label),
+                                                    (LedgerKind.LEASE.value, LedgerKind.LEASE.label)])
+    day = models.DateField()
+    seconds = models.PositiveIntegerField(help_text="The usage charged: seconds held that day.")
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    price = models.ForeignKey(NumberPrice, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=8, choices=NumberChargeStatus.choices, default=NumberChargeStatus.OWED)
+    ledger_entry = models.OneToOneField(LedgerEntry, null=True, blank=True, on_delete=models.PROTECT,
+                                        related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    charged_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "number", "kind", "day"], name="number_charge_once_per_day"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="number_charge_not_negative"),
+        ]
+        indexes = [models.Index(fields=["tenant", "day"], name="number_charge_tenant_day"),
+                   models.Index(fields=["created_at"], condition=Q(status="owed"), name="number_charge_owed")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.kind} {self.number_id} {self.amount} {self.currency} ({self.status})"
 
 
 class MonthlyVolume(models.Model):

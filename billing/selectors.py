@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
+from numbers.hooks import NumberPriceShown
 from typing import TYPE_CHECKING
 
 import phonenumbers
@@ -13,7 +15,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts import selectors as accounts_selectors
-from billing.models import ApiKeySpend, Balance, LedgerEntry, LedgerKind, Price
+from billing.models import ApiKeySpend, Balance, LedgerEntry, LedgerKind, NumberPrice, Price
+from billing.money import money_text
 from smsportal.tenancy import tenant_scoped
 
 if TYPE_CHECKING:
@@ -127,3 +130,45 @@ def ledger_releases_all() -> QuerySet[LedgerEntry]:
     reports in admin (messaging's margins) that correlate them with messages by `message_id`."""
     # unscoped: a platform report over every tenant, for account managers
     return LedgerEntry.unscoped.filter(kind=LedgerKind.RELEASE, message_id__isnull=False)
+def _number_prices_in_force(*, tenant_id: int, currency: str, day: date) -> dict[tuple[str, str], NumberPrice]:
+    """{(number type, country): the row in force on `day`}: the tenant's own row over the default one, the
+    latest `effective_from` on or before `day` within each list. One query."""
+    # unscoped: the default list (no tenant) and the tenant's own, nothing else
+    rows = NumberPrice.unscoped.filter(Q(tenant__isnull=True) | Q(tenant_id=tenant_id), currency=currency,
+                                       effective_from__lte=day).order_by("effective_from", "pk")
+    chosen: dict[tuple[str, str], NumberPrice] = {}
+    for row in rows:
+        key = (row.number_type, row.country)
+        current = chosen.get(key)
+        # a later row of the same list takes over; the tenant's own row overrides every default one
+        if current is None or current.tenant_id == row.tenant_id or row.tenant_id is not None:
+            chosen[key] = row
+    return chosen
+
+
+def tenant_currency(*, tenant_id: int) -> str:
+    """The tenant's one currency: its balance's, else BILLING_DEFAULT_CURRENCY (no balance yet)."""
+    # unscoped: by the tenant id the caller gives (the charge job, the numbers pages)
+    currency = Balance.unscoped.filter(tenant_id=tenant_id).values_list("currency", flat=True).first()
+    return currency or settings.BILLING_DEFAULT_CURRENCY
+
+
+def number_price_get(*, tenant_id: int, number_type: str, country: str, day: date,
+                     currency: str | None = None) -> NumberPrice | None:
+    """Rates a number: the price of holding a number of `number_type` in `country` on `day`, in the tenant's
+    currency (or `currency`): the tenant's own row first, else the default list's; None when neither prices it."""
+    currency = currency or tenant_currency(tenant_id=tenant_id)
+    return _number_prices_in_force(tenant_id=tenant_id, currency=currency, day=day).get((number_type, country))
+
+
+def number_prices_effective(*, tenant_id: int, day: date | None = None) -> dict[tuple[str, str], NumberPrice]:
+    """Every number price in force for the tenant on `day` (today), by (number type, country)."""
+    day = day or timezone.now().date()
+    return _number_prices_in_force(tenant_id=tenant_id, currency=tenant_currency(tenant_id=tenant_id), day=day)
+
+
+def number_prices_for_pages(*, tenant: Tenant) -> dict[tuple[str, str], NumberPriceShown]:
+    """The numbers pages' and API's prices (numbers.hooks.number_prices, registered in BillingConfig.ready)."""
+    return {key: NumberPriceShown(monthly_rental=money_text(row.monthly_rental),
+                                  lease_per_hour=money_text(row.lease_per_hour), currency=row.currency)
+            for key, row in number_prices_effective(tenant_id=tenant.pk).items()}

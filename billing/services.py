@@ -1,4 +1,5 @@
-"""Billing's use cases that write money: top-ups and adjustments, the hold at accept, and its settlement.
+"""Billing's use cases that write money: top-ups and adjustments, the hold at accept and its settlement, and the
+debits of number charges (billing/charges.py decides what to charge).
 
 Every change of a balance is one conditional UPDATE of its Balance row and its LedgerEntry rows in the same
 transaction (ARCHITECTURE.md "Money"): a hold that the balance and credit limit do not cover changes no row
@@ -18,9 +19,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.services.audit import Actor, audit_record
-from billing import rating
+from billing import alerts, rating
+from billing.alerts import LowBalance
 from billing.errors import InsufficientBalance, SpendLimitReached
-from billing.models import ApiKeySpend, Balance, LedgerEntry, LedgerKind, MonthlyVolume
+from billing.models import ApiKeySpend, Balance, LedgerEntry, LedgerKind, MonthlyVolume, NumberPrice
 from smsportal.errors import DomainError
 from smsportal.tenancy import tenant_scoped
 
@@ -74,14 +76,11 @@ def balance_credit(*, tenant: Tenant, amount: Decimal, reason: str, actor: Actor
         raise DomainError("Give the reason for the change.", field="reason", code="reason_required")
     with transaction.atomic():
         balance = balance_get_or_create(tenant=tenant)
-        if connection.vendor == "postgresql":
-            moved = Balance.objects.filter(pk=balance.pk, balance__gte=F("reserved") - F("credit_limit") - amount
-                                           ).update(balance=F("balance") + amount, updated_at=timezone.now())
-        else:
-            moved = _balance_move_portable(tenant_id=tenant.pk, currency=balance.currency, balance=amount)
-        if not moved:
+        low = _balance_move(tenant_id=tenant.pk, amount=amount)
+        if not low:
             raise InsufficientBalance("That adjustment would take the balance past its credit limit.",
                                       field="amount")
+        alerts.balance_low_check(low=low)
         entry = LedgerEntry.objects.create(
             tenant=tenant, kind=LedgerKind.TOPUP if amount > 0 else LedgerKind.ADJUSTMENT, balance_delta=amount,
             currency=balance.currency, reason=reason.strip(), actor=actor.label or str(actor.user or ""))
@@ -90,9 +89,70 @@ def balance_credit(*, tenant: Tenant, amount: Decimal, reason: str, actor: Actor
     return entry
 
 
+# A credit (amount > 0) that brings available back to the threshold or above re-arms the alert; a debit
+# (amount < 0) must leave available >= 0 (the credit limit), as the CHECK on the row demands.
+_MOVE_SQL = """
+    UPDATE billing_balance SET balance = balance + %(amount)s, updated_at = %(now)s,
+           low_balance_alerted_at = CASE
+               WHEN %(amount)s > 0 AND (low_balance_threshold IS NULL
+                    OR balance + %(amount)s + credit_limit - reserved >= low_balance_threshold) THEN NULL
+               ELSE low_balance_alerted_at END
+    WHERE tenant_id = %(tenant)s AND balance + %(amount)s + credit_limit - reserved >= 0
+    RETURNING balance + credit_limit - reserved, low_balance_threshold, low_balance_alerted_at IS NULL
+"""
+
+
+def _balance_move(*, tenant_id: int, amount: Decimal) -> LowBalance | None:
+    """Add `amount` to the tenant's balance (negative: take it) unless that would pass the credit limit: one
+    conditional UPDATE; the figures after it for the low-balance check, or None when refused. In the caller's
+    transaction, which writes the ledger entry."""
+    if connection.vendor != "postgresql":
+        return _balance_move_portable(tenant_id=tenant_id, balance=amount)
+    with connection.cursor() as cursor:
+        cursor.execute(_MOVE_SQL, {"amount": amount, "now": timezone.now(), "tenant": tenant_id})
+        row = cursor.fetchone()
+    return row and LowBalance(tenant_id=tenant_id, available=row[0], threshold=row[1], armed=row[2])
+
+
+def number_price_upsert(*, tenant: Tenant | None, number_type: str, country: str, currency: str,
+                        monthly_rental: Decimal, lease_per_hour: Decimal, effective_from) -> tuple[NumberPrice, bool]:
+    """A number price of a list (`tenant` None: the default), upserted by its key (type, country, currency,
+    effective_from); returns (row, created). Idempotent."""
+    # unscoped: the default list has no tenant; a tenant's row is keyed by the tenant given
+    return NumberPrice.unscoped.update_or_create(
+        tenant=tenant, number_type=number_type, country=country.upper(), currency=currency.upper(),
+        effective_from=effective_from, defaults={"monthly_rental": monthly_rental, "lease_per_hour": lease_per_hour})
+
+
+def balance_low_rearm(*, tenant_id: int) -> None:
+    """Re-arm the low-balance alert (its threshold changed): the next debit below the threshold alerts."""
+    # unscoped: the admin's balance, by its tenant id
+    Balance.unscoped.filter(tenant_id=tenant_id).update(low_balance_alerted_at=None)
+
+
+def balance_charge(*, tenant_id: int, kind: str, amount: Decimal, currency: str, reason: str) -> LedgerEntry | None:
+    """Debit `amount` (> 0) for a number's rental or lease (`kind`) with its ledger entry, in the caller's
+    transaction, unless the balance, less what is held, plus the credit limit does not cover it: then None and
+    nothing changes (the CHECK on the row would refuse it anyway). A debit that takes available below the
+    low-balance threshold raises the alert once (billing/alerts.py)."""
+    low = _balance_move(tenant_id=tenant_id, amount=-amount)
+    if not low:
+        return None
+    # unscoped: the charge job debits the tenant it names
+    entry = LedgerEntry.unscoped.create(tenant_id=tenant_id, kind=kind, balance_delta=-amount, currency=currency,
+                                        reason=reason, actor="system")
+    alerts.balance_low_check(low=low)
+    return entry
+
+
+# What the low-balance check (billing/alerts.py) needs from a debit's UPDATE, read from its RETURNING: the
+# new available, the threshold and whether the alert is armed. No extra query on the send path.
+LOW_RETURNING = ("balance + credit_limit - reserved AS available, low_balance_threshold, "
+                 "low_balance_alerted_at IS NULL AS armed")
+
 # Today's spend rides on the balance row (spent_day, spent_today), so the cap is checked and counted in the same
 # conditional UPDATE as the hold: concurrent holds wait for the row lock and re-check its new values.
-_HOLD_SQL = """
+_HOLD_SQL = f"""
     WITH b AS (
         UPDATE billing_balance SET reserved = reserved + %(amount)s, updated_at = %(now)s, spent_day = %(day)s,
                spent_today = CASE WHEN spent_day = %(day)s THEN spent_today ELSE 0 END + %(amount)s
@@ -100,13 +160,13 @@ _HOLD_SQL = """
           AND balance + credit_limit - reserved >= %(amount)s
           AND (daily_spend_cap IS NULL
                OR CASE WHEN spent_day = %(day)s THEN spent_today ELSE 0 END + %(amount)s <= daily_spend_cap)
-        RETURNING tenant_id
+        RETURNING tenant_id, {LOW_RETURNING}
     )
     INSERT INTO billing_ledgerentry (tenant_id, kind, balance_delta, reserved_delta, currency, messages, reason,
                                      actor, created_at)
     SELECT tenant_id, 'hold', 0, %(amount)s, %(currency)s, %(messages)s, '', '', %(now)s FROM b
-    RETURNING id
-"""
+    RETURNING id, (SELECT available FROM b), (SELECT low_balance_threshold FROM b), (SELECT armed FROM b)
+"""  # noqa: S608 - LOW_RETURNING is a constant; the values are parameters
 
 # A key's spend of the day: the conditional DO UPDATE locks the key's row and re-checks, so concurrent sends of
 # one key cannot pass its cap together (a first insert that collides waits on the unique index, then updates).
@@ -140,11 +200,13 @@ def balance_hold(*, tenant_id: int, amount: Decimal, currency: str, messages: in
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_HOLD_SQL, params)
-            held = cursor.fetchone() is not None
+            row = cursor.fetchone()
+        low = row and LowBalance(tenant_id=tenant_id, available=row[1], threshold=row[2], armed=row[3])
     else:
-        held = _hold_portable(params)
-    if not held:
+        low = _hold_portable(params)
+    if not low:
         raise _hold_refusal(tenant_id=tenant_id, amount=amount, day=params["day"], field=field)
+    alerts.balance_low_check(low=low)
 
 
 # The same hold as CTEs of a single send's one INSERT statement (messaging/accept/store.py): `h` takes the hold on
@@ -160,7 +222,7 @@ _HOLD_CTES = """
               AND (daily_spend_cap IS NULL
                    OR CASE WHEN spent_day = %s::date THEN spent_today ELSE 0 END + %s::numeric <= daily_spend_cap)
               {gate}
-            RETURNING tenant_id
+            RETURNING tenant_id, {low}
         ),
         hl AS (
             INSERT INTO billing_ledgerentry (tenant_id, kind, balance_delta, reserved_delta, currency, messages,
@@ -179,11 +241,21 @@ class HoldStatement:
     amount: Decimal
 
     name = "h"  # the CTE that returns a row when the hold was taken
+    # What the statement answers for the hold, after its own columns: the figures of the low-balance alert.
+    outputs = "(SELECT available FROM h), (SELECT low_balance_threshold FROM h), (SELECT armed FROM h)"
 
     @staticmethod
     def sql(*, after: str | None = None) -> str:
         """The CTEs; with `after` (an earlier CTE's name) the hold is taken only when that one returned a row."""
-        return _HOLD_CTES.format(gate=f"AND EXISTS (SELECT 1 FROM {after})" if after else "")  # noqa: S608 (a CTE name of ours)
+        gate = f"AND EXISTS (SELECT 1 FROM {after})" if after else ""  # noqa: S608 (a CTE name of ours)
+        return _HOLD_CTES.format(gate=gate, low=LOW_RETURNING)
+
+    def taken(self, outputs: Sequence) -> None:
+        """After the statement took the hold: its `outputs` values, for the low-balance alert (no query unless
+        this hold crossed the threshold)."""
+        available, threshold, armed = outputs
+        alerts.balance_low_check(low=LowBalance(tenant_id=self.tenant_id, available=available, threshold=threshold,
+                                                armed=armed))
 
     def refusal(self, *, field: str = "to") -> DomainError:
         return _hold_refusal(tenant_id=self.tenant_id, amount=self.amount, day=timezone.now().date(), field=field)
@@ -230,23 +302,24 @@ def _hold_refusal(*, tenant_id: int, amount: Decimal, day, field: str) -> Domain
     return InsufficientBalance(field=field)
 
 
-def _hold_portable(params: dict) -> bool:
+def _hold_portable(params: dict) -> LowBalance | None:
     """The hold on SQLite, by the ORM in Decimal (see _balance_move_portable): cap, then balance, then the entry."""
     # unscoped: the accept pipeline holds for the tenant it names (SQLite only)
     row = Balance.unscoped.filter(tenant_id=params["tenant"], currency=params["currency"]).first()
     if row is None:
-        return False
+        return None
     spent = (row.spent_today if row.spent_day == params["day"] else Decimal(0)) + params["amount"]
     if row.daily_spend_cap is not None and spent > row.daily_spend_cap:
-        return False
-    if not _balance_move_portable(tenant_id=params["tenant"], currency=params["currency"], reserved=params["amount"]):
-        return False
+        return None
+    low = _balance_move_portable(tenant_id=params["tenant"], currency=params["currency"], reserved=params["amount"])
+    if not low:
+        return None
     # unscoped: as above
     Balance.unscoped.filter(pk=row.pk).update(spent_day=params["day"], spent_today=spent)
     # unscoped: as above
     LedgerEntry.unscoped.create(tenant_id=params["tenant"], kind=LedgerKind.HOLD, reserved_delta=params["amount"],
                                 currency=params["currency"], messages=params["messages"], created_at=params["now"])
-    return True
+    return low
 
 
 # A release on the day of its hold gives it back to that day's spend (the daily caps): the key's ApiKeySpend row
@@ -368,19 +441,27 @@ def _volume_count_portable(settlements, *, month) -> None:
 
 
 def _balance_move_portable(*, tenant_id: int, currency: str | None = None, balance: Decimal = Decimal(0),
-                           reserved: Decimal = Decimal(0), check: bool = True) -> bool:
+                           reserved: Decimal = Decimal(0), check: bool = True) -> LowBalance | None:
     """SQLite's conditional update, computed in Decimal: SQLite's arithmetic on these columns is binary floating
-    point (0.03 - 0.01 - 0.01 - 0.01 < 0). One writer at a time there; the race-free path is PostgreSQL's."""
+    point (0.03 - 0.01 - 0.01 - 0.01 < 0). One writer at a time there; the race-free path is PostgreSQL's.
+    Returns the figures after it for the low-balance check (None: refused), re-arming the alert as the
+    PostgreSQL credit does when available is back at the threshold or above."""
     # unscoped: a balance move for the tenant the caller names (SQLite only)
     row = Balance.unscoped.filter(tenant_id=tenant_id, **({"currency": currency} if currency else {})).first()
     if row is None:
-        return False
+        return None
     new_balance, new_reserved = row.balance + balance, row.reserved + reserved
-    if check and new_balance + row.credit_limit < new_reserved:
-        return False
+    available = new_balance + row.credit_limit - new_reserved
+    if check and available < 0:
+        return None
+    fields = {"balance": new_balance, "reserved": new_reserved, "updated_at": timezone.now()}
+    rearm = balance > 0 and (row.low_balance_threshold is None or available >= row.low_balance_threshold)
+    if rearm:
+        fields["low_balance_alerted_at"] = None
     # unscoped: as above
-    Balance.unscoped.filter(pk=row.pk).update(balance=new_balance, reserved=new_reserved, updated_at=timezone.now())
-    return True
+    Balance.unscoped.filter(pk=row.pk).update(**fields)
+    return LowBalance(tenant_id=tenant_id, available=available, threshold=row.low_balance_threshold,
+                      armed=rearm or row.low_balance_alerted_at is None)
 
 
 def _spent_today_release(*, released: Sequence[Settlement], day: date) -> None:

@@ -1,7 +1,7 @@
 """Reads of the numbers app for the API and the portal, always within one tenant."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 from numbers.errors import NumberNotFound, PoolNotFound
 from numbers.models import (
     HELD,
@@ -10,11 +10,13 @@ from numbers.models import (
     NumberLease,
     NumberPool,
     NumberStatus,
+    NumberType,
+    NumberUsage,
     PhoneNumber,
 )
 from typing import TYPE_CHECKING
 
-from django.db.models import Case, CharField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, CharField, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
 from smsportal.tenancy import tenant_scoped
@@ -168,3 +170,50 @@ def sender_number_usable(*, tenant: Tenant, number: str) -> bool:
     if tenant.shared_senders_allowed:
         usable |= Q(shared_sender=True, status=NumberStatus.AVAILABLE)
     return PhoneNumber.objects.filter(usable, number=number).exists()
+
+
+# --- For billing (number rental and leases) --------------------------------------------------------
+
+
+def number_type_choices() -> list[tuple[str, str]]:
+    """The number types (PhoneNumber.type), for billing's number prices: billing may not import numbers.models."""
+    return list(NumberType.choices)
+
+
+def usage_rows_before(*, cut: datetime, since: date | None = None, day: date | None = None) -> QuerySet:
+    """Every tenant's NumberUsage rows of the UTC days before `cut` (a midnight), from `since` or only `day`,
+    annotated with the number's `number_type` and `number_country` and `charge_kind` (rental for an
+    assignment, lease for a lease): what billing charges. Unscoped by design: the daily charge job."""
+    # unscoped: the daily charge job reads every tenant's usage
+    rows = NumberUsage.unscoped.filter(day__lt=cut.date())
+    if since is not None:
+        rows = rows.filter(day__gte=since)
+    if day is not None:
+        rows = rows.filter(day=day)
+    return rows.annotate(
+        number_type=F("number__type"), number_country=F("number__country"),
+        charge_kind=Case(When(kind=NumberUsage.Kind.ASSIGNMENT, then=Value("rental")), default=Value("lease"),
+                         output_field=CharField()),
+    )
+
+
+def usage_pending_from(*, cut: datetime) -> dict[tuple[int, int, str], date]:
+    """Holdings whose usage before `cut` is not recorded yet: (tenant, number, usage kind) -> the first UTC day
+    still open to writes. The daily usage job has not reached them (`usage_recorded_until` before `cut`), or a
+    lease ended before `cut` still waits for the sweep, which records it to its end. Rows of those days may
+    still grow, so billing leaves them for a later run; every other day before `cut` is final (each writer
+    moves `usage_recorded_until` in the transaction that writes the rows)."""
+    pending: dict[tuple[int, int, str], date] = {}
+    holdings = (
+        # unscoped: the daily charge job, over every tenant's open holdings
+        (NumberAssignment.unscoped.filter(ended_at=None), NumberUsage.Kind.ASSIGNMENT),
+        (NumberLease.unscoped.filter(released_at=None), NumberUsage.Kind.LEASE),
+    )
+    for queryset, kind in holdings:
+        rows = queryset.filter(Q(usage_recorded_until__lt=cut) | Q(usage_recorded_until=None, started_at__lt=cut))
+        for tenant_id, number_id, recorded, started in rows.values_list("tenant_id", "number_id",
+                                                                        "usage_recorded_until", "started_at"):
+            first = (recorded or started).astimezone(UTC).date()
+            key = (tenant_id, number_id, kind)
+            pending[key] = min(first, pending.get(key, first))
+    return pending

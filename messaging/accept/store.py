@@ -54,7 +54,7 @@ _EMPTY_COLUMNS = ("carrier", "carrier_message_id", "error_code", "error_message"
 
 
 @functools.cache
-def _insert_sql(*, with_fanout: bool, with_claim: bool, hold_ctes: str | None = None) -> str:
+def _insert_sql(*, with_fanout: bool, with_claim: bool, hold_ctes: str | None = None, hold_outputs: str = "") -> str:
     """The single send's one statement: the message (values as scalars: no arrays to build for one row), with
     `with_fanout` its `message.queued` fan-out row (EventFanout), with `with_claim` its Idempotency-Key record,
     completed with the answer (smsportal/api/idempotency.py), and with `hold_ctes` its hold on the balance
@@ -62,7 +62,7 @@ def _insert_sql(*, with_fanout: bool, with_claim: bool, hold_ctes: str | None = 
     round trip, no ORM model built. The message goes in only when the hold, or else the claim, returned a row,
     and the hold only after the claim: the key is locked before the balance row, as on the API's long path
     (idempotency_claim first), so the two cannot deadlock. It answers the message's id (NULL when not written)
-    and whether the claim was written."""
+    and whether the claim was written, then `hold_outputs` (the hold's own figures)."""
     message = Message._meta.db_table
     names = [name for name, _ in _ROW_COLUMNS]
     values = ", ".join("%s::jsonb" if name == "metadata" else f"%s::{kind}" for name, kind in _ROW_COLUMNS)
@@ -81,7 +81,7 @@ def _insert_sql(*, with_fanout: bool, with_claim: bool, hold_ctes: str | None = 
             SELECT {request_values}, 1, 0, {empty}, {values}{gated}
             RETURNING id, tenant_id, status, created_at
         ){_FANOUT_CTE if with_fanout else ""}
-        SELECT (SELECT id FROM m), {claimed}
+        SELECT (SELECT id FROM m), {claimed}{", " + hold_outputs if hold_outputs else ""}
     """  # noqa: S608 (table and column names are constants, every value is a parameter)
 
 
@@ -162,10 +162,13 @@ def _insert_postgresql(*, draft: Draft, request: dict, with_fanout: bool,
         params = [*idempotency.answered_claim_params(claim, body=claim.render(draft), now=request["created_at"]),
                   *params]
     sql = _insert_sql(with_fanout=with_fanout, with_claim=claim is not None,
-                      hold_ctes=hold.sql(after="c" if claim is not None else None) if hold is not None else None)
+                      hold_ctes=hold.sql(after="c" if claim is not None else None) if hold is not None else None,
+                      hold_outputs=hold.outputs if hold is not None else "")
     with transaction.atomic() if hold is not None and claim is not None else contextlib.nullcontext():
-        message_id, claimed = prepared_fetchone(sql, params)
+        message_id, claimed, *outputs = prepared_fetchone(sql, params)
         if message_id is not None:
+            if hold is not None:
+                hold.taken(outputs)
             return {draft.public_id: message_id}
         if claim is not None and not claimed:
             raise idempotency.KeyTaken()

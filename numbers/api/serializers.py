@@ -2,6 +2,7 @@
 from numbers.models import Capability, NumberType, PhoneNumber
 from numbers.services import NOTICE_MAX, TTL_MAX, TTL_MIN
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from smsportal.api.serializers import JsonBodySerializer
@@ -21,14 +22,41 @@ class NumberFilterSerializer(serializers.Serializer):
         return value.upper()
 
 
-class AvailableNumberSerializer(serializers.ModelSerializer):
+class NumberPriceSerializer(serializers.Serializer):
+    """What holding a number of this type and country costs you (your price list over the default one)."""
+
+    monthly_rental = serializers.CharField(help_text="A string decimal: per month rented, charged per day held.")
+    lease_per_hour = serializers.CharField(help_text="A string decimal: per hour leased, charged to the second.")
+    currency = serializers.CharField(help_text="Your account's currency (ISO 4217).")
+
+
+PRICE_HELP = "What the number costs you (rental and lease); null when it has no price yet."
+MONTHLY_PRICE_HELP = "The inventory's list price, without a currency; what you are charged is `price`."
+
+
+class PricedMixin(serializers.Serializer):
+    """A `price` from the tenant's number prices, which the view puts in the context (`number_prices`: one
+    read per request, numbers.hooks.number_prices)."""
+
+    price = serializers.SerializerMethodField(help_text=PRICE_HELP)
+    price_of = "self"  # where the PhoneNumber is: the object itself, or its `number`
+
+    @extend_schema_field(NumberPriceSerializer(allow_null=True))
+    def get_price(self, obj) -> dict | None:
+        number = obj if self.price_of == "self" else getattr(obj, self.price_of)
+        shown = self.context.get("number_prices", {}).get((number.type, number.country))
+        return NumberPriceSerializer(shown).data if shown else None
+
+
+class AvailableNumberSerializer(PricedMixin, serializers.ModelSerializer):
     id = serializers.CharField(source="public_id")
-    monthly_price = serializers.DecimalField(max_digits=12, decimal_places=4, coerce_to_string=True)
+    monthly_price = serializers.DecimalField(max_digits=12, decimal_places=4, coerce_to_string=True,
+                                             help_text=MONTHLY_PRICE_HELP)
     capabilities = serializers.ListField(child=serializers.CharField())
 
     class Meta:
         model = PhoneNumber
-        fields = ["id", "number", "country", "type", "capabilities", "monthly_price"]
+        fields = ["id", "number", "country", "type", "capabilities", "monthly_price", "price"]
         read_only_fields = fields
 
 
@@ -61,8 +89,10 @@ class NumberAssignSerializer(JsonBodySerializer):
         return attrs
 
 
-class AssignmentSerializer(serializers.Serializer):
+class AssignmentSerializer(PricedMixin, serializers.Serializer):
     """A number the tenant rents (POST /v1/numbers)."""
+
+    price_of = "number"
 
     id = serializers.CharField(source="number.public_id", help_text="The number's id (DELETE /v1/numbers/{id}).")
     assignment_id = serializers.CharField(source="public_id")
@@ -70,16 +100,17 @@ class AssignmentSerializer(serializers.Serializer):
     country = serializers.CharField(source="number.country")
     type = serializers.CharField(source="number.type")
     capabilities = serializers.ListField(source="number.capabilities", child=serializers.CharField())
-    monthly_price = serializers.DecimalField(source="number.monthly_price", max_digits=12, decimal_places=4)
+    monthly_price = serializers.DecimalField(source="number.monthly_price", max_digits=12, decimal_places=4,
+                                             help_text=MONTHLY_PRICE_HELP)
     started_at = serializers.DateTimeField()
 
 
-class HeldNumberSerializer(serializers.ModelSerializer):
+class HeldNumberSerializer(PricedMixin, serializers.ModelSerializer):
     """One number the tenant holds (GET /v1/numbers): by assignment, or by lease with its expiry."""
 
     id = serializers.CharField(source="public_id")
     capabilities = serializers.ListField(child=serializers.CharField())
-    monthly_price = serializers.DecimalField(max_digits=12, decimal_places=4)
+    monthly_price = serializers.DecimalField(max_digits=12, decimal_places=4, help_text=MONTHLY_PRICE_HELP)
     holding = serializers.ChoiceField(choices=["assignment", "lease"], source="holding_kind")
     holding_id = serializers.CharField(help_text="The assignment (asg_) or lease (lse_) id.")
     started_at = serializers.DateTimeField(source="holding_started_at")
@@ -88,8 +119,8 @@ class HeldNumberSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PhoneNumber
-        fields = ["id", "number", "country", "type", "capabilities", "monthly_price", "holding", "holding_id",
-                  "started_at", "expires_at"]
+        fields = ["id", "number", "country", "type", "capabilities", "monthly_price", "price", "holding",
+                  "holding_id", "started_at", "expires_at"]
         read_only_fields = fields
 
 
@@ -117,7 +148,9 @@ class LeaseExtendSerializer(JsonBodySerializer):
     ttl_seconds = serializers.IntegerField(help_text="Seconds added to the current end (at most 30 days from now).")
 
 
-class LeaseSerializer(serializers.Serializer):
+class LeaseSerializer(PricedMixin, serializers.Serializer):
+    price_of = "number"
+
     id = serializers.CharField(source="public_id")
     number = serializers.CharField(source="number.number", help_text="E.164.")
     number_id = serializers.CharField(source="number.public_id")

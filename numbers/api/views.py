@@ -1,5 +1,5 @@
 """/v1 views for numbers: the available inventory, assignments and leases (scope `numbers`)."""
-from numbers import inbound, pools, selectors, services
+from numbers import hooks, inbound, pools, selectors, services
 from numbers.api import serializers as s
 from numbers.errors import (
     InvalidCallbackUrl,
@@ -46,10 +46,23 @@ def _actor(request) -> Actor:
     return Actor(api_key=request.auth)
 
 
+def _priced(request) -> dict:
+    """The serializer context of an answer that shows number prices: the tenant's, read once."""
+    return {"number_prices": hooks.number_prices(tenant=request.auth.tenant)}
+
+
+class PricedListMixin:
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if not getattr(self, "swagger_fake_view", False) and getattr(self.request, "auth", None) is not None:
+            context.update(_priced(self.request))
+        return context
+
+
 POOL_ERRORS = (InvalidPoolName, PoolNameTaken, NumberNotHeld, NumberNotSmsCapable)
 
 
-class AvailableNumberListView(ApiListView):
+class AvailableNumberListView(PricedListMixin, ApiListView):
     """Available numbers matching the filters, by number; at most 50 a page (`limit`)."""
 
     required_scope = Scope.NUMBERS
@@ -66,8 +79,9 @@ class AvailableNumberListView(ApiListView):
 
     @extend_schema(summary="Search available numbers",
                    description="Numbers free to rent (POST /v1/numbers) or lease, by number, with their "
-                               "`monthly_price`: filter by country, type, capability and digits the number "
-                               "contains. At most 50 a page. Needs the `numbers` scope.",
+                               "`price` (monthly rental and lease per hour, in your currency): filter by country, "
+                               "type, capability and digits the number contains. At most 50 a page. Needs the "
+                               "`numbers` scope.",
                    parameters=[s.NumberFilterSerializer])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -77,7 +91,7 @@ class AvailableNumberListView(ApiListView):
     summary="List your numbers",
     description="The numbers your account holds, by number: rented ones (`holding` `assignment`) and leased "
                 "ones (`lease`, with `expires_at`). Needs the `numbers` scope."))
-class NumberListView(ApiListView):
+class NumberListView(PricedListMixin, ApiListView):
     """The numbers the tenant holds (GET), or rent one (POST): a given number or any matching the filters."""
 
     required_scope = Scope.NUMBERS
@@ -115,7 +129,8 @@ class NumberListView(ApiListView):
             fields = {}
         assignment: NumberAssignment = services.number_assign(tenant=request.auth.tenant, number=number,
                                                               actor=_actor(request), **fields)
-        return Response(s.AssignmentSerializer(assignment).data, status=status.HTTP_201_CREATED)
+        return Response(s.AssignmentSerializer(assignment, context=_priced(request)).data,
+                        status=status.HTTP_201_CREATED)
 
 
 class NumberDetailView(ApiView):
@@ -158,7 +173,7 @@ class LeaseCreateView(ApiView):
         data = s.LeaseCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         lease = services.number_lease_acquire(tenant=request.auth.tenant, actor=_actor(request), **data.validated_data)
-        return Response(s.LeaseSerializer(lease).data, status=status.HTTP_201_CREATED)
+        return Response(s.LeaseSerializer(lease, context=_priced(request)).data, status=status.HTTP_201_CREATED)
 
 
 class LeaseDetailView(ApiView):
@@ -170,7 +185,8 @@ class LeaseDetailView(ApiView):
     @extend_schema(summary="Show a lease", description="One lease, running or ended (`status` active, expired "
                    "or released). Needs the `numbers` scope.")
     def get(self, request, lease_id):
-        return Response(s.LeaseSerializer(selectors.lease_get(tenant=request.auth.tenant, public_id=lease_id)).data)
+        return Response(s.LeaseSerializer(selectors.lease_get(tenant=request.auth.tenant, public_id=lease_id),
+                                     context=_priced(request)).data)
 
     @extend_schema(summary="End a lease", responses={200: s.LeaseSerializer},
                    description="End the lease now instead of at `expires_at`; the answer is the ended lease. "
@@ -178,7 +194,7 @@ class LeaseDetailView(ApiView):
     def delete(self, request, lease_id):
         lease = selectors.lease_get(tenant=request.auth.tenant, public_id=lease_id)
         services.number_lease_release(tenant=request.auth.tenant, lease=lease, actor=_actor(request))
-        return Response(s.LeaseSerializer(lease).data)
+        return Response(s.LeaseSerializer(lease, context=_priced(request)).data)
 
 
 class LeaseExtendView(ApiView):
@@ -202,7 +218,7 @@ class LeaseExtendView(ApiView):
         data.is_valid(raise_exception=True)
         lease = services.number_lease_extend(tenant=request.auth.tenant, lease=lease, actor=_actor(request),
                                              **data.validated_data)
-        return Response(s.LeaseSerializer(lease).data)
+        return Response(s.LeaseSerializer(lease, context=_priced(request)).data)
 
 
 

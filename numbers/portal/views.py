@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from numbers import selectors, services
+from numbers import hooks, selectors, services
 from numbers.errors import NumberNotAvailable, NumberNotFound
-from numbers.models import InboundMessage, NumberAssignment, NumberLease
+from numbers.models import InboundMessage, NumberAssignment, NumberLease, NumberType
 from numbers.portal.forms import EXTEND_PRESETS, ExtendForm, LeaseForm, NumberSearchForm, RentForm
 
 from django.contrib import messages
@@ -40,6 +40,15 @@ def _holding(request: HttpRequest, number_id: str) -> NumberAssignment | NumberL
         raise Http404("not found") from None
 
 
+def _priced(request: HttpRequest, numbers: list) -> dict:
+    """Set each number's `price` (numbers.hooks.NumberPriceShown, or None: not priced) from the tenant's number
+    prices, read once; returns them all, by (type, country)."""
+    prices = hooks.number_prices(tenant=request.tenant)
+    for number in numbers:
+        number.price = prices.get((number.type, number.country))
+    return prices
+
+
 def _when(moment: datetime) -> str:
     return dateformat.format(moment, "M j, H:i:s")
 
@@ -49,7 +58,8 @@ def _when(moment: datetime) -> str:
 
 @portal_view("numbers.view", methods=("GET", "HEAD"))
 def number_list(request: HttpRequest) -> HttpResponse:
-    held = selectors.numbers_held(tenant=request.tenant).order_by("holding_kind", "number")
+    held = list(selectors.numbers_held(tenant=request.tenant).order_by("holding_kind", "number"))
+    _priced(request, held)
     inbound = selectors.inbound_messages(tenant=request.tenant)[:10]
     return render(request, "portal/numbers/list.html", {
         "numbers": held, "inbound": inbound, "presets": EXTEND_PRESETS, "now": timezone.now(),
@@ -83,10 +93,17 @@ def number_search(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"You rent {assignment.number.number} until you release it.")
                 return redirect("portal:numbers")
     available = list(services.numbers_available(**search.filters()).order_by("number")[:SEARCH_LIMIT + 1])
+    prices = _priced(request, available)
     return render(request, "portal/numbers/search.html", {
         "search": search, "available": available[:SEARCH_LIMIT], "more": len(available) > SEARCH_LIMIT,
-        "rent_form": rent_form, "lease_form": lease_form,
+        "rent_form": rent_form, "lease_form": lease_form, "lease_prices": _lease_prices(prices),
     })
+
+
+def _lease_prices(prices: dict) -> list[dict]:
+    """The lease form's price list: each country and type a lease can be priced for, by country."""
+    return [{"country": country, "type": dict(NumberType.choices).get(type_, type_), "price": price}
+            for (type_, country), price in sorted(prices.items(), key=lambda item: (item[0][1], item[0][0]))]
 
 
 def _rent(request: HttpRequest, number_id: str) -> NumberAssignment:
@@ -128,6 +145,7 @@ def lease_detail(request: HttpRequest, lease_id: str) -> HttpResponse:
 
 
 def _lease_page(request: HttpRequest, lease: NumberLease, form: ExtendForm, status: int = 200) -> HttpResponse:
+    _priced(request, [lease.number])
     inbound = list(selectors.inbound_messages(tenant=request.tenant, lease=lease.public_id).order_by("-created_at",
                                                                                                       "-id"))
     return render(request, "portal/numbers/lease.html", {

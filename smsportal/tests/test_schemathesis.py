@@ -12,12 +12,15 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
+from decimal import Decimal
 from numbers.tests.factories import stock
 from pathlib import Path
 
 import pytest
 
 from accounts.tests.factories import TenantFactory, make_api_key
+from billing.models import NumberPrice
 from smsportal.tests.servers import procfile_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
@@ -117,6 +120,9 @@ def seeded():
     spare, _ = make_api_key(tenant, scopes=["messages:read"], name="spare")
     stock(40, country="US")
     stock(10, country="GB")
+    # a number price, so the numbers answers show a `price` object as well as null (GB has none)
+    NumberPrice.unscoped.create(number_type="mobile", country="US", monthly_rental=Decimal("1.15"),
+                                lease_per_hour=Decimal("0.05"), currency="EUR", effective_from=date(2025, 1, 1))
     return own, spare, secret
 
 

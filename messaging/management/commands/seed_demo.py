@@ -1,5 +1,5 @@
 """manage.py seed_demo: the demo tenant, its owner, a test key, the simulator's numbers and the default price
-list (billing/demo.py); safe to run again.
+lists, per segment and per number (billing/demo.py); safe to run again.
 
 With LIVE_CARRIER=routes (make run's .env) also a live key, and the local carriers local-smpp and local-http
 with their routes (messaging/carriers/local/demo.py), loaded as `manage.py carriers_load` loads a file.
@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from accounts import selectors, services
-from billing.demo import demo_prices_csv
+from billing.demo import demo_number_prices_load, demo_prices_csv
 from billing.money import money_text
 from billing.prices import prices_import
 from billing.selectors import balance_get
@@ -48,6 +48,7 @@ class Command(BaseCommand):
         secret = _key_rotate(tenant, DEMO_KEY_NAME, services.ApiKeyMode.TEST)
         created = sum(phone_number_upsert(**fields)[1] for fields in demo_stock())
         prices = prices_import(tenant=None, text=demo_prices_csv())
+        number_prices = demo_number_prices_load()
         credited = _demo_credit(tenant)
         live = settings.LIVE_CARRIER == "routes"
         live_secret = _key_rotate(tenant, DEMO_LIVE_KEY_NAME, services.ApiKeyMode.LIVE) if live else ""
@@ -58,7 +59,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  Test key: {secret}")
         self.stdout.write(f"  Numbers:  {created} added to the simulator's inventory")
         self.stdout.write(f"  Prices:   {prices.created} added to the default price list "
-                          f"({prices.unchanged} already there)")
+                          f"({prices.unchanged} already there); {number_prices} number prices added")
         balance = balance_get(tenant=tenant)
         self.stdout.write(f"  Balance:  {money_text(balance.balance)} {balance.currency} prepaid"
                           + (f" ({credited} credited now)" if credited else ""))

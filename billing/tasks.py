@@ -1,0 +1,17 @@
+"""Celery entry points of billing: thin wrappers around its services."""
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from billing import charges
+
+
+@shared_task(ignore_result=True)
+def number_charges_run_task() -> dict[str, int]:
+    """Daily from beat (00:30 UTC, after numbers' usage job): charge number rental and leases of the complete
+    days not charged yet; safe to run twice or overlapping (see charges.number_charges_run). Nothing while
+    BILLING_ENABLED is off, as nothing is rated then either."""
+    if not settings.BILLING_ENABLED:
+        return {}
+    return charges.number_charges_run()
