@@ -1,5 +1,5 @@
 """Admin for account managers: price lists (the default and each tenant's) with CSV import and export, balances
-with an audited credit page, and the ledger, read-only."""
+with an audited credit page, the ledger, read-only, and the savings calculator's direct operator prices."""
 from __future__ import annotations
 
 from django import forms
@@ -11,7 +11,7 @@ from django.urls import path, reverse
 from accounts import selectors
 from accounts.services import ip_text
 from accounts.services.audit import Actor, audit_record
-from billing.models import Balance, LedgerEntry, Price
+from billing.models import Balance, DirectPrice, LedgerEntry, Price
 from billing.prices import prices_csv, prices_import
 from billing.services import balance_credit
 from smsportal.errors import DomainError
@@ -137,3 +137,14 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(DirectPrice)
+class DirectPriceAdmin(admin.ModelAdmin):
+    """The savings calculator's reference data (billing/data/direct_prices.csv): correct a figure, or add a row with
+    a newer `as_of` (it takes over) and say where it comes from."""
+
+    list_display = ["country", "message_type", "price", "currency", "as_of", "source"]
+    list_filter = ["currency", "message_type", "as_of"]
+    search_fields = ["country", "source"]
+    readonly_fields = ["updated_at"]
