@@ -1,15 +1,18 @@
 """Billing's reads: balances, the ledger, the prices in force, and the invariant (balance = sum of ledger)."""
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import phonenumbers
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from billing import hooks
 from billing.models import Balance, LedgerEntry, LedgerKind, Price
 from smsportal.tenancy import tenant_scoped
 
@@ -91,3 +94,41 @@ def prices_effective(*, tenant: Tenant, country: str | None = None) -> list[Pric
 def ledger_released_message_ids(*, tenant: Tenant) -> QuerySet:
     """The keys of the tenant's messages whose hold was released (never charged), as a subquery."""
     return LedgerEntry.objects.filter(tenant=tenant, kind=LedgerKind.RELEASE).values("message_id")
+
+
+MICRO = Decimal("0.000001")
+SPEND_DAYS = 30
+
+
+@tenant_scoped
+def ledger_spend_by_day(*, tenant: Tenant, days: int = SPEND_DAYS, today: date | None = None) -> list[dict]:
+    """What the tenant was charged for messages on each of the last `days` days (UTC, today included), from its
+    ledger's captures: [{"day": date, "amount": Decimal}], oldest first, 0 on a day without any. One query."""
+    end = today or timezone.now().date()
+    start = end - timedelta(days=days - 1)
+    rows = (LedgerEntry.objects.filter(tenant=tenant, kind=LedgerKind.CAPTURE, created_at__gte=_day_start(start),
+                                       created_at__lt=_day_start(end + timedelta(days=1)))
+            .annotate(day=TruncDate("created_at", tzinfo=UTC)).values("day").order_by()
+            .annotate(amount=Sum("balance_delta")))
+    # a capture's balance_delta is the charge, negative; SQLite sums these columns as floats: back to 6 places
+    spent = {row["day"]: -Decimal(row["amount"]).quantize(MICRO) for row in rows}
+    return [{"day": day, "amount": spent.get(day, Decimal(0))}
+            for day in (start + timedelta(days=n) for n in range(days))]
+
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+@tenant_scoped
+def usage_by_country(*, tenant: Tenant, start: date, end: date) -> list[dict]:
+    """The tenant's charged messages from day `start` to day `end` (UTC, both included) per recipient country:
+    [{"country", "messages", "segments", "amount"}], the largest amount first. Messages are messaging's: read
+    through billing.hooks.message_usage (by country and type), summed over the types here."""
+    totals: dict[str, dict] = {}
+    for row in hooks.message_usage(tenant=tenant, start=start, end=end):
+        total = totals.setdefault(row["country"], {"country": row["country"], "messages": 0, "segments": 0,
+                                                   "amount": Decimal(0)})
+        for name in ("messages", "segments", "amount"):
+            total[name] += row[name]
+    return sorted(totals.values(), key=lambda t: (-t["amount"], -t["segments"], t["country"]))
