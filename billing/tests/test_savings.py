@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -67,6 +69,22 @@ def test_it_updates_a_changed_row_and_refuses_a_bad_file_whole(db):
     assert DirectPrice.objects.get(country="GB", message_type="").price == Decimal("0.0450")
     result = savings.direct_prices_load(text=text.replace("FR,,abc", "FR,,0.0900"))
     assert (result.updated, DirectPrice.objects.get(country="GB", message_type="").source) == (2, "corrected")
+
+
+def test_seed_demo_and_the_command_load_the_dataset(db, tmp_path):
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    count = DirectPrice.objects.count()
+    assert count >= 20 and "direct operator reference prices added" in out.getvalue()
+    call_command("seed_demo", stdout=StringIO())
+    assert DirectPrice.objects.count() == count
+    out = StringIO()
+    call_command("direct_prices_load", stdout=out)
+    assert f"0 direct prices added, 0 changed, {count} already there." in out.getvalue()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("country,price\nGB,1\n")
+    with pytest.raises(CommandError, match="nothing was written"):
+        call_command("direct_prices_load", str(bad), stdout=StringIO())
 
 
 # --- the estimate -----------------------------------------------------------------------------------------
