@@ -121,8 +121,9 @@ def percent(part: Decimal | None, whole: Decimal | None) -> Decimal | None:
 # --- input ------------------------------------------------------------------------------------------
 
 
-def savings_message_type_clean(value) -> str:
-    if value is None:
+def savings_message_type_clean(value, *, allow_none: bool = True) -> str:
+    """A message type of MESSAGE_TYPES; None (when allowed): the default. Raises SavingsInvalid."""
+    if value is None and allow_none:
         return DEFAULT_MESSAGE_TYPE
     if not isinstance(value, str) or value not in MESSAGE_TYPES:
         raise SavingsInvalid("`message_type` must be otp, transactional or marketing.", field="message_type",

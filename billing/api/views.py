@@ -124,13 +124,12 @@ class SavingsView(ApiView):
         if not isinstance(data, dict):
             raise SavingsInvalid("The body must be a JSON object.", code="invalid_body")
         tenant = request.auth.tenant
-        if data.get("volumes") is None:
-            message_type = data.get("message_type")
-            estimate = savings.savings_estimate_usage(
-                tenant=tenant, message_type=savings.savings_message_type_clean(message_type) if message_type
-                is not None else None)
+        # null is no type and no volumes (the schema allows neither): refused, not taken for "left out"
+        message_type = (savings.savings_message_type_clean(data["message_type"], allow_none=False)
+                        if "message_type" in data else None)
+        if "volumes" not in data:
+            estimate = savings.savings_estimate_usage(tenant=tenant, message_type=message_type)
         else:
             estimate = savings.savings_estimate(volumes=savings.savings_volumes_clean(data["volumes"]), tenant=tenant,
-                                                message_type=savings.savings_message_type_clean(
-                                                    data.get("message_type")))
+                                                message_type=message_type or savings.DEFAULT_MESSAGE_TYPE)
         return Response(s.SavingsSerializer(estimate).data)

@@ -165,6 +165,9 @@ def test_the_api_answers_the_figures_as_string_decimals(priced, api):
     ({"volumes": {"GB": 10}, "message_type": "sms"}, "invalid_message_type", "message_type"),
     ({"volumes": {"GB": 10}, "message_type": 3}, "invalid_message_type", "message_type"),
     ({"message_type": "bulk"}, "invalid_message_type", "message_type"),
+    ({"volumes": {"GB": 10}, "message_type": None}, "invalid_message_type", "message_type"),
+    ({"message_type": None}, "invalid_message_type", "message_type"),
+    ({"volumes": None}, "invalid_volumes", "volumes"),
 ])
 def test_the_api_refuses_what_it_cannot_estimate_with_422_and_the_field(priced, api, body, code, field):
     assert_error(api.post(API, body, format="json", **priced.a.auth), 422, code, field=field)
