@@ -120,7 +120,7 @@ class SavingsView(ApiView):
                                  value={"volumes": {"GB": 10000, "US": 50000}, "message_type": "otp"})],
         responses={200: s.SavingsSerializer, **api_errors(*SAVINGS_ERRORS)})
     def post(self, request):
-        data = request.data if request.data is not None else {}
+        data = request.data  # {} without a body; JSON `null` is a body, and not an object
         if not isinstance(data, dict):
             raise SavingsInvalid("The body must be a JSON object.", code="invalid_body")
         tenant = request.auth.tenant

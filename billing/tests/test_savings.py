@@ -175,6 +175,8 @@ def test_the_api_refuses_what_it_cannot_estimate_with_422_and_the_field(priced, 
 
 def test_the_api_refuses_a_body_that_is_not_an_object_and_too_many_countries(priced, api):
     assert_error(api.post(API, [1, 2], format="json", **priced.a.auth), 422, "invalid_body")
+    assert_error(api.post(API, "null", content_type="application/json", **priced.a.auth), 422, "invalid_body")
+    assert api.post(API, "", content_type="application/json", **priced.a.auth).json()["source"] == "usage"
     many = {f"C{i:03d}": 1 for i in range(251)}
     assert_error(api.post(API, {"volumes": many}, format="json", **priced.a.auth), 422, "too_many_countries",
                  field="volumes")
