@@ -1,7 +1,7 @@
 """Admin for account managers: price lists (the default and each tenant's) with CSV import and export, number
 prices, balances (with what is available, held, the credit limit, the daily caps and the low-balance threshold)
 with an audited credit page, the ledger, read-only, which each balance links to filtered to its tenant, and the
-number charges, read-only."""
+number charges, read-only, and the savings calculator's direct operator prices."""
 from __future__ import annotations
 
 from django import forms
@@ -15,7 +15,7 @@ from accounts import selectors
 from accounts.services import ip_text
 from accounts.services.audit import Actor, audit_record
 from billing import selectors as billing_selectors
-from billing.models import Balance, LedgerEntry, NumberCharge, NumberPrice, Price
+from billing.models import Balance, DirectPrice, LedgerEntry, NumberCharge, NumberPrice, Price
 from billing.prices import prices_csv, prices_import
 from billing.services import balance_credit, balance_low_rearm
 from smsportal.errors import DomainError
@@ -212,3 +212,14 @@ class NumberChargeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(DirectPrice)
+class DirectPriceAdmin(admin.ModelAdmin):
+    """The savings calculator's reference data (billing/data/direct_prices.csv): correct a figure, or add a row with
+    a newer `as_of` (it takes over) and say where it comes from."""
+
+    list_display = ["country", "message_type", "price", "currency", "as_of", "source"]
+    list_filter = ["currency", "message_type", "as_of"]
+    search_fields = ["country", "source"]
+    readonly_fields = ["updated_at"]

@@ -21,3 +21,11 @@ class SpendLimitReached(DomainError):
     code = "spend_limit_reached"
     message = ("These messages would take today's spend (UTC) past your account's daily spend cap. Retry tomorrow, "
                "or ask an account manager to raise the cap.")
+
+
+class SavingsInvalid(DomainError):
+    """A savings estimate's input that cannot be estimated (billing/savings.py): 422 with the field it names."""
+
+    status = 422
+    code = "invalid_savings_request"
+    message = "The volumes or message type cannot be estimated."

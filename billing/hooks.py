@@ -23,3 +23,23 @@ def message_public_ids(*, tenant, keys: Iterable[int]) -> dict[int, str]:
     if not _message_public_ids:
         raise RuntimeError("no message id lookup registered: messaging registers one in MessagingConfig.ready")
     return _message_public_ids[0](tenant=tenant, keys=keys)
+
+
+# --- usage by country (the portal's Billing pages and the savings calculator) ---------------------------------
+# (tenant, first day, last day, both included, UTC) -> the tenant's billed messages less those never charged, one
+# row per recipient country and message type: {"country", "message_type", "messages", "segments", "amount"}.
+MessageUsage = Callable[..., list[dict]]
+
+_message_usage: list[MessageUsage] = []
+
+
+def message_usage_register(lookup: MessageUsage) -> None:
+    """Set the lookup (one: registering again replaces it). Registered by messaging (messaging/hooks.py)."""
+    _message_usage[:] = [lookup]
+
+
+def message_usage(*, tenant, start, end) -> list[dict]:
+    """The tenant's usage by country and type from day `start` to day `end` (see MessageUsage)."""
+    if not _message_usage:
+        raise RuntimeError("no message usage lookup registered: messaging registers one in MessagingConfig.ready")
+    return _message_usage[0](tenant=tenant, start=start, end=end)

@@ -291,3 +291,28 @@ class MonthlyVolume(models.Model):
 
     def __str__(self) -> str:
         return f"{self.month:%Y-%m} {self.country}: {self.segments}"
+
+
+class DirectPrice(models.Model):
+    """A reference list price per SMS of contracting a country's operators directly, for the savings calculator
+    (billing/savings.py): platform data, not a tenant's (no tenant), loaded from billing/data/direct_prices.csv
+    by seed_demo and `manage.py direct_prices_load`, and edited by account managers in admin. `message_type`
+    blank: any type. The latest `as_of` of a country and type is the one compared."""
+
+    country = models.CharField(max_length=2, help_text="ISO 3166 alpha-2.")
+    message_type = models.CharField(max_length=16, choices=PriceMessageType.choices, blank=True, default="")
+    price = models.DecimalField(**MONEY, help_text="Per SMS (one segment).")
+    currency = models.CharField(max_length=3)
+    source = models.TextField(help_text="Where the figure comes from: a publication, a URL, how it was derived.")
+    as_of = models.DateField(help_text="The day the figure was taken.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["country", "message_type", "-as_of"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gt=0), name="direct_price_positive"),
+            models.UniqueConstraint(fields=["country", "message_type", "as_of"], name="direct_price_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country} {self.message_type or 'all'} {self.price} {self.currency} ({self.as_of})"

@@ -164,3 +164,19 @@ def message_rate(*, tenant_id: int, to: str, message_type: str, currency: str | 
         if row:
             return Rate(unit=row.price, currency=row.currency, price_id=row.pk)
     raise NoPriceForDestination(field="to")
+
+
+def country_rate(*, tenant_id: int | None, country: str, message_type: str, currency: str | None = None,
+                 volume: int = 0) -> Rate | None:
+    """The unit price of a message to `country` (ISO alpha-2) for the tenant (None: the default list only), as
+    the savings calculator compares it: the country's own price rows only (a prefix priced apart inside the
+    country is not counted), `volume` segments a month choosing the tier. None when no list prices it."""
+    cache, today = _cached(), timezone.now().date()
+    currency = currency or cache.currencies.get(tenant_id, settings.BILLING_DEFAULT_CURRENCY)
+    for key in dict.fromkeys((tenant_id, None)):
+        prices = cache.lists.get(key)
+        rows = prices and prices.countries.get(country)
+        row = rows and _best(rows, message_type=message_type, volume=volume, today=today, currency=currency)
+        if row:
+            return Rate(unit=row.price, currency=row.currency, price_id=row.pk)
+    return None

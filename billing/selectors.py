@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from numbers.hooks import NumberPriceShown
 from typing import TYPE_CHECKING
@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING
 import phonenumbers
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts import selectors as accounts_selectors
+from billing import hooks
 from billing.models import ApiKeySpend, Balance, LedgerEntry, LedgerKind, NumberPrice, Price
 from billing.money import money_text
 from smsportal.tenancy import tenant_scoped
@@ -130,6 +132,8 @@ def ledger_releases_all() -> QuerySet[LedgerEntry]:
     reports in admin (messaging's margins) that correlate them with messages by `message_id`."""
     # unscoped: a platform report over every tenant, for account managers
     return LedgerEntry.unscoped.filter(kind=LedgerKind.RELEASE, message_id__isnull=False)
+
+
 def _number_prices_in_force(*, tenant_id: int, currency: str, day: date) -> dict[tuple[str, str], NumberPrice]:
     """{(number type, country): the row in force on `day`}: the tenant's own row over the default one, the
     latest `effective_from` on or before `day` within each list. One query."""
@@ -172,3 +176,39 @@ def number_prices_for_pages(*, tenant: Tenant) -> dict[tuple[str, str], NumberPr
     return {key: NumberPriceShown(monthly_rental=money_text(row.monthly_rental),
                                   lease_per_hour=money_text(row.lease_per_hour), currency=row.currency)
             for key, row in number_prices_effective(tenant_id=tenant.pk).items()}
+MICRO = Decimal("0.000001")
+SPEND_DAYS = 30
+
+
+@tenant_scoped
+def ledger_spend_by_day(*, tenant: Tenant, days: int = SPEND_DAYS, today: date | None = None) -> list[dict]:
+    """What the tenant was charged for messages on each of the last `days` days (UTC, today included), from its
+    ledger's captures: [{"day": date, "amount": Decimal}], oldest first, 0 on a day without any. One query."""
+    end = today or timezone.now().date()
+    start = end - timedelta(days=days - 1)
+    rows = (LedgerEntry.objects.filter(tenant=tenant, kind=LedgerKind.CAPTURE, created_at__gte=_day_start(start),
+                                       created_at__lt=_day_start(end + timedelta(days=1)))
+            .annotate(day=TruncDate("created_at", tzinfo=UTC)).values("day").order_by()
+            .annotate(amount=Sum("balance_delta")))
+    # a capture's balance_delta is the charge, negative; SQLite sums these columns as floats: back to 6 places
+    spent = {row["day"]: -Decimal(row["amount"]).quantize(MICRO) for row in rows}
+    return [{"day": day, "amount": spent.get(day, Decimal(0))}
+            for day in (start + timedelta(days=n) for n in range(days))]
+
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+@tenant_scoped
+def usage_by_country(*, tenant: Tenant, start: date, end: date) -> list[dict]:
+    """The tenant's charged messages from day `start` to day `end` (UTC, both included) per recipient country:
+    [{"country", "messages", "segments", "amount"}], the largest amount first. Messages are messaging's: read
+    through billing.hooks.message_usage (by country and type), summed over the types here."""
+    totals: dict[str, dict] = {}
+    for row in hooks.message_usage(tenant=tenant, start=start, end=end):
+        total = totals.setdefault(row["country"], {"country": row["country"], "messages": 0, "segments": 0,
+                                                   "amount": Decimal(0)})
+        for name in ("messages", "segments", "amount"):
+            total[name] += row[name]
+    return sorted(totals.values(), key=lambda t: (-t["amount"], -t["segments"], t["country"]))

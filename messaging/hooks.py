@@ -32,7 +32,13 @@ def message_public_ids(*, tenant, keys) -> dict[int, str]:
     return dict(selectors.message_list(tenant=tenant).filter(pk__in=keys).values_list("pk", "public_id"))
 
 
+def message_usage(*, tenant, start, end) -> list[dict]:
+    """billing's Billing pages and savings calculator: usage by country and type (billing may not read messages)."""
+    return selectors.message_usage_by_country(tenant=tenant, start=start, end=end)
+
+
 def register() -> None:
     billing_hooks.message_public_ids_register(message_public_ids)
+    billing_hooks.message_usage_register(message_usage)
     numbers_hooks.help_reply_sender_register(help_reply_send)
     dashboard_panel_register(messages_today_panel)

@@ -24,6 +24,8 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="portal:dashboard", permanent=False)),
     path("healthz", healthz, name="healthz"),
     path("portal/", include("accounts.portal.urls")),
+    # Open to everyone: the savings calculator before sign-up (billing/portal/public_urls.py).
+    path("pricing/", include("billing.portal.public_urls")),
     path("admin/", admin.site.urls),
     # Carrier callbacks (delivery receipts, inbound messages), authenticated per carrier.
     path("carriers/<slug:name>/receipts", carrier_views.carrier_receipts, name="carrier-receipts"),

@@ -24,7 +24,11 @@ SECTIONS = {
 
 def portal(request) -> dict:
     match = getattr(request, "resolver_match", None)
-    context = {"portal_section": SECTIONS.get(match.url_name, "") if match and match.namespace == "portal" else ""}
+    section = ""
+    if match and match.namespace == "portal":
+        # every billing page (billing/portal/urls.py, and the invoices' pages beside it) is one section
+        section = "billing" if (match.url_name or "").startswith("billing") else SECTIONS.get(match.url_name, "")
+    context = {"portal_section": section}
     membership = getattr(request, "membership", None)
     if membership is None:
         return context

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
+from billing.models import PriceMessageType
 from billing.money import money_text
 
 
@@ -82,3 +83,66 @@ class PricingQuerySerializer(serializers.Serializer):
             raise ValidationError([ErrorDetail(f"{value!r} is not a country code we know (ISO 3166 alpha-2, "
                                                "e.g. GB).", code="invalid_country")])
         return value
+
+
+class SavingsRequestSerializer(serializers.Serializer):
+    """POST /v1/billing/savings's body, for the schema: billing/savings.py checks it (422 with its own codes), so
+    a volume or type that cannot be estimated answers the same codes from the API and the portal."""
+
+    schema_rules = {"properties": {"volumes": {"minProperties": 1, "maxProperties": 250}}}
+
+    volumes = serializers.DictField(
+        child=serializers.IntegerField(min_value=0, max_value=1_000_000_000), required=False,
+        help_text="SMS a month per country: ISO 3166 alpha-2 code -> a whole number (0 to 1,000,000,000). Leave "
+                  "it out for your own last 30 days by country.")
+    # The message types with their labels, as the Message's: the schema's one MessageTypeEnum.
+    message_type = serializers.ChoiceField(choices=[c for c in PriceMessageType.choices if c[0]], required=False,
+                                           help_text="The type the volumes are priced as; default transactional. "
+                                                     "Without `volumes`: only your messages of this type.")
+
+
+PERCENT = {"type": "string", "format": "decimal", "pattern": r"^-?\d+\.\d$", "nullable": True}
+
+
+@extend_schema_field(PERCENT)
+class PercentField(serializers.Field):
+    """A percentage with one place, as a string ("23.5"); null when there is nothing to compare with."""
+
+    def to_representation(self, value) -> str | None:
+        return None if value is None else format(value, "f")
+
+
+class SavingsLineSerializer(serializers.Serializer):
+    country = serializers.CharField(help_text="ISO 3166 alpha-2.")
+    message_type = serializers.CharField()
+    volume = serializers.IntegerField(help_text="SMS (segments).")
+    comparable = serializers.BooleanField(help_text="false: one side has no price (see `reason`); left out of "
+                                                    "the totals.")
+    reason = serializers.CharField(help_text="Why it is not comparable; empty when it is.")
+    our_unit = MoneyField(allow_null=True, help_text="Our price per SMS; null when we have none.")
+    direct_unit = MoneyField(allow_null=True, help_text="The direct operators' reference list price per SMS.")
+    our_cost = MoneyField(allow_null=True)
+    direct_cost = MoneyField(allow_null=True)
+    saving = MoneyField(allow_null=True, help_text="direct_cost - our_cost; null when not comparable.")
+    saving_percent = PercentField(help_text="saving as a percentage of direct_cost.")
+
+
+class SavingsSerializer(serializers.Serializer):
+    currency = serializers.CharField(help_text="ISO 4217: every amount of the answer.")
+    message_type = serializers.CharField(allow_null=True, help_text="null: your own mix of types (no body).")
+    source = serializers.CharField(help_text="`volumes` (the body's) or `usage` (your last 30 days).")
+    start = serializers.DateField(source="start", allow_null=True, help_text="With `usage`: the first day (UTC).")
+    end = serializers.DateField(source="end", allow_null=True, help_text="With `usage`: the last day, included.")
+    our_cost = MoneyField(help_text="What the comparable countries cost at your prices.")
+    direct_cost = MoneyField(help_text="What they cost at the direct operators' reference list prices.")
+    saving = MoneyField(help_text="direct_cost - our_cost (negative: direct is cheaper).")
+    saving_percent = PercentField(help_text="saving as a percentage of direct_cost; null when nothing compares.")
+    countries = SavingsLineSerializer(many=True, source="lines")
+    not_comparable = serializers.SerializerMethodField(help_text="The countries left out of the totals.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        return {{"start": "from", "end": "to"}.get(name, name): field for name, field in fields.items()}
+
+    def get_not_comparable(self, estimate) -> list[str]:
+        return sorted({line.country for line in estimate.not_comparable})

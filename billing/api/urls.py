@@ -7,4 +7,5 @@ urlpatterns = [
     path("balance", views.BalanceView.as_view(), name="balance"),
     path("balance/transactions", views.TransactionListView.as_view(), name="balance-transactions"),
     path("pricing", views.PricingView.as_view(), name="pricing"),
+    path("billing/savings", views.SavingsView.as_view(), name="billing-savings"),
 ]

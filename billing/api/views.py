@@ -1,12 +1,14 @@
-"""/v1 views of billing: the balance, its ledger and the prices in force (scope `billing:read`)."""
+"""/v1 views of billing: the balance, its ledger, the prices in force and the savings calculator (scope
+`billing:read`)."""
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.response import Response
 
 from accounts.roles import Scope
-from billing import hooks, selectors
+from billing import hooks, savings, selectors
 from billing.api import serializers as s
+from billing.errors import SavingsInvalid
 from billing.models import LedgerEntry, Price
 from smsportal.api.pagination import CursorPagination
 from smsportal.api.schema import Code, api_errors
@@ -81,3 +83,53 @@ class PricingView(ApiView):
         prices = selectors.prices_effective(tenant=request.auth.tenant,
                                             country=query.validated_data.get("country") or None)
         return Response(s.PriceSerializer(prices, many=True).data)
+
+
+SAVINGS_ERRORS = (
+    Code(422, "invalid_volumes", "`volumes` is not an object of country codes and SMS a month, or is empty "
+                                 "(field `volumes`)."),
+    Code(422, "too_many_countries", "More than 250 countries (field `volumes`)."),
+    Code(422, "invalid_country", "A key of `volumes` is not an ISO 3166 alpha-2 code we know (field "
+                                 "`volumes.<key>`)."),
+    Code(422, "invalid_volume", "A volume is not a whole number of 0 or more (field `volumes.<country>`)."),
+    Code(422, "volume_too_large", "A volume is over 1,000,000,000 SMS a month (field `volumes.<country>`)."),
+    Code(422, "invalid_message_type", "`message_type` is not otp, transactional or marketing (field "
+                                      "`message_type`)."),
+    Code(422, "invalid_body", "The body is not a JSON object."),
+)
+
+
+class SavingsView(ApiView):
+    """The savings calculator (billing/savings.py): the tenant's prices against the direct operators'."""
+
+    required_scope = Scope.BILLING_READ
+    serializer_class = s.SavingsSerializer
+
+    @extend_schema(
+        summary="Estimate your savings",
+        description="What SMS traffic costs at your prices against contracting each country's operators "
+                    "directly at their list prices (a reference dataset with its source and date: "
+                    "docs/billing.md). `volumes` are SMS (segments) a month per country, priced as "
+                    "`message_type`; a country's volume also picks its volume tier. Without `volumes`, your own "
+                    "charged messages of the last 30 days by country and type (or of `message_type` only). A "
+                    "country that either side does not price is listed with `comparable: false` and left out "
+                    "of the totals. Amounts are string decimals in your currency. Nothing is stored. Needs the "
+                    "`billing:read` scope.",
+        request=s.SavingsRequestSerializer,
+        examples=[OpenApiExample("Two countries", request_only=True,
+                                 value={"volumes": {"GB": 10000, "US": 50000}, "message_type": "otp"})],
+        responses={200: s.SavingsSerializer, **api_errors(*SAVINGS_ERRORS)})
+    def post(self, request):
+        data = request.data  # {} without a body; JSON `null` is a body, and not an object
+        if not isinstance(data, dict):
+            raise SavingsInvalid("The body must be a JSON object.", code="invalid_body")
+        tenant = request.auth.tenant
+        # null is no type and no volumes (the schema allows neither): refused, not taken for "left out"
+        message_type = (savings.savings_message_type_clean(data["message_type"], allow_none=False)
+                        if "message_type" in data else None)
+        if "volumes" not in data:
+            estimate = savings.savings_estimate_usage(tenant=tenant, message_type=message_type)
+        else:
+            estimate = savings.savings_estimate(volumes=savings.savings_volumes_clean(data["volumes"]), tenant=tenant,
+                                                message_type=message_type or savings.DEFAULT_MESSAGE_TYPE)
+        return Response(s.SavingsSerializer(estimate).data)

@@ -57,6 +57,10 @@ class QuoteForm(forms.Form):
     checked like the send checks it when given (the send form requires it)."""
 
     sender = forms.CharField(label="From", required=False, max_length=60)
+    # What the price depends on besides the body (the send form requires `to`): optional for a live check.
+    to = forms.CharField(label="To", required=False, max_length=40)
+    region = forms.CharField(label="Region", required=False, max_length=2)
+    message_type = forms.ChoiceField(label="Type", required=False, choices=MessageType.choices)
 
     content = forms.ChoiceField(
         label="Content", initial=CONTENT_TEXT, widget=forms.RadioSelect,
@@ -109,6 +113,15 @@ class QuoteForm(forms.Form):
             "variables": (data.get("variables") or {}) if use_template else {},
             "smart_encoding": data.get("smart_encoding", True),
         }
+
+    def price_fields(self) -> dict | None:
+        """The pipeline's fields for a quote with its price (messaging.accept.messages_quote), or None while the
+        recipient or the sender is still missing."""
+        data = self.cleaned_data
+        if not (data.get("to") or "").strip() or not (data.get("sender") or "").strip():
+            return None
+        return {**self.body(), "to": data["to"], "region": data.get("region") or None, "sender": data["sender"],
+                "message_type": data.get("message_type") or MessageType.TRANSACTIONAL}
 
     @property
     def is_empty(self) -> bool:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from messaging import encoding, services
+from billing.money import money_text
+from messaging import accept, encoding, services
 from messaging.portal.forms import QuoteForm
 from smsportal.errors import DomainError
 
@@ -44,7 +45,23 @@ def quote_panel(*, tenant: Tenant, form: QuoteForm) -> dict:
         "marked_body": _marked(quote.body, analysis.ucs2_characters),
         "smart_encoding": form.cleaned_data["smart_encoding"],
         "from_template": form.body()["template"] is not None,
+        **_price(tenant=tenant, form=form),
     }
+
+
+def _price(*, tenant: Tenant, form: QuoteForm) -> dict:
+    """The price of a send of this message, as the pipeline's steps up to pricing make it (the API's quote):
+    `price` ({amount, currency, billed}), or `price_error` (the recipient, the sender or the destination
+    refused), or `price_hint` while the recipient or sender is missing. None of them with billing off."""
+    fields = form.price_fields()
+    if fields is None:
+        return {"price_hint": "Enter the recipient and the sender to see the price."}
+    (draft,) = accept.messages_quote(tenant=tenant, api_key=None, items=[fields])
+    if draft.error is not None:
+        return {"price_error": getattr(draft.error, "message", None) or str(draft.error)}
+    if draft.price is None:
+        return {}
+    return {"price": {"amount": draft.price, "currency": draft.currency, "billed": draft.billed}}
 
 
 def quote_json(panel: dict) -> dict:
@@ -58,6 +75,9 @@ def quote_json(panel: dict) -> dict:
         "segments_without_smart_encoding": analysis.original_segment_count,
         "ucs2_characters": analysis.ucs2_characters, "max_segments": panel["max_segments"],
         "summary": panel["summary"],
+        "price": money_text(panel["price"]["amount"]) if "price" in panel else None,
+        "currency": panel["price"]["currency"] if "price" in panel else None,
+        "billed": panel["price"]["billed"] if "price" in panel else None,
     }
 
 

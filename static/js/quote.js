@@ -1,9 +1,11 @@
-/* The send page's live length check: posts the message body (and sender) to the quote endpoint as the user types.
+/* The send page's live length and price check: posts the message (body, sender, recipient, type) to the quote endpoint as
+   the user types.
    Without JavaScript the "Check length" button renders the same panel on the server. */
 (function () {
   "use strict";
 
-  var QUOTED_FIELDS = ["content", "text", "template", "variables", "smart_encoding", "sender"];
+  var QUOTED_FIELDS = ["content", "text", "template", "variables", "smart_encoding", "sender", "to", "region",
+                       "message_type"];
   var DELAY_MS = 150;
 
   function setUp(form) {

@@ -20,6 +20,7 @@ from accounts import selectors, services
 from billing.demo import demo_number_prices_load, demo_prices_csv
 from billing.money import money_text
 from billing.prices import prices_import
+from billing.savings import direct_prices_load
 from billing.selectors import balance_get
 from billing.services import balance_credit
 from messaging.carriers.local import demo
@@ -49,6 +50,7 @@ class Command(BaseCommand):
         created = sum(phone_number_upsert(**fields)[1] for fields in demo_stock())
         prices = prices_import(tenant=None, text=demo_prices_csv())
         number_prices = demo_number_prices_load()
+        direct = direct_prices_load()
         credited = _demo_credit(tenant)
         live = settings.LIVE_CARRIER == "routes"
         live_secret = _key_rotate(tenant, DEMO_LIVE_KEY_NAME, services.ApiKeyMode.LIVE) if live else ""
@@ -60,6 +62,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  Numbers:  {created} added to the simulator's inventory")
         self.stdout.write(f"  Prices:   {prices.created} added to the default price list "
                           f"({prices.unchanged} already there); {number_prices} number prices added")
+        self.stdout.write(f"  Direct:   {direct.created} direct operator reference prices added, for the savings "
+                          f"calculator ({base}/pricing/savings/)")
         balance = balance_get(tenant=tenant)
         self.stdout.write(f"  Balance:  {money_text(balance.balance)} {balance.currency} prepaid"
                           + (f" ({credited} credited now)" if credited else ""))
