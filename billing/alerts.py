@@ -49,8 +49,7 @@ def balance_low_check(*, low: LowBalance) -> bool:
     if low.threshold is None or not low.armed or low.available >= low.threshold:
         return False
     now = timezone.now()
-    with transaction.atomic():  # the marker and the event together (a single send's hold committed already)
-        return _balance_low_raise(low=low, now=now)
+    return _balance_low_raise(low=low, now=now)
 
 
 def _balance_low_raise(*, low: LowBalance, now) -> bool:
@@ -61,13 +60,24 @@ def _balance_low_raise(*, low: LowBalance, now) -> bool:
     ).update(low_balance_alerted_at=now)
     if not taken:
         return False
-    # unscoped: as above, the row just marked
-    balance = Balance.unscoped.select_related("tenant").get(tenant_id=low.tenant_id)
-    data = _event_data(balance, available=low.available)
-    events.event_emit(tenant_id=low.tenant_id, event_type=BALANCE_LOW, data=data, timestamp=now,
-                      subject=f"balance.low:{iso(now)}")
-    _email_on_commit(balance=balance, data=data)
+    _announce(tenant_id=low.tenant_id, available=low.available, at=now)
     return True
+
+
+def balance_low_announce(*, tenant_id: int, available: Decimal, at) -> None:
+    """The alert of a crossing whose debit took the marker itself (a single send's hold: billing.services
+    HoldStatement): the event and, after commit, the email; `available` is what that debit left."""
+    with transaction.atomic():
+        _announce(tenant_id=tenant_id, available=available, at=at)
+
+
+def _announce(*, tenant_id: int, available: Decimal, at) -> None:
+    # unscoped: the debit's tenant, by id (the row just marked)
+    balance = Balance.unscoped.select_related("tenant").get(tenant_id=tenant_id)
+    data = _event_data(balance, available=available)
+    events.event_emit(tenant_id=tenant_id, event_type=BALANCE_LOW, data=data, timestamp=at,
+                      subject=f"balance.low:{iso(at)}")
+    _email_on_commit(balance=balance, data=data)
 
 
 def _event_data(balance: Balance, *, available: Decimal) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -216,13 +216,18 @@ _HOLD_CTES = """
         h AS (
             UPDATE billing_balance SET reserved = reserved + %s::numeric, updated_at = %s::timestamptz,
                    spent_day = %s::date,
-                   spent_today = CASE WHEN spent_day = %s::date THEN spent_today ELSE 0 END + %s::numeric
+                   spent_today = CASE WHEN spent_day = %s::date THEN spent_today ELSE 0 END + %s::numeric,
+                   low_balance_alerted_at = CASE
+                       WHEN low_balance_alerted_at IS NULL AND low_balance_threshold IS NOT NULL
+                            AND balance + credit_limit - reserved - %s::numeric < low_balance_threshold
+                       THEN %s::timestamptz ELSE low_balance_alerted_at END
             WHERE tenant_id = %s::bigint AND currency = %s::text
               AND balance + credit_limit - reserved >= %s::numeric
               AND (daily_spend_cap IS NULL
                    OR CASE WHEN spent_day = %s::date THEN spent_today ELSE 0 END + %s::numeric <= daily_spend_cap)
               {gate}
-            RETURNING tenant_id, {low}
+            RETURNING tenant_id, balance + credit_limit - reserved AS available,
+                      low_balance_alerted_at IS NOT DISTINCT FROM updated_at AS raised
         ),
         hl AS (
             INSERT INTO billing_ledgerentry (tenant_id, kind, balance_delta, reserved_delta, currency, messages,
@@ -240,22 +245,26 @@ class HoldStatement:
     tenant_id: int
     amount: Decimal
 
+    now: datetime
+
     name = "h"  # the CTE that returns a row when the hold was taken
-    # What the statement answers for the hold, after its own columns: the figures of the low-balance alert.
-    outputs = "(SELECT available FROM h), (SELECT low_balance_threshold FROM h), (SELECT armed FROM h)"
+    # What the statement answers for the hold, after its own columns: what it left available, and whether it took
+    # the low-balance alert's marker (this hold crossed the threshold: set with updated_at, to the same moment).
+    outputs = "(SELECT available FROM h), (SELECT raised FROM h)"
 
     @staticmethod
     def sql(*, after: str | None = None) -> str:
         """The CTEs; with `after` (an earlier CTE's name) the hold is taken only when that one returned a row."""
         gate = f"AND EXISTS (SELECT 1 FROM {after})" if after else ""  # noqa: S608 (a CTE name of ours)
-        return _HOLD_CTES.format(gate=gate, low=LOW_RETURNING)
+        return _HOLD_CTES.format(gate=gate)
 
     def taken(self, outputs: Sequence) -> None:
-        """After the statement took the hold: its `outputs` values, for the low-balance alert (no query unless
-        this hold crossed the threshold)."""
-        available, threshold, armed = outputs
-        alerts.balance_low_check(low=LowBalance(tenant_id=self.tenant_id, available=available, threshold=threshold,
-                                                armed=armed))
+        """After the statement took the hold: its `outputs` values. When it crossed the low-balance threshold it
+        took the alert's marker in the same UPDATE (so exactly the crossing send raises it, however many race),
+        and the alert goes out now; otherwise nothing is asked."""
+        available, raised = outputs
+        if raised:
+            alerts.balance_low_announce(tenant_id=self.tenant_id, available=available, at=self.now)
 
     def refusal(self, *, field: str = "to") -> DomainError:
         return _hold_refusal(tenant_id=self.tenant_id, amount=self.amount, day=timezone.now().date(), field=field)
@@ -270,8 +279,8 @@ def balance_hold_statement(*, tenant_id: int, amount: Decimal, currency: str, me
         return None
     now = timezone.now()
     day = now.date()
-    return HoldStatement(params=[amount, now, day, day, amount, tenant_id, currency, amount, day, amount,
-                                 amount, currency, messages, now], tenant_id=tenant_id, amount=amount)
+    return HoldStatement(params=[amount, now, day, day, amount, amount, now, tenant_id, currency, amount, day, amount,
+                                 amount, currency, messages, now], tenant_id=tenant_id, amount=amount, now=now)
 
 
 def _key_spend_count(params: dict) -> bool:

@@ -101,6 +101,7 @@ UNSCOPED_PLACES: dict[str, str] = {
     "billing/services.py:balance_low_rearm": "the admin re-arms the low-balance alert of the balance it edits",
     "billing/services.py:number_price_upsert": "a number price of the default list (no tenant) or of the tenant given",
     "billing/alerts.py:_balance_low_raise": "the debit's tenant, by id (the accept's hold, the charge job, a credit)",
+    "billing/alerts.py:_announce": "the alert of the debit's tenant, by id (the balance row just marked)",
     "billing/charges.py:number_charges_run": "the daily charge job, over every tenant's usage",
     "billing/charges.py:_charge": "the charge job records the charge of its usage row's tenant",
     "billing/charges.py:_collect": "the charge just recorded or locked, by id",
