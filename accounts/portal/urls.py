@@ -43,4 +43,5 @@ urlpatterns = [
     path("", include("smsportal.events.portal.urls")),
     path("", include("numbers.portal.pool_urls")),
     path("", include("numbers.portal.urls")),
+    path("billing/invoices/", include("billing.portal.invoice_urls")),
 ]
