@@ -9,6 +9,7 @@ corrected by a credit note.
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ from smsportal.tenancy import tenant_scoped
 
 if TYPE_CHECKING:
     from accounts.models import Tenant
+
+logger = logging.getLogger("smsportal.billing")
 
 CENT = Decimal("0.01")
 INVOICE_EVENT_TYPES = ("invoice.issued",)
@@ -236,7 +239,16 @@ def _issued_email(*, tenant: Tenant, invoice: Invoice) -> None:
     url = settings.PUBLIC_BASE_URL.rstrip("/") + reverse("portal:invoice-detail", args=[invoice.public_id])
     body = render_to_string("emails/invoice_issued.txt", {"tenant": tenant, "invoice": invoice, "url": url})
     subject = f"Invoice {invoice.number} for {invoice.period:%B %Y} from {invoice.issuer}"
-    transaction.on_commit(lambda: send_mail(subject=subject, message=body, from_email=None, recipient_list=emails))
+    transaction.on_commit(lambda: _mail_send(subject=subject, body=body, emails=emails, number=invoice.number))
+
+
+def _mail_send(*, subject: str, body: str, emails: list[str], number: str) -> None:
+    # After commit: the invoice is issued whatever the mail server says; a failure is logged, not raised, so
+    # the monthly run goes on to the next tenant (the invoice stays in the portal, the API and the webhook).
+    try:
+        send_mail(subject=subject, message=body, from_email=None, recipient_list=emails)
+    except Exception:
+        logger.exception("invoice %s: the email to the owners and billing members failed", number)
 
 
 _TRANSITIONS = {InvoiceStatus.PAID: "paid_at", InvoiceStatus.VOID: "voided_at"}
