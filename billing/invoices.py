@@ -112,8 +112,8 @@ class Generated:
 
 
 def _lines(*, tenant: Tenant, period: date, currency: str) -> list[dict]:
-    """The invoice's lines, unnumbered: messages by country and type, then rental and leases (one line per
-    ledger `reason`), then each adjustment."""
+    """The invoice's lines, unnumbered: messages by country and type, then rental and leases (one line each,
+    from the ledger's charges of the month), then each adjustment."""
     start, end = period_bounds(period)
     lines = []
     for row in hooks.message_usage(tenant=tenant, start=start, end=end, currency=currency):
@@ -124,12 +124,15 @@ def _lines(*, tenant: Tenant, period: date, currency: str) -> list[dict]:
                       "segments": row["segments"], "unit_price": unit, "amount": cents(row["amount"]),
                       "description": f"{kind} SMS to {row['country'] or 'other destinations'}"})
     entries = LedgerEntry.objects.filter(tenant=tenant, currency=currency, created_at__gte=start, created_at__lt=end)
-    names = {LedgerKind.RENTAL: "Number rental", LedgerKind.LEASE: "Number leases"}
-    charges = (entries.filter(kind__in=list(names)).values("kind", "reason").order_by("kind", "reason")
+    # One line per kind: the charge job writes one entry per number and day (its reason names both), which
+    # would be a line per number-day.
+    names = {LedgerKind.RENTAL: "Number rental (quantity: number-days)",
+             LedgerKind.LEASE: "Number leases, by the hour (quantity: number-days)"}
+    charges = (entries.filter(kind__in=list(names)).values("kind").order_by("kind")
                .annotate(entries=Count("pk"), charged=Sum("balance_delta")))
     for row in charges:
         lines.append({"kind": row["kind"], "quantity": row["entries"], "amount": cents(-row["charged"]),
-                      "description": row["reason"] or names[row["kind"]]})
+                      "description": names[row["kind"]]})
     for entry in entries.filter(kind=LedgerKind.ADJUSTMENT).order_by("created_at", "pk"):
         lines.append({"kind": InvoiceLineKind.ADJUSTMENT, "quantity": 1, "amount": cents(-entry.balance_delta),
                       "description": f"Adjustment {entry.created_at:%Y-%m-%d}: {entry.reason}"})

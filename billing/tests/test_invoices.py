@@ -101,9 +101,9 @@ def october(live, api):
     _send(api, auth, to="+14155550101")
     _send(api, auth, to="+447400123456", text="x" * 200, message_type="otp")
     _send(api, auth, to="+14155550102", captured=False)
-    _entry(tenant, "rental", "-3.333333", "Number rental: +447700900100 (GB local)")
-    _entry(tenant, "lease", "-0.250000", "Number leases (GB local, hours)")
-    _entry(tenant, "lease", "-0.255000", "Number leases (GB local, hours)")
+    _entry(tenant, "rental", "-3.333333", "number 7 rental on 2026-10-14")
+    _entry(tenant, "lease", "-0.250000", "number 8 leases, 3600 s on 2026-10-14")
+    _entry(tenant, "lease", "-0.255000", "number 9 leases, 3672 s on 2026-10-14")
     _entry(tenant, "adjustment", "-1.005000", "Set-up fee")
     _entry(tenant, "adjustment", "-9", "November's fee", at=datetime(2026, 11, 1, tzinfo=UTC))  # not October
     return live
@@ -117,14 +117,14 @@ def test_it_bills_the_months_captured_messages_by_country_and_type_rental_leases
     result = invoices.invoice_generate(tenant=october.a.tenant, period=OCTOBER)
 
     # then one issued invoice with numbered lines: messages by country and type (the released one left out),
-    # rental and leases by their ledger reason, each adjustment of the month; each line rounded half-up
+    # rental and leases one line each, each adjustment of the month; each line rounded half-up
     invoice = result.invoice
     assert result.outcome == "created" and invoice.status == InvoiceStatus.ISSUED
     assert _lines(invoice) == [
         (1, "messages", "OTP SMS to GB", 1, 2, Decimal("0.08")),
         (2, "messages", "Transactional SMS to US", 2, 2, Decimal("0.02")),
-        (3, "lease", "Number leases (GB local, hours)", 2, 0, Decimal("0.51")),
-        (4, "rental", "Number rental: +447700900100 (GB local)", 1, 0, Decimal("3.33")),
+        (3, "lease", "Number leases, by the hour (quantity: number-days)", 2, 0, Decimal("0.51")),
+        (4, "rental", "Number rental (quantity: number-days)", 1, 0, Decimal("3.33")),
         (5, "adjustment", "Adjustment 2026-10-14: Set-up fee", 1, 0, Decimal("1.01")),
     ]
     assert InvoiceLine.unscoped.get(invoice=invoice, position=1).unit_price == Decimal("0.04")
