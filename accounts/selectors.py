@@ -80,6 +80,11 @@ def tenant_by_slug(*, slug: str) -> Tenant | None:
     return Tenant.objects.filter(slug=slug).first()
 
 
+def tenant_list() -> QuerySet[Tenant]:
+    """Every tenant, by slug: platform jobs that act for each in turn (the monthly invoices)."""
+    return Tenant.objects.order_by("slug")
+
+
 @tenant_scoped
 def api_key_list(*, tenant: Tenant) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(tenant=tenant).select_related("created_by")

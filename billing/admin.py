@@ -1,11 +1,13 @@
 """Admin for account managers: price lists (the default and each tenant's) with CSV import and export, number
 prices, balances (with what is available, held, the credit limit, the daily caps and the low-balance threshold)
 with an audited credit page, the ledger, read-only, which each balance links to filtered to its tenant, and the
-number charges, read-only, and the savings calculator's direct operator prices."""
+number charges, read-only, the savings calculator's direct operator prices, and invoices (read-only once issued)
+with their credit notes."""
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.forms import formset_factory
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -14,8 +16,22 @@ from django.utils.html import format_html, format_html_join
 from accounts import selectors
 from accounts.services import ip_text
 from accounts.services.audit import Actor, audit_record
+from billing import invoices
 from billing import selectors as billing_selectors
-from billing.models import Balance, DirectPrice, LedgerEntry, NumberCharge, NumberPrice, Price
+from billing.models import (
+    Balance,
+    CreditNote,
+    CreditNoteLine,
+    DirectPrice,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    LedgerEntry,
+    NumberCharge,
+    NumberPrice,
+    Price,
+)
+from billing.pdf import pdf_response
 from billing.prices import prices_csv, prices_import
 from billing.services import balance_credit, balance_low_rearm
 from smsportal.errors import DomainError
@@ -93,7 +109,7 @@ class BalanceAdmin(admin.ModelAdmin):
 
     list_display = ["tenant", "currency", "balance", "reserved", "available", "credit_limit", "available_to_hold",
                     "daily_spend_cap", "spent_today_shown", "low_balance_threshold", "low_balance_alerted_at",
-                    "ledger", "updated_at"]
+                    "tax_rate", "ledger", "updated_at"]
     search_fields = ["tenant__slug", "tenant__name"]
     list_select_related = ["tenant"]
     readonly_fields = ["tenant", "balance", "reserved", "available", "available_to_hold", "spent_today_shown",
@@ -223,3 +239,178 @@ class DirectPriceAdmin(admin.ModelAdmin):
     list_filter = ["currency", "message_type", "as_of"]
     search_fields = ["country", "source"]
     readonly_fields = ["updated_at"]
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    fields = ["position", "kind", "description", "country", "message_type", "quantity", "segments", "unit_price",
+              "amount"]
+    extra = 0
+
+    def has_add_permission(self, request, obj=None):
+        return obj is not None and obj.is_draft
+
+    def has_change_permission(self, request, obj=None):
+        return obj is not None and obj.is_draft
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is not None and obj.is_draft
+
+
+class CreditNoteInline(admin.TabularInline):
+    model = CreditNote
+    fields = ["number", "issued_at", "reason", "total", "actor"]
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    """A draft may be edited (lines and totals are the generator's; edit with care) and deleted; an issued invoice
+    is read-only: issue, mark paid or void by the actions, correct it by a credit note (the button on it)."""
+
+    list_display = ["__str__", "tenant", "period", "status", "currency", "subtotal", "tax", "total", "issued_at"]
+    list_filter = ["status", "currency", "period"]
+    search_fields = ["number", "public_id", "tenant__slug", "tenant__name"]
+    list_select_related = ["tenant"]
+    readonly_fields = ["public_id", "number", "status", "created_at", "issued_at", "paid_at", "voided_at"]
+    inlines = [InvoiceLineInline, CreditNoteInline]
+    actions = ["invoices_issue", "invoices_mark_paid", "invoices_void"]
+    change_form_template = "admin/billing/invoice/change_form.html"
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not obj.is_draft:
+            return [field.name for field in self.model._meta.fields]
+        return self.readonly_fields
+
+    def has_add_permission(self, request):
+        return False  # invoices come from the monthly run (or manage.py invoices_generate)
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None or obj.is_draft  # an issued invoice is view-only
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None or obj.is_draft
+
+    def delete_model(self, request, obj):
+        invoices.invoice_draft_delete(tenant=obj.tenant, invoice=obj, actor=_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        for invoice in queryset:
+            self.delete_model(request, invoice)
+
+    def get_urls(self):
+        return [path("<int:pk>/credit-note/", self.admin_site.admin_view(self.credit_note_view),
+                     name="billing_invoice_credit_note"),
+                path("<int:pk>/pdf/", self.admin_site.admin_view(self.pdf_view), name="billing_invoice_pdf"),
+                *super().get_urls()]
+
+    def _each(self, request, queryset, change, done: str) -> None:
+        moved, refused = 0, []
+        for invoice in queryset.select_related("tenant"):
+            try:
+                change(invoice)
+            except DomainError as exc:
+                refused.append(f"{invoice}: {exc.message}")
+            else:
+                moved += 1
+        if moved:
+            self.message_user(request, f"{moved} invoice(s) {done}.", messages.SUCCESS)
+        for text in refused:
+            self.message_user(request, text, messages.ERROR)
+
+    @admin.action(description="Issue the selected drafts (numbered, emailed, invoice.issued)")
+    def invoices_issue(self, request, queryset):
+        self._each(request, queryset, lambda i: invoices.invoice_issue(tenant=i.tenant, invoice=i,
+                                                                       actor=_actor(request)), "issued")
+
+    @admin.action(description="Mark the selected issued invoices paid")
+    def invoices_mark_paid(self, request, queryset):
+        self._each(request, queryset, lambda i: invoices.invoice_status_set(
+            tenant=i.tenant, invoice=i, status=InvoiceStatus.PAID, actor=_actor(request)), "marked paid")
+
+    @admin.action(description="Void the selected issued invoices")
+    def invoices_void(self, request, queryset):
+        self._each(request, queryset, lambda i: invoices.invoice_status_set(
+            tenant=i.tenant, invoice=i, status=InvoiceStatus.VOID, actor=_actor(request)), "voided")
+
+    def pdf_view(self, request, pk: int):
+        invoice = Invoice.objects.select_related("tenant").get(pk=pk)
+        return pdf_response(invoice)
+
+    def credit_note_view(self, request, pk: int):
+        invoice = Invoice.objects.select_related("tenant").get(pk=pk)
+        form = CreditNoteForm(request.POST or None)
+        lines = CreditNoteLineFormSet(request.POST or None, prefix="lines")
+        if request.method == "POST" and form.is_valid() and lines.is_valid():
+            rows = [(row["description"], row["amount"]) for row in lines.cleaned_data if row]
+            try:
+                note = invoices.credit_note_create(tenant=invoice.tenant, invoice=invoice, lines=rows,
+                                                   reason=form.cleaned_data["reason"], actor=_actor(request))
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, f"Credit note {note.number} issued: {note.total} {note.currency}.",
+                                  messages.SUCCESS)
+                return redirect(reverse("admin:billing_invoice_change", args=[pk]))
+        context = {**self.admin_site.each_context(request), "form": form, "lines": lines, "invoice": invoice,
+                   "title": f"Credit note for {invoice}", "opts": self.model._meta}
+        return render(request, "admin/billing/invoice/credit_note.html", context)
+
+
+class CreditNoteForm(forms.Form):
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="Printed on the credit note and sent to the tenant's records.")
+
+
+class CreditNoteLineForm(forms.Form):
+    description = forms.CharField(max_length=300)
+    amount = forms.DecimalField(max_digits=14, decimal_places=2, help_text="Negative: the tenant owes less.")
+
+
+CreditNoteLineFormSet = formset_factory(CreditNoteLineForm, extra=3, min_num=1, validate_min=True)
+
+
+class CreditNoteLineInline(admin.TabularInline):
+    model = CreditNoteLine
+    fields = ["position", "description", "amount"]
+    readonly_fields = fields
+    extra = 0
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(admin.ModelAdmin):
+    """Issued when made (on an invoice's "Create credit note" page) and never changed."""
+
+    list_display = ["number", "tenant", "invoice", "issued_at", "currency", "total", "reason"]
+    search_fields = ["number", "public_id", "tenant__slug", "invoice__number"]
+    list_select_related = ["tenant", "invoice"]
+    inlines = [CreditNoteLineInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -3,6 +3,7 @@ importing them (the dependency direction import-linter enforces: .importlinter).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 # (tenant, message primary keys) -> their public ids (`msg_…`): the ledger stores the key only.
 MessagePublicIds = Callable[..., dict[int, str]]
@@ -43,3 +44,22 @@ def message_usage(*, tenant, start, end) -> list[dict]:
     if not _message_usage:
         raise RuntimeError("no message usage lookup registered: messaging registers one in MessagingConfig.ready")
     return _message_usage[0](tenant=tenant, start=start, end=end)
+
+
+# --- captured usage (invoice lines) ---------------------------------------------------------------------------
+# (tenant, start, end, currency) -> the billed messages accepted in [start, end) whose hold was captured, per
+# country and message type: [{"country", "message_type", "messages", "segments", "amount"}].
+_message_usage_captured: list[MessageUsage] = []
+
+
+def message_usage_captured_register(lookup: MessageUsage) -> None:
+    """Set the lookup (one: registering again replaces it). Registered by messaging (messaging/hooks.py)."""
+    _message_usage_captured[:] = [lookup]
+
+
+def message_usage_captured(*, tenant, start: datetime, end: datetime, currency: str) -> list[dict]:
+    """What the tenant's captured messages accepted from `start` (included) to `end` (excluded) cost, in
+    `currency`, by (country, message_type), sorted; `amount` is a Decimal, unrounded."""
+    if not _message_usage_captured:
+        raise RuntimeError("no captured usage lookup registered: messaging registers one in MessagingConfig.ready")
+    return _message_usage_captured[0](tenant=tenant, start=start, end=end, currency=currency)

@@ -2,7 +2,8 @@
 
 A price is one row of a price list: the default list (no tenant) or a tenant's own list, which
 overrides the default for the destinations it names (billing/rating.py). Money is Decimal with fixed
-places: a price per segment keeps 6 places (0.0079 and finer), amounts of the ledger too.
+places: a price per segment keeps 6 places (0.0079 and finer), amounts of the ledger too; the amounts of
+invoices and credit notes 2 (docs/billing.md "Invoices").
 """
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from smsportal.ids import PublicId
 from smsportal.tenancy import TenantScopedManager
 
 MONEY = {"max_digits": 18, "decimal_places": 6}
+INVOICE_MONEY = {"max_digits": 16, "decimal_places": 2}  # an invoice's amounts: rounded half-up to cents
+TAX_RATE = {"max_digits": 5, "decimal_places": 4}  # 0.2000 = 20 %
 
 
 class PriceMessageType(models.TextChoices):
@@ -88,6 +92,11 @@ class Balance(models.Model):
     # race-free: holds of `spent_day` less their releases that day (not money: the ledger is).
     spent_day = models.DateField(null=True, blank=True, editable=False)
     spent_today = models.DecimalField(**MONEY, default=0, editable=False)
+    # Billing details, copied onto each invoice when it is issued (an issued invoice never changes).
+    tax_rate = models.DecimalField(**TAX_RATE, default=0, help_text="Tax on invoices, e.g. 0.2000 for 20 %.")
+    billing_name = models.CharField(max_length=200, blank=True, help_text="Bill-to name; empty: the tenant's name.")
+    billing_address = models.TextField(blank=True)
+    tax_id = models.CharField(max_length=50, blank=True, help_text="The tenant's VAT or tax number.")
     low_balance_threshold = models.DecimalField(
         **MONEY, null=True, blank=True,
         help_text="Email the owners and billing members, and send the signed event balance.low, when what live "
@@ -110,6 +119,7 @@ class Balance(models.Model):
             models.CheckConstraint(condition=Q(daily_spend_cap__isnull=True) | Q(daily_spend_cap__gte=0),
                                    name="balance_daily_spend_cap_not_negative"),
             models.CheckConstraint(condition=Q(spent_today__gte=0), name="balance_spent_today_not_negative"),
+            models.CheckConstraint(condition=Q(tax_rate__gte=0, tax_rate__lt=1), name="balance_tax_rate_range"),
         ]
 
     def __str__(self) -> str:
@@ -316,3 +326,196 @@ class DirectPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.country} {self.message_type or 'all'} {self.price} {self.currency} ({self.as_of})"
+
+
+class InvoiceStatus(models.TextChoices):
+    """draft -> issued (numbered) -> paid or void; paid and void are final (billing/invoices.py)."""
+
+    DRAFT = "draft", "Draft"
+    ISSUED = "issued", "Issued"
+    PAID = "paid", "Paid"
+    VOID = "void", "Void"
+
+
+class InvoiceImmutable(Exception):
+    """An issued invoice or a credit note was to be changed other than by its status (docs/billing.md)."""
+
+
+class Invoice(models.Model):
+    """A tenant's invoice for one month (`period`, its first day, UTC): one per tenant and period.
+
+    A draft has no number and may change; issuing it takes the issuer's next number (InvoiceSequence,
+    locked) and freezes it: from then only `status` (issued -> paid or void) and its time may change,
+    which save() checks here and a trigger checks on PostgreSQL (migration 0009). The issuer's and the
+    tenant's billing details are copied in at generation, so a later change of either changes no invoice."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False)
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("inv"), editable=False)
+    issuer = models.CharField(max_length=200, help_text="The issuer's name; numbers run per issuer.")
+    issuer_address = models.TextField(blank=True)
+    issuer_tax_id = models.CharField(max_length=50, blank=True)
+    number = models.CharField(max_length=32, blank=True, help_text="Empty while a draft.")
+    period = models.DateField(help_text="The month billed: its first day.")
+    currency = models.CharField(max_length=3)
+    bill_to_name = models.CharField(max_length=200)
+    bill_to_address = models.TextField(blank=True)
+    bill_to_tax_id = models.CharField(max_length=50, blank=True)
+    subtotal = models.DecimalField(**INVOICE_MONEY, default=0)
+    tax_rate = models.DecimalField(**TAX_RATE, default=0)
+    tax = models.DecimalField(**INVOICE_MONEY, default=0)
+    total = models.DecimalField(**INVOICE_MONEY, default=0)
+    status = models.CharField(max_length=8, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT)
+    created_at = models.DateTimeField(default=timezone.now)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    # The fields an issued invoice may still change (the trigger of migration 0009 says the same).
+    MUTABLE_WHEN_ISSUED = frozenset({"status", "paid_at", "voided_at"})
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "created_at"], name="invoice_tenant_time")]
+        constraints = [
+            # One invoice per tenant and month: a second run, or two at once, cannot make another.
+            models.UniqueConstraint(fields=["tenant", "period"], name="invoice_tenant_period"),
+            models.UniqueConstraint(fields=["issuer", "number"], condition=~Q(number=""), name="invoice_number"),
+            models.CheckConstraint(condition=Q(status="draft", number="") | (~Q(status="draft") & ~Q(number="")),
+                                   name="invoice_numbered_once_issued"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or f"draft {self.period:%Y-%m}"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._stored_status = instance.status if "status" in field_names else None
+        return instance
+
+    def save(self, *args, **kwargs):
+        stored = getattr(self, "_stored_status", None)
+        if stored is not None and stored != InvoiceStatus.DRAFT:
+            fields = kwargs.get("update_fields")
+            if fields is None or not set(fields) <= self.MUTABLE_WHEN_ISSUED:
+                raise InvoiceImmutable(f"invoice {self.number} is {stored}: only its status may change")
+        super().save(*args, **kwargs)
+        self._stored_status = self.status
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == InvoiceStatus.DRAFT
+
+
+class InvoiceLineKind(models.TextChoices):
+    MESSAGES = "messages", "Messages"
+    RENTAL = "rental", "Number rental"
+    LEASE = "lease", "Number leases"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+class InvoiceLine(models.Model):
+    """One numbered line (1..n) of an invoice: messages of one country and type, number rental, leases or an
+    adjustment. `unit_price`: for messages, the amount per segment before rounding (6 places)."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=InvoiceLineKind.choices)
+    description = models.CharField(max_length=300)
+    country = models.CharField(max_length=2, blank=True)
+    message_type = models.CharField(max_length=16, blank=True)
+    quantity = models.PositiveIntegerField(default=0, help_text="Messages, or ledger entries (rental, leases).")
+    segments = models.PositiveIntegerField(default=0)
+    unit_price = models.DecimalField(**MONEY, null=True, blank=True)
+    amount = models.DecimalField(**INVOICE_MONEY)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["invoice", "position"], name="invoice_line_position")]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.description}"
+
+
+class CreditNote(models.Model):
+    """Corrects an issued invoice, which itself never changes: its own number from the issuer's credit note
+    series, lines whose amounts are what the invoice should have said less what it said (negative: the
+    tenant owes less), tax at the invoice's rate. Issued when created, and never changed (a trigger on
+    PostgreSQL refuses UPDATE and DELETE)."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False)
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("crn"), editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    issuer = models.CharField(max_length=200)
+    number = models.CharField(max_length=32)
+    currency = models.CharField(max_length=3)
+    reason = models.TextField()
+    subtotal = models.DecimalField(**INVOICE_MONEY)
+    tax_rate = models.DecimalField(**TAX_RATE)
+    tax = models.DecimalField(**INVOICE_MONEY)
+    total = models.DecimalField(**INVOICE_MONEY)
+    actor = models.CharField(max_length=200, blank=True)
+    issued_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "issued_at"], name="credit_note_tenant_time")]
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "number"], name="credit_note_number"),
+            models.CheckConstraint(condition=~Q(reason=""), name="credit_note_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise InvoiceImmutable(f"credit note {self.number} is issued: it never changes")
+        super().save(*args, **kwargs)
+
+
+class CreditNoteLine(models.Model):
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False)
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.PROTECT, related_name="lines")
+    position = models.PositiveIntegerField()
+    description = models.CharField(max_length=300)
+    amount = models.DecimalField(**INVOICE_MONEY, help_text="Negative: less to pay.")
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["credit_note", "position"], name="credit_note_line_position"),
+            models.CheckConstraint(condition=~Q(amount=0), name="credit_note_line_not_zero"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.description}"
+
+
+class InvoiceSequence(models.Model):
+    """The last number given in one series (`SP`, `CN`) of one issuer in one year: the row is locked
+    (SELECT ... FOR UPDATE) while a number is taken, in the transaction that issues the invoice or credit
+    note, so numbers run without gaps (a rolled-back issue gives its number back) and never twice.
+    Platform data, not a tenant's."""
+
+    issuer = models.CharField(max_length=200)
+    series = models.CharField(max_length=8)
+    year = models.PositiveIntegerField()
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "series", "year"], name="invoice_sequence_key")]
+
+    def __str__(self) -> str:
+        return f"{self.issuer} {self.series}-{self.year}: {self.last}"

@@ -11,13 +11,24 @@ from typing import TYPE_CHECKING
 import phonenumbers
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts import selectors as accounts_selectors
 from billing import hooks
-from billing.models import ApiKeySpend, Balance, LedgerEntry, LedgerKind, NumberPrice, Price
+from billing.errors import InvoiceNotFound
+from billing.models import (
+    ApiKeySpend,
+    Balance,
+    CreditNote,
+    Invoice,
+    InvoiceStatus,
+    LedgerEntry,
+    LedgerKind,
+    NumberPrice,
+    Price,
+)
 from billing.money import money_text
 from smsportal.tenancy import tenant_scoped
 
@@ -122,6 +133,12 @@ def prices_effective(*, tenant: Tenant, country: str | None = None) -> list[Pric
 
 
 @tenant_scoped
+def ledger_captured_message_ids(*, tenant: Tenant) -> QuerySet:
+    """The keys of the tenant's messages whose hold was captured (charged: they went to a carrier), as a subquery."""
+    return LedgerEntry.objects.filter(tenant=tenant, kind=LedgerKind.CAPTURE).values("message_id")
+
+
+@tenant_scoped
 def ledger_released_message_ids(*, tenant: Tenant) -> QuerySet:
     """The keys of the tenant's messages whose hold was released (never charged), as a subquery."""
     return LedgerEntry.objects.filter(tenant=tenant, kind=LedgerKind.RELEASE).values("message_id")
@@ -212,3 +229,31 @@ def usage_by_country(*, tenant: Tenant, start: date, end: date) -> list[dict]:
         for name in ("messages", "segments", "amount"):
             total[name] += row[name]
     return sorted(totals.values(), key=lambda t: (-t["amount"], -t["segments"], t["country"]))
+
+
+
+@tenant_scoped
+def invoice_list(*, tenant: Tenant) -> QuerySet[Invoice]:
+    """The tenant's invoices it may see: issued, paid or void (a draft is the account manager's, not yet sent)."""
+    return Invoice.objects.filter(tenant=tenant).exclude(status=InvoiceStatus.DRAFT)
+
+
+@tenant_scoped
+def invoice_get(*, tenant: Tenant, public_id: str) -> Invoice:
+    """One of the tenant's invoices by id, with its lines and credit notes (and theirs); another tenant's, or a
+    draft, answers like a missing one (InvoiceNotFound)."""
+    notes = Prefetch("credit_notes", queryset=CreditNote.objects.order_by("issued_at", "pk").prefetch_related("lines"))
+    invoice = invoice_list(tenant=tenant).filter(public_id=public_id).prefetch_related("lines", notes).first()
+    if invoice is None:
+        raise InvoiceNotFound()
+    return invoice
+
+
+@tenant_scoped
+def credit_note_get(*, tenant: Tenant, invoice: Invoice, public_id: str) -> CreditNote:
+    """One of the invoice's credit notes by id, with its lines; anything else answers like a missing invoice."""
+    note = (CreditNote.objects.filter(tenant=tenant, invoice=invoice, public_id=public_id)
+            .select_related("invoice").prefetch_related("lines").first())
+    if note is None:
+        raise InvoiceNotFound()
+    return note

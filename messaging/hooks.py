@@ -37,8 +37,14 @@ def message_usage(*, tenant, start, end) -> list[dict]:
     return selectors.message_usage_by_country(tenant=tenant, start=start, end=end)
 
 
+def message_usage_captured(*, tenant, start, end, currency: str) -> list[dict]:
+    """billing's invoice lines for messages: what the tenant's charged messages of the period cost."""
+    return selectors.message_usage_captured(tenant=tenant, start=start, end=end, currency=currency)
+
+
 def register() -> None:
     billing_hooks.message_public_ids_register(message_public_ids)
     billing_hooks.message_usage_register(message_usage)
+    billing_hooks.message_usage_captured_register(message_usage_captured)
     numbers_hooks.help_reply_sender_register(help_reply_send)
     dashboard_panel_register(messages_today_panel)

@@ -216,5 +216,27 @@ def message_usage_by_country(*, tenant: Tenant, start: date, end: date) -> list[
     return [totals[key] for key in sorted(totals)]
 
 
+def message_usage_captured(*, tenant: Tenant, start: datetime, end: datetime, currency: str) -> list[dict]:
+    """The tenant's billed messages accepted from `start` (included) to `end` (excluded) whose hold was captured
+    (charged: they went to a carrier), in `currency`: per (country, message_type), `messages`, `segments` and
+    `amount` (Decimal, unrounded), sorted. An invoice's message lines (billing/invoices.py, through billing's
+    hook). Grouped by recipient in SQL and folded by the recipient's country here, as message_usage does."""
+    rows = (Message.objects.filter(tenant=tenant, billed=True, currency=currency, created_at__gte=start,
+                                   created_at__lt=end,
+                                   pk__in=billing_selectors.ledger_captured_message_ids(tenant=tenant))
+            .values("to", "message_type").order_by()
+            .annotate(messages=Count("pk"), segments=Sum("segments"), amount=Sum("price")))
+    totals: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        country = (rating.number_countries(row["to"]) or ("",))[0]
+        key = (country, row["message_type"])
+        total = totals.setdefault(key, {"country": country, "message_type": row["message_type"], "messages": 0,
+                                        "segments": 0, "amount": Decimal(0)})
+        total["messages"] += row["messages"]
+        total["segments"] += row["segments"] or 0
+        total["amount"] += Decimal(row["amount"] or 0)
+    return [totals[key] for key in sorted(totals)]
+
+
 def _day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)

@@ -206,6 +206,21 @@ BILLING_ENABLED = env.bool("BILLING_ENABLED", default=True)
 BILLING_DEFAULT_CURRENCY = env.str("BILLING_DEFAULT_CURRENCY", default="EUR")
 # Each process keeps the price lists in memory this long (a change in this process clears it at once).
 BILLING_PRICE_CACHE_SECONDS = env.float("BILLING_PRICE_CACHE_SECONDS", default=30.0)
+# Monthly invoices (billing/invoices.py): the issuer printed on each (copied in when it is made, so a change
+# here changes no invoice already made), its number series (SP-2026-000123, CN-2026-000004: per issuer and
+# year, without gaps) and the payment note under the totals.
+INVOICE_ISSUER_NAME = env.str("INVOICE_ISSUER_NAME", default="smsportal Ltd")
+INVOICE_ISSUER_ADDRESS = env.str("INVOICE_ISSUER_ADDRESS", default="1 Example Street\nLondon EC1A 1BB\nUnited Kingdom")
+INVOICE_ISSUER_TAX_ID = env.str("INVOICE_ISSUER_TAX_ID", default="")
+INVOICE_ISSUER_EMAIL = env.str("INVOICE_ISSUER_EMAIL", default="billing@smsportal.localhost")
+INVOICE_NUMBER_PREFIX = env.str("INVOICE_NUMBER_PREFIX", default="SP")
+CREDIT_NOTE_NUMBER_PREFIX = env.str("CREDIT_NOTE_NUMBER_PREFIX", default="CN")
+INVOICE_PAYMENT_NOTE = env.str("INVOICE_PAYMENT_NOTE", default=(
+    "The charges listed were taken from your prepaid balance as they were incurred. Tax shown is payable "
+    "within 14 days of the invoice date; quote the invoice number with your payment."))
+# true: the monthly run issues each invoice at once (a prepaid account's invoice states what was already
+# charged); false: it makes drafts that account managers check and issue in admin.
+INVOICES_ISSUE_ON_GENERATE = env.bool("INVOICES_ISSUE_ON_GENERATE", default=True)
 
 # --- Numbers ------------------------------------------------------------------------
 # A released or expired number rests this long before anyone else can hold it, so the next

@@ -18,6 +18,7 @@ SECTIONS = {
     **{name: "numbers" for name in ("numbers", "number-search", "number-release", "lease-detail", "lease-extend",
                                     "lease-release")},
     "inbound-messages": "inbound-messages",
+    **{name: "invoices" for name in ("invoices", "invoice-detail", "invoice-pdf", "credit-note-pdf")},
     "2fa": "account", "2fa-backup-codes": "account", "2fa-disable": "account",
 }
 

@@ -164,12 +164,17 @@ def _side(label: str) -> Side:
     inbound = inbound_receive(to=lease.number.number, sender="+447700900123", text=f"{label} code 482913",
                               carrier="simulator", carrier_message_id=f"{label}-inbound-1",
                               received_at=timezone.now())
+    # An issued invoice with a credit note (billing: made directly, no month of traffic needed).
+    from billing.tests.factories import credit_note_issued, invoice_issued
+
+    invoice = invoice_issued(tenant)
+    credit_note = credit_note_issued(invoice)
     # The world's endpoint keeps exactly one delivery (message.queued of `message`), as tests expect.
     WebhookDelivery.unscoped.filter(tenant=tenant, event_type="message.received").delete()
     return Side(tenant=tenant, members=members, api_key=api_key, secret=secret, allowlist_entry=entry,
                 extra={"invitation": invitation, "created": timezone.now(), "message": message,
                        "template": template, "webhook_endpoint": endpoint, "assignment": assignment, "lease": lease,
-                       "inbound": inbound, "pool": pool,
+                       "inbound": inbound, "pool": pool, "invoice": invoice, "credit_note": credit_note,
                        "webhook_delivery": WebhookDelivery.unscoped.get(endpoint=endpoint, subject=message.public_id)})
 
 

@@ -37,6 +37,7 @@ from accounts.models import ApiKey, Invitation, Membership, Tenant, User
 from accounts.roles import Role
 from accounts.tests.factories import Side, login_verified
 from accounts.tests.tenant_models import tenant_owned_models
+from billing.models import CreditNote, Invoice
 from messaging.models import Message, MessageTemplate
 from smsportal.api.throttling import ApiKeyRateThrottle
 from smsportal.events.models import WebhookDelivery, WebhookEndpoint
@@ -76,6 +77,8 @@ KWARGS: dict[str, Kwarg] = {
     "lease_id": Kwarg("object", lambda side: side.extra["lease"].public_id, "lse"),
     "inbound_id": Kwarg("object", lambda side: side.extra["inbound"].public_id, "inb"),
     "pool_id": Kwarg("object", lambda side: side.extra["pool"].public_id, "pool"),
+    "invoice_id": Kwarg("object", lambda side: side.extra["invoice"].public_id, "inv"),
+    "credit_note_id": Kwarg("object", lambda side: side.extra["credit_note"].public_id, "crn"),
     # An invitation link's token: only its hash is stored, so a made-up one stands in.
     "token": Kwarg("public", lambda side: "made-up-token-" + "x" * 24),
     # Password reset links: A's owner's id with a made-up token.
@@ -174,6 +177,8 @@ IDENTIFYING_FIELDS: dict[type, tuple[str, ...]] = {
     Message: ("client_reference", "text"),
     MessageTemplate: ("name",),
     InboundMessage: ("carrier_message_id", "text"),
+    Invoice: ("number", "bill_to_name"),
+    CreditNote: ("number",),
 }
 
 

@@ -28,6 +28,8 @@ def portal_routes(side):
         "number_id": side.extra["assignment"].number.public_id,
         "lease_id": side.extra["lease"].public_id,
         "pool_id": side.extra["pool"].public_id,
+        "invoice_id": side.extra["invoice"].public_id,
+        "credit_note_id": side.extra["credit_note"].public_id,
         "token": "not-a-real-token",
         "uidb64": "MQ",
     }

@@ -146,3 +146,82 @@ class SavingsSerializer(serializers.Serializer):
 
     def get_not_comparable(self, estimate) -> list[str]:
         return sorted({line.country for line in estimate.not_comparable})
+
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^-?\d+\.\d{2}$"})
+class CentsField(serializers.Field):
+    """An invoice amount as a string decimal with 2 places ("12.34"): invoices round to cents."""
+
+    def to_representation(self, value) -> str:
+        return f"{value:.2f}"
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^\d\.\d{4}$"})
+class TaxRateField(serializers.Field):
+    """A tax rate as a string decimal with 4 places ("0.2000" is 20 %)."""
+
+    def to_representation(self, value) -> str:
+        return f"{value:.4f}"
+
+
+class InvoiceLineSerializer(serializers.Serializer):
+    position = serializers.IntegerField(help_text="The line's number, 1 to n.")
+    kind = serializers.CharField(help_text="messages, rental, lease or adjustment.")
+    description = serializers.CharField()
+    country = serializers.CharField(help_text="Messages: the recipients' country (ISO 3166 alpha-2); else empty.")
+    message_type = serializers.CharField(help_text="Messages: otp, transactional or marketing; else empty.")
+    quantity = serializers.IntegerField(help_text="Messages: how many; rental and leases: how many charges.")
+    segments = serializers.IntegerField(help_text="Messages: their segments; else 0.")
+    unit_price = MoneyField(allow_null=True, help_text="Messages: the amount per segment before rounding; else null.")
+    amount = CentsField()
+
+
+class CreditNoteLineSerializer(serializers.Serializer):
+    position = serializers.IntegerField()
+    description = serializers.CharField()
+    amount = CentsField(help_text="Negative: less to pay.")
+
+
+class CreditNoteSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id", help_text="`crn_…`.")
+    number = serializers.CharField(help_text="Its own number, e.g. CN-2026-000004.")
+    reason = serializers.CharField()
+    currency = serializers.CharField()
+    subtotal = CentsField()
+    tax_rate = TaxRateField()
+    tax = CentsField()
+    total = CentsField(help_text="Negative: credited to you.")
+    issued_at = serializers.DateTimeField()
+    lines = CreditNoteLineSerializer(many=True)
+
+
+class InvoiceSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id", help_text="`inv_…`.")
+    number = serializers.CharField(help_text="Sequential per issuer and year, e.g. SP-2026-000123.")
+    period = serializers.SerializerMethodField(help_text="The month billed (UTC), YYYY-MM.")
+    status = serializers.CharField(help_text="issued, paid or void.")
+    issuer = serializers.CharField()
+    currency = serializers.CharField()
+    subtotal = CentsField(help_text="The sum of the lines.")
+    tax_rate = TaxRateField(help_text="Your tax rate: 0.2000 is 20 %.")
+    tax = CentsField(help_text="subtotal x tax_rate, rounded half-up to cents.")
+    total = CentsField(help_text="subtotal + tax.")
+    issued_at = serializers.DateTimeField()
+    paid_at = serializers.DateTimeField(allow_null=True)
+    voided_at = serializers.DateTimeField(allow_null=True)
+
+    def get_period(self, invoice) -> str:
+        return f"{invoice.period:%Y-%m}"
+
+
+class InvoiceDetailSerializer(InvoiceSerializer):
+    bill_to = serializers.SerializerMethodField()
+    lines = InvoiceLineSerializer(many=True)
+    credit_notes = CreditNoteSerializer(many=True)
+
+    @extend_schema_field({"type": "object", "properties": {"name": {"type": "string"}, "address": {"type": "string"},
+                                                           "tax_id": {"type": "string"}},
+                          "required": ["name", "address", "tax_id"]})
+    def get_bill_to(self, invoice) -> dict:
+        return {"name": invoice.bill_to_name, "address": invoice.bill_to_address, "tax_id": invoice.bill_to_tax_id}

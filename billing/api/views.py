@@ -1,17 +1,20 @@
-"""/v1 views of billing: the balance, its ledger, the prices in force and the savings calculator (scope
-`billing:read`)."""
+"""/v1 views of billing: the balance, its ledger, the prices in force, the savings calculator and the invoices
+(scope `billing:read`)."""
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
 from accounts.roles import Scope
 from billing import hooks, savings, selectors
 from billing.api import serializers as s
 from billing.errors import SavingsInvalid
-from billing.models import LedgerEntry, Price
+from billing.models import Invoice, LedgerEntry, Price
+from billing.pdf import pdf_response
 from smsportal.api.pagination import CursorPagination
-from smsportal.api.schema import Code, api_errors
+from smsportal.api.schema import NOT_FOUND, Code, api_errors
 from smsportal.api.views import ApiListView, ApiView
 
 INVALID_COUNTRY = Code(400, "invalid_country", "`country` is not an ISO 3166 alpha-2 code we know (field `country`).")
@@ -133,3 +136,66 @@ class SavingsView(ApiView):
             estimate = savings.savings_estimate(volumes=savings.savings_volumes_clean(data["volumes"]), tenant=tenant,
                                                 message_type=message_type or savings.DEFAULT_MESSAGE_TYPE)
         return Response(s.SavingsSerializer(estimate).data)
+
+
+
+class InvoiceListView(ApiListView):
+    """The tenant's invoices, newest first (drafts are not shown)."""
+
+    required_scope = Scope.BILLING_READ
+    serializer_class = s.InvoiceSerializer
+    pagination_class = CursorPagination  # -created_at, -id
+    filter_backends: list = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Invoice.objects.none()
+        return selectors.invoice_list(tenant=self.request.auth.tenant)
+
+    @extend_schema(summary="List your invoices",
+                   description="Your monthly invoices, newest first: number, period (YYYY-MM, UTC), status "
+                               "(issued, paid or void) and the totals as string decimals with 2 places. Needs "
+                               "the `billing:read` scope.")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class InvoiceDetailView(ApiView):
+    """One invoice with its numbered lines and the credit notes that correct it."""
+
+    required_scope = Scope.BILLING_READ
+    serializer_class = s.InvoiceDetailSerializer
+
+    @extend_schema(summary="Show an invoice",
+                   description="One invoice with its numbered lines (messages by country and type, number "
+                               "rental, leases, adjustments) and its credit notes. Needs the `billing:read` scope.",
+                   responses={200: s.InvoiceDetailSerializer, **api_errors(NOT_FOUND)})
+    def get(self, request, invoice_id):
+        invoice = selectors.invoice_get(tenant=request.auth.tenant, public_id=invoice_id)
+        return Response(s.InvoiceDetailSerializer(invoice).data)
+
+
+class JsonErrorsNegotiation(BaseContentNegotiation):
+    """The PDF view answers a PDF whatever `Accept` says (no 406), and its errors in JSON like every view's."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class InvoicePdfView(ApiView):
+    """The invoice as a PDF download."""
+
+    required_scope = Scope.BILLING_READ
+    serializer_class = s.InvoiceSerializer  # for the schema generator only: the answer is the PDF
+    content_negotiation_class = JsonErrorsNegotiation
+
+    @extend_schema(summary="Download an invoice as PDF",
+                   description="The invoice as an A4 PDF (`Content-Disposition: attachment`), the same document "
+                               "as the portal's download. Needs the `billing:read` scope.",
+                   responses={(200, "application/pdf"): OpenApiTypes.BINARY, **api_errors(NOT_FOUND)})
+    def get(self, request, invoice_id):
+        invoice = selectors.invoice_get(tenant=request.auth.tenant, public_id=invoice_id)
+        return pdf_response(invoice)

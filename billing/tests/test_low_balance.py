@@ -150,7 +150,8 @@ def test_a_new_threshold_in_admin_re_arms_the_alert(live, client):  # noqa: F811
     # when an account manager sets a new one
     url = reverse("admin:billing_balance_change", args=[balance.pk])
     assert "low_balance_threshold" in client.get(url).content.decode()
-    response = client.post(url, {"credit_limit": "0", "daily_spend_cap": "", "low_balance_threshold": "0.50"})
+    response = client.post(url, {"credit_limit": "0", "daily_spend_cap": "", "low_balance_threshold": "0.50",
+                                "tax_rate": "0", "billing_name": "", "billing_address": "", "tax_id": ""})
     # then it is saved and armed again
     assert response.status_code == 302, response.content
     balance.refresh_from_db()

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.django_db
 def test_each_app_registers_its_event_types_in_lifecycle_then_numbers_then_billing_order():
     assert registry.event_types() == (
         "message.queued", "message.sent", "message.delivered", "message.undelivered", "message.failed",
-        "message.expired", "message.received", "number.lease_expiring", "number.released", "balance.low")
+        "message.expired", "message.received", "number.lease_expiring", "number.released", "balance.low",
+        "invoice.issued")
 
 
 def test_an_unregistered_event_type_is_refused_before_anything_is_stored():
