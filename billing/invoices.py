@@ -91,11 +91,17 @@ def period_previous(now: datetime | None = None) -> date:
     return date(today.year - (today.month == 1), (today.month - 2) % 12 + 1, 1)
 
 
-def _period_check(period: date) -> None:
+def _period_check(period: date, *, to_date: bool = False) -> None:
+    """A month that has ended; with `to_date` also the month now under way (a statement of it so far)."""
     if period.day != 1:
         raise InvalidPeriod("The period is a month: give its first day.", field="period")
-    if period_bounds(period)[1] > timezone.now():
-        raise InvalidPeriod(f"{period:%Y-%m} has not ended: a month is invoiced once it is over.", field="period")
+    start, end = period_bounds(period)
+    now = timezone.now()
+    if to_date and start > now:
+        raise InvalidPeriod(f"{period:%Y-%m} has not started.", field="period")
+    if not to_date and end > now:
+        raise InvalidPeriod(f"{period:%Y-%m} has not ended: a month is invoiced once it is over (--to-date makes "
+                            "a draft statement of it so far).", field="period")
 
 
 # --- generation ------------------------------------------------------------------------------------
@@ -140,13 +146,21 @@ def _lines(*, tenant: Tenant, period: date, currency: str) -> list[dict]:
 
 
 @tenant_scoped
-def invoice_generate(*, tenant: Tenant, period: date) -> Generated:
+def invoice_generate(*, tenant: Tenant, period: date, to_date: bool = False) -> Generated:
     """The tenant's invoice for `period` (a month that has ended), made once: a second run, or one at the same
     time, finds the first's and changes nothing (the unique constraint on tenant and period decides the
     race; the loser's transaction is rolled back whole). Nothing to bill: no invoice. Issued at once
-    unless INVOICES_ISSUE_ON_GENERATE is off (then a draft)."""
-    _period_check(period)
+    unless INVOICES_ISSUE_ON_GENERATE is off (then a draft).
+
+    `to_date`: a draft statement of the month so far (also the month under way), shown to the tenant and never
+    issued; each such run, and the month's real run, replaces it (a to-date draft is the one kind of invoice
+    ever deleted: it was never issued, so it has no number)."""
+    _period_check(period, to_date=to_date)
     existing = Invoice.objects.filter(tenant=tenant, period=period).first()
+    if existing is not None and existing.to_date and existing.is_draft:
+        existing.lines.all().delete()
+        existing.delete()  # replaced below, in its own transaction
+        existing = None
     if existing is not None:
         return Generated(tenant=tenant, outcome="exists", invoice=existing)
     balance = Balance.objects.filter(tenant=tenant).first()
@@ -156,8 +170,9 @@ def invoice_generate(*, tenant: Tenant, period: date) -> Generated:
         return Generated(tenant=tenant, outcome="empty")
     try:
         with transaction.atomic():
-            invoice = _draft_create(tenant=tenant, period=period, balance=balance, currency=currency, lines=lines)
-            if settings.INVOICES_ISSUE_ON_GENERATE:
+            invoice = _draft_create(tenant=tenant, period=period, balance=balance, currency=currency, lines=lines,
+                                    to_date=to_date)
+            if settings.INVOICES_ISSUE_ON_GENERATE and not to_date:
                 invoice = invoice_issue(tenant=tenant, invoice=invoice)
     except IntegrityError:
         existing = Invoice.objects.filter(tenant=tenant, period=period).first()
@@ -168,7 +183,7 @@ def invoice_generate(*, tenant: Tenant, period: date) -> Generated:
 
 
 def _draft_create(*, tenant: Tenant, period: date, balance: Balance | None, currency: str,
-                  lines: list[dict]) -> Invoice:
+                  lines: list[dict], to_date: bool = False) -> Invoice:
     subtotal = sum((line["amount"] for line in lines), Decimal(0))
     rate = balance.tax_rate if balance else Decimal(0)
     tax = cents(subtotal * rate)
@@ -177,18 +192,18 @@ def _draft_create(*, tenant: Tenant, period: date, balance: Balance | None, curr
         issuer_address=settings.INVOICE_ISSUER_ADDRESS, issuer_tax_id=settings.INVOICE_ISSUER_TAX_ID,
         bill_to_name=(balance.billing_name if balance else "") or tenant.name,
         bill_to_address=balance.billing_address if balance else "", bill_to_tax_id=balance.tax_id if balance else "",
-        subtotal=subtotal, tax_rate=rate, tax=tax, total=subtotal + tax)
+        subtotal=subtotal, tax_rate=rate, tax=tax, total=subtotal + tax, to_date=to_date)
     InvoiceLine.objects.bulk_create([InvoiceLine(tenant=tenant, invoice=invoice, position=n, **line)
                                      for n, line in enumerate(lines, start=1)])
     return invoice
 
 
-def invoices_generate(*, period: date, tenant: Tenant | None = None) -> list[Generated]:
+def invoices_generate(*, period: date, tenant: Tenant | None = None, to_date: bool = False) -> list[Generated]:
     """Each tenant's invoice for `period` (or only `tenant`'s), one tenant per transaction; safe to run twice or
-    at the same time as another run (invoice_generate)."""
-    _period_check(period)
+    at the same time as another run (invoice_generate). `to_date`: draft statements of the month so far."""
+    _period_check(period, to_date=to_date)
     tenants = [tenant] if tenant is not None else list(accounts_selectors.tenant_list())
-    return [invoice_generate(tenant=t, period=period) for t in tenants]
+    return [invoice_generate(tenant=t, period=period, to_date=to_date) for t in tenants]
 
 
 # --- issue and status ------------------------------------------------------------------------------

@@ -354,6 +354,9 @@ class Invoice(models.Model):
     issuer = models.CharField(max_length=200, help_text="The issuer's name; numbers run per issuer.")
     issuer_address = models.TextField(blank=True)
     issuer_tax_id = models.CharField(max_length=50, blank=True)
+    # A statement of the month so far (`invoices_generate --to-date`): a draft the tenant may see, never issued
+    # itself; the month's run replaces it with the real invoice once the month has ended.
+    to_date = models.BooleanField(default=False, editable=False)
     number = models.CharField(max_length=32, blank=True, help_text="Empty while a draft.")
     period = models.DateField(help_text="The month billed: its first day.")
     currency = models.CharField(max_length=3)

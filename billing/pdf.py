@@ -89,7 +89,8 @@ def _issuer(doc: Invoice | CreditNote, invoice: Invoice) -> tuple:
 def invoice_pdf(*, invoice: Invoice, lines, credit_notes=()) -> bytes:
     """The invoice as an A4 PDF; its credit notes, if any, named under the totals."""
     currency = invoice.currency
-    facts = [("Invoice number", invoice.number or "DRAFT"),
+    facts = [("Invoice number", invoice.number or ("DRAFT: the month so far, not an invoice" if invoice.to_date
+                                                  else "DRAFT")),
              ("Invoice date", f"{invoice.issued_at:%d %B %Y}" if invoice.issued_at else "not issued"),
              ("Period", f"{invoice.period:%B %Y} (UTC)"), ("Currency", currency),
              ("Status", invoice.get_status_display())]

@@ -234,8 +234,9 @@ def usage_by_country(*, tenant: Tenant, start: date, end: date) -> list[dict]:
 
 @tenant_scoped
 def invoice_list(*, tenant: Tenant) -> QuerySet[Invoice]:
-    """The tenant's invoices it may see: issued, paid or void (a draft is the account manager's, not yet sent)."""
-    return Invoice.objects.filter(tenant=tenant).exclude(status=InvoiceStatus.DRAFT)
+    """The tenant's invoices it may see: issued, paid or void, and a draft statement of a month so far (`to_date`);
+    any other draft is the account manager's, not yet sent."""
+    return Invoice.objects.filter(tenant=tenant).exclude(status=InvoiceStatus.DRAFT, to_date=False)
 
 
 @tenant_scoped

@@ -198,9 +198,12 @@ class CreditNoteSerializer(serializers.Serializer):
 
 class InvoiceSerializer(serializers.Serializer):
     id = serializers.CharField(source="public_id", help_text="`inv_…`.")
-    number = serializers.CharField(help_text="Sequential per issuer and year, e.g. SP-2026-000123.")
+    number = serializers.CharField(help_text="Sequential per issuer and year, e.g. SP-2026-000123; empty on a "
+                                             "draft statement.")
     period = serializers.SerializerMethodField(help_text="The month billed (UTC), YYYY-MM.")
-    status = serializers.CharField(help_text="issued, paid or void.")
+    status = serializers.CharField(help_text="issued, paid or void; draft for a statement of a month so far.")
+    to_date = serializers.BooleanField(help_text="true: a draft statement of the month so far (no number), replaced "
+                                                 "by the month's invoice once the month has ended.")
     issuer = serializers.CharField()
     currency = serializers.CharField()
     subtotal = CentsField(help_text="The sum of the lines.")

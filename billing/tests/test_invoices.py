@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 
 import pypdfium2
 import pytest
+import time_machine
 from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, connections, transaction
@@ -433,7 +434,7 @@ def test_the_api_lists_invoices_newest_first_without_drafts(invoiced, api, setti
     assert [row["id"] for row in body["results"]] == [october.public_id, world.public_id]
     assert body["results"][0] == {
         "id": october.public_id, "number": october.number, "period": "2026-10", "status": "issued",
-        "issuer": "smsportal Ltd", "currency": "EUR", "subtotal": "4.95", "tax_rate": "0.2000", "tax": "0.99",
+        "to_date": False, "issuer": "smsportal Ltd", "currency": "EUR", "subtotal": "4.95", "tax_rate": "0.2000", "tax": "0.99",
         "total": "5.94", "issued_at": body["results"][0]["issued_at"], "paid_at": None, "voided_at": None}
     page = api.get("/v1/invoices?limit=1", **invoiced.a.auth).json()
     assert [row["id"] for row in page["results"]] == [october.public_id] and page["next"]
@@ -657,3 +658,39 @@ def test_admin_actions_issue_mark_paid_and_void(live, staff_client, settings):
     refused = act("invoices_void").content.decode()
     assert "issued to paid or void only" in refused
     assert Invoice.unscoped.get(pk=draft.pk).status == "paid"
+
+
+# --- statements of the month so far (--to-date) -------------------------------------------------------
+
+
+def test_a_to_date_draft_shows_the_month_so_far_and_the_months_run_replaces_it(live, api, settings):
+    # given a message captured this month
+    auth, tenant = live.a.extra["live"], live.a.tenant
+    now = timezone.now()
+    _send(api, auth, at=now)
+    month = now.date().replace(day=1)
+    # when a statement to date is made (the month is not over: a plain run refuses it)
+    with pytest.raises(InvalidPeriod):
+        invoices.invoice_generate(tenant=tenant, period=month)
+    out = StringIO()
+    call_command("invoices_generate", "--to-date", "--tenant", tenant.slug, stdout=out)
+    assert "draft to date" in out.getvalue()
+    draft = Invoice.unscoped.get(tenant=tenant, period=month)
+    assert (draft.status, draft.number, draft.to_date, draft.total) == ("draft", "", True, Decimal("0.01"))
+    # then the tenant sees it, with its PDF marked as a draft of the month so far
+    listed = api.get("/v1/invoices", **auth).json()["results"]
+    assert (draft.public_id, "draft", True) in [(i["id"], i["status"], i["to_date"]) for i in listed]
+    pdf = api.get(f"/v1/invoices/{draft.public_id}/pdf", **auth)
+    _document, _page, text, _image = _render(pdf.content)
+    assert "DRAFT: the month so far" in text
+    # and a later statement replaces it with the new figures, never two rows
+    _send(api, auth, to="+14155550105", at=now)
+    call_command("invoices_generate", "--to-date", "--tenant", tenant.slug, stdout=StringIO())
+    again = Invoice.unscoped.get(tenant=tenant, period=month)
+    assert again.pk != draft.pk and again.total == Decimal("0.02")
+    # and once the month has ended its run replaces the statement with the issued, numbered invoice
+    with time_machine.travel(invoices.period_bounds(month)[1] + timedelta(hours=2)):
+        generated = invoices.invoice_generate(tenant=tenant, period=month)
+    final = Invoice.unscoped.get(tenant=tenant, period=month)
+    assert generated.outcome == "created" and (final.status, final.to_date) == ("issued", False) and final.number
+    assert final.total == Decimal("0.02")
