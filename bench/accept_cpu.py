@@ -25,7 +25,7 @@ import floor  # noqa: E402
 from accept import bench_tenant, flush, idempotency_header, seed_payload, served  # noqa: E402
 from batch_cpu import backend_pids, cpu_seconds, gunicorn_pids  # noqa: E402
 from send import Api, load  # noqa: E402
-from stack import server_env, throwaway_database  # noqa: E402
+from stack import bench_billing, billing_env, server_env, throwaway_database  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -49,14 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-w", "--workers", type=int, default=4)
     parser.add_argument("--handoff", choices=("dispatcher", "publish"), default="dispatcher",
                         help="MESSAGE_HANDOFF of the served web (no dispatcher process runs: accept only)")
+    parser.add_argument("--billing", action="store_true", help="billing on: prices, a balance, a live key (the hold)")
     args = parser.parse_args(argv)
     floor_cpu, our_cpu = {}, {}
     with throwaway_database(args.database_url, "bench_accept_cpu") as database_url:
         floor_figures = floor.run(database_url=database_url, count=args.count, concurrency=args.concurrency,
                                   workers=args.workers,
                                   around=lambda port: cpu_of(port, database_url, args.count, floor_cpu))
-        env = server_env(database_url, args.redis_url, args.broker_url, MESSAGE_HANDOFF=args.handoff)
+        env = server_env(database_url, args.redis_url, args.broker_url, MESSAGE_HANDOFF=args.handoff,
+                         **billing_env(args.billing))
         key = bench_tenant(env)
+        if args.billing:
+            key = bench_billing(env)
         try:
             with served(env, args.workers) as (port, _argv):
                 api = Api(f"http://127.0.0.1:{port}", key)
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                       "web_cpu_ratio": round(our_cpu["web_cpu_ms"] / floor_cpu["web_cpu_ms"], 2),
                       "floor_requests_per_second": floor_figures["requests_per_second"],
                       "ours_requests_per_second": figures["requests_per_second"], "ours_p99_ms": figures["latency_ms"]["p99"],
-                      "handoff": args.handoff}))
+                      "handoff": args.handoff, "billing": args.billing}))
     return 0
 
 
