@@ -169,6 +169,7 @@ BODIES = {
                          "numbers": ["{lease_number}"]},
     "/v1/number-pools/{pool_id}": {"description": "d2", "add_numbers": ["{lease_number}"],
                                              "remove_numbers": []},
+    "/v1/billing/savings": {"volumes": {"GB": 10000, "US": 50000}, "message_type": "otp"},
 }
 # Write routes that take no body (their fuzz is the whole-body test).
 NO_BODY = {"/v1/messages/{message_id}/cancel", "/v1/webhook-endpoints/callback-secret",
