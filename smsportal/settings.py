@@ -207,6 +207,11 @@ BILLING_DEFAULT_CURRENCY = env.str("BILLING_DEFAULT_CURRENCY", default="EUR")
 # Each process keeps the price lists in memory this long (a change in this process clears it at once).
 BILLING_PRICE_CACHE_SECONDS = env.float("BILLING_PRICE_CACHE_SECONDS", default=30.0)
 
+# --- Compliance ---------------------------------------------------------------------
+# Each process keeps the country rules (compliance/countries.py) in memory this long; a change in this process
+# (admin, country_rules_load) clears it at once.
+COMPLIANCE_CACHE_SECONDS = env.float("COMPLIANCE_CACHE_SECONDS", default=30.0)
+
 # --- Numbers ------------------------------------------------------------------------
 # A released or expired number rests this long before anyone else can hold it, so the next
 # holder never receives codes meant for the last one.
