@@ -63,7 +63,7 @@ def test_it_carries_the_legal_quiet_hours_presets():
     assert france.window("sun") is None and france.holidays is True
     assert france.window("mon") == (time(8), time(20))
     assert rules["ZA"].quiet_hours.window("sat") == (time(9), time(13))
-    assert rules["FR"].marketing_opt_out_text == "STOP au 36180"
+    assert rules["FR"].marketing_opt_out_text == "STOP au 36xxx" and rules["FR"].marketing_opt_out_keyword == "STOP"
     assert rules["US"].alphanumeric == "not_supported" and rules["CA"].alphanumeric == "not_supported"
 
 
