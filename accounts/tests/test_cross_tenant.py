@@ -76,6 +76,8 @@ KWARGS: dict[str, Kwarg] = {
     "lease_id": Kwarg("object", lambda side: side.extra["lease"].public_id, "lse"),
     "inbound_id": Kwarg("object", lambda side: side.extra["inbound"].public_id, "inb"),
     "pool_id": Kwarg("object", lambda side: side.extra["pool"].public_id, "pool"),
+    # A country's rules (compliance): platform data, the same for every tenant.
+    "iso": Kwarg("public", lambda side: "US"),
     # An invitation link's token: only its hash is stored, so a made-up one stands in.
     "token": Kwarg("public", lambda side: "made-up-token-" + "x" * 24),
     # Password reset links: A's owner's id with a made-up token.

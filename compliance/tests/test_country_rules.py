@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import date, time
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import AuditEvent
 from accounts.services.audit import Actor
+from accounts.tests.factories import TenantFactory, bearer, make_api_key
 from compliance import countries
 from compliance.country_data import (
     DATA_FILE,
@@ -23,6 +27,8 @@ from compliance.country_data import (
     dataset_read,
 )
 from compliance.models import CountryRule
+from smsportal.tests import test_schemathesis as full
+from smsportal.tests.servers import procfile_server
 
 pytestmark = pytest.mark.django_db
 
@@ -175,3 +181,94 @@ def test_it_knows_the_country_of_a_number():
     assert countries.country_of("+447911123456") == "GG"  # phonenumbers: a Guernsey mobile range
     assert countries.country_of("+4470") == "GB"  # no region of its own: the country code's main one
     assert countries.country_of("not a number") == ""
+
+
+
+# --- The API --------------------------------------------------------------------------------------------------
+
+
+def test_it_lists_every_country_with_the_version_and_change_date(world, api):
+    answer = api.get("/v1/countries", **world.a.auth)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["version"] == _raw()["version"] and body["changed"] == _raw()["date"]
+    assert len(body["data"]) == CountryRule.objects.count() >= 45
+    china = next(rule for rule in body["data"] if rule["iso"] == "CN")
+    assert china["signature_required"] == "【】" and china["template_required"] is True
+    assert china["quiet_hours"] is None and china["source"] and china["as_of"] == "2025-06-30"
+    us = next(rule for rule in body["data"] if rule["iso"] == "US")
+    assert us["quiet_hours"]["start"] == "08:00" and us["quiet_hours"]["end"] == "21:00"
+    assert us["quiet_hours"]["days"] == ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    assert us["quiet_hours"]["applies_to"] == ["marketing"] and "TCPA" in us["quiet_hours"]["law"]
+
+
+def test_it_shows_one_country_in_any_case(world, api):
+    upper = api.get("/v1/countries/FR", **world.a.auth)
+    lower = api.get("/v1/countries/fr", **world.a.auth)
+    assert upper.status_code == lower.status_code == 200
+    assert upper.json() == lower.json()
+    france = upper.json()
+    assert france["iso"] == "FR" and france["quiet_hours"]["day_overrides"] == {}
+    assert france["quiet_hours"]["holidays"] is True and "sun" not in france["quiet_hours"]["days"]
+    assert set(france) == {"iso", *RULE_FIELDS, "marketing_opt_out_keyword", "overridden", "changed",
+                           "dataset_version"}
+    assert api.get("/v1/countries/ZA", **world.a.auth).json()["quiet_hours"]["day_overrides"] == {
+        "sat": {"start": "09:00", "end": "13:00"}}
+
+
+@pytest.mark.parametrize("iso", ["XX", "zz", "USA", "1", "%C3%A9"])
+def test_it_answers_404_json_for_an_unknown_country(world, api, iso):
+    answer = api.get(f"/v1/countries/{iso}", **world.a.auth)
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "not_found" and answer.json()["error"]["field"] == "iso"
+
+
+def test_it_needs_a_key_but_no_scope(world, api):
+    assert api.get("/v1/countries").status_code == 401
+    assert api.get("/v1/countries/US").status_code == 401
+    _key, secret = make_api_key(world.b.tenant, scopes=["messages:read"], name="read only")
+    assert api.get("/v1/countries/US", **bearer(secret)).status_code == 200
+    assert api.get("/v1/countries", **bearer(secret)).status_code == 200
+
+
+def test_it_publishes_an_override_and_its_date(world, api):
+    country_rule_override(iso="DE", changes={"max_parts": 4}, reason="operator notice", actor=Actor())
+    today = CountryRule.objects.get(iso="DE").overridden_at.date().isoformat()
+
+    germany = api.get("/v1/countries/de", **world.a.auth).json()
+    listing = api.get("/v1/countries", **world.a.auth).json()
+
+    assert (germany["max_parts"], germany["overridden"], germany["changed"]) == (4, True, today)
+    assert listing["changed"] == max(today, _raw()["date"])
+    assert next(r for r in listing["data"] if r["iso"] == "DE")["max_parts"] == 4
+
+
+def test_it_lists_without_a_query_per_country(world, api, django_assert_max_num_queries):
+    api.get("/v1/countries", **world.a.auth)  # warms the rules cache (and the key's own reads)
+    with django_assert_max_num_queries(8) as queries:
+        api.get("/v1/countries", **world.a.auth)
+    assert not any("compliance_countryrule" in q["sql"] for q in queries.captured_queries)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(600)
+def test_it_conforms_to_its_schema_under_schemathesis(tmp_path):
+    """The full run (smsportal/tests/test_schemathesis.py) covers these too; this one runs only them, quickly."""
+    country_rules_load()  # an earlier transactional test may have flushed the migration's rows
+    country_rule_override(iso="DE", changes={"max_parts": 4}, reason="schemathesis", actor=Actor())
+    own, secret = make_api_key(TenantFactory(), scopes=["messages:read"], name="schemathesis")
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(full.HOOKS), "SCHEMATHESIS_TOKEN": secret,
+           "SCHEMATHESIS_OWN_KEY_ID": own.public_id, "SCHEMATHESIS_SPARE_KEY_ID": own.public_id}
+    report_path = tmp_path / "report.json"
+    with procfile_server(env={"API_RATE_LIMIT": "100000/s"}, log=tmp_path / "web.log") as server:
+        run = subprocess.run(
+            [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(full._config(tmp_path)), "run",
+             server.url("/v1/openapi.json"), "--include-path-regex", "^/v1/countries", "--checks", "all",
+             "--max-examples", "50", "--seed", str(full.SEED), "--workers", "1", "--generation-database", "none",
+             *full.GENERATION, "--request-timeout", "20", "--report", "json", "--report-json-path",
+             str(report_path), "--no-color"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540)
+    report = json.loads(report_path.read_text())
+    assert report["operations"]["tested"] == 2, full._figures(report)
+    assert run.returncode == 0, f"{full._figures(report)}\n{run.stdout[-20000:]}\n{run.stderr[-3000:]}"
