@@ -12,10 +12,11 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, User
 from accounts.services.audit import Actor
-from accounts.tests.factories import TenantFactory, bearer, make_api_key
+from accounts.tests.factories import PASSWORD, TenantFactory, bearer, login_verified, make_api_key
 from compliance import countries
 from compliance.country_data import (
     DATA_FILE,
@@ -25,6 +26,7 @@ from compliance.country_data import (
     country_rule_override_clear,
     country_rules_load,
     dataset_read,
+    rule_value_json,
 )
 from compliance.models import CountryRule
 from smsportal.tests import test_schemathesis as full
@@ -272,3 +274,66 @@ def test_it_conforms_to_its_schema_under_schemathesis(tmp_path):
     report = json.loads(report_path.read_text())
     assert report["operations"]["tested"] == 2, full._figures(report)
     assert run.returncode == 0, f"{full._figures(report)}\n{run.stdout[-20000:]}\n{run.stderr[-3000:]}"
+
+
+# --- Admin ----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff(client):
+    user = User.objects.create_superuser(email="manager@smsportal.example.com", password=PASSWORD)
+    login_verified(client, user)
+    return user
+
+
+def _form(row: CountryRule, **changes) -> dict:
+    data = {name: rule_value_json(name, getattr(row, name)) for name in RULE_FIELDS}
+    data["quiet_hours"] = json.dumps(data["quiet_hours"])
+    data.update(changes)
+    for name in ("numeric_sender", "two_way", "template_required", "approval_required"):
+        if data[name] is True:
+            data[name] = "on"
+        else:
+            data.pop(name)
+    return {k: ("" if v is None else v) for k, v in data.items()}
+
+
+def test_it_overrides_a_country_in_admin_audited_and_visible_in_the_api(client, staff, world, api):
+    row = CountryRule.objects.get(iso="GB")
+    url = reverse("admin:compliance_countryrule_change", args=[row.pk])
+    page = client.get(url)
+    assert page.status_code == 200 and row.source.split(";")[0][:40] in page.content.decode()
+
+    answer = client.post(url, _form(row, max_parts=3, risk="medium", change_reason="carrier notice"))
+
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    row.refresh_from_db()
+    assert (row.max_parts, row.risk, row.overridden, row.overrides) == (3, "medium", True,
+                                                                        {"max_parts": 3, "risk": "medium"})
+    event = AuditEvent.unscoped.get(action="country_rule.overridden")
+    assert event.actor == staff and event.changes["before"] == {"max_parts": 10, "risk": "low"}
+    assert event.changes["reason"] == "carrier notice"
+    assert api.get("/v1/countries/gb", **world.a.auth).json()["max_parts"] == 3
+
+
+def test_it_refuses_an_admin_override_without_a_reason_or_with_bad_quiet_hours(client, staff):
+    row = CountryRule.objects.get(iso="GB")
+    url = reverse("admin:compliance_countryrule_change", args=[row.pk])
+    no_reason = client.post(url, _form(row, max_parts=3))
+    bad_hours = client.post(url, _form(row, quiet_hours='{"start": "25:00"}', change_reason="x"))
+    assert no_reason.status_code == bad_hours.status_code == 200  # the form again, with its errors
+    assert "quiet_hours" in bad_hours.content.decode()
+    row.refresh_from_db()
+    assert (row.max_parts, row.overridden) == (10, False)
+    assert not AuditEvent.unscoped.filter(action="country_rule.overridden").exists()
+
+
+def test_it_clears_overrides_from_the_admin_list(client, staff):
+    country_rule_override(iso="NL", changes={"max_parts": 2}, reason="x", actor=Actor())
+    row = CountryRule.objects.get(iso="NL")
+    answer = client.post(reverse("admin:compliance_countryrule_changelist"),
+                         {"action": "clear_overrides", "_selected_action": [row.pk]})
+    assert answer.status_code == 302
+    row.refresh_from_db()
+    assert (row.max_parts, row.overridden) == (10, False)
+    assert AuditEvent.unscoped.get(action="country_rule.override_cleared").actor == staff
