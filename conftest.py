@@ -17,6 +17,7 @@ def _clear_cache():
 
     from accounts.services.api_keys import api_key_touches_forget
     from accounts.services.key_cache import key_cache_clear
+    from compliance.countries import country_rules_cache_clear
     from smsportal.api.ratelimit import local_buckets_clear
     from smsportal.events.selectors import endpoints_cache_clear
 
@@ -24,6 +25,7 @@ def _clear_cache():
     key_cache_clear()
     api_key_touches_forget()
     endpoints_cache_clear()
+    country_rules_cache_clear()
     # Without REDIS_URL the rate limits live in this process; on SQLite a rolled-back test's ids come
     # back, so the next test's key would find the last one's bucket.
     local_buckets_clear()

@@ -1,6 +1,9 @@
-"""App config for compliance (filled in by its own issue)."""
+"""App config for compliance: keyword events, country rules (docs/compliance.md) and the checks built on them."""
 from django.apps import AppConfig
 
 
 class ComplianceConfig(AppConfig):
     name = "compliance"
+
+    def ready(self) -> None:
+        from compliance import signals  # noqa: F401 - connects the country-rules cache's invalidation

@@ -222,6 +222,11 @@ INVOICE_PAYMENT_NOTE = env.str("INVOICE_PAYMENT_NOTE", default=(
 # charged); false: it makes drafts that account managers check and issue in admin.
 INVOICES_ISSUE_ON_GENERATE = env.bool("INVOICES_ISSUE_ON_GENERATE", default=True)
 
+# --- Compliance ---------------------------------------------------------------------
+# Each process keeps the country rules (compliance/countries.py) in memory this long; a change in this process
+# (admin, country_rules_load) clears it at once.
+COMPLIANCE_CACHE_SECONDS = env.float("COMPLIANCE_CACHE_SECONDS", default=30.0)
+
 # --- Numbers ------------------------------------------------------------------------
 # A released or expired number rests this long before anyone else can hold it, so the next
 # holder never receives codes meant for the last one.

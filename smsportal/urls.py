@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("smsportal.events.api.urls")),
     path("", include("numbers.api.urls")),
     path("", include("billing.api.urls")),
+    path("", include("compliance.api.urls")),
     path("openapi.json", SpectacularJSONAPIView.as_view(permission_classes=[], authentication_classes=[]), name="openapi"),
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="openapi", permission_classes=[], authentication_classes=[]),
          name="docs"),

@@ -79,6 +79,8 @@ KWARGS: dict[str, Kwarg] = {
     "pool_id": Kwarg("object", lambda side: side.extra["pool"].public_id, "pool"),
     "invoice_id": Kwarg("object", lambda side: side.extra["invoice"].public_id, "inv"),
     "credit_note_id": Kwarg("object", lambda side: side.extra["credit_note"].public_id, "crn"),
+    # A country's rules (compliance): platform data, the same for every tenant.
+    "iso": Kwarg("public", lambda side: "US"),
     # An invitation link's token: only its hash is stored, so a made-up one stands in.
     "token": Kwarg("public", lambda side: "made-up-token-" + "x" * 24),
     # Password reset links: A's owner's id with a made-up token.

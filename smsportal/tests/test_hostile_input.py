@@ -238,7 +238,7 @@ def _ids(world) -> dict[str, str]:
             "endpoint_id": extra["webhook_endpoint"].public_id, "delivery_id": extra["webhook_delivery"].public_id,
             "lease_id": extra["lease"].public_id, "number_id": extra["assignment"].number.public_id,
             "inbound_id": extra["inbound"].public_id, "pool_id": extra["pool"].public_id,
-            "invoice_id": extra["invoice"].public_id, "lease_number": extra["lease"].number.number}
+            "invoice_id": extra["invoice"].public_id, "lease_number": extra["lease"].number.number, "iso": "US"}
 
 
 def _url(route: str, ids: dict[str, str], **replace: str) -> str:

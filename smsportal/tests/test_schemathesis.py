@@ -21,6 +21,7 @@ import pytest
 
 from accounts.tests.factories import TenantFactory, make_api_key
 from billing.models import NumberPrice
+from compliance.country_data import country_rules_load
 from smsportal.tests.servers import procfile_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
@@ -124,6 +125,7 @@ def seeded():
     spare, _ = make_api_key(tenant, scopes=["messages:read"], name="spare")
     stock(40, country="US")
     stock(10, country="GB")
+    country_rules_load()  # loaded by the migration, but an earlier transactional test may have flushed them
     # a number price, so the numbers answers show a `price` object as well as null (GB has none)
     NumberPrice.unscoped.create(number_type="mobile", country="US", monthly_rental=Decimal("1.15"),
                                 lease_per_hour=Decimal("0.05"), currency="EUR", effective_from=date(2025, 1, 1))
