@@ -18,6 +18,7 @@ SECTIONS = {
     **{name: "numbers" for name in ("numbers", "number-search", "number-release", "lease-detail", "lease-extend",
                                     "lease-release")},
     "inbound-messages": "inbound-messages",
+    "quiet-hours": "quiet-hours",
     "2fa": "account", "2fa-backup-codes": "account", "2fa-disable": "account",
 }
 

@@ -1,0 +1,28 @@
+"""Compliance's domain errors, with stable codes (smsportal/errors.py)."""
+from __future__ import annotations
+
+from smsportal.errors import Conflict, DomainError, Unprocessable
+
+
+class FraudSuspected(Unprocessable):
+    """A block-mode fraud rule fired for this message: `reason` is the rule's code, the message its evidence."""
+
+    code = "fraud_suspected"
+    message = "This message looks like SMS pumping and was not sent."
+
+    def __init__(self, message: str | None = None, *, reason: str, field: str | None = "to") -> None:
+        super().__init__(message, field=field)
+        self.reason = reason
+
+
+class DuplicateInFlight(Conflict):
+    """The same OTP to the same number is being accepted by another request right now: retry to get its answer."""
+
+    code = "duplicate_in_flight"
+    message = "The same one-time password to this number is being sent right now; retry in a second for its answer."
+    retry_after = 1
+
+
+class InvalidTimezone(DomainError):
+    code = "invalid_timezone"
+    message = "timezone must be an IANA time-zone name, such as America/New_York."

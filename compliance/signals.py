@@ -1,0 +1,20 @@
+"""Cache invalidation only (STYLE.md): a fraud rule, allowance or quiet-hours setting saved in this process clears
+the process caches the accept pipeline's checks read (compliance/fraud.py, compliance/quiet_hours.py)."""
+from __future__ import annotations
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from compliance import fraud, quiet_hours
+from compliance.models import FraudAllowance, FraudRule, QuietHoursSetting
+
+
+@receiver([post_save, post_delete], sender=FraudRule, dispatch_uid="compliance.fraud_rule_changed")
+@receiver([post_save, post_delete], sender=FraudAllowance, dispatch_uid="compliance.fraud_allowance_changed")
+def fraud_rules_changed(**kwargs) -> None:
+    fraud.rules_cache_clear()
+
+
+@receiver([post_save, post_delete], sender=QuietHoursSetting, dispatch_uid="compliance.quiet_hours_changed")
+def quiet_hours_changed(**kwargs) -> None:
+    quiet_hours.settings_cache_clear()
