@@ -83,6 +83,7 @@ class BatchItemErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
     field = serializers.CharField(required=False)
+    reason = serializers.CharField(required=False, help_text="With `fraud_suspected`: the rule's code.")
 
 
 class BatchItemResultSerializer(serializers.Serializer):
