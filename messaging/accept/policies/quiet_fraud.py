@@ -84,10 +84,18 @@ def velocity(*, context: AcceptContext, message: PreparedMessage) -> None:
 
 @policy_check("quiet_hours", codes=())
 def quiet(*, context: AcceptContext, message: PreparedMessage) -> PreparedMessage | None:
-    """Defer a message outside the recipient's window to the next window's start (never refused)."""
-    moment = message.scheduled_at or timezone.now()
-    later = quiet_hours.message_deferral(tenant_id=context.tenant.pk, to=message.to, message_type=message.message_type,
-                                         moment=moment, timezone_name=message.timezone)
+    """Defer a message outside the recipient's window to the next window's start (never refused).
+
+    One `now` per request, and the answer memoized by (country, zones, type, moment): a batch pays the date
+    arithmetic (some tens of microseconds) once per area, not once per message."""
+    memo = context.memo.setdefault(QUIET_HOURS, {})
+    moment = message.scheduled_at or memo.setdefault("now", timezone.now())
+    key = (quiet_hours.number_place(message.to), message.timezone, message.message_type, moment)
+    if key not in memo:
+        memo[key] = quiet_hours.message_deferral(tenant_id=context.tenant.pk, to=message.to,
+                                                 message_type=message.message_type, moment=moment,
+                                                 timezone_name=message.timezone)
+    later = memo[key]
     if later is None:
         return None
     return replace(message, scheduled_at=later, scheduled_reason=QUIET_HOURS)
