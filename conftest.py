@@ -29,6 +29,12 @@ def _clear_cache():
     # Without REDIS_URL the rate limits live in this process; on SQLite a rolled-back test's ids come
     # back, so the next test's key would find the last one's bucket.
     local_buckets_clear()
+    # Compliance's process caches (fraud rules, quiet-hours settings) and its in-process velocity counters.
+    from compliance import fraud, quiet_hours
+
+    fraud.rules_cache_clear()
+    fraud.local_state_clear()
+    quiet_hours.settings_cache_clear()
     yield
 
 

@@ -1,6 +1,9 @@
-"""Models of compliance: for now the keyword events (opt-out, opt-in, help) of inbound messages."""
+"""Models of compliance: keyword events of inbound messages, quiet hours, fraud rules and their signals."""
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
+from smsportal.ids import PublicId
 from smsportal.tenancy import TenantScopedManager
 
 
@@ -98,3 +101,151 @@ class CountryRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.iso} {self.name}"
+
+
+# --- Quiet hours (issue 12, section 7; compliance/quiet_hours.py) -----------------------------------------
+
+
+class QuietHoursSetting(models.Model):
+    """A tenant's own sending window, in the recipient's local time: it can only narrow the country's legal
+    window (compliance/data/quiet_hours.json), never widen it. One row per tenant; no row: the legal window only."""
+
+    tenant = models.OneToOneField("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    window_start = models.TimeField(null=True, blank=True, help_text="Earliest local time to send marketing.")
+    window_end = models.TimeField(null=True, blank=True, help_text="Latest local time (exclusive).")
+    # ISO weekdays (1 Monday .. 7 Sunday) on which the tenant sends no marketing at all.
+    days_off = models.JSONField(default=list, blank=True)
+    apply_to_transactional = models.BooleanField(
+        default=False, help_text="Also defer transactional messages (OTP messages are never deferred).")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(window_start__isnull=True, window_end__isnull=True)
+                           | models.Q(window_start__lt=models.F("window_end"))),
+                name="quiet_hours_window_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"quiet hours of tenant {self.tenant_id}"
+
+
+# --- Fraud and SMS-pumping defence (issue 12, section 8; compliance/fraud.py) ----------------------------
+
+
+class FraudRule(models.Model):
+    """A velocity rule, as data (account managers edit it in admin): messages per window on one dimension,
+    against that dimension's own baseline (an EWMA of its earlier windows, kept in Redis).
+
+    It fires when a window's count reaches `min_count` and exceeds `baseline_multiplier` times the
+    baseline (at least `baseline_floor` a window, so a new tenant's empty history is no baseline of zero).
+    `sequential` rules also need `sequential_ratio` of the window's numbers next to another one of it
+    (…0001, …0002): the shape of a pumping run through a number range."""
+
+    class Kind(models.TextChoices):
+        VELOCITY = "velocity", "Velocity against baseline"
+        SEQUENTIAL = "sequential", "Burst to sequential numbers in one prefix"
+
+    class Dimension(models.TextChoices):
+        TENANT = "tenant", "Tenant"
+        API_KEY = "api_key", "API key"
+        PREFIX = "prefix", "Destination prefix"
+        COUNTRY = "country", "Destination country"
+
+    class Mode(models.TextChoices):
+        BLOCK = "block", "Block (422 fraud_suspected)"
+        SHADOW = "shadow", "Shadow (record a signal, send anyway)"
+        OFF = "off", "Off"
+
+    code = models.SlugField(max_length=50, unique=True, help_text="The reason code answered with fraud_suspected.")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.VELOCITY)
+    dimension = models.CharField(max_length=8, choices=Dimension.choices, default=Dimension.PREFIX)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.SHADOW)
+    window_seconds = models.PositiveIntegerField(default=60)
+    min_count = models.PositiveIntegerField(default=100, help_text="Messages in a window before the rule can fire.")
+    baseline_multiplier = models.DecimalField(max_digits=6, decimal_places=2, default=10)
+    baseline_floor = models.PositiveIntegerField(default=3, help_text="Least baseline a window (messages).")
+    prefix_digits = models.PositiveSmallIntegerField(
+        default=5, help_text="Digits of the E.164 number (country code included) that make a prefix.")
+    sequential_ratio = models.DecimalField(max_digits=3, decimal_places=2, default=0.5)
+    countries = models.JSONField(default=list, blank=True, help_text="ISO codes it watches (empty: every country).")
+    message_types = models.JSONField(default=list, blank=True, help_text="otp, transactional, marketing (empty: all).")
+    description = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(window_seconds__gte=1), name="fraud_rule_window_positive"),
+            models.CheckConstraint(condition=models.Q(prefix_digits__gte=1, prefix_digits__lte=15),
+                                   name="fraud_rule_prefix_digits_range"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class FraudSignal(models.Model):
+    """One firing of a rule for one subject (at most one a window: later blocks of the same window answer
+    the same evidence without a row each), for account managers to review in admin."""
+
+    class Action(models.TextChoices):
+        BLOCKED = "blocked", "Blocked"
+        SHADOW = "shadow", "Shadow (sent)"
+
+    class Review(models.TextChoices):
+        OPEN = "open", "Open"
+        ALLOWLISTED = "allowlisted", "Allow-listed"
+        TENANT_SUSPENDED = "tenant_suspended", "Tenant suspended"
+        DISMISSED = "dismissed", "Dismissed"
+
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("frd"), editable=False)
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    rule = models.ForeignKey(FraudRule, on_delete=models.PROTECT, related_name="signals")
+    dimension = models.CharField(max_length=8, choices=FraudRule.Dimension.choices)
+    subject = models.CharField(max_length=64, help_text="The prefix, country, API key or tenant that burst.")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    evidence = models.CharField(max_length=300)
+    figures = models.JSONField(default=dict, help_text="count, distinct, baseline, window_seconds, adjacent.")
+    review = models.CharField(max_length=16, choices=Review.choices, default=Review.OPEN)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "created_at"]), models.Index(fields=["review", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} {self.subject}: {self.evidence}"
+
+
+class FraudAllowance(models.Model):
+    """An account manager's "this is fine": the rule no longer fires for this tenant's subject (a prefix,
+    a country, a key) until `expires_at` (none: for good)."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    rule = models.ForeignKey(FraudRule, on_delete=models.CASCADE, related_name="allowances")
+    subject = models.CharField(max_length=64)
+    reason = models.CharField(max_length=300, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "rule", "subject"], name="fraud_allowance_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} {self.subject}"

@@ -45,4 +45,5 @@ urlpatterns = [
     path("", include("numbers.portal.urls")),
     path("billing/", include("billing.portal.urls")),
     path("billing/invoices/", include("billing.portal.invoice_urls")),
+    path("", include("compliance.portal.quiet_hours_urls")),
 ]
