@@ -65,3 +65,30 @@ class CountryRuleListSerializer(serializers.Serializer):
     version = serializers.CharField(help_text="The dataset version in force.")
     changed = serializers.DateField(allow_null=True, help_text="The latest change of any country's rules.")
     data = CountryRuleSerializer(many=True)
+
+
+class GeoCountrySerializer(serializers.Serializer):
+    country = serializers.CharField(help_text="ISO 3166-1 alpha-2, upper case.")
+    name = serializers.CharField()
+    risk = serializers.ChoiceField(choices=["low", "medium", "high", "unknown"],
+                                   help_text="The rules' risk; `unknown`: the dataset has no rule for it.")
+    approval_required = serializers.BooleanField(help_text="An account manager must approve you once you enable it.")
+    enabled = serializers.BooleanField(help_text="Your choice, or the default (`default` true).")
+    default = serializers.BooleanField(help_text="No choice made: home country and low-risk countries are on.")
+    status = serializers.ChoiceField(choices=["allowed", "off", "pending_approval", "rejected"],
+                                     help_text="Whether a send there is accepted now.")
+
+
+class GeoPermissionsSerializer(serializers.Serializer):
+    home_country = serializers.CharField()
+    data = GeoCountrySerializer(many=True)
+
+
+class GeoChangeSerializer(serializers.Serializer):
+    country = serializers.CharField(max_length=2, min_length=2, help_text="ISO 3166-1 alpha-2, any case.")
+    enabled = serializers.BooleanField()
+
+
+class GeoPermissionsWriteSerializer(serializers.Serializer):
+    countries = GeoChangeSerializer(many=True, max_length=300, allow_empty=False,
+                                    help_text="The countries to change; the others stay as they are.")

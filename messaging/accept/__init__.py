@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from accounts.services import ApiKeyMode
 from messaging.accept import (
     checks,  # noqa: F401 - registers today's policy checks
+    policies,  # noqa: F401 - registers compliance's policy checks (after today's)
     pricing,  # noqa: F401 - registers billing's rating and hold
     registry,
     steps,
@@ -92,6 +93,7 @@ def messages_quote(*, tenant: Tenant, api_key: ApiKey | None, items: Sequence[di
 
     Rate limits are not counted: a quote sends nothing."""
     context, drafts = _context(tenant, api_key, None), _drafts(items)
+    context.quote = True
     steps.validate(context, drafts, record=False)
     steps.policy(context, drafts)
     steps.price(context, drafts, reserve=False)

@@ -44,6 +44,8 @@ class AcceptContext:
     # of the insert (billing.services.HoldStatement), instead of writing in a transaction of its own.
     one_statement: bool = False
     hold: Any = None
+    # messages_quote: the checks decide as for a send and write nothing (a content flag is recorded on a send only)
+    quote: bool = False
 
 
 @dataclass
