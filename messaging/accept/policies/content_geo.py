@@ -1,14 +1,14 @@
 """Geo permissions and the content policy (issue 12, docs/compliance.md "Content policy and geo permissions").
 
 Both answer from per-process caches in compliance (the rules, a tenant's permissions and allowed domains): in
-the common case a message costs no query. A flag rule's match writes one ContentFlag row, on a send only
-(never on a quote).
+the common case a message costs no query. A flag rule's matches are written as ContentFlag rows in one
+insert per request, on a send only (never on a quote).
 """
 from __future__ import annotations
 
 from compliance import content, countries, geo
 from compliance.errors import ContentPolicyViolation, DestinationNotPermitted
-from messaging.accept.registry import policy_check
+from messaging.accept.registry import policy_check, reserve_step
 from messaging.accept.steps import AcceptContext
 from messaging.services import PreparedMessage
 
@@ -42,7 +42,20 @@ def content_policy(*, context: AcceptContext, message: PreparedMessage) -> None:
         detail = f" ({first.detail})" if first.detail else ""
         raise ContentPolicyViolation(f"Blocked by content rule {first.rule.slug}: {first.rule.reason}{detail}",
                                      field="text")
-    if not context.quote:
-        for hit in hits:
-            content.content_flag_record(tenant_id=context.tenant.pk, hit=hit, to=message.to, country_iso=iso,
-                                        message_type=message.message_type, text=text)
+    if context.quote:
+        return
+    context.memo.setdefault("content_flags", []).extend(
+        content.ContentFlagRow(tenant_id=context.tenant.pk, hit=hit, to=message.to, country_iso=iso,
+                               message_type=message.message_type, text=text) for hit in hits)
+
+
+@reserve_step(writes=lambda context: False)
+def content_flags_write(*, context: AcceptContext, drafts) -> None:
+    """The request's content flags in one insert. Registered as a reserve step because that step runs once per
+    send (never for a quote), after the checks, inside the send's transaction: a request refused as a whole
+    rolls its flags back with it. `writes` is False so a single send stays one statement in the common case
+    (nothing flagged); a flagged single send writes its flag in one statement of its own before the insert."""
+    live = {(draft.message.to, draft.message.analysis.text) for draft in drafts}
+    rows = [row for row in context.memo.pop("content_flags", ()) if (row.to, row.text) in live]
+    if rows:
+        content.content_flags_record(tenant=context.tenant, rows=rows)
