@@ -44,4 +44,5 @@ urlpatterns = [
     path("", include("numbers.portal.pool_urls")),
     path("", include("numbers.portal.urls")),
     path("billing/", include("billing.portal.urls")),
+    path("compliance/geo/", include("compliance.portal.geo_urls")),
 ]

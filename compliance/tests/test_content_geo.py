@@ -246,3 +246,34 @@ def test_it_refuses_a_bad_regex_in_admin(client):
 def test_it_creates_a_tenant_with_its_home_country():
     call_command("create_tenant", "acme-br", name="Acme BR", owner_email="o@acme.example.com", country="br")
     assert Tenant.objects.get(slug="acme-br").home_country == "BR"
+
+
+# --- Portal ---------------------------------------------------------------------------------------------------
+
+PORTAL = "/portal/compliance/geo/"
+
+
+def test_it_shows_and_changes_the_geo_permissions_in_the_portal(client, world):
+    login_verified(client, world.a.owner, tenant=world.a.tenant)
+    page = client.get(PORTAL)
+    assert page.status_code == 200 and b"data-geo-table" in page.content and b"Nigeria" in page.content
+    enabled = [s.country for s in _states(world.a.tenant) if s.enabled]
+    answer = client.post(PORTAL, {"enabled": [*enabled, "NG"]})
+    assert answer.status_code == 302
+    assert GeoApprovalRequest.unscoped.filter(tenant=world.a.tenant, country="NG", status="pending").exists()
+    assert next(s for s in _states(world.a.tenant) if s.country == "NG").status == "pending_approval"
+
+
+def test_it_lets_only_the_owner_enable_a_high_risk_country_and_no_viewer_in(client, world):
+    login_verified(client, world.a.members["admin"], tenant=world.a.tenant)
+    enabled = [s.country for s in _states(world.a.tenant) if s.enabled]
+    assert client.post(PORTAL, {"enabled": [*enabled, "PK"]}).status_code == 403
+    assert not GeoPermission.unscoped.filter(tenant=world.a.tenant, country="PK").exists()
+    assert client.post(PORTAL, {"enabled": [*enabled, "MX"]}).status_code == 302  # medium risk: an admin may
+    login_verified(client, world.a.members["viewer"], tenant=world.a.tenant)
+    assert client.get(PORTAL).status_code == 403
+
+
+def _states(tenant):
+    with tenant_context(tenant):
+        return geo.geo_permissions_list(tenant=tenant)
