@@ -1,6 +1,7 @@
 """Serializers of compliance's /v1 answers: the country rules (compliance.countries.CountryRuleData)."""
 from __future__ import annotations
 
+import phonenumbers
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -85,10 +86,11 @@ class GeoPermissionsSerializer(serializers.Serializer):
 
 
 class GeoChangeSerializer(serializers.Serializer):
-    country = serializers.CharField(max_length=2, min_length=2, help_text="ISO 3166-1 alpha-2, any case.")
+    country = serializers.ChoiceField(choices=sorted(phonenumbers.SUPPORTED_REGIONS),
+                                      help_text="ISO 3166-1 alpha-2, upper case.")
     enabled = serializers.BooleanField()
 
 
 class GeoPermissionsWriteSerializer(serializers.Serializer):
-    countries = GeoChangeSerializer(many=True, max_length=300, allow_empty=False,
+    countries = GeoChangeSerializer(many=True, max_length=300,
                                     help_text="The countries to change; the others stay as they are.")

@@ -3,6 +3,7 @@ the tenant's geo permissions (the `compliance` scope)."""
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.response import Response
 
 from accounts.api.views import actor_for
@@ -12,6 +13,12 @@ from compliance.api import serializers as s
 from compliance.errors import CountryNotFound, InvalidCountry
 from smsportal.api.schema import api_errors
 from smsportal.api.views import ApiView
+
+
+class NameOnlyMetadata(SimpleMetadata):
+    def determine_metadata(self, request, view) -> dict:
+        return {"name": view.get_view_name(), "description": view.get_view_description()}
+
 
 _SCOPE_NOTE = "Any valid API key may read them: no scope is needed."
 
@@ -61,6 +68,9 @@ class GeoPermissionsView(ApiView):
     required_scope = Scope.COMPLIANCE
     serializer_class = s.GeoPermissionsSerializer
     pagination_class = None
+    # OPTIONS without DRF's form description: SimpleMetadata calls get_object() for a PUT, and this view has no
+    # object (the permissions are the tenant's); it answers the name and description only.
+    metadata_class = NameOnlyMetadata
 
     @extend_schema(operation_id="geo_permissions_retrieve", summary="Show the geo permissions",
                    description="Every country of the rules (and any other you chose) with whether a send there is "

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +16,13 @@ from accounts.models import AuditEvent, Tenant, User
 from accounts.services.audit import Actor
 from accounts.tests.factories import PASSWORD, TenantFactory, login_verified, make_api_key
 from compliance import content, geo
+from compliance.errors import InvalidCountry
 from compliance.models import AllowedDomain, ContentFlag, ContentRule, GeoApprovalRequest, GeoPermission
 from messaging import accept
 from messaging.models import Message
 from smsportal.tenancy import tenant_context
+from smsportal.tests import test_schemathesis as full
+from smsportal.tests.servers import procfile_server
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +104,7 @@ def test_it_refuses_a_destination_not_permitted_and_accepts_it_once_enabled(worl
     assert Message.unscoped.count() == before
 
     # the owner enables it: Nigeria needs an account manager's approval too, so it is still refused
-    put = api.put("/v1/geo-permissions", {"countries": [{"country": "ng", "enabled": True}]}, format="json",
+    put = api.put("/v1/geo-permissions", {"countries": [{"country": "NG", "enabled": True}]}, format="json",
                   **world.a.auth)
     assert put.status_code == 200, put.content
     nigeria = next(c for c in put.json()["data"] if c["country"] == "NG")
@@ -213,7 +219,9 @@ def test_it_needs_the_compliance_scope_and_refuses_a_bad_country(world, api):
     assert api.get("/v1/geo-permissions", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 403
     bad = api.put("/v1/geo-permissions", {"countries": [{"country": "XX", "enabled": True}]}, format="json",
                   **world.a.auth)
-    assert bad.status_code == 400 and _error(bad)["code"] == "invalid_country"
+    assert bad.status_code == 400 and _error(bad)["code"] == "validation_error"
+    with pytest.raises(InvalidCountry), tenant_context(world.a.tenant):
+        geo.geo_permissions_set(tenant=world.a.tenant, changes={"XX": True}, actor=Actor())
     listing = api.get("/v1/geo-permissions", **world.a.auth).json()
     assert listing["home_country"] == "US" and {"US", "CN", "NG"} <= {c["country"] for c in listing["data"]}
 
@@ -277,3 +285,25 @@ def test_it_lets_only_the_owner_enable_a_high_risk_country_and_no_viewer_in(clie
 def _states(tenant):
     with tenant_context(tenant):
         return geo.geo_permissions_list(tenant=tenant)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(600)
+def test_it_conforms_to_its_schema_under_schemathesis(tmp_path):
+    """The full run (smsportal/tests/test_schemathesis.py) covers the endpoint too; this one runs only it."""
+    own, secret = make_api_key(TenantFactory(), scopes=["compliance"], name="schemathesis")
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(full.HOOKS), "SCHEMATHESIS_TOKEN": secret,
+           "SCHEMATHESIS_OWN_KEY_ID": own.public_id, "SCHEMATHESIS_SPARE_KEY_ID": own.public_id}
+    report_path = tmp_path / "report.json"
+    with procfile_server(env={"API_RATE_LIMIT": "100000/s"}, log=tmp_path / "web.log") as server:
+        run = subprocess.run(
+            [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(full._config(tmp_path)), "run",
+             server.url("/v1/openapi.json"), "--include-path-regex", "^/v1/geo-permissions", "--checks", "all",
+             "--max-examples", "50", "--seed", str(full.SEED), "--workers", "1", "--generation-database", "none",
+             *full.GENERATION, "--request-timeout", "20", "--report", "json", "--report-json-path",
+             str(report_path), "--no-color"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540)
+    report = json.loads(report_path.read_text())
+    assert report["operations"]["tested"] == 2, full._figures(report)
+    assert run.returncode == 0, f"{full._figures(report)}\n{run.stdout[-20000:]}\n{run.stderr[-3000:]}"
