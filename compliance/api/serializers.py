@@ -85,10 +85,19 @@ class GeoPermissionsSerializer(serializers.Serializer):
     data = GeoCountrySerializer(many=True)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """true or false only: the schema says boolean, so 0, 1, "yes" are refused, not read as one."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class GeoChangeSerializer(serializers.Serializer):
     country = serializers.ChoiceField(choices=sorted(phonenumbers.SUPPORTED_REGIONS),
                                       help_text="ISO 3166-1 alpha-2, upper case.")
-    enabled = serializers.BooleanField()
+    enabled = StrictBooleanField()
 
 
 class GeoPermissionsWriteSerializer(serializers.Serializer):
