@@ -1,11 +1,15 @@
-"""Admin for account managers: keyword events (read-only); country rules, with audited overrides."""
+"""Admin for account managers: keyword events (read-only); country rules, with audited overrides; content rules,
+allowed domains and content flags; the geo approval queue (audited decisions)."""
+import re
+
 from django import forms
 from django.contrib import admin, messages
 
 from accounts.portal.decorators import actor_for
 from accounts.services import audit_record, ip_text
 from accounts.services.audit import Actor
-from compliance import services
+from compliance import geo, services
+from compliance.content import domains_parse
 from compliance.country_data import (
     RULE_FIELDS,
     country_rule_override,
@@ -13,7 +17,17 @@ from compliance.country_data import (
     rule_fields_check,
     rule_value_json,
 )
-from compliance.models import CountryRule, FraudAllowance, FraudRule, FraudSignal, KeywordEvent
+from compliance.models import (
+    AllowedDomain,
+    ContentFlag,
+    ContentRule,
+    CountryRule,
+    FraudAllowance,
+    FraudRule,
+    FraudSignal,
+    GeoApprovalRequest,
+    KeywordEvent,
+)
 
 
 def _actor(request) -> Actor:
@@ -180,3 +194,126 @@ class FraudAllowanceAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         # unscoped: account managers see every tenant's allowances
         return FraudAllowance.unscoped.select_related("tenant", "rule", "created_by")
+
+
+class ContentRuleForm(forms.ModelForm):
+    class Meta:
+        model = ContentRule
+        fields = ["slug", "category", "kind", "pattern", "countries", "message_types", "action", "reason", "enabled"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("kind") == ContentRule.Kind.REGEX:
+            try:
+                re.compile(cleaned.get("pattern") or "")
+            except re.error as exc:
+                raise forms.ValidationError({"pattern": f"Not a regular expression: {exc}"}) from None
+        if cleaned.get("kind") == ContentRule.Kind.DOMAINS and not domains_parse(cleaned.get("pattern") or ""):
+            raise forms.ValidationError({"pattern": "List at least one host name, one a line."})
+        for name in ("countries", "message_types"):
+            value = cleaned.get(name)
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise forms.ValidationError({name: 'A JSON list of strings, e.g. ["US"]; [] for all.'})
+        cleaned["countries"] = [c.upper() for c in cleaned["countries"]]
+        return cleaned
+
+
+@admin.register(ContentRule)
+class ContentRuleAdmin(admin.ModelAdmin):
+    """The content policy as data: every change takes effect in each process within COMPLIANCE_CACHE_SECONDS
+    (at once in this one) and is audited (content_rule.changed, before and after)."""
+
+    form = ContentRuleForm
+    list_display = ["slug", "category", "kind", "action", "countries", "message_types", "enabled", "updated_at"]
+    list_filter = ["category", "action", "enabled"]
+    search_fields = ["slug", "reason", "pattern"]
+
+    def save_model(self, request, obj, form, change):
+        before = {name: form.initial.get(name) for name in form.changed_data} if change else {}
+        super().save_model(request, obj, form, change)
+        audit_record(action="content_rule.changed" if change else "content_rule.created", actor=_actor(request),
+                     target=obj, changes={"before": before,
+                                          "after": {name: form.cleaned_data.get(name) for name in form.changed_data}})
+
+    def delete_model(self, request, obj):
+        audit_record(action="content_rule.deleted", actor=_actor(request), target=obj, changes={"slug": obj.slug})
+        super().delete_model(request, obj)
+
+
+@admin.register(AllowedDomain)
+class AllowedDomainAdmin(admin.ModelAdmin):
+    """A tenant's own link domains: they pass the link-domain rules (public shorteners)."""
+
+    list_display = ["domain", "tenant", "created_at"]
+    search_fields = ["domain", "tenant__slug"]
+    list_select_related = ["tenant"]
+
+
+    def save_model(self, request, obj, form, change):
+        obj.domain = obj.domain.strip().strip(".").lower()
+        super().save_model(request, obj, form, change)
+        audit_record(action="allowed_domain.saved", actor=_actor(request), tenant=obj.tenant, target=obj,
+                     changes={"domain": obj.domain})
+
+
+@admin.register(ContentFlag)
+class ContentFlagAdmin(admin.ModelAdmin):
+    """Sends a `flag` rule matched: they went out; an account manager reviews them."""
+
+    list_display = ["created_at", "tenant", "rule_slug", "category", "to", "country", "message_type", "reviewed"]
+    list_filter = ["category", "reviewed", "country"]
+    search_fields = ["to", "rule_slug", "tenant__slug", "excerpt"]
+    list_select_related = ["tenant"]
+    actions = ["mark_reviewed"]
+
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Mark reviewed")
+    def mark_reviewed(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        queryset.update(reviewed=True)
+        audit_record(action="content_flag.reviewed", actor=_actor(request), changes={"ids": ids})
+        self.message_user(request, f"{len(ids)} flags marked reviewed.", messages.SUCCESS)
+
+
+class GeoApprovalForm(forms.ModelForm):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    decision_reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}),
+                                      help_text="Why (kept in the audit trail).")
+
+    class Meta:
+        model = GeoApprovalRequest
+        fields = []
+
+
+@admin.register(GeoApprovalRequest)
+class GeoApprovalRequestAdmin(admin.ModelAdmin):
+    """The high-risk approval queue: a tenant enabled a country whose rule needs an account manager's
+    approval. Open a pending request, choose approve or reject with a reason: decided and audited."""
+
+    form = GeoApprovalForm
+    list_display = ["created_at", "tenant", "country", "status", "reviewed_by", "reviewed_at"]
+    list_filter = ["status", "country"]
+    search_fields = ["tenant__slug", "country"]
+    list_select_related = ["tenant", "reviewed_by"]
+    readonly_fields = ["tenant", "country", "status", "reason", "reviewed_by", "reviewed_at", "created_at"]
+
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (obj is None or obj.status == "pending")
+
+    def save_model(self, request, obj, form, change):
+        geo.geo_approval_decide(request_id=obj.pk, approve=form.cleaned_data["decision"] == "approve",
+                                reason=form.cleaned_data["decision_reason"], actor=_actor(request))
+        obj.refresh_from_db()

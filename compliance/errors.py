@@ -31,3 +31,23 @@ class DuplicateInFlight(Conflict):
 class InvalidTimezone(DomainError):
     code = "invalid_timezone"
     message = "timezone must be an IANA time-zone name, such as America/New_York."
+
+
+class ContentPolicyViolation(Unprocessable):
+    code = "content_policy_violation"
+    message = "The message breaks a content rule."
+
+
+class DestinationNotPermitted(Unprocessable):
+    code = "destination_not_permitted"
+    message = "This account may not send to that country: enable it in geo permissions (GET /v1/geo-permissions)."
+
+
+class InvalidCountry(DomainError):
+    code = "invalid_country"
+    message = "Not an ISO 3166-1 alpha-2 country code."
+
+
+class GeoApprovalNotPending(Conflict):
+    code = "not_pending"
+    message = "This request was already decided."

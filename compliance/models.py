@@ -249,3 +249,143 @@ class FraudAllowance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule_id} {self.subject}"
+
+
+class ContentRule(models.Model):
+    """One content-policy rule (docs/compliance.md, "Content policy and geo permissions"): platform data, seeded
+    from compliance/data/content_rules.json by migration 0007 and edited by account managers in admin, never
+    code in a view. Read through compliance.content (compiled once per process), never per message.
+
+    `kind` says how `pattern` is read: `regex` (a Python regular expression, any case, searched in the text),
+    `domains` (host names, one a line: a link to one of them or a subdomain matches, unless the tenant's own
+    AllowedDomain list has it), or `required` (the element the country's rule asks for is missing: the
+    category names which: `opt_out_missing`, `signature_missing`, `template_missing`; `pattern` unused)."""
+
+    class Kind(models.TextChoices):
+        REGEX = "regex", "Regular expression"
+        DOMAINS = "domains", "Link domains"
+        REQUIRED = "required", "Required element missing"
+
+    class Action(models.TextChoices):
+        BLOCK = "block", "Block (422 content_policy_violation)"
+        FLAG = "flag", "Flag (send, and record a flag for review)"
+
+    slug = models.SlugField(max_length=64, unique=True, help_text="The rule's id, shown in a refusal.")
+    category = models.CharField(max_length=32, help_text="shaft, phishing, shortener, opt_out_missing, "
+                                                         "signature_missing, template_missing, ...")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    pattern = models.TextField(blank=True, help_text="regex: the expression; domains: one host a line; required: unused.")
+    countries = models.JSONField(default=list, blank=True, help_text='ISO codes it applies to, e.g. ["US"]; [] = every country.')
+    message_types = models.JSONField(default=list, blank=True,
+                                     help_text='Message types it applies to, e.g. ["marketing"]; [] = every type.')
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.BLOCK)
+    reason = models.CharField(max_length=300, help_text="Why, in words a sender can act on (shown in the refusal).")
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(kind__in=["regex", "domains", "required"]),
+                                   name="content_rule_kind_valid"),
+            models.CheckConstraint(condition=models.Q(action__in=["block", "flag"]), name="content_rule_action_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class AllowedDomain(models.Model):
+    """A tenant's own link domain: links to it (or its subdomains) pass the `domains` content rules, so a
+    tenant that runs its own short-link host is not refused as a public shortener."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    domain = models.CharField(max_length=253, help_text="A host name, lower case, e.g. go.example.com.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "domain"], name="allowed_domain_unique")]
+
+    def __str__(self) -> str:
+        return self.domain
+
+
+class ContentFlag(models.Model):
+    """A send a `flag` content rule matched: it went out, and account managers review it in admin. Written
+    only by a send (never a quote), after the rule matched; keeps an excerpt, not the whole body."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    rule_slug = models.SlugField(max_length=64)
+    category = models.CharField(max_length=32)
+    to = models.CharField(max_length=20)
+    country = models.CharField(max_length=2, blank=True)
+    message_type = models.CharField(max_length=16)
+    excerpt = models.CharField(max_length=160)
+    reviewed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.rule_slug} {self.to}"
+
+
+class GeoPermission(models.Model):
+    """A tenant's explicit choice for one destination country. Without a row a country follows the default
+    (compliance.geo): the tenant's home country and the rules' low-risk countries are allowed, the rest are
+    not. `enabled` is the owner's choice; a country whose rule has approval_required is allowed only once an
+    account manager approved it (`approved_at`, through a GeoApprovalRequest)."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, upper case.")
+    enabled = models.BooleanField()
+    approved_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["country"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "country"], name="geo_permission_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.country} {'on' if self.enabled else 'off'}"
+
+
+class GeoApprovalRequest(models.Model):
+    """A tenant asked to send to a country whose rule needs an account manager's approval: the admin's
+    high-risk approval queue. The decision is audited (geo_approval.approved / .rejected)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    country = models.CharField(max_length=2)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    reason = models.TextField(blank=True, help_text="The account manager's reason for the decision.")
+    reviewed_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "country"], condition=models.Q(status="pending"),
+                                               name="geo_approval_one_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.country} {self.status}"

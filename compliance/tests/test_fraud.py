@@ -8,8 +8,8 @@ import time_machine
 from accounts.models import Tenant
 from accounts.services import SYSTEM
 from accounts.tests.api_assertions import assert_error
-from compliance import fraud, services
-from compliance.models import FraudAllowance, FraudRule, FraudSignal
+from compliance import fraud, geo, services
+from compliance.models import FraudAllowance, FraudRule, FraudSignal, GeoPermission
 from messaging.models import Message
 
 pytestmark = pytest.mark.django_db
@@ -23,6 +23,10 @@ def _setup(world, settings, time_machine):
     Tenant.objects.filter(pk__in=[world.a.tenant.pk, world.b.tenant.pk]).update(messages_per_second=10_000)
     FraudRule.objects.update(mode=FraudRule.Mode.OFF)
     fraud.rules_cache_clear()  # (update() sends no signal)
+    # Nigeria (+234, the pumping-prone destination these tests send to) is high-risk and needs approval
+    for side in (world.a, world.b):
+        GeoPermission.unscoped.create(tenant=side.tenant, country="NG", enabled=True, approved_at=START)
+    geo.geo_cache_clear()
     time_machine.move_to(START, tick=False)
 
 

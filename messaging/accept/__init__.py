@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from accounts.services import ApiKeyMode
 from messaging.accept import (
     checks,  # noqa: F401 - registers today's policy checks
-    policies,  # noqa: F401 - registers compliance's policy checks
+    policies,  # noqa: F401 - registers compliance's policy checks (after today's)
     pricing,  # noqa: F401 - registers billing's rating and hold
     registry,
     steps,
