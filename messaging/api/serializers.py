@@ -122,25 +122,31 @@ class MessageSerializer(_FromFieldMixin, serializers.ModelSerializer):
         read_only=True, allow_null=True,
         help_text="Why the message waits though you did not schedule it: `quiet_hours` (a marketing message "
                   "outside the recipient's allowed hours, sent at `scheduled_at`, the next window's start); else null.")
-    deduplicated = serializers.BooleanField(
-        read_only=True, required=False,
-        help_text="Only in a send's answer: true when this is an earlier, identical OTP to the same number "
-                  "(within OTP_DEDUPE_SECONDS), answered instead of sending it again.")
 
     class Meta:
         model = Message
         fields = ["id", "status", "to", "sender", "pool", "text", "encoding", "segments", "characters",
                   "message_type", "created_at", "scheduled_at", "scheduled_reason", "expires_at",
-                  "client_reference", "metadata", "price", "currency", "billed", "deduplicated"]
+                  "client_reference", "metadata", "price", "currency", "billed"]
         read_only_fields = fields
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
         data["currency"] = data["currency"] or None
         data["scheduled_reason"] = data.get("scheduled_reason") or None
-        if not getattr(instance, "deduplicated", False):
-            data.pop("deduplicated", None)
         return data
+
+
+class MessageSendAnswerSerializer(MessageSerializer):
+    """The 202 of a single send: the message, and `deduplicated` when it is an earlier one (the schema's only)."""
+
+    deduplicated = serializers.BooleanField(
+        required=False, help_text="Present and true when this is an earlier, identical OTP to the same number "
+                                  "(within 30 s), answered instead of sending it again.")
+
+    class Meta(MessageSerializer.Meta):
+        fields = [*MessageSerializer.Meta.fields, "deduplicated"]
+        read_only_fields = MessageSerializer.Meta.fields
 
 
 class RoutingAttemptSerializer(serializers.Serializer):

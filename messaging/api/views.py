@@ -101,7 +101,7 @@ class MessageListView(ApiListView):
                     "body is `text`, or a `template` with `variables`. Over the account's messages per second: "
                     "429 `rate_limited`. Send an `Idempotency-Key` to retry safely. Needs the `messages:send` scope.",
         request=s.MessageCreateSerializer, examples=SEND_EXAMPLES,
-        responses={202: s.MessageSerializer, **api_errors(*SEND_ERRORS)})
+        responses={202: s.MessageSendAnswerSerializer, **api_errors(*SEND_ERRORS)})
     def post(self, request):
         (draft,) = accept.messages_accept(tenant=request.auth.tenant, api_key=request.auth, items=[_item(request.data)],
                                           request_limits=getattr(request, "deferred_limits", ()),
