@@ -173,8 +173,21 @@ class BalanceAdmin(admin.ModelAdmin):
         return render(request, "admin/billing/balance/credit.html", context)
 
 
+class _NoWrites:
+    """Rows written only by billing's services (the ledger, the charge job): admin shows them, never edits them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
+class LedgerEntryAdmin(_NoWrites, admin.ModelAdmin):
     """Append-only: no add, change or delete here (the database refuses them on PostgreSQL)."""
 
     list_display = ["created_at", "tenant", "kind", "balance_delta", "reserved_delta", "currency", "message_id",
@@ -190,15 +203,6 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         # One tenant's ledger, as each balance links to it (not a list filter: one entry per tenant would be long).
         return lookup == "tenant__id__exact" or super().lookup_allowed(lookup, value, request)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(NumberPrice)
 class NumberPriceAdmin(admin.ModelAdmin):
@@ -211,7 +215,7 @@ class NumberPriceAdmin(admin.ModelAdmin):
 
 
 @admin.register(NumberCharge)
-class NumberChargeAdmin(admin.ModelAdmin):
+class NumberChargeAdmin(_NoWrites, admin.ModelAdmin):
     """Read-only: written by the charge job (billing/charges.py). Filter by status to see what is owed."""
 
     list_display = ["day", "tenant", "number", "kind", "seconds", "amount", "currency", "status", "charged_at"]
@@ -219,15 +223,6 @@ class NumberChargeAdmin(admin.ModelAdmin):
     search_fields = ["tenant__slug", "number__number"]
     list_select_related = ["tenant", "number"]
     date_hierarchy = "day"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(DirectPrice)

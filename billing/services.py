@@ -247,7 +247,7 @@ class HoldStatement:
 
     now: datetime
 
-    name = "h"  # the CTE that returns a row when the hold was taken
+    # The CTE `h` returns a row when the hold was taken (messaging/accept/store.py gates the message on it).
     # What the statement answers for the hold, after its own columns: what it left available, and whether it took
     # the low-balance alert's marker (this hold crossed the threshold: set with updated_at, to the same moment).
     outputs = "(SELECT available FROM h), (SELECT raised FROM h)"
