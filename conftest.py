@@ -29,6 +29,12 @@ def _clear_cache():
     # Without REDIS_URL the rate limits live in this process; on SQLite a rolled-back test's ids come
     # back, so the next test's key would find the last one's bucket.
     local_buckets_clear()
+    # Compliance's process caches (fraud rules, quiet-hours settings) and its in-process velocity counters.
+    from compliance import fraud, quiet_hours
+
+    fraud.rules_cache_clear()
+    fraud.local_state_clear()
+    quiet_hours.settings_cache_clear()
     yield
 
 
@@ -86,3 +92,25 @@ def _other_test_database_sessions_ended(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+@pytest.fixture(autouse=True)
+def _platform_rules_after_flush(request):
+    """A transactional test's database was flushed by the one before: the platform's rules that migrations
+    load (country rules, content rules: compliance 0003 and 0007) are put back when missing, so the send
+    pipeline's checks (geo permissions' low-risk defaults, the content policy) behave as in production."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = (marker is not None and marker.kwargs.get("transaction")) or any(
+        name in request.fixturenames for name in ("transactional_db", "live_server"))
+    if transactional:
+        request.getfixturevalue("transactional_db")
+        from compliance import content, countries
+        from compliance.country_data import country_rules_load
+        from compliance.models import CountryRule
+
+        if not CountryRule.objects.exists():
+            country_rules_load()
+            countries.country_rules_cache_clear()
+        if content.content_rules_seed():
+            content.content_cache_clear()
+    yield

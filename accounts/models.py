@@ -71,6 +71,10 @@ class Tenant(models.Model):
         limit_choices_to={"is_staff": True},
     )
     data_region = models.CharField(max_length=8, choices=Region.choices, default=Region.EU)
+    home_country = models.CharField(
+        max_length=2, default="US",
+        help_text="ISO 3166-1 alpha-2: the country the tenant always may send to (geo permissions, docs/compliance.md).",
+    )
     require_2fa = models.BooleanField(default=False, help_text="Every member must use two-factor authentication.")
     # Sending limits; account managers raise them per tenant.
     messages_per_second = models.PositiveIntegerField(

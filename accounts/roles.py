@@ -43,6 +43,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "messages.send": frozenset({_O, _A, _D}),
     "numbers.view": frozenset({_O, _A, _D, _B, _V}),
     "numbers.manage": frozenset({_O, _A, _D}),
+    "compliance.view": frozenset({_O, _A, _D, _B, _V}),
     "compliance.manage": frozenset({_O, _A}),
     "billing.view": frozenset({_O, _A, _B}),
     "billing.manage": frozenset({_O, _B}),

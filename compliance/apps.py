@@ -1,4 +1,5 @@
-"""App config for compliance: keyword events, country rules (docs/compliance.md) and the checks built on them."""
+"""App config for compliance: keyword events, country rules, quiet hours and fraud velocity (docs/compliance.md),
+and the checks built on them."""
 from django.apps import AppConfig
 
 
@@ -6,4 +7,4 @@ class ComplianceConfig(AppConfig):
     name = "compliance"
 
     def ready(self) -> None:
-        from compliance import signals  # noqa: F401 - connects the country-rules cache's invalidation
+        from compliance import signals  # noqa: F401 - connects the process caches' invalidation

@@ -1,9 +1,53 @@
 """Compliance's domain errors, each with its stable code (smsportal/errors.py maps them to JSON)."""
 from __future__ import annotations
 
-from smsportal.errors import NotFound
+from smsportal.errors import Conflict, DomainError, NotFound, Unprocessable
 
 
 class CountryNotFound(NotFound):
     code = "not_found"
     message = "There are no rules for this country: use an ISO 3166-1 alpha-2 code GET /v1/countries lists."
+
+
+class FraudSuspected(Unprocessable):
+    """A block-mode fraud rule fired for this message: `reason` is the rule's code, the message its evidence."""
+
+    code = "fraud_suspected"
+    message = "This message looks like SMS pumping and was not sent."
+
+    def __init__(self, message: str | None = None, *, reason: str, field: str | None = "to") -> None:
+        super().__init__(message, field=field)
+        self.reason = reason
+
+
+class DuplicateInFlight(Conflict):
+    """The same OTP to the same number is being accepted by another request right now: retry to get its answer."""
+
+    code = "duplicate_in_flight"
+    message = "The same one-time password to this number is being sent right now; retry in a second for its answer."
+    retry_after = 1
+
+
+class InvalidTimezone(DomainError):
+    code = "invalid_timezone"
+    message = "timezone must be an IANA time-zone name, such as America/New_York."
+
+
+class ContentPolicyViolation(Unprocessable):
+    code = "content_policy_violation"
+    message = "The message breaks a content rule."
+
+
+class DestinationNotPermitted(Unprocessable):
+    code = "destination_not_permitted"
+    message = "This account may not send to that country: enable it in geo permissions (GET /v1/geo-permissions)."
+
+
+class InvalidCountry(DomainError):
+    code = "invalid_country"
+    message = "Not an ISO 3166-1 alpha-2 country code."
+
+
+class GeoApprovalNotPending(Conflict):
+    code = "not_pending"
+    message = "This request was already decided."

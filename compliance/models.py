@@ -1,6 +1,9 @@
-"""Models of compliance: for now the keyword events (opt-out, opt-in, help) of inbound messages."""
+"""Models of compliance: keyword events of inbound messages, quiet hours, fraud rules and their signals."""
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
+from smsportal.ids import PublicId
 from smsportal.tenancy import TenantScopedManager
 
 
@@ -98,3 +101,291 @@ class CountryRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.iso} {self.name}"
+
+
+# --- Quiet hours (issue 12, section 7; compliance/quiet_hours.py) -----------------------------------------
+
+
+class QuietHoursSetting(models.Model):
+    """A tenant's own sending window, in the recipient's local time: it can only narrow the country's legal
+    window (compliance/data/quiet_hours.json), never widen it. One row per tenant; no row: the legal window only."""
+
+    tenant = models.OneToOneField("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    window_start = models.TimeField(null=True, blank=True, help_text="Earliest local time to send marketing.")
+    window_end = models.TimeField(null=True, blank=True, help_text="Latest local time (exclusive).")
+    # ISO weekdays (1 Monday .. 7 Sunday) on which the tenant sends no marketing at all.
+    days_off = models.JSONField(default=list, blank=True)
+    apply_to_transactional = models.BooleanField(
+        default=False, help_text="Also defer transactional messages (OTP messages are never deferred).")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(window_start__isnull=True, window_end__isnull=True)
+                           | models.Q(window_start__lt=models.F("window_end"))),
+                name="quiet_hours_window_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"quiet hours of tenant {self.tenant_id}"
+
+
+# --- Fraud and SMS-pumping defence (issue 12, section 8; compliance/fraud.py) ----------------------------
+
+
+class FraudRule(models.Model):
+    """A velocity rule, as data (account managers edit it in admin): messages per window on one dimension,
+    against that dimension's own baseline (an EWMA of its earlier windows, kept in Redis).
+
+    It fires when a window's count reaches `min_count` and exceeds `baseline_multiplier` times the
+    baseline (at least `baseline_floor` a window, so a new tenant's empty history is no baseline of zero).
+    `sequential` rules also need `sequential_ratio` of the window's numbers next to another one of it
+    (…0001, …0002): the shape of a pumping run through a number range."""
+
+    class Kind(models.TextChoices):
+        VELOCITY = "velocity", "Velocity against baseline"
+        SEQUENTIAL = "sequential", "Burst to sequential numbers in one prefix"
+
+    class Dimension(models.TextChoices):
+        TENANT = "tenant", "Tenant"
+        API_KEY = "api_key", "API key"
+        PREFIX = "prefix", "Destination prefix"
+        COUNTRY = "country", "Destination country"
+
+    class Mode(models.TextChoices):
+        BLOCK = "block", "Block (422 fraud_suspected)"
+        SHADOW = "shadow", "Shadow (record a signal, send anyway)"
+        OFF = "off", "Off"
+
+    code = models.SlugField(max_length=50, unique=True, help_text="The reason code answered with fraud_suspected.")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.VELOCITY)
+    dimension = models.CharField(max_length=8, choices=Dimension.choices, default=Dimension.PREFIX)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.SHADOW)
+    window_seconds = models.PositiveIntegerField(default=60)
+    min_count = models.PositiveIntegerField(default=100, help_text="Messages in a window before the rule can fire.")
+    baseline_multiplier = models.DecimalField(max_digits=6, decimal_places=2, default=10)
+    baseline_floor = models.PositiveIntegerField(default=3, help_text="Least baseline a window (messages).")
+    prefix_digits = models.PositiveSmallIntegerField(
+        default=5, help_text="Digits of the E.164 number (country code included) that make a prefix.")
+    sequential_ratio = models.DecimalField(max_digits=3, decimal_places=2, default=0.5)
+    countries = models.JSONField(default=list, blank=True, help_text="ISO codes it watches (empty: every country).")
+    message_types = models.JSONField(default=list, blank=True, help_text="otp, transactional, marketing (empty: all).")
+    description = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(window_seconds__gte=1), name="fraud_rule_window_positive"),
+            models.CheckConstraint(condition=models.Q(prefix_digits__gte=1, prefix_digits__lte=15),
+                                   name="fraud_rule_prefix_digits_range"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class FraudSignal(models.Model):
+    """One firing of a rule for one subject (at most one a window: later blocks of the same window answer
+    the same evidence without a row each), for account managers to review in admin."""
+
+    class Action(models.TextChoices):
+        BLOCKED = "blocked", "Blocked"
+        SHADOW = "shadow", "Shadow (sent)"
+
+    class Review(models.TextChoices):
+        OPEN = "open", "Open"
+        ALLOWLISTED = "allowlisted", "Allow-listed"
+        TENANT_SUSPENDED = "tenant_suspended", "Tenant suspended"
+        DISMISSED = "dismissed", "Dismissed"
+
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("frd"), editable=False)
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    rule = models.ForeignKey(FraudRule, on_delete=models.PROTECT, related_name="signals")
+    dimension = models.CharField(max_length=8, choices=FraudRule.Dimension.choices)
+    subject = models.CharField(max_length=64, help_text="The prefix, country, API key or tenant that burst.")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    evidence = models.CharField(max_length=300)
+    figures = models.JSONField(default=dict, help_text="count, distinct, baseline, window_seconds, adjacent.")
+    review = models.CharField(max_length=16, choices=Review.choices, default=Review.OPEN)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "created_at"]), models.Index(fields=["review", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} {self.subject}: {self.evidence}"
+
+
+class FraudAllowance(models.Model):
+    """An account manager's "this is fine": the rule no longer fires for this tenant's subject (a prefix,
+    a country, a key) until `expires_at` (none: for good)."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    rule = models.ForeignKey(FraudRule, on_delete=models.CASCADE, related_name="allowances")
+    subject = models.CharField(max_length=64)
+    reason = models.CharField(max_length=300, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "rule", "subject"], name="fraud_allowance_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} {self.subject}"
+
+
+class ContentRule(models.Model):
+    """One content-policy rule (docs/compliance.md, "Content policy and geo permissions"): platform data, seeded
+    from compliance/data/content_rules.json by migration 0007 and edited by account managers in admin, never
+    code in a view. Read through compliance.content (compiled once per process), never per message.
+
+    `kind` says how `pattern` is read: `regex` (a Python regular expression, any case, searched in the text),
+    `domains` (host names, one a line: a link to one of them or a subdomain matches, unless the tenant's own
+    AllowedDomain list has it), or `required` (the element the country's rule asks for is missing: the
+    category names which: `opt_out_missing`, `signature_missing`, `template_missing`; `pattern` unused)."""
+
+    class Kind(models.TextChoices):
+        REGEX = "regex", "Regular expression"
+        DOMAINS = "domains", "Link domains"
+        REQUIRED = "required", "Required element missing"
+
+    class Action(models.TextChoices):
+        BLOCK = "block", "Block (422 content_policy_violation)"
+        FLAG = "flag", "Flag (send, and record a flag for review)"
+
+    slug = models.SlugField(max_length=64, unique=True, help_text="The rule's id, shown in a refusal.")
+    category = models.CharField(max_length=32, help_text="shaft, phishing, shortener, opt_out_missing, "
+                                                         "signature_missing, template_missing, ...")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    pattern = models.TextField(blank=True, help_text="regex: the expression; domains: one host a line; required: unused.")
+    countries = models.JSONField(default=list, blank=True, help_text='ISO codes it applies to, e.g. ["US"]; [] = every country.')
+    message_types = models.JSONField(default=list, blank=True,
+                                     help_text='Message types it applies to, e.g. ["marketing"]; [] = every type.')
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.BLOCK)
+    reason = models.CharField(max_length=300, help_text="Why, in words a sender can act on (shown in the refusal).")
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(kind__in=["regex", "domains", "required"]),
+                                   name="content_rule_kind_valid"),
+            models.CheckConstraint(condition=models.Q(action__in=["block", "flag"]), name="content_rule_action_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class AllowedDomain(models.Model):
+    """A tenant's own link domain: links to it (or its subdomains) pass the `domains` content rules, so a
+    tenant that runs its own short-link host is not refused as a public shortener."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    domain = models.CharField(max_length=253, help_text="A host name, lower case, e.g. go.example.com.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "domain"], name="allowed_domain_unique")]
+
+    def __str__(self) -> str:
+        return self.domain
+
+
+class ContentFlag(models.Model):
+    """A send a `flag` content rule matched: it went out, and account managers review it in admin. Written
+    only by a send (never a quote), after the rule matched; keeps an excerpt, not the whole body."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    rule_slug = models.SlugField(max_length=64)
+    category = models.CharField(max_length=32)
+    to = models.CharField(max_length=20)
+    country = models.CharField(max_length=2, blank=True)
+    message_type = models.CharField(max_length=16)
+    excerpt = models.CharField(max_length=160)
+    reviewed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.rule_slug} {self.to}"
+
+
+class GeoPermission(models.Model):
+    """A tenant's explicit choice for one destination country. Without a row a country follows the default
+    (compliance.geo): the tenant's home country and the rules' low-risk countries are allowed, the rest are
+    not. `enabled` is the owner's choice; a country whose rule has approval_required is allowed only once an
+    account manager approved it (`approved_at`, through a GeoApprovalRequest)."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, upper case.")
+    enabled = models.BooleanField()
+    approved_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["country"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "country"], name="geo_permission_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.country} {'on' if self.enabled else 'off'}"
+
+
+class GeoApprovalRequest(models.Model):
+    """A tenant asked to send to a country whose rule needs an account manager's approval: the admin's
+    high-risk approval queue. The decision is audited (geo_approval.approved / .rejected)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    country = models.CharField(max_length=2)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    reason = models.TextField(blank=True, help_text="The account manager's reason for the decision.")
+    reviewed_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "country"], condition=models.Q(status="pending"),
+                                               name="geo_approval_one_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.country} {self.status}"

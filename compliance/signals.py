@@ -1,13 +1,44 @@
-"""Cache invalidation only (STYLE.md): a country rule saved or deleted in this process clears the rules cache."""
+"""Cache invalidation only (STYLE.md): a country rule, content rule, allowed domain, geo permission, fraud rule,
+allowance or quiet-hours setting saved or deleted in this process clears the cache that holds it."""
 from __future__ import annotations
 
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from compliance import countries
-from compliance.models import CountryRule
+from compliance import content, countries, fraud, geo, quiet_hours
+from compliance.models import (
+    AllowedDomain,
+    ContentRule,
+    CountryRule,
+    FraudAllowance,
+    FraudRule,
+    GeoPermission,
+    QuietHoursSetting,
+)
 
 
 @receiver([post_save, post_delete], sender=CountryRule, dispatch_uid="compliance.country_rules_cache_clear")
 def country_rule_changed(**kwargs) -> None:
     countries.country_rules_cache_clear()
+
+
+@receiver([post_save, post_delete], sender=FraudRule, dispatch_uid="compliance.fraud_rule_changed")
+@receiver([post_save, post_delete], sender=FraudAllowance, dispatch_uid="compliance.fraud_allowance_changed")
+def fraud_rules_changed(**kwargs) -> None:
+    fraud.rules_cache_clear()
+
+
+@receiver([post_save, post_delete], sender=QuietHoursSetting, dispatch_uid="compliance.quiet_hours_changed")
+def quiet_hours_changed(**kwargs) -> None:
+    quiet_hours.settings_cache_clear()
+
+
+@receiver([post_save, post_delete], sender=ContentRule, dispatch_uid="compliance.content_rule_cache_clear")
+@receiver([post_save, post_delete], sender=AllowedDomain, dispatch_uid="compliance.allowed_domain_cache_clear")
+def content_changed(**kwargs) -> None:
+    content.content_cache_clear()
+
+
+@receiver([post_save, post_delete], sender=GeoPermission, dispatch_uid="compliance.geo_cache_clear")
+def geo_permission_changed(**kwargs) -> None:
+    geo.geo_cache_clear()

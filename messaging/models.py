@@ -61,6 +61,9 @@ class Message(models.Model):
     callback_url = models.URLField(max_length=2000, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     scheduled_at = models.DateTimeField(null=True, blank=True)
+    # Why a message waits when the caller did not ask it to: "quiet_hours" (compliance's check deferred a
+    # marketing message to the recipient's next allowed window); empty otherwise.
+    scheduled_reason = models.CharField(max_length=16, blank=True, default="", db_default="")
     expires_at = models.DateTimeField()
     # Rated at accept (billing: segments times the unit price); null without billing. `billed`: a live send
     # whose price is held on the balance, captured when it leaves us and released when it cannot

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from compliance import quiet_hours
+from compliance.errors import InvalidTimezone
 from messaging import encoding, errors, phone, templating
 from messaging.lifecycle import message_transition
 from messaging.models import Message, MessageEvent, MessageTemplate, MessageType, Status
@@ -61,6 +63,9 @@ class PreparedMessage:
     callback_url: str
     smart_encoding: bool
     pool: NumberPool | None = None
+    # The caller's IANA time zone for the recipient (quiet hours), and why scheduled_at was set by a check.
+    timezone: str = ""
+    scheduled_reason: str = ""
 
 
 def phone_number_normalize(value: str, *, region: str | None = None, field: str = "to") -> str:
@@ -161,6 +166,7 @@ def message_prepare(
     metadata: dict | None = None,
     smart_encoding: bool = True,
     callback_url: str = "",
+    time_zone: str | None = None,
     pool_pick: bool = False,
 ) -> PreparedMessage:
     """Validate, render and encode a message: step 1 of the accept pipeline (messaging/accept), for send and quote.
@@ -187,7 +193,17 @@ def message_prepare(
         metadata=_metadata(metadata),
         callback_url=_callback_url_checked(callback_url, settings.WEBHOOK_ALLOW_PRIVATE_TARGETS) if callback_url else "",
         smart_encoding=smart_encoding,
+        timezone=_timezone(time_zone),
     )
+
+
+def _timezone(name: str | None) -> str:
+    """The caller's time zone for the recipient: an IANA name, checked (quiet hours read it)."""
+    if not name:
+        return ""
+    if not quiet_hours.timezone_valid(name):
+        raise InvalidTimezone(f"{name!r} is not an IANA time-zone name (such as America/New_York).", field="timezone")
+    return name
 
 
 @lru_cache(maxsize=1024)

@@ -434,3 +434,15 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Compliance ------------------------------------------------------------------------
+# Seconds a process keeps fraud rules, allowances and quiet-hours settings in memory (a change made in this
+# process clears them at once: compliance/signals.py). The accept pipeline's checks then ask the database nothing.
+COMPLIANCE_CACHE_SECONDS = env.float("COMPLIANCE_CACHE_SECONDS", default=30.0)
+# A fraud rule's baseline: the EWMA of its subject's earlier windows, this weight on the newest.
+FRAUD_EWMA_ALPHA = env.float("FRAUD_EWMA_ALPHA", default=0.1)
+# The same OTP text to the same number from the same tenant within this many seconds is answered with the
+# first message (`deduplicated: true`), not sent again. 0 turns the dedupe off.
+OTP_DEDUPE_SECONDS = env.float("OTP_DEDUPE_SECONDS", default=30.0)
+# OTP messages to one recipient number, per tenant (429 with Retry-After beyond it). Empty: no such limit.
+MESSAGE_OTP_DESTINATION_RATE_LIMIT = env.str("MESSAGE_OTP_DESTINATION_RATE_LIMIT", default="5/h")

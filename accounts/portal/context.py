@@ -19,6 +19,7 @@ SECTIONS = {
                                     "lease-release")},
     "inbound-messages": "inbound-messages",
     **{name: "invoices" for name in ("invoices", "invoice-detail", "invoice-pdf", "credit-note-pdf")},
+    "quiet-hours": "quiet-hours",
     "2fa": "account", "2fa-backup-codes": "account", "2fa-disable": "account",
 }
 

@@ -45,4 +45,6 @@ urlpatterns = [
     path("", include("numbers.portal.urls")),
     path("billing/", include("billing.portal.urls")),
     path("billing/invoices/", include("billing.portal.invoice_urls")),
+    path("", include("compliance.portal.quiet_hours_urls")),
+    path("compliance/geo/", include("compliance.portal.geo_urls")),
 ]

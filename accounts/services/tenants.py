@@ -12,10 +12,12 @@ from accounts.services.audit import SYSTEM, Actor, audit_record
 
 @transaction.atomic
 def tenant_create(
-    *, slug: str, name: str, owner_email: str, password: str | None = None, actor: Actor = SYSTEM
+    *, slug: str, name: str, owner_email: str, password: str | None = None, actor: Actor = SYSTEM,
+    country: str = "US",
 ) -> tuple[Tenant, User]:
-    """Create a tenant and its first owner (a new user, or an existing one by email)."""
-    tenant = Tenant.objects.create(slug=slugify(slug), name=name)
+    """Create a tenant and its first owner (a new user, or an existing one by email). `country` is its home
+    country (ISO 3166-1 alpha-2): always a permitted destination (geo permissions, docs/compliance.md)."""
+    tenant = Tenant.objects.create(slug=slugify(slug), name=name, home_country=country.upper())
     owner, _created = user_get_or_create(email=owner_email, password=password)
     # unscoped: a new tenant's first owner joins before any context can exist
     Membership.unscoped.create(tenant=tenant, user=owner, role=Role.OWNER)

@@ -1,7 +1,7 @@
 """Assertions shared by the API tests: the one error shape, and the world's public identifiers."""
 from __future__ import annotations
 
-ERROR_KEYS = {"code", "message", "field", "details"}
+ERROR_KEYS = {"code", "message", "field", "details", "reason"}
 DETAIL_KEYS = {"field", "code", "message"}
 
 

@@ -27,8 +27,15 @@ UNSCOPED_PLACES: dict[str, str] = {
     # Audit events that belong to no tenant, or to each tenant of a person.
     "accounts/services/audit.py:audit_record": "an event of no tenant (staff, platform) or of each tenant of a person",
     "accounts/services/audit.py:_audit_everywhere": "a person's security event goes to every tenant they belong to",
+    # Compliance's process caches for the accept pipeline's checks, and admin's reviews (issue 12).
+    "compliance/fraud.py:_rules": "fraud allowances of every tenant, held in process memory with the rules",
+    "compliance/quiet_hours.py:tenant_window": "every tenant's quiet-hours setting, held in process memory",
+    "compliance/services.py:fraud_signal_allowlist": "admin's review of any tenant's signal: the allowance is its tenant's",
+    "compliance/admin.py:FraudSignalAdmin.get_queryset": "the admin site: account managers review every tenant's signals",
+    "compliance/admin.py:FraudAllowanceAdmin.get_queryset": "the admin site: every tenant's fraud allowances",
     # Staff and platform commands.
     "accounts/admin.py:_every_tenant.run": "the admin site: staff see every tenant",
+    "compliance/geo.py:geo_approval_decide": "an account manager decides one geo approval request by its id (admin)",
     # The send pipeline's workers, receipts and sweeps: they hold a message id, not a tenant.
     "messaging/lifecycle.py:message_transition": "one message by its id, from dispatch, receipts and sweeps",
     "messaging/lifecycle.py:_moved_portable": "messages by their ids, from batch dispatch, receipts and sweeps "

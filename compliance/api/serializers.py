@@ -1,6 +1,7 @@
 """Serializers of compliance's /v1 answers: the country rules (compliance.countries.CountryRuleData)."""
 from __future__ import annotations
 
+import phonenumbers
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -65,3 +66,40 @@ class CountryRuleListSerializer(serializers.Serializer):
     version = serializers.CharField(help_text="The dataset version in force.")
     changed = serializers.DateField(allow_null=True, help_text="The latest change of any country's rules.")
     data = CountryRuleSerializer(many=True)
+
+
+class GeoCountrySerializer(serializers.Serializer):
+    country = serializers.CharField(help_text="ISO 3166-1 alpha-2, upper case.")
+    name = serializers.CharField()
+    risk = serializers.ChoiceField(choices=["low", "medium", "high", "unknown"],
+                                   help_text="The rules' risk; `unknown`: the dataset has no rule for it.")
+    approval_required = serializers.BooleanField(help_text="An account manager must approve you once you enable it.")
+    enabled = serializers.BooleanField(help_text="Your choice, or the default (`default` true).")
+    default = serializers.BooleanField(help_text="No choice made: home country and low-risk countries are on.")
+    status = serializers.ChoiceField(choices=["allowed", "off", "pending_approval", "rejected"],
+                                     help_text="Whether a send there is accepted now.")
+
+
+class GeoPermissionsSerializer(serializers.Serializer):
+    home_country = serializers.CharField()
+    data = GeoCountrySerializer(many=True)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false only: the schema says boolean, so 0, 1, "yes" are refused, not read as one."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class GeoChangeSerializer(serializers.Serializer):
+    country = serializers.ChoiceField(choices=sorted(phonenumbers.SUPPORTED_REGIONS),
+                                      help_text="ISO 3166-1 alpha-2, upper case.")
+    enabled = StrictBooleanField()
+
+
+class GeoPermissionsWriteSerializer(serializers.Serializer):
+    countries = GeoChangeSerializer(many=True, max_length=300,
+                                    help_text="The countries to change; the others stay as they are.")

@@ -1,14 +1,24 @@
-"""/v1 views of compliance: the country rules (any valid API key: they are the platform's published rules)."""
+"""/v1 views of compliance: the country rules (any valid API key: they are the platform's published rules) and
+the tenant's geo permissions (the `compliance` scope)."""
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.response import Response
 
-from compliance import countries
+from accounts.api.views import actor_for
+from accounts.roles import Scope
+from compliance import countries, geo
 from compliance.api import serializers as s
-from compliance.errors import CountryNotFound
+from compliance.errors import CountryNotFound, InvalidCountry
 from smsportal.api.schema import api_errors
 from smsportal.api.views import ApiView
+
+
+class NameOnlyMetadata(SimpleMetadata):
+    def determine_metadata(self, request, view) -> dict:
+        return {"name": view.get_view_name(), "description": view.get_view_description()}
+
 
 _SCOPE_NOTE = "Any valid API key may read them: no scope is needed."
 
@@ -50,3 +60,43 @@ class CountryDetailView(ApiView):
         if rule is None:
             raise CountryNotFound(field="iso")
         return Response(s.CountryRuleSerializer(rule).data)
+
+
+class GeoPermissionsView(ApiView):
+    """The destination countries the account may send to, and changes to them."""
+
+    required_scope = Scope.COMPLIANCE
+    serializer_class = s.GeoPermissionsSerializer
+    pagination_class = None
+    # OPTIONS without DRF's form description: SimpleMetadata calls get_object() for a PUT, and this view has no
+    # object (the permissions are the tenant's); it answers the name and description only.
+    metadata_class = NameOnlyMetadata
+
+    @extend_schema(operation_id="geo_permissions_retrieve", summary="Show the geo permissions",
+                   description="Every country of the rules (and any other you chose) with whether a send there is "
+                               "accepted now (`status`). Without a choice, your home country and the low-risk "
+                               "countries are on; high-risk ones stay off until you enable them, and countries "
+                               "with `approval_required` need an account manager's approval after that. A send "
+                               "elsewhere is 422 `destination_not_permitted`. Needs the `compliance` scope.")
+    def get(self, request):
+        tenant = request.auth.tenant
+        return Response(s.GeoPermissionsSerializer(
+            {"home_country": tenant.home_country, "data": geo.geo_permissions_list(tenant=tenant)}).data)
+
+    @extend_schema(operation_id="geo_permissions_update", summary="Change the geo permissions",
+                   description="Enable or disable the countries listed; the others stay as they are. Enabling a "
+                               "country with `approval_required` asks an account manager (its status is "
+                               "`pending_approval` until then). Audited. Needs the `compliance` scope.",
+                   request=s.GeoPermissionsWriteSerializer,
+                   responses={200: s.GeoPermissionsSerializer, **api_errors(InvalidCountry)},
+                   examples=[OpenApiExample("Enable Nigeria", request_only=True,
+                                            value={"countries": [{"country": "NG", "enabled": True}]})])
+    def put(self, request):
+        data = s.GeoPermissionsWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes: dict[str, bool] = {}
+        for item in data.validated_data["countries"]:
+            changes[item["country"].upper()] = item["enabled"]
+        tenant = request.auth.tenant
+        answer = geo.geo_permissions_set(tenant=tenant, changes=changes, actor=actor_for(request))
+        return Response(s.GeoPermissionsSerializer({"home_country": tenant.home_country, "data": answer}).data)

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from accounts.services import ApiKeyMode
 from messaging.accept import (
     checks,  # noqa: F401 - registers today's policy checks
+    policies,  # noqa: F401 - registers compliance's policy checks (after today's)
     pricing,  # noqa: F401 - registers billing's rating and hold
     registry,
     steps,
@@ -64,14 +65,20 @@ def messages_accept(
     insert is one statement, atomic by itself, and BEGIN and COMMIT were two of its round trips."""
     context, drafts = _context(tenant, api_key, mode), _drafts(items)
     context.one_statement = _one_statement(context, items)
-    with contextlib.nullcontext() if context.one_statement else transaction.atomic():
-        steps.validate(context, drafts, record=True)
-        steps.policy(context, drafts)
-        if not limits_counted:
-            steps.rate_limit(context, drafts, request_limits=request_limits, claim=claim)
-        steps.price(context, drafts, reserve=True)
-        steps.insert(context, drafts, claim=claim)
-        steps.dispatch(drafts)
+    context.counted = limits_counted
+    try:
+        with contextlib.nullcontext() if context.one_statement else transaction.atomic():
+            steps.validate(context, drafts, record=True)
+            steps.policy(context, drafts)
+            if not limits_counted:
+                steps.rate_limit(context, drafts, request_limits=request_limits, claim=claim)
+            steps.price(context, drafts, reserve=True)
+            steps.insert(context, drafts, claim=claim)
+            steps.dispatch(drafts)
+    except BaseException:
+        steps.unstored_notify(context, drafts, failed=True)
+        raise
+    steps.unstored_notify(context, drafts, failed=False)
     return drafts
 
 
@@ -92,6 +99,7 @@ def messages_quote(*, tenant: Tenant, api_key: ApiKey | None, items: Sequence[di
 
     Rate limits are not counted: a quote sends nothing."""
     context, drafts = _context(tenant, api_key, None), _drafts(items)
+    context.quote = True
     steps.validate(context, drafts, record=False)
     steps.policy(context, drafts)
     steps.price(context, drafts, reserve=False)
@@ -102,8 +110,10 @@ def messages_quote(*, tenant: Tenant, api_key: ApiKey | None, items: Sequence[di
 def message_send(*, tenant: Tenant, api_key: ApiKey | None, mode: str | None = None, **fields) -> Message:
     """One message through the pipeline, for callers that want the stored Message (portal, HELP replies).
 
-    Raises the message's DomainError when it is refused."""
+    Raises the message's DomainError when it is refused; a deduplicated OTP answers the earlier Message."""
     (draft,) = messages_accept(tenant=tenant, api_key=api_key, mode=mode, items=[fields])
     if draft.error is not None:
         raise draft.error
+    if draft.duplicate is not None:
+        return draft.duplicate
     return Message.objects.get(pk=draft.id)

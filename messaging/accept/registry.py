@@ -62,6 +62,12 @@ class ReserveStep:
     folds: Callable[[AcceptContext], bool] = lambda context: False
 
 
+class PolicyPrepareFunction(Protocol):
+    def __call__(self, *, context: AcceptContext, drafts: Sequence[Draft]) -> None:
+        """See the request's live drafts at once before the check runs per message (one lookup for a batch,
+        kept in context.memo)."""
+
+
 @dataclass(frozen=True)
 class PolicyCheck:
     """A registered check: `codes` are the stable error codes it may answer (documented, tested)."""
@@ -69,6 +75,7 @@ class PolicyCheck:
     name: str
     codes: tuple[str, ...]
     function: PolicyCheckFunction
+    prepare: PolicyPrepareFunction | None = None
 
 
 POLICY_CHECKS: list[PolicyCheck] = []
@@ -78,11 +85,13 @@ PURE_PRICE_STEPS: list[PriceFunction] = []
 RESERVE_STEPS: list[ReserveStep] = []
 
 
-def policy_check(name: str, *, codes: tuple[str, ...]) -> Callable[[PolicyCheckFunction], PolicyCheckFunction]:
-    """Register a policy check under `name` (a second registration of the name replaces the first)."""
+def policy_check(name: str, *, codes: tuple[str, ...], prepare: PolicyPrepareFunction | None = None,
+                 ) -> Callable[[PolicyCheckFunction], PolicyCheckFunction]:
+    """Register a policy check under `name` (a second registration of the name replaces the first); `prepare`,
+    when given, runs once per request over its live drafts before the check's per-message calls."""
 
     def register(function: PolicyCheckFunction) -> PolicyCheckFunction:
-        check = PolicyCheck(name=name, codes=codes, function=function)
+        check = PolicyCheck(name=name, codes=codes, function=function, prepare=prepare)
         index = next((i for i, known in enumerate(POLICY_CHECKS) if known.name == name), None)
         if index is None:
             POLICY_CHECKS.append(check)

@@ -44,6 +44,14 @@ class AcceptContext:
     # of the insert (billing.services.HoldStatement), instead of writing in a transaction of its own.
     one_statement: bool = False
     hold: Any = None
+    # A quote (messages_quote): checks answer what a send would meet, and count, mark or record nothing.
+    quote: bool = False
+    # The request was counted already (the plain single send handed it over: limits_counted): checks that
+    # count (fraud velocity) only look, or the refused send would count twice.
+    counted: bool = False
+    # Called with the drafts a send did not store (refused after the checks, or all on a request-wide refusal):
+    # a check that marked something for a message undoes it (the OTP dedupe's markers).
+    unstored: list = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +66,9 @@ class Draft:
     currency: str = ""
     billed: bool = False  # the price is charged (a live send), not only shown
     id: int | None = None
+    # An OTP answered with an earlier identical one (the dedupe check): that stored Message; nothing is stored,
+    # counted or priced for this draft.
+    duplicate: Any = None
     public_id: str = ""
     status: str = ""
     created_at: datetime | None = None
@@ -80,8 +91,17 @@ class BatchTooLarge(DomainError):
     code = "batch_too_large"
 
 
+class Duplicate(Exception):  # noqa: N818 - an outcome, not an error: the draft is answered with `message`
+    """A policy check's answer that the message was already accepted: `message`, the stored earlier one."""
+
+    def __init__(self, message) -> None:
+        super().__init__(message.public_id)
+        self.message = message
+
+
 def live(drafts: Sequence[Draft]) -> list[Draft]:
-    return [draft for draft in drafts if draft.error is None]
+    """The drafts still going: not refused, not answered by an earlier message."""
+    return [draft for draft in drafts if draft.error is None and draft.duplicate is None]
 
 
 # --- 1. parse and validate ------------------------------------------------------------------------
@@ -101,13 +121,18 @@ def validate(context: AcceptContext, drafts: Sequence[Draft], *, record: bool) -
 
 
 def policy(context: AcceptContext, drafts: Sequence[Draft]) -> None:
-    """Every registered check (messaging/accept/registry.py), in order; the first refusal is the draft's."""
+    """Every registered check (messaging/accept/registry.py), in order; the first refusal is the draft's. A check
+    with a `prepare` sees the whole request first (one lookup for a batch), then each message."""
     for check in registry.POLICY_CHECKS:
+        if check.prepare is not None:
+            check.prepare(context=context, drafts=live(drafts))
         for draft in live(drafts):
             try:
                 draft.message = check.function(context=context, message=draft.message) or draft.message
             except DomainError as exc:
                 draft.error = exc
+            except Duplicate as duplicate:
+                draft.duplicate = duplicate.message
 
 
 # --- 3. rate limits ----------------------------------------------------------------------------------
@@ -149,11 +174,18 @@ def message_limits(*, tenant: Tenant, messages: Sequence[services.PreparedMessag
         rate, period = rate_parse(settings.MESSAGE_DESTINATION_RATE_LIMIT)
         limits += [Limit(name="destination", tenant_id=tenant.pk, subject=to, rate=rate, period=period, cost=count)
                    for to, count in Counter(message.to for message in messages).items()]
+    otp = Counter(message.to for message in messages if message.message_type == MessageType.OTP)
+    if otp and settings.MESSAGE_OTP_DESTINATION_RATE_LIMIT:
+        # OTP codes to one number (issue 12: 5 an hour by default): what a pumping script or a stuck retry
+        # loop spends; the same GCRA decision as every other limit, so still one round trip.
+        rate, period = rate_parse(settings.MESSAGE_OTP_DESTINATION_RATE_LIMIT)
+        limits += [Limit(name="otp_destination", tenant_id=tenant.pk, subject=to, rate=rate, period=period, cost=count)
+                   for to, count in otp.items()]
     return limits
 
 
 def _too_large_reason(limit: Limit) -> str:
-    if limit.name == "destination":
+    if limit.name in ("destination", "otp_destination"):
         return (f"{limit.cost} messages to {limit.subject}: at most {limit.burst or limit.rate} messages go to one "
                 "number at once. Spread them out.")
     return (f"{limit.cost} messages in one request: your account's rate allows at most {limit.burst or limit.rate} "
@@ -203,6 +235,17 @@ def insert(context: AcceptContext, drafts: Sequence[Draft], *, claim: AnsweredCl
     """The messages, and their first events and `message.queued` outbox rows (a batch: one fan-out row): a few
     set-based statements whatever the batch size (store.py); a single send's `claim` goes in its statement."""
     store.messages_insert(context=context, drafts=live(drafts), claim=claim)
+
+
+def unstored_notify(context: AcceptContext, drafts: Sequence[Draft], *, failed: bool) -> None:
+    """Tell the checks that asked (context.unstored) which drafts were not stored: with `failed` (the request
+    raised, its transaction rolled back) every draft, else the refused ones."""
+    if not context.unstored:
+        return
+    unstored = list(drafts) if failed else [draft for draft in drafts if draft.id is None and draft.duplicate is None]
+    if unstored:
+        for hook in context.unstored:
+            hook(unstored)
 
 
 # --- 6. hand to dispatch, after commit -----------------------------------------------------------------

@@ -45,7 +45,7 @@ _ROW_COLUMNS = (
     ("segments", "integer"), ("characters", "integer"), ("smart_encoding", "boolean"),
     ("client_reference", "text"), ("metadata", "text"), ("callback_url", "text"),
     ("scheduled_at", "timestamptz"), ("expires_at", "timestamptz"), ("price", "numeric"), ("currency", "text"),
-    ("billed", "boolean"),
+    ("billed", "boolean"), ("scheduled_reason", "text"),
 )
 # ... and the same for the whole request (one value each). Pipeline bookkeeping starts empty.
 _REQUEST_COLUMNS = ("tenant_id", "api_key_id", "mode", "created_at", "status_changed_at")
@@ -111,7 +111,7 @@ def messages_insert(*, context: AcceptContext, drafts: Sequence[Draft],
     now = timezone.now()
     for draft, public_id in zip(drafts, public_ids("msg", len(drafts)), strict=True):
         prepared = draft.message
-        draft.public_id = public_id
+        draft.public_id = draft.public_id or public_id  # a check may have drawn it (the OTP dedupe's marker)
         draft.status = Status.SCHEDULED if prepared.scheduled_at else Status.QUEUED
         draft.created_at, draft.expires_at = now, (prepared.scheduled_at or now) + prepared.validity
     api_key_id = context.api_key.pk if context.api_key else None
@@ -231,7 +231,8 @@ def _row_values(draft: Draft) -> tuple:
     return (draft.public_id, prepared.to, prepared.sender, prepared.pool.pk if prepared.pool else None, analysis.text,
             prepared.template_ref, prepared.message_type, draft.status, analysis.encoding, analysis.segment_count,
             analysis.characters, prepared.smart_encoding, prepared.client_reference, metadata, prepared.callback_url,
-            prepared.scheduled_at, draft.expires_at, draft.price, draft.currency, draft.billed)
+            prepared.scheduled_at, draft.expires_at, draft.price, draft.currency, draft.billed,
+            prepared.scheduled_reason)
 
 
 def _bulk_portable(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:

@@ -12,6 +12,7 @@ from rest_framework.exceptions import ValidationError
 
 from billing.money import money_text
 from messaging.accept import Draft
+from messaging.api.serializers import MessageSerializer
 from smsportal.api.exceptions import error_body, validation_error_body
 
 
@@ -20,14 +21,18 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def message_answer(draft: Draft) -> dict:
-    """An accepted message, as GET /v1/messages/{id} shows it right after the send."""
+    """An accepted message, as GET /v1/messages/{id} shows it right after the send; a deduplicated OTP: the
+    earlier message, with `deduplicated: true`."""
+    if draft.duplicate is not None:
+        return {**MessageSerializer(draft.duplicate).data, "deduplicated": True}
     prepared, analysis = draft.message, draft.message.analysis
     return {
         "id": draft.public_id, "status": draft.status, "to": prepared.to, "from": prepared.sender,
         "pool": prepared.pool.name if prepared.pool else None, "text": analysis.text, "encoding": analysis.encoding,
         "segments": analysis.segment_count, "characters": analysis.characters,
         "message_type": prepared.message_type, "created_at": _iso(draft.created_at),
-        "scheduled_at": _iso(prepared.scheduled_at), "expires_at": _iso(draft.expires_at),
+        "scheduled_at": _iso(prepared.scheduled_at), "scheduled_reason": prepared.scheduled_reason or None,
+        "expires_at": _iso(draft.expires_at),
         "client_reference": prepared.client_reference, "metadata": prepared.metadata,
         "price": money_text(draft.price), "currency": draft.currency or None, "billed": draft.billed,
     }
@@ -38,7 +43,10 @@ def error_of(exc: Exception) -> dict:
     """The `error` object of a refused item, shaped like the error answer of a single send."""
     if isinstance(exc, ValidationError):
         return validation_error_body(exc.detail)["error"]
-    return error_body(exc.code, exc.message, exc.field)["error"]
+    error = error_body(exc.code, exc.message, exc.field)["error"]
+    if getattr(exc, "reason", None):
+        error["reason"] = exc.reason
+    return error
 
 
 def batch_answer(drafts: Sequence[Draft]) -> dict:
@@ -52,7 +60,12 @@ def batch_answer(drafts: Sequence[Draft]) -> dict:
 
 
 def _accepted(draft: Draft) -> dict:
+    if draft.duplicate is not None:
+        return {"index": draft.index, "id": draft.duplicate.public_id, "status": draft.duplicate.status,
+                "deduplicated": True}
     result = {"index": draft.index, "id": draft.public_id, "status": draft.status}
+    if draft.message.scheduled_reason:
+        result["scheduled_reason"] = draft.message.scheduled_reason
     if draft.price is not None:
         result |= {"price": money_text(draft.price), "currency": draft.currency, "billed": draft.billed}
     return result

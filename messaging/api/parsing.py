@@ -117,6 +117,10 @@ def _url(value) -> str:
     return _text(value, max_length=2000, blank=True)
 
 
+def _zone(value) -> str:
+    return _text(value, max_length=64, blank=True)
+
+
 # wire name -> (argument name, reader, default when absent; MISSING: required)
 FIELDS = {
     "to": ("to", _to, MISSING),
@@ -132,6 +136,7 @@ FIELDS = {
     "metadata": ("metadata", _json, {}),
     "smart_encoding": ("smart_encoding", _flag, True),
     "callback_url": ("callback_url", _url, ""),
+    "timezone": ("time_zone", _zone, None),
 }
 
 

@@ -92,7 +92,8 @@ def send_plain(request: HttpRequest, *, allow: str) -> HttpResponse | None:
         if getattr(exc, "limits_counted", False):
             request.send_limits_counted = True
         return None
-    if draft.error is not None:
+    if draft.error is not None or (draft.duplicate is not None and claim is not None):
+        # (A deduplicated OTP stored nothing, so not its Idempotency-Key either: the DRF path records it.)
         request.send_limits_counted = True
         return None
     return HttpResponse(answer.render(draft), status=202, content_type="application/json", headers={"Allow": allow})

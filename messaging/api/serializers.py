@@ -60,6 +60,10 @@ class MessageCreateSerializer(_FromFieldMixin, JsonBodySerializer):
     metadata = serializers.JSONField(required=False, default=dict)
     smart_encoding = serializers.BooleanField(required=False, default=True)
     callback_url = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    timezone = serializers.CharField(required=False, allow_blank=True, max_length=64,
+                                     help_text="The recipient's IANA time zone (e.g. America/Chicago) for quiet "
+                                               "hours; by default the number's own (its area code's, for the US). "
+                                               "A name that is not IANA's is 400 `invalid_timezone`.")
 
     def to_service_kwargs(self) -> dict:
         return dict(self.validated_data)
@@ -79,12 +83,17 @@ class BatchItemErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
     field = serializers.CharField(required=False)
+    reason = serializers.CharField(required=False, help_text="With `fraud_suspected`: the rule's code.")
 
 
 class BatchItemResultSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="The position of the message in `messages`, from 0.")
     id = serializers.CharField(required=False, help_text="The accepted message's id.")
     status = serializers.CharField(required=False, help_text="queued, or scheduled.")
+    scheduled_reason = serializers.CharField(required=False, help_text="`quiet_hours`: deferred to the recipient's "
+                                                                       "next allowed window.")
+    deduplicated = serializers.BooleanField(required=False, help_text="true: the earlier identical OTP's id and "
+                                                                      "status, not a new message.")
     error = BatchItemErrorSerializer(required=False, help_text="Why this message was refused; nothing was stored.")
 
 
@@ -109,18 +118,35 @@ class MessageSerializer(_FromFieldMixin, serializers.ModelSerializer):
     billed = serializers.BooleanField(read_only=True, help_text="false: a test key's price, shown, never charged.")
     pool = serializers.CharField(source="pool.name", allow_null=True, default=None,
                                  help_text="The number pool `from` was picked from (`pool:NAME`), else null.")
+    scheduled_reason = serializers.CharField(
+        read_only=True, allow_null=True,
+        help_text="Why the message waits though you did not schedule it: `quiet_hours` (a marketing message "
+                  "outside the recipient's allowed hours, sent at `scheduled_at`, the next window's start); else null.")
 
     class Meta:
         model = Message
         fields = ["id", "status", "to", "sender", "pool", "text", "encoding", "segments", "characters",
-                  "message_type", "created_at", "scheduled_at", "expires_at", "client_reference", "metadata",
-                  "price", "currency", "billed"]
+                  "message_type", "created_at", "scheduled_at", "scheduled_reason", "expires_at",
+                  "client_reference", "metadata", "price", "currency", "billed"]
         read_only_fields = fields
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
         data["currency"] = data["currency"] or None
+        data["scheduled_reason"] = data.get("scheduled_reason") or None
         return data
+
+
+class MessageSendAnswerSerializer(MessageSerializer):
+    """The 202 of a single send: the message, and `deduplicated` when it is an earlier one (the schema's only)."""
+
+    deduplicated = serializers.BooleanField(
+        required=False, help_text="Present and true when this is an earlier, identical OTP to the same number "
+                                  "(within 30 s), answered instead of sending it again.")
+
+    class Meta(MessageSerializer.Meta):
+        fields = [*MessageSerializer.Meta.fields, "deduplicated"]
+        read_only_fields = MessageSerializer.Meta.fields
 
 
 class RoutingAttemptSerializer(serializers.Serializer):

@@ -12,6 +12,7 @@ from accounts.roles import Scope
 from billing import selectors as billing_selectors
 from billing.errors import InsufficientBalance, NoPriceForDestination
 from billing.money import money_text
+from compliance.errors import DuplicateInFlight, FraudSuspected, InvalidTimezone
 from messaging import accept, errors, selectors, services
 from messaging.api import send
 from messaging.api import serializers as s
@@ -45,6 +46,11 @@ SEND_ERRORS = (
                                                                    "message type (field `to`)."),
     Code(InsufficientBalance.status, InsufficientBalance.code, "A live send your balance and credit limit do not "
                                                                "cover; nothing was stored."),
+    Code(InvalidTimezone.status, InvalidTimezone.code, "`timezone` is not an IANA time-zone name."),
+    Code(FraudSuspected.status, FraudSuspected.code, "A fraud rule blocked the message (field `to`): `reason` is the "
+                                                     "rule, `message` the evidence. Nothing was stored."),
+    Code(DuplicateInFlight.status, DuplicateInFlight.code, "The same OTP to this number is being accepted by another "
+                                                           "request right now: retry after `Retry-After` for its answer."),
 )
 TEMPLATE_ERRORS = (
     Code(400, "invalid_template_name", "A name uses letters, digits, '_', '-' and '.' only (1-100 characters)."),
@@ -95,7 +101,7 @@ class MessageListView(ApiListView):
                     "body is `text`, or a `template` with `variables`. Over the account's messages per second: "
                     "429 `rate_limited`. Send an `Idempotency-Key` to retry safely. Needs the `messages:send` scope.",
         request=s.MessageCreateSerializer, examples=SEND_EXAMPLES,
-        responses={202: s.MessageSerializer, **api_errors(*SEND_ERRORS)})
+        responses={202: s.MessageSendAnswerSerializer, **api_errors(*SEND_ERRORS)})
     def post(self, request):
         (draft,) = accept.messages_accept(tenant=request.auth.tenant, api_key=request.auth, items=[_item(request.data)],
                                           request_limits=getattr(request, "deferred_limits", ()),

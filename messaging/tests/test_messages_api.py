@@ -37,7 +37,7 @@ EXAMPLE = {
     "region": "US",
 }
 ANSWER_FIELDS = {"id", "status", "to", "from", "pool", "text", "encoding", "segments", "characters", "message_type",
-                 "created_at", "scheduled_at", "expires_at", "client_reference", "metadata", "price", "currency", "billed"}
+                 "created_at", "scheduled_at", "scheduled_reason", "expires_at", "client_reference", "metadata", "price", "currency", "billed"}
 
 
 @pytest.fixture

@@ -76,6 +76,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
         body, code = error_body(exc.code, exc.message, exc.field), exc.status
+        if getattr(exc, "reason", None):  # a refusal's reason code beside its stable code (fraud_suspected)
+            body["error"]["reason"] = exc.reason
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
         if exc.retry_after:

@@ -190,16 +190,44 @@ _redis_skip_until = float("-inf")
 _last_warning = float("-inf")
 
 
-def _script(url: str) -> Script:
-    """The GCRA script on one client (one connection pool) per process and URL, made once."""
-    script = _scripts.get(url)
-    if script is None:
+_clients: dict[str, redis.Redis] = {}
+
+
+def _client(url: str) -> redis.Redis:
+    client = _clients.get(url)
+    if client is None:
         # One retry, at once: it replaces a pooled connection that Redis closed; more would
         # multiply REDIS_TIMEOUT for a Redis that hangs.
-        client = redis.Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT,
-                                      retry=Retry(NoBackoff(), 1))
-        script = _scripts[url] = client.register_script(_GCRA_LUA)
+        client = _clients[url] = redis.Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT,
+                                                      socket_timeout=REDIS_TIMEOUT, retry=Retry(NoBackoff(), 1))
+    return client
+
+
+def _script(url: str, source: str = _GCRA_LUA) -> Script:
+    """A script (the GCRA one by default) on one client (one connection pool) per process and URL, made once."""
+    script = _scripts.get(f"{url}\n{source}")
+    if script is None:
+        script = _scripts[f"{url}\n{source}"] = _client(url).register_script(source)
     return script
+
+
+def redis_script_run(source: str, *, keys: Sequence[str], args: Sequence) -> list | None:
+    """Run another counting script (compliance's fraud velocity) on the rate limiter's client: one round trip.
+
+    None when there is no Redis to ask (REDIS_URL unset, or Redis failing: then, as for the limits that fail
+    open, the caller counts in this process). Redis is not asked again for a second after a failure."""
+    if not settings.REDIS_URL or time.monotonic() < _redis_skip_until:
+        return None
+    try:
+        return _script(settings.REDIS_URL, source)(keys=list(keys), args=list(args))
+    except redis.RedisError as exc:
+        _redis_failed(exc, False)
+        return None
+
+
+def key_prefix() -> str:
+    """The prefix of every key this process writes in Redis (CACHE_KEY_PREFIX)."""
+    return _key_prefix()
 
 
 def _redis_hit(url: str, limits: Sequence[Limit], now: int, first_use: FirstUse | None) -> Decision:

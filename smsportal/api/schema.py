@@ -48,6 +48,8 @@ class ErrorInfoSerializer(serializers.Serializer):
     field = serializers.CharField(required=False, help_text="The one field at fault, when there is one.")
     details = FieldErrorSerializer(many=True, required=False,
                                    help_text="With `validation_error`: every problem, one per field.")
+    reason = serializers.CharField(required=False, help_text="With `fraud_suspected`: the code of the rule that "
+                                                             "refused the message.")
 
 
 class ErrorSerializer(serializers.Serializer):

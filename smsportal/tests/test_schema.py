@@ -95,7 +95,7 @@ def test_it_documents_the_errors_every_operation_can_answer(client):
             assert content == {"$ref": "#/components/schemas/Error"}, (label, status)
             assert "`" in responses[status]["description"], f"{label} {status} lists no error code"
     error = schema["components"]["schemas"]["ErrorInfo"]
-    assert set(error["properties"]) == {"code", "message", "field", "details"}
+    assert set(error["properties"]) == {"code", "message", "field", "details", "reason"}
     assert set(error["required"]) == {"code", "message"}
     assert schema["components"]["schemas"]["Error"]["required"] == ["error"]
 
