@@ -6,10 +6,12 @@ earlier windows (alpha FRAUD_EWMA_ALPHA), so a prefix a tenant always sends to i
 never sent to is one after `min_count`. A `sequential` rule also wants most numbers of the window next to another
 one of it (a pumping run through a number range).
 
-One request is one call: every (rule, subject) of every message of the batch, and the OTP dedupe markers, in one
-Lua script on the rate limiter's Redis client (smsportal/api/ratelimit.py), so a send pays one round trip here
-whatever its size. Without Redis (REDIS_URL unset, or Redis down) the same arithmetic runs on this process's own
-state: protection per process rather than none. A quote asks with `peek`: nothing is counted or marked.
+One request is one script: every (rule, subject) of every message of the batch, and the OTP dedupe markers, in one
+Lua script (`velocity_plan`). A send runs it as a rider of the rate limits' own script call (smsportal/api/
+ratelimit.py, `Rider`): no round trip of its own, and only when every rate limit allowed the request, so a 429
+counts in no velocity window. A quote, and a request counted already, run it on their own (`velocity_run`) with
+`peek`: nothing is counted or marked. Without Redis (REDIS_URL unset, or Redis down) the same arithmetic runs on
+this process's own state: protection per process rather than none.
 
 The rules and the account managers' allowances are held in process memory for COMPLIANCE_CACHE_SECONDS and
 cleared on change (compliance/signals.py): the common case asks the database nothing. A firing writes a
@@ -28,7 +30,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from compliance.models import FraudAllowance, FraudRule, FraudSignal
-from smsportal.api.ratelimit import key_prefix, redis_script_run
+from smsportal.api.ratelimit import Rider, key_prefix, redis_script_run
 
 # KEYS: a state hash per (rule, subject), then a marker per OTP dedupe. ARGV: now (s), peek (0/1), alpha,
 # the number of entries; per entry: window, min_count, multiplier, floor, ratio, cost, members m, then m
@@ -71,23 +73,29 @@ for i = 1, entries do
       pos = pos + 1
     end
   end
-  local distinct
-  if peek then
-    distinct = redis.call('PFCOUNT', ukey) + m
-  else
+  -- A window's keys get their lifetimes once, when the window opens (Lua runs alone: the first write of it).
+  local fresh = b ~= bucket
+  if not peek and m > 0 then
     redis.call('PFADD', ukey, unpack(numbers))
-    redis.call('EXPIRE', ukey, window * 2)
-    if ratio > 0 then redis.call('SADD', skey, unpack(numbers)); redis.call('EXPIRE', skey, window * 2) end
-    distinct = redis.call('PFCOUNT', ukey)
+    if fresh then redis.call('EXPIRE', ukey, window * 2) end
+    if ratio > 0 then
+      redis.call('SADD', skey, unpack(numbers))
+      if fresh then redis.call('EXPIRE', skey, window * 2) end
+    end
   end
   c, a = c + cost, a + adjacent
-  if distinct > c then distinct = c end
   local fired = c >= min_count and c > mult * math.max(e, floor) and (ratio == 0 or a >= ratio * c)
+  -- The distinct count is evidence only: counted when the rule fires.
+  local distinct = 0
+  if fired then
+    distinct = redis.call('PFCOUNT', ukey) + (peek and m or 0)
+    if distinct > c then distinct = c end
+  end
   local first = 0
   if fired and f == 0 and not peek then f, first = 1, 1 end
   if not peek then
     redis.call('HSET', key, 'b', bucket, 'c', c, 'e', string.format('%.6f', e), 'a', a, 'f', f)
-    redis.call('EXPIRE', key, math.max(window * 100, 86400))
+    if fresh then redis.call('EXPIRE', key, math.max(window * 100, 86400)) end
   end
   out[i] = {fired and 1 or 0, first, c, distinct, math.floor(e * 1000 + 0.5), a}
 end
@@ -231,14 +239,28 @@ def dedupe_key(*, tenant_id: int, to: str, text: str) -> str:
     return f"{key_prefix()}:otpdedupe:{{t{tenant_id}}}:{digest}"
 
 
-def velocity_check(*, tenant_id: int, api_key_id: int | None, messages: Sequence[Outgoing],
-                   markers: Sequence[tuple[str, str]] = (), peek: bool = False, counted: bool = False) -> Outcome:
-    """Count `messages` (a request) against every rule, and set the OTP dedupe `markers` ((key, value): set when
-    absent, for OTP_DEDUPE_SECONDS), in one call. With `peek` (a quote) nothing is counted, marked or recorded;
-    with `counted` (this request was counted already) neither, and the windows are read as they stand.
+@dataclass
+class Plan:
+    """A request's velocity call, prepared (velocity_plan): its (rule, subject) entries and the script's input.
+    `rider` runs it inside the rate limiter's call (step 3 of accept); `velocity_settle` reads the answer."""
 
-    A block-mode rule that fires blocks the messages it counted, unless an account manager allowed the subject.
-    A firing's first time in its window records a FraudSignal (not when peeking)."""
+    tenant_id: int
+    entries: list[Entry]
+    keys: list[str]
+    args: list
+    peek: bool
+
+    @property
+    def rider(self) -> Rider | None:
+        """The call as a rider of the rate limits' script, or None when it has nothing to count or mark."""
+        return Rider(source=_VELOCITY_LUA, keys=self.keys, args=self.args, local=_local_run) if self.keys else None
+
+
+def velocity_plan(*, tenant_id: int, api_key_id: int | None, messages: Sequence[Outgoing],
+                  markers: Sequence[tuple[str, str]] = (), peek: bool = False, counted: bool = False) -> Plan:
+    """Prepare counting `messages` (a request) against every rule, and setting the OTP dedupe `markers` ((key,
+    value): set when absent, for OTP_DEDUPE_SECONDS). With `peek` (a quote) nothing will be counted, marked or
+    recorded; with `counted` (this request was counted already) neither, and the windows are read as they stand."""
     rules, allowed = _rules()
     entries: dict[tuple[int, str], Entry] = {}
     for position, message in enumerate(messages):
@@ -251,12 +273,20 @@ def velocity_check(*, tenant_id: int, api_key_id: int | None, messages: Sequence
             entry.numbers.append(message.to)
     listed = list(entries.values())
     if not listed and not markers:
-        return Outcome(blocked={}, entries=[], markers=[])
+        return Plan(tenant_id=tenant_id, entries=[], keys=[], args=[], peek=True)
     peek = peek or counted
     keys, args = _script_input(tenant_id, listed, markers, peek, counted)
-    answer = redis_script_run(_VELOCITY_LUA, keys=keys, args=args)
-    if answer is None:
-        answer = _local_run(keys, args)
+    return Plan(tenant_id=tenant_id, entries=listed, keys=keys, args=args, peek=peek)
+
+
+def velocity_settle(plan: Plan, answer: list | None) -> Outcome:
+    """The outcome of a planned call from the script's `answer` (None: nothing was asked, or it was not run).
+
+    A block-mode rule that fires blocks the messages it counted, unless an account manager allowed the subject.
+    A firing's first time in its window records a FraudSignal (not when peeking)."""
+    if not plan.keys or answer is None:
+        return Outcome(blocked={}, entries=[], markers=[])
+    listed = plan.entries
     found = [value.decode() if isinstance(value, bytes) else value for value in answer[len(listed):]]
     blocked: dict[int, Entry] = {}
     for entry, (fired, first, count, distinct, baseline, adjacent) in zip(listed, answer, strict=False):
@@ -266,9 +296,25 @@ def velocity_check(*, tenant_id: int, api_key_id: int | None, messages: Sequence
         if entry.fired and entry.rule.mode == FraudRule.Mode.BLOCK:
             for position in entry.positions:
                 blocked.setdefault(position, entry)
-    if not peek:
-        _signals_record(tenant_id, [entry for entry in listed if entry.first])
+    if not plan.peek:
+        _signals_record(plan.tenant_id, [entry for entry in listed if entry.first])
     return Outcome(blocked=blocked, entries=listed, markers=found)
+
+
+def velocity_run(plan: Plan) -> Outcome:
+    """Run a planned call on its own (a quote, or a request counted already): one Redis round trip, or this
+    process's counters without Redis."""
+    if not plan.keys:
+        return velocity_settle(plan, None)
+    answer = redis_script_run(_VELOCITY_LUA, keys=plan.keys, args=plan.args)
+    return velocity_settle(plan, _local_run(plan.keys, plan.args) if answer is None else answer)
+
+
+def velocity_check(*, tenant_id: int, api_key_id: int | None, messages: Sequence[Outgoing],
+                   markers: Sequence[tuple[str, str]] = (), peek: bool = False, counted: bool = False) -> Outcome:
+    """velocity_plan and velocity_run at once: count, mark and answer in one call of its own."""
+    return velocity_run(velocity_plan(tenant_id=tenant_id, api_key_id=api_key_id, messages=messages,
+                                      markers=markers, peek=peek, counted=counted))
 
 
 def _neighbours(number: str) -> tuple[str, str]:
@@ -380,8 +426,8 @@ def _local_entry(key, now, peek, alpha, window, min_count, mult, floor, ratio, c
             adjacent += 1
         seen.add(number)
     c, a = c + cost, a + adjacent
-    distinct = min(len(seen), c)
     fired = c >= min_count and c > mult * max(e, floor) and (ratio == 0 or a >= ratio * c)
+    distinct = min(len(seen), c) if fired else 0  # evidence only, as in the script
     first = 0
     if fired and f == 0 and not peek:
         f, first = 1, 1

@@ -21,6 +21,7 @@ import phonenumbers
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
 from accounts.services.audit import Actor, audit_record
 from compliance import countries
@@ -74,19 +75,26 @@ def _rows(tenant_id: int) -> dict[str, _Row]:
     return known[1]
 
 
-def geo_country(number: str) -> str:
+def geo_country(number: str, *, region: str | None = None) -> str:
     """The country a number's permission is decided by: its own region when the dataset has a rule for it,
     else the main region of its calling code when that one has (Guernsey's +44 7781 … is decided as GB),
-    else its own region ("" when the number has none)."""
-    iso = countries.country_of(number)
+    else its own region ("" when the number has none). `region`: the number's own region when the caller
+    knows it already (the accept pipeline's validation did), which saves parsing the number."""
+    iso = region or countries.country_of(number)
     if iso and countries.country_rule(iso) is None:
-        try:
-            main = phonenumbers.region_code_for_country_code(phonenumbers.parse(number).country_code)
-        except phonenumbers.NumberParseException:
-            return iso
+        main = _main_region(number)
         if main and countries.country_rule(main) is not None:
             return main
     return iso
+
+
+def _main_region(number: str) -> str:
+    """The main region of the calling code "+" `number` starts with (1 to 3 digits, the shortest known)."""
+    for size in (1, 2, 3):
+        code = number[1:1 + size]
+        if code.isdigit() and int(code) in COUNTRY_CODE_TO_REGION_CODE:
+            return phonenumbers.region_code_for_country_code(int(code))
+    return ""
 
 
 def _default_enabled(iso: str, *, home: str) -> bool:

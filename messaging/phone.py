@@ -39,6 +39,7 @@ _DESCS = ("general_desc", "fixed_line", "mobile", "toll_free", "premium_rate", "
 
 _shift: dict[tuple[str, int], int] = {}  # (+cc and the first hn national digits, length) -> digits parse strips
 _verdict: dict[tuple[str, int], str | None] = {}  # (+cc and the horizon's digits, length) -> E.164 prefix, or None
+_region: dict[tuple[str, int], str] = {}  # the same key -> phonenumbers' region of a valid number ("" if none)
 
 
 def phone_number_e164(value: str, *, region: str | None = None) -> str | None:
@@ -46,19 +47,55 @@ def phone_number_e164(value: str, *, region: str | None = None) -> str | None:
     as `phonenumbers_e164`, from the cache when `value` is already "+<digits>"."""
     if type(value) is not str or not _CANONICAL.fullmatch(value):
         return phonenumbers_e164(value, region=region)
+    key = _key(value)
+    if key is False:
+        return phonenumbers_e164(value, region=region)
+    if key is not None and key in _verdict:
+        prefix = _verdict[key]
+        return None if prefix is None else prefix + value[len(key[0]):]
+    return _fill(value)
+
+
+def phone_number_region(e164: str) -> str:
+    """phonenumbers' region (ISO, upper case) of a valid E.164 number, "" when it has none (the same answer
+    as `phonenumbers_region`); from the same per-prefix cache as `phone_number_e164`, so the policy checks of
+    a number validated already cost a dictionary lookup, not another parse."""
+    key = _key(e164) if type(e164) is str and _CANONICAL.fullmatch(e164) else False
+    if key is False:
+        return phonenumbers_region(e164)
+    if key is None or key not in _region:
+        _fill(e164)
+        key = _key(e164)
+        if key is None or key is False or key not in _region:
+            return phonenumbers_region(e164)
+    return _region[key]
+
+
+def phonenumbers_region(value: str) -> str:
+    """The slow path: phonenumbers' parse and region_code_for_number ("" for an invalid number, none, or ZZ)."""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return ""
+    if not phonenumbers.is_valid_number(number):
+        return ""
+    region = phonenumbers.region_code_for_number(number)
+    return "" if not region or region == "ZZ" else region
+
+
+def _key(value: str) -> tuple[str, int] | None | bool:
+    """The cache key of a canonical "+<digits>" `value`: False when its calling code is not cacheable,
+    None when the key is not known yet (the parse's strip of its first digits was never seen)."""
     country = _country_code(value)
     horizons = _horizons(country) if country else None
     if horizons is None:
-        return phonenumbers_e164(value, region=region)
+        return False
     hd, hn = horizons
     start, length = 1 + len(str(country)), len(value)
     shift = _shift.get((value[:start + hn], length))
-    if shift is not None:
-        key = (value[:start + max(hn, shift + hd)], length)
-        if key in _verdict:
-            prefix = _verdict[key]
-            return None if prefix is None else prefix + value[len(key[0]):]
-    return _fill(value, start=start, hd=hd, hn=hn)
+    if shift is None:
+        return None
+    return value[:start + max(hn, shift + hd)], length
 
 
 def phonenumbers_e164(value: str, *, region: str | None = None) -> str | None:
@@ -72,8 +109,10 @@ def phonenumbers_e164(value: str, *, region: str | None = None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _fill(value: str, *, start: int, hd: int, hn: int) -> str | None:
-    """Answer by the slow path and remember the answer for every number with the same key."""
+def _fill(value: str) -> str | None:
+    """Answer by the slow path and remember the answer (and the region) for every number with the same key."""
+    hd, hn = _horizons(_country_code(value))
+    start = 1 + len(str(_country_code(value)))
     try:
         number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException:
@@ -90,8 +129,11 @@ def _fill(value: str, *, start: int, hd: int, hn: int) -> str | None:
     if len(_verdict) >= MAX_ENTRIES:
         _verdict.clear()
         _shift.clear()
+        _region.clear()
+    region = phonenumbers.region_code_for_number(number) if valid else ""
     _shift[(value[:start + hn], len(value))] = shift
     _verdict[(value[:keep], len(value))] = None if e164 is None else e164[:len(e164) - len(value[keep:])]
+    _region[(value[:keep], len(value))] = "" if not region or region == "ZZ" else region
     return e164
 
 

@@ -66,6 +66,9 @@ class PreparedMessage:
     # The caller's IANA time zone for the recipient (quiet hours), and why scheduled_at was set by a check.
     timezone: str = ""
     scheduled_reason: str = ""
+    # The recipient's ISO country (phonenumbers' region, "" for none), from validation's per-prefix cache: the
+    # policy checks (geo, content, fraud) read it here instead of parsing the number again.
+    country: str = ""
 
 
 def phone_number_normalize(value: str, *, region: str | None = None, field: str = "to") -> str:
@@ -194,6 +197,7 @@ def message_prepare(
         callback_url=_callback_url_checked(callback_url, settings.WEBHOOK_ALLOW_PRIVATE_TARGETS) if callback_url else "",
         smart_encoding=smart_encoding,
         timezone=_timezone(time_zone),
+        country=phone.phone_number_region(to),
     )
 
 

@@ -181,3 +181,44 @@ def test_it_limits_otp_to_one_number_to_five_an_hour(world, api, backend):
     assert _send(api, world.a, "+14155550129", text="Your code is 6").status_code == 202
     assert _send(api, world.a, "+14155550128", text="Order shipped", message_type="transactional").status_code == 202
     assert Message.unscoped.filter(tenant=world.a.tenant, to="+14155550128", message_type="otp").count() == 5
+
+
+@pytest.fixture
+def script_calls(monkeypatch):
+    """Every Lua script call made to Redis (a spy on redis-py's Script, which still runs them)."""
+    from redis.commands.core import Script
+
+    calls = []
+    real = Script.__call__
+
+    def counting(self, *args, **kwargs):
+        calls.append(self.script)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Script, "__call__", counting)
+    return calls
+
+
+def test_a_send_counts_its_limits_velocity_and_dedupe_in_one_script_call(world, api, backend, script_calls):
+    # given the velocity rules on (shadow) and the OTP dedupe
+    _rule("prefix_burst", mode="shadow", min_count=50)
+    for n in range(3):
+        script_calls.clear()
+        # when an OTP is sent; then one script call counted its rate limits, its velocity and set its marker
+        assert _send(api, world.a, _numbers(1, start=n)[0], text=f"Your code is {n}").status_code == 202
+        assert len(script_calls) == (1 if backend == "redis" else 0)
+
+
+def test_a_send_refused_with_429_counts_in_no_velocity_window(world, api, backend):
+    # given a block rule at 3 messages a minute to one prefix, and a tenant limited to 2 messages a second
+    _rule("prefix_burst", mode="block", min_count=3, baseline_multiplier=1, baseline_floor=1)
+    Tenant.objects.filter(pk=world.a.tenant.pk).update(messages_per_second=2)
+    # when 5 sends come in the same instant: two pass, three are 429
+    statuses = [_send(api, world.a, _numbers(1, start=10 * n)[0], text=f"Your code is {n}").status_code
+                for n in range(5)]
+    assert statuses == [202, 202, 429, 429, 429]
+    # then the window holds the two sent only: the next second's send is the third, and the rule fires on it
+    time_machine_move = START + timedelta(seconds=1)
+    with time_machine.travel(time_machine_move, tick=False):
+        assert _send(api, world.a, _numbers(1, start=777)[0], text="Your code is 7").status_code == 422
+    assert FraudSignal.unscoped.filter(tenant=world.a.tenant).count() == 1

@@ -52,6 +52,9 @@ class AcceptContext:
     # Called with the drafts a send did not store (refused after the checks, or all on a request-wide refusal):
     # a check that marked something for a message undoes it (the OTP dedupe's markers).
     unstored: list = field(default_factory=list)
+    # (Rider, settle) pairs a check prepared for step 3: each rider runs in the rate limits' own Redis call, only
+    # if they allow the request, and `settle(answer)` then applies its outcome to the drafts (fraud velocity).
+    riders: list = field(default_factory=list)
 
 
 @dataclass
@@ -157,11 +160,13 @@ def rate_limit(context: AcceptContext, drafts: Sequence[Draft], *, request_limit
     first_use = None if claim is None else FirstUse(tenant_id=claim.tenant_id, subject=f"{claim.mode}:{claim.key}",
                                                     seconds=settings.IDEMPOTENCY_RECOVERY_SECONDS)
     decision = rate_limits_hit(limits, fail_closed=any(m.message_type == MessageType.OTP for m in messages),
-                               first_use=first_use)
+                               first_use=first_use, riders=[rider for rider, _settle in context.riders])
     if decision.repeated:
         raise KeyTaken()
     if not decision.allowed:
         raise RateLimited(retry_after=decision.retry_after)
+    for (_rider, settle), answer in zip(context.riders, decision.riders, strict=True):
+        settle(answer)
 
 
 def message_limits(*, tenant: Tenant, messages: Sequence[services.PreparedMessage]) -> list[Limit]:

@@ -44,6 +44,7 @@ def e164_like(draw) -> str:
 def empty_cache():
     phone._verdict.clear()
     phone._shift.clear()
+    phone._region.clear()
 
 
 def test_it_accepts_every_example_number_of_every_region_as_phonenumbers_does():
@@ -91,3 +92,22 @@ def test_it_caches_a_nanp_number_for_its_neighbours():
     assert len(phone._verdict) == 1
     phone.phone_number_e164("+14155550142")  # same leading digits up to the horizon
     assert len(phone._verdict) == 1
+
+
+def test_its_region_of_every_example_number_is_phonenumbers_own():
+    for _round in range(2):  # filled by the first round, answered from the cache by the second
+        for number in EXAMPLES:
+            assert phone.phone_number_region(number) == phone.phonenumbers_region(number), number
+    assert phone._region
+    assert phone.phone_number_region("+447781123456") == "GG"  # a Guernsey mobile shares +44 with GB
+    assert phone.phone_number_region("+14165550123") == "CA"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(e164_like())
+def test_its_region_agrees_with_phonenumbers_whether_validated_first_or_not(value):
+    """Valid or not ("" for an invalid number), asked before validation filled the cache or after."""
+    expected = phone.phonenumbers_region(value)
+    assert phone.phone_number_region(value) == expected
+    phone.phone_number_e164(value)
+    assert phone.phone_number_region(value) == expected

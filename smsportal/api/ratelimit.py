@@ -30,12 +30,13 @@ When REDIS_URL is unset (one machine, `make run`) the in-process bucket is the l
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -137,6 +138,23 @@ class Decision:
     allowed: bool
     retry_after: float  # seconds until a request would be allowed; 0 when allowed
     repeated: bool = False  # the first-use marker was there: a repeat, counted in no bucket
+    riders: tuple = ()  # each Rider's answer, in order, when allowed (not run otherwise)
+
+
+@dataclass(frozen=True)
+class Rider:
+    """Another counting script that rides in the same Redis call as the limits, run only when every limit allows
+    (so a refused or repeated request counts in no rider either): compliance's fraud velocity and OTP dedupe.
+
+    `source` is a Lua chunk that reads its own KEYS and ARGV (`keys`, `args`) and returns its answer; its keys
+    must carry the tenant's hash tag like the buckets'. `local(keys, args)` is the same arithmetic on this
+    process's state, for when there is no Redis to ask (REDIS_URL unset, or Redis failing and the limits fail
+    open)."""
+
+    source: str
+    keys: Sequence[str]
+    args: Sequence
+    local: Callable[[list, list], list]
 
 
 @dataclass(frozen=True)
@@ -161,13 +179,15 @@ class RateLimiterUnavailable(ServiceUnavailable):
     message = "Sending OTP messages is paused for a moment: we cannot check your rate limits. Try again shortly."
 
 
-def rate_limits_hit(limits: Sequence[Limit], *, fail_closed: bool = False, first_use: FirstUse | None = None) -> Decision:
+def rate_limits_hit(limits: Sequence[Limit], *, fail_closed: bool = False, first_use: FirstUse | None = None,
+                    riders: Sequence[Rider] = ()) -> Decision:
     """Count one request against every limit in `limits`: allowed only if all allow, counted only if allowed.
 
     With `first_use`, a request whose marker is already set is a repeat: counted nowhere, Decision.repeated.
+    `riders` run in the same call once the request is allowed; their answers are Decision.riders.
     Raises RateLimiterUnavailable when Redis is down and `fail_closed` (see the module docstring).
     """
-    if not limits and first_use is None:
+    if not limits and first_use is None and not riders:
         return Decision(True, 0.0)
     if any(limit.rate <= 0 for limit in limits):
         return Decision(False, 1.0)  # an account manager stopped the tenant: no need to ask Redis
@@ -175,12 +195,15 @@ def rate_limits_hit(limits: Sequence[Limit], *, fail_closed: bool = False, first
     if settings.REDIS_URL:
         if time.monotonic() >= _redis_skip_until:
             try:
-                return _redis_hit(settings.REDIS_URL, limits, now, first_use)
+                return _redis_hit(settings.REDIS_URL, limits, now, first_use, riders)
             except redis.RedisError as exc:
                 _redis_failed(exc, fail_closed)
         if fail_closed:
             raise RateLimiterUnavailable()
-    return _local_hit(limits, now, first_use)
+    decision = _local_hit(limits, now, first_use)
+    if not decision.allowed or not riders:
+        return decision
+    return Decision(True, 0.0, riders=tuple(rider.local(list(rider.keys), list(rider.args)) for rider in riders))
 
 
 # --- Redis -------------------------------------------------------------------------------------
@@ -230,13 +253,62 @@ def key_prefix() -> str:
     return _key_prefix()
 
 
-def _redis_hit(url: str, limits: Sequence[Limit], now: int, first_use: FirstUse | None) -> Decision:
+def _redis_hit(url: str, limits: Sequence[Limit], now: int, first_use: FirstUse | None,
+               riders: Sequence[Rider] = ()) -> Decision:
     args = [now, math.ceil(first_use.seconds * 1000) if first_use else 0]
     for limit in limits:
         args += [limit.increment, limit.tolerance]
     keys = [limit.key for limit in limits] + ([first_use.key] if first_use else [])
-    outcome, wait = _script(url)(keys=keys, args=args)
-    return Decision(outcome == 1, wait / 1_000_000, repeated=outcome == 2)
+    if not riders:
+        outcome, wait = _script(url)(keys=keys, args=args)
+        return Decision(outcome == 1, wait / 1_000_000, repeated=outcome == 2)
+    # The composed script: ARGV starts with the size of each part (the limits', then each rider's keys and
+    # args), then every part's ARGV in order; KEYS likewise.
+    sizes = [len(riders), len(keys), len(args)]
+    all_keys, all_args = list(keys), []
+    for rider in riders:
+        sizes += [len(rider.keys), len(rider.args)]
+        all_keys += rider.keys
+        all_args += rider.args
+    answer = _script(url, _composed(tuple(rider.source for rider in riders)))(keys=all_keys,
+                                                                              args=[*sizes, *args, *all_args])
+    outcome, wait = answer[0]
+    if outcome != 1:
+        return Decision(False, wait / 1_000_000, repeated=outcome == 2)
+    return Decision(True, 0.0, riders=tuple(answer[1:]))
+
+
+_COMPOSED_LUA = """
+local function part(list, from, count)
+  local out = {}
+  for i = 1, count do out[i] = list[from + i - 1] end
+  return out
+end
+local parts = tonumber(ARGV[1])
+local header = 2 + 2 * (parts + 1)
+local kpos, apos = 1, header
+local sizes = {}
+for i = 0, parts do sizes[i] = {tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])} end
+local function take(i)
+  local k, a = part(KEYS, kpos, sizes[i][1]), part(ARGV, apos, sizes[i][2])
+  kpos, apos = kpos + sizes[i][1], apos + sizes[i][2]
+  return k, a
+end
+local gk, ga = take(0)
+local first = limits(gk, ga)
+if first[1] ~= 1 then return {first} end
+local out = {first}
+"""
+
+
+@functools.cache
+def _composed(sources: tuple[str, ...]) -> str:
+    """The GCRA script and `sources` (riders) as one: each a local function of its own KEYS and ARGV."""
+    chunks = [f"local function limits(KEYS, ARGV)\n{_GCRA_LUA}\nend"]
+    chunks += [f"local function rider{i}(KEYS, ARGV)\n{source}\nend" for i, source in enumerate(sources)]
+    calls = "".join(f"do local k, a = take({i + 1}); out[{i + 2}] = rider{i}(k, a) end\n"
+                    for i in range(len(sources)))
+    return "\n".join(chunks) + _COMPOSED_LUA + calls + "return out\n"
 
 
 def _redis_failed(exc: Exception, fail_closed: bool) -> None:

@@ -288,3 +288,66 @@ def test_a_refused_request_sets_no_marker(backend):
     assert not refused.allowed and not refused.repeated
     # so its retry is decided afresh, not taken for a repeat
     assert not rate_limits_hit([limit], first_use=marker).repeated
+
+
+# --- riders: another counting script in the same call ----------------------------------------------------
+
+# A rider that counts its one key and answers the count; its in-process twin does the same in a dict.
+_COUNTER_LUA = "return redis.call('INCRBY', KEYS[1], tonumber(ARGV[1]))"
+_local_counts: dict[str, int] = {}
+
+
+def _local_counter(keys: list, args: list) -> int:
+    _local_counts[keys[0]] = _local_counts.get(keys[0], 0) + int(args[0])
+    return _local_counts[keys[0]]
+
+
+def _counter(tenant_id: int, by: int = 1):
+    from smsportal.api.ratelimit import Rider, key_prefix
+
+    return Rider(source=_COUNTER_LUA, keys=[f"{key_prefix()}:ridertest:{{t{tenant_id}}}"], args=[by],
+                 local=_local_counter)
+
+
+@pytest.fixture
+def counters(backend):
+    _local_counts.clear()
+    if backend == "redis":
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match="*:ridertest:*"):
+            client.delete(key)
+    yield
+    _local_counts.clear()
+
+
+def test_a_rider_runs_in_the_same_call_only_when_every_limit_allows(backend, frozen, counters):
+    limit = Limit(name="messages", tenant_id=9201, rate=2)
+    # when three requests carry a counting rider against a limit of 2 a second
+    decisions = [rate_limits_hit([limit], riders=[_counter(9201), _counter(9201, by=10)]) for _ in range(3)]
+    # then the two allowed ones ran both riders, in order, and answered their counts
+    assert [d.allowed for d in decisions] == [True, True, False]
+    assert [d.riders for d in decisions] == [(1, 11), (12, 22), ()]
+    # and the refused one counted nothing in them: the next allowed request sees 23
+    frozen.move_to(START + timedelta(seconds=1), tick=False)
+    assert rate_limits_hit([limit], riders=[_counter(9201)]).riders == (23,)
+
+
+def test_a_repeat_runs_no_rider(backend, frozen, counters):
+    from smsportal.api.ratelimit import FirstUse
+
+    marker = FirstUse(tenant_id=9202, subject="test:key-3", seconds=60)
+    first = rate_limits_hit([Limit(name="messages", tenant_id=9202, rate=5)], first_use=marker,
+                            riders=[_counter(9202)])
+    repeat = rate_limits_hit([Limit(name="messages", tenant_id=9202, rate=5)], first_use=marker,
+                             riders=[_counter(9202)])
+    assert first.riders == (1,) and repeat.repeated and repeat.riders == ()
+    assert rate_limits_hit([], riders=[_counter(9202)]).riders == (2,)  # no limits at all: the rider still runs
+
+
+def test_a_rider_falls_back_to_this_process_when_redis_is_down(settings, frozen, counters):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    decision = rate_limits_hit([Limit(name="messages", tenant_id=9203, rate=5)], riders=[_counter(9203)])
+    assert decision.allowed and decision.riders == (1,)
+    assert _local_counts == {_counter(9203).keys[0]: 1}
