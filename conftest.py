@@ -1,6 +1,8 @@
 """Project-wide test fixtures: the loopback-only network guard and the two-tenant world."""
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 
@@ -114,3 +116,13 @@ def _platform_rules_after_flush(request):
         if content.content_rules_seed():
             content.content_cache_clear()
     yield
+
+
+@pytest.fixture
+def us_daytime(time_machine):
+    """The next 19:00 UTC, ticking: daytime in every US zone, so marketing to US numbers is not deferred by
+    quiet hours (the TCPA preset, 8:00-21:00 local). For tests of queues and lists that send marketing to +1.
+    Forward, never back: rate-limit buckets other tests left in Redis would otherwise lie in the future."""
+    now = datetime.now(UTC)
+    evening = now.replace(hour=19, minute=0, second=0, microsecond=0)
+    time_machine.move_to(evening if evening > now else evening + timedelta(days=1), tick=True)

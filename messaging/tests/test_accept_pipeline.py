@@ -211,7 +211,7 @@ def test_a_refused_request_stores_nothing_and_hands_nothing_over(world, django_c
 # --- batch -----------------------------------------------------------------------------------------------
 
 
-def test_a_batch_with_valid_and_invalid_items_accepts_the_valid_ones_by_index(fast, api, enqueued_batches):
+def test_a_batch_with_valid_and_invalid_items_accepts_the_valid_ones_by_index(fast, api, enqueued_batches, us_daytime):
     # given four messages: two good, one with a bad number, one missing `from` (the defaults give the text)
     messages = [{"to": "+14155550100", "from": "Acme"}, {"to": "12", "from": "Acme"},
                 {"to": "+14155550101", "from": "Acme", "text": "its own text"}, {"to": "+14155550102"}]

@@ -112,7 +112,7 @@ def test_a_failed_publish_clears_the_claim_and_the_next_claim_takes_it_again(
 
 @pytest.mark.django_db
 def test_a_batch_is_stored_unstamped_and_handed_over_in_tasks_of_dispatch_batch_ids(
-        fast, by_dispatcher, published, api, django_capture_on_commit_callbacks, monkeypatch):
+        fast, by_dispatcher, published, api, django_capture_on_commit_callbacks, monkeypatch, us_daytime):
     monkeypatch.setattr(dispatch, "DISPATCH_BATCH", 2)
     # given a batch of five accepted with the dispatcher on
     items = [{"to": f"+1415555{1000 + i}"} for i in range(5)]

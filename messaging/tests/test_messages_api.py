@@ -153,7 +153,7 @@ def test_a_national_number_without_region_is_refused_with_a_hint(world, api, enq
     ("MARKETING", "marketing", timedelta(hours=24)),
     (None, "transactional", timedelta(hours=4)),
 ])
-def test_each_message_type_has_its_queue_and_default_validity(world, api, enqueued, message_type, queue, validity):
+def test_each_message_type_has_its_queue_and_default_validity(world, api, enqueued, message_type, queue, validity, us_daytime):
     body = {"to": TO, "from": "Acme", "text": "hi"}
     if message_type:
         body["message_type"] = message_type
@@ -417,7 +417,7 @@ def test_the_list_shows_only_the_tenants_messages_newest_first(world, api):
     assert set(body["results"][0]) == ANSWER_FIELDS
 
 
-def test_the_list_filters_by_status_to_type_and_client_reference(world, api):
+def test_the_list_filters_by_status_to_type_and_client_reference(world, api, us_daytime):
     # given A's messages of several kinds (and its world message: transactional, queued, alpha-ref-1)
     otp = _send(world.a.tenant, ending="0101", message_type="otp", client_reference="login-7")
     marketing = _send(world.a.tenant, ending="0102", message_type="marketing")
