@@ -20,6 +20,8 @@ SECTIONS = {
     "inbound-messages": "inbound-messages",
     **{name: "invoices" for name in ("invoices", "invoice-detail", "invoice-pdf", "credit-note-pdf")},
     "quiet-hours": "quiet-hours",
+    "compliance-overview": "compliance-overview",
+    "geo-permissions": "geo-permissions",
     "2fa": "account", "2fa-backup-codes": "account", "2fa-disable": "account",
 }
 
