@@ -32,15 +32,20 @@ from django.utils import timezone
 from compliance.models import FraudAllowance, FraudRule, FraudSignal
 from smsportal.api.ratelimit import Rider, key_prefix, redis_script_run
 
-# KEYS: a state hash per (rule, subject), then a marker per OTP dedupe. ARGV: now (s), peek (0/1), alpha,
-# the number of entries; per entry: window, min_count, multiplier, floor, ratio, cost, members m, then m
-# numbers (a sequential rule's, ratio > 0: m triples number, number - 1, number + 1); then per marker: its value and lifetime (ms).
+# KEYS: a state hash per (rule, subject), then a marker per OTP dedupe. ARGV: now (s), peek (0/1), alpha, the
+# number of entries, the number n of the request's numbers, then those n numbers (each once, whatever the rules);
+# per entry: window, min_count, multiplier, floor, ratio, cost, members m, then m positions (1-based) in the
+# numbers, or m = -1 for all of them (no positions: the common case); then the markers' lifetime (ms) and per
+# marker its value. A sequential rule (ratio > 0) looks for each number's neighbours (number - 1, number + 1).
 # A hash holds b (the window's number), c (its count), e (the baseline: EWMA of finished windows), a (numbers next
 # to another of the window), f (a signal was recorded in this window). Returns per entry {fired, first, count,
 # distinct, baseline * 1000, adjacent}, then per marker the value found ('' when this request set it).
 _VELOCITY_LUA = """
 local now, peek, alpha, entries = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3]), tonumber(ARGV[4])
-local pos, out = 5, {}
+local total = tonumber(ARGV[5])
+local every = {}
+for j = 1, total do every[j] = ARGV[5 + j] end
+local pos, out = 6 + total, {}
 for i = 1, entries do
   local key = KEYS[i]
   local window, min_count, mult = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
@@ -58,19 +63,23 @@ for i = 1, entries do
     c, a, f = 0, 0, 0
   end
   local ukey, skey = key .. ':u:' .. bucket, key .. ':s:' .. bucket
-  local numbers, here, adjacent = {}, {}, 0
-  for j = 1, m do
-    local n = ARGV[pos]
-    numbers[j] = n
-    if ratio > 0 then
-      local lo, hi = ARGV[pos + 1], ARGV[pos + 2]
-      pos = pos + 3
+  local numbers, here, adjacent = every, {}, 0
+  if m >= 0 then
+    numbers = {}
+    for j = 1, m do numbers[j] = every[tonumber(ARGV[pos + j - 1])] end
+    pos = pos + m
+  else
+    m = total
+  end
+  if ratio > 0 then
+    for j = 1, m do
+      local n = numbers[j]
+      local digits = tonumber(string.sub(n, 2))
+      local lo, hi = string.format('+%.0f', digits - 1), string.format('+%.0f', digits + 1)
       if here[lo] or here[hi] or redis.call('SISMEMBER', skey, lo) == 1 or redis.call('SISMEMBER', skey, hi) == 1 then
         adjacent = adjacent + 1
       end
       here[n] = true
-    else
-      pos = pos + 1
     end
   end
   -- A window's keys get their lifetimes once, when the window opens (Lua runs alone: the first write of it).
@@ -99,9 +108,11 @@ for i = 1, entries do
   end
   out[i] = {fired and 1 or 0, first, c, distinct, math.floor(e * 1000 + 0.5), a}
 end
+local ttl = tonumber(ARGV[pos])
+pos = pos + 1
 for k = entries + 1, #KEYS do
-  local value, ttl = ARGV[pos], tonumber(ARGV[pos + 1])
-  pos = pos + 2
+  local value = ARGV[pos]
+  pos = pos + 1
   if peek then
     out[k] = redis.call('GET', KEYS[k]) or ''
   elseif redis.call('SET', KEYS[k], value, 'NX', 'PX', ttl) then
@@ -149,7 +160,6 @@ class Entry:
     rule: RuleData
     subject: str
     positions: list[int] = field(default_factory=list)
-    numbers: list[str] = field(default_factory=list)
     fired: bool = False
     first: bool = False
     count: int = 0
@@ -233,10 +243,11 @@ def _subject(rule: RuleData, message: Outgoing, *, tenant_id: int, api_key_id: i
             return message.to[:1 + rule.prefix_digits]
 
 
-def dedupe_key(*, tenant_id: int, to: str, text: str) -> str:
-    """The OTP dedupe marker of the same text to the same number from the same tenant (the text is not kept)."""
+def dedupe_key(*, tenant_id: int, to: str, text: str, prefix: str | None = None) -> str:
+    """The OTP dedupe marker of the same text to the same number from the same tenant (the text is not kept).
+    `prefix`: key_prefix(), when the caller asks it once for many."""
     digest = hashlib.sha256(f"{to}\n{text}".encode()).hexdigest()[:32]
-    return f"{key_prefix()}:otpdedupe:{{t{tenant_id}}}:{digest}"
+    return f"{prefix or key_prefix()}:otpdedupe:{{t{tenant_id}}}:{digest}"
 
 
 @dataclass
@@ -270,12 +281,11 @@ def velocity_plan(*, tenant_id: int, api_key_id: int | None, messages: Sequence[
                 continue
             entry = entries.setdefault((rule.id, subject), Entry(rule=rule, subject=subject))
             entry.positions.append(position)
-            entry.numbers.append(message.to)
     listed = list(entries.values())
     if not listed and not markers:
         return Plan(tenant_id=tenant_id, entries=[], keys=[], args=[], peek=True)
     peek = peek or counted
-    keys, args = _script_input(tenant_id, listed, markers, peek, counted)
+    keys, args = _script_input(tenant_id, listed, markers, peek, counted, [m.to for m in messages])
     return Plan(tenant_id=tenant_id, entries=listed, keys=keys, args=args, peek=peek)
 
 
@@ -323,25 +333,26 @@ def _neighbours(number: str) -> tuple[str, str]:
 
 
 def _script_input(tenant_id: int, entries: Sequence[Entry], markers: Sequence[tuple[str, str]], peek: bool,
-                  counted: bool):
-    keys, args = [], [f"{time.time():.6f}", "1" if peek else "0", settings.FRAUD_EWMA_ALPHA, len(entries)]
+                  counted: bool, numbers: Sequence[str]):
+    """The script's KEYS and ARGV (see _VELOCITY_LUA): the request's `numbers` once, an entry that counts every
+    message (the tenant's, a country's, one prefix's in a batch to one prefix) without positions."""
+    prefix, total = f"{key_prefix()}:fraud:{{t{tenant_id}}}:", len(numbers)
+    keys = [f"{prefix}{entry.rule.code}:{entry.subject}" for entry in entries]
+    args = [f"{time.time():.6f}", "1" if peek else "0", settings.FRAUD_EWMA_ALPHA, len(entries),
+            0 if counted else total, *(() if counted else numbers)]
     for entry in entries:
         rule = entry.rule
-        keys.append(f"{key_prefix()}:fraud:{{t{tenant_id}}}:{rule.code}:{entry.subject}")
         if counted:  # the windows hold this request already: read them, add nothing
             args += [rule.window, rule.min_count, rule.multiplier, rule.floor, rule.ratio, 0, 0]
-            continue
-        args += [rule.window, rule.min_count, rule.multiplier, rule.floor, rule.ratio, len(entry.numbers),
-                 len(entry.numbers)]
-        if rule.ratio > 0:
-            for number in entry.numbers:
-                args += [number, *_neighbours(number)]
+        elif len(entry.positions) == total:
+            args += [rule.window, rule.min_count, rule.multiplier, rule.floor, rule.ratio, total, -1]
         else:
-            args += entry.numbers
-    ttl = math.ceil(settings.OTP_DEDUPE_SECONDS * 1000)
+            args += [rule.window, rule.min_count, rule.multiplier, rule.floor, rule.ratio, len(entry.positions),
+                     len(entry.positions), *(position + 1 for position in entry.positions)]
+    args.append(math.ceil(settings.OTP_DEDUPE_SECONDS * 1000))
     for key, value in markers:
         keys.append(key)
-        args += [value, ttl]
+        args.append(value)
     return keys, args
 
 
@@ -386,19 +397,24 @@ def local_state_clear() -> None:
 def _local_run(keys: list[str], args: list) -> list:
     """The Lua script's arithmetic on this process's state (exact distinct counts instead of HyperLogLog)."""
     with _local_lock:
-        now, peek, alpha, count = float(args[0]), args[1] == "1", float(args[2]), int(args[3])
-        pos, out = 4, []
+        now, peek, alpha, count, total = float(args[0]), args[1] == "1", float(args[2]), int(args[3]), int(args[4])
+        every = args[5:5 + total]
+        pos, out = 5 + total, []
         for i in range(count):
             window, min_count, mult, floor, ratio, cost, m = args[pos:pos + 7]
             pos += 7
-            width = 3 if ratio > 0 else 1
-            triples = [(args[pos + width * j], *((args[pos + width * j + 1], args[pos + width * j + 2])
-                                                   if width == 3 else ("", ""))) for j in range(m)]
-            pos += width * m
+            if m >= 0:
+                numbers = [every[int(index) - 1] for index in args[pos:pos + m]]
+                pos += m
+            else:
+                numbers = every
+            triples = [(number, *(_neighbours(number) if ratio > 0 else ("", ""))) for number in numbers]
             out.append(_local_entry(keys[i], now, peek, alpha, window, min_count, mult, floor, ratio, cost, triples))
+        ttl = args[pos]
+        pos += 1
         for key in keys[count:]:
-            value, ttl = args[pos], args[pos + 1]
-            pos += 2
+            value = args[pos]
+            pos += 1
             until, existing = _local_markers.get(key, (0.0, ""))
             if until > now:
                 out.append(existing)

@@ -37,4 +37,4 @@ def sender_allowed(*, context: AcceptContext, message: PreparedMessage) -> Prepa
     outcome = memo[message.sender]
     if isinstance(outcome, Exception):
         raise outcome
-    return replace(message, sender=outcome)
+    return None if outcome == message.sender else replace(message, sender=outcome)

@@ -13,28 +13,53 @@ from messaging.accept.steps import AcceptContext
 from messaging.services import PreparedMessage
 
 
+def _decided_country(context: AcceptContext, message: PreparedMessage) -> str:
+    """The country the checks decide by (geo.geo_country), memoized per request by the number's own region and
+    calling code (all it depends on): a batch to one country asks once."""
+    memo = context.memo.setdefault("decided_country", {})
+    key = (message.country, message.to[:4])
+    if key not in memo:
+        memo[key] = geo.geo_country(message.to, region=message.country)
+    return memo[key]
+
+
 @policy_check("geo_permission", codes=("destination_not_permitted",))
 def geo_permission(*, context: AcceptContext, message: PreparedMessage) -> None:
-    """The tenant may send to the recipient's country (its geo permissions)."""
-    iso = geo.geo_country(message.to)
-    if not geo.geo_allowed(tenant_id=context.tenant.pk, home_country=context.tenant.home_country, country=iso):
-        rule = countries.country_rule(iso)
-        name = rule.name if rule else iso or "this destination"
-        why = (" It needs an account manager's approval once enabled." if rule and rule.approval_required else
-               " It is a high-risk destination: the owner must enable it." if rule and rule.risk == "high" else "")
-        raise DestinationNotPermitted(f"This account may not send to {name} ({iso}): enable it in geo permissions "
-                                      f"(PUT /v1/geo-permissions).{why}", field="to")
+    """The tenant may send to the recipient's country (its geo permissions); decided once per country a request."""
+    iso = _decided_country(context, message)
+    memo = context.memo.setdefault("geo_permission", {})
+    if iso not in memo:
+        memo[iso] = _geo_refusal(context, iso)
+    if memo[iso] is not None:
+        raise memo[iso]
+
+
+def _geo_refusal(context: AcceptContext, iso: str) -> DestinationNotPermitted | None:
+    if geo.geo_allowed(tenant_id=context.tenant.pk, home_country=context.tenant.home_country, country=iso):
+        return None
+    rule = countries.country_rule(iso)
+    name = rule.name if rule else iso or "this destination"
+    why = (" It needs an account manager's approval once enabled." if rule and rule.approval_required else
+           " It is a high-risk destination: the owner must enable it." if rule and rule.risk == "high" else "")
+    return DestinationNotPermitted(f"This account may not send to {name} ({iso}): enable it in geo permissions "
+                                   f"(PUT /v1/geo-permissions).{why}", field="to")
 
 
 @policy_check("content_policy", codes=("content_policy_violation",))
 def content_policy(*, context: AcceptContext, message: PreparedMessage) -> None:
     """The content rules for the recipient's country and the message type: a block refuses the message, with
     the rule's id and reason; a flag lets it go and records a ContentFlag (sends only)."""
-    iso = geo.geo_country(message.to)
+    iso = _decided_country(context, message)
     text = message.analysis.text
-    hits = content.content_evaluate(tenant_id=context.tenant.pk, text=text, country=countries.country_rule(iso),
-                                    country_iso=iso, message_type=message.message_type,
-                                    template_ref=message.template_ref)
+    # The verdict depends on the text, the country, the type and the template only: a batch of one text to one
+    # country evaluates the rules once.
+    memo = context.memo.setdefault("content_policy", {})
+    key = (text, iso, message.message_type, message.template_ref)
+    if key not in memo:
+        memo[key] = content.content_evaluate(tenant_id=context.tenant.pk, text=text, country=countries.country_rule(iso),
+                                             country_iso=iso, message_type=message.message_type,
+                                             template_ref=message.template_ref)
+    hits = memo[key]
     if not hits:
         return
     first = hits[0]

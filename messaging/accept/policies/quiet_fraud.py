@@ -26,6 +26,7 @@ from messaging.accept.registry import policy_check
 from messaging.accept.steps import AcceptContext, Draft, Duplicate
 from messaging.models import Message, MessageType
 from messaging.services import PreparedMessage
+from smsportal.api.ratelimit import key_prefix
 from smsportal.ids import public_ids
 
 _MEMO = "quiet_fraud"
@@ -42,8 +43,9 @@ def _velocity_prepare(*, context: AcceptContext, drafts: Sequence[Draft]) -> Non
     dedupe = [i for i, m in enumerate(messages)
               if m.message_type == MessageType.OTP and settings.OTP_DEDUPE_SECONDS > 0 and not context.quote]
     candidates = public_ids("msg", len(dedupe)) if dedupe else []
-    markers = [(fraud.dedupe_key(tenant_id=context.tenant.pk, to=messages[i].to, text=messages[i].analysis.text),
-                candidate) for i, candidate in zip(dedupe, candidates, strict=True)]
+    prefix = key_prefix()
+    markers = [(fraud.dedupe_key(tenant_id=context.tenant.pk, to=messages[i].to, text=messages[i].analysis.text,
+                                 prefix=prefix), candidate) for i, candidate in zip(dedupe, candidates, strict=True)]
     plan = fraud.velocity_plan(tenant_id=context.tenant.pk, api_key_id=context.api_key.pk if context.api_key else None,
                                messages=outgoing, markers=markers, peek=context.quote, counted=context.counted)
     rider = plan.rider
