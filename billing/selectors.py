@@ -188,6 +188,14 @@ def number_prices_effective(*, tenant_id: int, day: date | None = None) -> dict[
     return _number_prices_in_force(tenant_id=tenant_id, currency=tenant_currency(tenant_id=tenant_id), day=day)
 
 
+@tenant_scoped
+def number_prices_listed(*, tenant: Tenant, country: str | None = None) -> list[NumberPrice]:
+    """The number prices in force today for the tenant (its own rows over the default's, in its currency), sorted
+    by country and type; `country`: that country's only (/v1/pricing)."""
+    prices = number_prices_effective(tenant_id=tenant.pk)
+    return [prices[key] for key in sorted(prices, key=lambda k: (k[1], k[0])) if not country or key[1] == country]
+
+
 def number_prices_for_pages(*, tenant: Tenant) -> dict[tuple[str, str], NumberPriceShown]:
     """The numbers pages' and API's prices (numbers.hooks.number_prices, registered in BillingConfig.ready)."""
     return {key: NumberPriceShown(monthly_rental=money_text(row.monthly_rental),
