@@ -39,6 +39,11 @@ class InvalidAmount(DomainError):
     message = "The amount must be a non-zero decimal with at most 6 places."
 
 
+class InvalidThreshold(DomainError):
+    code = "invalid_low_balance_threshold"
+    message = "The threshold must be 0 or more, below 1,000,000,000,000, with at most 6 decimal places."
+
+
 @dataclass(frozen=True)
 class Settlement:
     """A billed message leaving the accept: its id, tenant and price (messaging's lifecycle passes these)."""
@@ -122,6 +127,34 @@ def number_price_upsert(*, tenant: Tenant | None, number_type: str, country: str
     return NumberPrice.unscoped.update_or_create(
         tenant=tenant, number_type=number_type, country=country.upper(), currency=currency.upper(),
         effective_from=effective_from, defaults={"monthly_rental": monthly_rental, "lease_per_hour": lease_per_hour})
+
+
+THRESHOLD_MAX = Decimal(10) ** 12  # what Balance.low_balance_threshold holds (18 digits, 6 places)
+
+
+@tenant_scoped
+def balance_low_threshold_set(*, tenant: Tenant, threshold: Decimal | None, actor: Actor) -> Balance:
+    """Set the tenant's low-balance threshold (None: clear it, no alert), as its owners and billing members do in
+    the portal's Billing settings: 0 or more, at most 6 places. A change re-arms the alert (the next debit below
+    the new threshold alerts) and is audited (`balance.low_balance_threshold_changed`); the same value changes
+    nothing. Raises InvalidThreshold."""
+    if threshold is not None and (not threshold.is_finite() or threshold < 0 or threshold >= THRESHOLD_MAX
+                                  or threshold.as_tuple().exponent < -6):
+        raise InvalidThreshold(field="low_balance_threshold")
+    with transaction.atomic():
+        balance_get_or_create(tenant=tenant)
+        balance = Balance.objects.select_for_update().get(tenant=tenant)
+        before = balance.low_balance_threshold
+        if before == threshold:
+            return balance
+        Balance.objects.filter(pk=balance.pk).update(low_balance_threshold=threshold, low_balance_alerted_at=None,
+                                                     updated_at=timezone.now())
+        balance.low_balance_threshold, balance.low_balance_alerted_at = threshold, None
+        audit_record(action="balance.low_balance_threshold_changed", actor=actor, tenant=tenant, target=tenant,
+                     changes={"low_balance_threshold": [None if before is None else str(before),
+                                                        None if threshold is None else str(threshold)],
+                              "currency": balance.currency})
+    return balance
 
 
 def balance_low_rearm(*, tenant_id: int) -> None:
