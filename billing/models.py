@@ -367,6 +367,10 @@ class Invoice(models.Model):
     tax_rate = models.DecimalField(**TAX_RATE, default=0)
     tax = models.DecimalField(**INVOICE_MONEY, default=0)
     total = models.DecimalField(**INVOICE_MONEY, default=0)
+    # Shown, not billed: what live messages still held at the period's end (accepted, not yet captured or
+    # released); each is billed on the invoice of the month its hold is captured in (billing/invoices.py).
+    held_unsettled = models.DecimalField(**MONEY, default=0,
+                                         help_text="Held for messages not yet settled at the period's end.")
     status = models.CharField(max_length=8, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT)
     created_at = models.DateTimeField(default=timezone.now)
     issued_at = models.DateTimeField(null=True, blank=True)

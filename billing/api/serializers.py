@@ -229,6 +229,8 @@ class InvoiceSerializer(serializers.Serializer):
     tax_rate = TaxRateField(help_text="Your tax rate: 0.2000 is 20 %.")
     tax = CentsField(help_text="subtotal x tax_rate, rounded half-up to cents.")
     total = CentsField(help_text="subtotal + tax.")
+    held_unsettled = MoneyField(help_text="Not billed here: what was held at the period's end for live messages "
+                                          "not yet sent; each is billed on the invoice of the month it is sent.")
     issued_at = serializers.DateTimeField()
     paid_at = serializers.DateTimeField(allow_null=True)
     voided_at = serializers.DateTimeField(allow_null=True)
