@@ -15,8 +15,8 @@ from django.views.decorators.csrf import csrf_protect
 from accounts.portal.decorators import actor_for, ip_for, portal_view
 from billing import hooks, savings, selectors, services
 from billing.portal.forms import LowBalanceForm, PriceFilterForm, SavingsForm, UsageRangeForm
-from smsportal.errors import DomainError
 from smsportal.api.ratelimit import Limit, rate_limits_hit
+from smsportal.errors import DomainError
 
 PAGE_SIZE = 50
 RECENT_ENTRIES = 10

@@ -11,7 +11,6 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from accounts.tests.factories import login_verified
-
 from billing.demo import DEMO_PRICES
 from billing.models import NumberPrice, Price
 from billing.prices import number_prices_csv, number_prices_import, prices_csv, prices_import
