@@ -212,7 +212,7 @@ def message_usage_by_country(*, tenant: Tenant, start: date, end: date) -> list[
                                         "amount": Decimal(0)})
         total["messages"] += row["messages"]
         total["segments"] += row["segments"] or 0
-        total["amount"] -= Decimal(row["charged"] or 0)  # a capture's balance_delta is the charge, negative
+        total["amount"] += Decimal(row["amount"] or 0)
     return [totals[key] for key in sorted(totals)]
 
 
