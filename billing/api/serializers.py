@@ -72,7 +72,7 @@ class PriceSerializer(serializers.Serializer):
         return price.tenant_id is not None
 
 
-class NumberPriceSerializer(serializers.Serializer):
+class NumberPriceListedSerializer(serializers.Serializer):
     number_type = serializers.CharField(help_text="local, mobile, toll_free, short_code or virtual.")
     country = serializers.CharField(help_text="ISO 3166 alpha-2.")
     monthly_rental = MoneyField(help_text="A rented number, per month (charged per day held).")
@@ -88,7 +88,7 @@ class NumberPriceSerializer(serializers.Serializer):
 class PricingSerializer(serializers.Serializer):
     currency = serializers.CharField(help_text="Your account's currency: every price below is in it.")
     messages = PriceSerializer(many=True, help_text="Per-segment message prices.")
-    numbers = NumberPriceSerializer(many=True, help_text="Number rental and lease prices per type and country.")
+    numbers = NumberPriceListedSerializer(many=True, help_text="Number rental and lease prices per type and country.")
 
 
 class PricingQuerySerializer(serializers.Serializer):
