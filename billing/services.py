@@ -429,12 +429,17 @@ _SETTLE_SQL = """
 # and its `charge` leaves `balance`. The balance rows are locked first (tenant order), so the statement knows
 # what each tenant may still take: a tenant whose repriced captures would cost more than its holds by more than
 # available (balance - reserved + credit limit) is captured at the held prices (never past the credit limit;
-# the CHECK would refuse it). Captures touch no key's spend, so no key row is locked.
+# the CHECK would refuse it). Captures touch no key's spend, so no key row is locked. A message settled before is
+# left out first (the settled-once index); one settled meanwhile by a concurrent statement is still skipped by
+# ON CONFLICT (its change then counted in `x` only: the check errs on the safe side).
 _CAPTURE_REPRICED_SQL = """
     WITH v AS (
         SELECT * FROM unnest(%(ids)s::bigint[], %(tenants)s::bigint[], %(amounts)s::numeric[], %(charges)s::numeric[],
                              %(currencies)s::text[], %(countries)s::text[], %(segments)s::integer[])
-            AS v(message_id, tenant_id, amount, charge, currency, country, segments)
+            AS u(message_id, tenant_id, amount, charge, currency, country, segments)
+        -- a message settled before (a receipt after the send) locks nothing and counts in no tenant's change
+        WHERE NOT EXISTS (SELECT 1 FROM billing_ledgerentry e WHERE e.message_id = u.message_id
+                          AND e.kind IN ('capture', 'release'))
     ),
     locked AS (
         SELECT id, tenant_id, balance + credit_limit - reserved AS headroom FROM billing_balance
