@@ -102,6 +102,7 @@ def prices(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/billing/prices.html", {
         "billing_tab": "prices", "form": form, "country": country,
         "prices": selectors.prices_effective(tenant=request.tenant, country=country or None),
+        "number_prices": selectors.number_prices_listed(tenant=request.tenant, country=country or None),
         "query": urlencode({"country": country}) if country else "",
     })
 
