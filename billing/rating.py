@@ -11,8 +11,9 @@ destination, a price for the message's own type beats one for all types, a highe
 beats a lower one, and the latest `effective_from` on or before today wins.
 
 Operator (MCC/MNC) prices: a message's operator is not known at accept (routing looks it up when it sends), so
-accept rates only rows without an operator, and a capture reprices (capture_rates): within a list, a row for the
-message's operator beats the list's rows for any operator, by the same rules (the tenant's list first).
+accept rates only rows without an operator, and a capture reprices (services.capture_charges): within a list, a
+row for the message's operator beats the list's rows for any operator, by the same rules (the tenant's list
+first).
 """
 from __future__ import annotations
 
