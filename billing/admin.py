@@ -32,7 +32,7 @@ from billing.models import (
     Price,
 )
 from billing.pdf import pdf_response
-from billing.prices import prices_csv, prices_import
+from billing.prices import number_prices_csv, number_prices_import, prices_csv, prices_import
 from billing.services import balance_credit, balance_low_rearm
 from smsportal.errors import DomainError
 
@@ -55,6 +55,30 @@ class PriceUploadForm(forms.Form):
         return tenant
 
 
+def _import_view(model_admin, request, *, importer, action: str, template: str, title: str):
+    """The admin's CSV import page of a price list (message prices or number prices): upload, every bad line
+    listed (nothing written), or the counts, audited."""
+    form, errors = PriceUploadForm(request.POST or None, request.FILES or None), []
+    if request.method == "POST" and form.is_valid():
+        upload, tenant = form.cleaned_data["prices"], form.cleaned_data["tenant"]
+        try:
+            result = importer(tenant=tenant, text=upload.read().decode("utf-8-sig"))
+        except UnicodeDecodeError:
+            form.add_error("prices", "The file is not UTF-8 text.")
+        else:
+            errors = result.errors
+            if not errors:
+                audit_record(action=action, actor=_actor(request), tenant=tenant, target=tenant,
+                             changes={"file": upload.name, "created": result.created, "updated": result.updated})
+                model_admin.message_user(request, f"{result.created} prices added, {result.updated} changed, "
+                                                  f"{result.unchanged} already there.", messages.SUCCESS)
+                opts = model_admin.model._meta
+                return redirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+    context = {**model_admin.admin_site.each_context(request), "form": form, "errors": errors,
+               "title": title, "opts": model_admin.model._meta}
+    return render(request, template, context)
+
+
 @admin.register(Price)
 class PriceAdmin(admin.ModelAdmin):
     list_display = ["__str__", "tenant", "prefix", "country", "operator", "message_type", "price", "currency",
@@ -71,24 +95,8 @@ class PriceAdmin(admin.ModelAdmin):
                 *super().get_urls()]
 
     def prices_import_view(self, request):
-        form, errors = PriceUploadForm(request.POST or None, request.FILES or None), []
-        if request.method == "POST" and form.is_valid():
-            upload, tenant = form.cleaned_data["prices"], form.cleaned_data["tenant"]
-            try:
-                result = prices_import(tenant=tenant, text=upload.read().decode("utf-8-sig"))
-            except UnicodeDecodeError:
-                form.add_error("prices", "The file is not UTF-8 text.")
-            else:
-                errors = result.errors
-                if not errors:
-                    audit_record(action="prices.import", actor=_actor(request), tenant=tenant, target=tenant,
-                                 changes={"file": upload.name, "created": result.created, "updated": result.updated})
-                    self.message_user(request, f"{result.created} prices added, {result.updated} changed, "
-                                               f"{result.unchanged} already there.", messages.SUCCESS)
-                    return redirect(reverse("admin:billing_price_changelist"))
-        context = {**self.admin_site.each_context(request), "form": form, "errors": errors,
-                   "title": "Import prices", "opts": self.model._meta}
-        return render(request, "admin/billing/price/import.html", context)
+        return _import_view(self, request, importer=prices_import, action="prices.import",
+                            template="admin/billing/price/import.html", title="Import prices")
 
     @admin.action(description="Export the selected prices (CSV, as the import reads it)")
     def prices_export(self, request, queryset):
@@ -212,6 +220,24 @@ class NumberPriceAdmin(admin.ModelAdmin):
     search_fields = ["country", "tenant__slug"]
     list_select_related = ["tenant"]
     readonly_fields = ["created_at", "updated_at"]
+    actions = ["number_prices_export"]
+    change_list_template = "admin/billing/numberprice/change_list.html"
+
+    def get_urls(self):
+        return [path("import/", self.admin_site.admin_view(self.number_prices_import_view),
+                     name="billing_numberprice_import"),
+                *super().get_urls()]
+
+    def number_prices_import_view(self, request):
+        return _import_view(self, request, importer=number_prices_import, action="number_prices.import",
+                            template="admin/billing/numberprice/import.html", title="Import number prices")
+
+    @admin.action(description="Export the selected number prices (CSV, as the import reads it)")
+    def number_prices_export(self, request, queryset):
+        rows = queryset.order_by("tenant_id", "country", "number_type", "currency", "effective_from")
+        response = HttpResponse(number_prices_csv(rows), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="number_prices.csv"'
+        return response
 
 
 @admin.register(NumberCharge)

@@ -47,8 +47,9 @@ def message_usage(*, tenant, start, end) -> list[dict]:
 
 
 # --- captured usage (invoice lines) ---------------------------------------------------------------------------
-# (tenant, start, end, currency) -> the billed messages accepted in [start, end) whose hold was captured, per
-# country and message type: [{"country", "message_type", "messages", "segments", "amount"}].
+# (tenant, start, end, currency) -> the billed messages whose hold was captured in [start, end) (whenever they were
+# accepted), per country and message type, `amount` what their captures charged:
+# [{"country", "message_type", "messages", "segments", "amount"}].
 _message_usage_captured: list[MessageUsage] = []
 
 
@@ -58,8 +59,26 @@ def message_usage_captured_register(lookup: MessageUsage) -> None:
 
 
 def message_usage_captured(*, tenant, start: datetime, end: datetime, currency: str) -> list[dict]:
-    """What the tenant's captured messages accepted from `start` (included) to `end` (excluded) cost, in
+    """What the tenant's messages captured from `start` (included) to `end` (excluded) were charged, in
     `currency`, by (country, message_type), sorted; `amount` is a Decimal, unrounded."""
     if not _message_usage_captured:
         raise RuntimeError("no captured usage lookup registered: messaging registers one in MessagingConfig.ready")
     return _message_usage_captured[0](tenant=tenant, start=start, end=end, currency=currency)
+
+
+# --- operators (repricing a capture by an operator's price) ---------------------------------------------------
+# (E.164 numbers) -> {number: "MCC-MNC" or ""}: the destination's mobile operator as routing knows it (a cached
+# number-portability or HLR lookup, ROUTING_OPERATOR_LOOKUP); {} when the deployment has none.
+OperatorsOf = Callable[[Iterable[str]], dict[str, str]]
+
+_operators_of: list[OperatorsOf] = []
+
+
+def operators_of_register(lookup: OperatorsOf) -> None:
+    """Set the lookup (one: registering again replaces it). Registered by messaging (messaging/hooks.py)."""
+    _operators_of[:] = [lookup]
+
+
+def operators_of(numbers: Iterable[str]) -> dict[str, str]:
+    """Each number's operator ("MCC-MNC", or "" / missing when not known); {} without a registered lookup."""
+    return _operators_of[0](numbers) if _operators_of else {}

@@ -1,8 +1,11 @@
 """Monthly invoices and credit notes: generation (one per tenant and month), issue with gap-free numbers, status,
 corrections (docs/billing.md "Invoices").
 
-An invoice states what the month cost: the captured messages accepted in it (by country and type, through
-billing's hook, which messaging fills), and the ledger's rental, lease and adjustment entries of the month.
+An invoice states what the month cost: the messages whose hold was captured in it, whenever they were accepted
+(by country and type, at what each capture charged, through billing's hook, which messaging fills), and the
+ledger's rental, lease and adjustment entries of the month. A message accepted in one month and captured in the
+next is billed once, on the next month's invoice; what was still held at the month's end is shown on the
+invoice (`held_unsettled`), not billed.
 Amounts are Decimal, each line rounded half-up to cents; tax is the subtotal times the tenant's rate, rounded
 the same way. Once issued an invoice never changes except its status (issued -> paid or void); a mistake is
 corrected by a credit note.
@@ -29,6 +32,7 @@ from accounts import selectors as accounts_selectors
 from accounts.roles import Role
 from accounts.services.audit import SYSTEM, Actor, audit_record
 from billing import hooks
+from billing import selectors as billing_selectors
 from billing.errors import (
     CreditNoteRefused,
     InvalidCreditNote,
@@ -118,8 +122,8 @@ class Generated:
 
 
 def _lines(*, tenant: Tenant, period: date, currency: str) -> list[dict]:
-    """The invoice's lines, unnumbered: messages by country and type, then rental and leases (one line each,
-    from the ledger's charges of the month), then each adjustment."""
+    """The invoice's lines, unnumbered: messages captured in the month by country and type, then rental and leases
+    (one line each, from the ledger's charges of the month), then each adjustment."""
     start, end = period_bounds(period)
     lines = []
     for row in hooks.message_usage_captured(tenant=tenant, start=start, end=end, currency=currency):
@@ -168,10 +172,13 @@ def invoice_generate(*, tenant: Tenant, period: date, to_date: bool = False) -> 
     lines = _lines(tenant=tenant, period=period, currency=currency)
     if not lines:
         return Generated(tenant=tenant, outcome="empty")
+    # a statement so far: held now (its period has not ended); else at the period's end
+    held_at = min(period_bounds(period)[1], timezone.now())
+    held = billing_selectors.ledger_held_at(tenant=tenant, at=held_at, currency=currency)
     try:
         with transaction.atomic():
             invoice = _draft_create(tenant=tenant, period=period, balance=balance, currency=currency, lines=lines,
-                                    to_date=to_date)
+                                    to_date=to_date, held_unsettled=held)
             if settings.INVOICES_ISSUE_ON_GENERATE and not to_date:
                 invoice = invoice_issue(tenant=tenant, invoice=invoice)
     except IntegrityError:
@@ -183,7 +190,7 @@ def invoice_generate(*, tenant: Tenant, period: date, to_date: bool = False) -> 
 
 
 def _draft_create(*, tenant: Tenant, period: date, balance: Balance | None, currency: str,
-                  lines: list[dict], to_date: bool = False) -> Invoice:
+                  lines: list[dict], to_date: bool = False, held_unsettled: Decimal = Decimal(0)) -> Invoice:
     subtotal = sum((line["amount"] for line in lines), Decimal(0))
     rate = balance.tax_rate if balance else Decimal(0)
     tax = cents(subtotal * rate)
@@ -192,7 +199,8 @@ def _draft_create(*, tenant: Tenant, period: date, balance: Balance | None, curr
         issuer_address=settings.INVOICE_ISSUER_ADDRESS, issuer_tax_id=settings.INVOICE_ISSUER_TAX_ID,
         bill_to_name=(balance.billing_name if balance else "") or tenant.name,
         bill_to_address=balance.billing_address if balance else "", bill_to_tax_id=balance.tax_id if balance else "",
-        subtotal=subtotal, tax_rate=rate, tax=tax, total=subtotal + tax, to_date=to_date)
+        subtotal=subtotal, tax_rate=rate, tax=tax, total=subtotal + tax, to_date=to_date,
+        held_unsettled=held_unsettled)
     InvoiceLine.objects.bulk_create([InvoiceLine(tenant=tenant, invoice=invoice, position=n, **line)
                                      for n, line in enumerate(lines, start=1)])
     return invoice

@@ -35,8 +35,9 @@ class Price(models.Model):
 
     `tenant` empty: the default price list. `min_monthly_volume`: the row applies from that many segments
     in the month (a volume tier; 0 is the base price). `effective_from`: the day (UTC) it takes over; an
-    older row of the same key stays as history. `operator` (MCC/MNC) is stored; rating at accept does not
-    know a number's operator yet, so it matches only rows without one (docs/billing.md)."""
+    older row of the same key stays as history. `operator` (MCC/MNC): rating at accept does not know a
+    number's operator, so it matches only rows without one; the capture reprices a message of that operator
+    (billing.services.capture_charges, docs/billing.md "Operator prices")."""
 
     tenant = models.ForeignKey("accounts.Tenant", null=True, blank=True, on_delete=models.CASCADE,
                                related_name="+", db_index=False, help_text="Empty: the default price list.")
@@ -367,6 +368,10 @@ class Invoice(models.Model):
     tax_rate = models.DecimalField(**TAX_RATE, default=0)
     tax = models.DecimalField(**INVOICE_MONEY, default=0)
     total = models.DecimalField(**INVOICE_MONEY, default=0)
+    # Shown, not billed: what live messages still held at the period's end (accepted, not yet captured or
+    # released); each is billed on the invoice of the month its hold is captured in (billing/invoices.py).
+    held_unsettled = models.DecimalField(**MONEY, default=0,
+                                         help_text="Held for messages not yet settled at the period's end.")
     status = models.CharField(max_length=8, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT)
     created_at = models.DateTimeField(default=timezone.now)
     issued_at = models.DateTimeField(null=True, blank=True)

@@ -19,6 +19,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from billing.models import CreditNote, Invoice
+from billing.money import money_text
 
 INK, MUTED, RULE, BAND = (colors.HexColor(c) for c in ("#111827", "#6b7280", "#d1d5db", "#f3f4f6"))
 _styles = getSampleStyleSheet()
@@ -105,6 +106,8 @@ def invoice_pdf(*, invoice: Invoice, lines, credit_notes=()) -> bytes:
              f"{_amount(note.total, currency)} ({note.reason})" for note in credit_notes]
     if invoice.status == "void":
         notes.insert(0, "This invoice is void.")
+    notes.append(f"Held at the end of the period for messages not yet sent: {money_text(invoice.held_unsettled)} "
+                 f"{currency} (not billed here: each is billed on the invoice of the month it is sent).")
     notes.append(settings.INVOICE_PAYMENT_NOTE)
     notes.append(f"Questions about this invoice: {settings.INVOICE_ISSUER_EMAIL}")
     return _document(

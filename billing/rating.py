@@ -9,6 +9,11 @@ within that time. A tenant's own list overrides the default list for every desti
 Within a list: the longest prefix that has a price wins, then the country; among the rows of that
 destination, a price for the message's own type beats one for all types, a higher volume tier in reach
 beats a lower one, and the latest `effective_from` on or before today wins.
+
+Operator (MCC/MNC) prices: a message's operator is not known at accept (routing looks it up when it sends), so
+accept rates only rows without an operator, and a capture reprices (services.capture_charges): within a list, a
+row for the message's operator beats the list's rows for any operator, by the same rules (the tenant's list
+first).
 """
 from __future__ import annotations
 
@@ -38,11 +43,20 @@ class Rate:
 
 @dataclass
 class _List:
-    """One price list, indexed by destination: {prefix digits: rows}, {country: rows}."""
+    """One price list, indexed by destination: {prefix digits: rows}, {country: rows}; its rows that name an
+    operator apart, one such index per operator (MCC/MNC digits)."""
 
     prefixes: dict[str, list[Price]] = field(default_factory=dict)
     countries: dict[str, list[Price]] = field(default_factory=dict)
     longest: int = 0
+    operators: dict[str, _List] = field(default_factory=dict)
+
+    def add(self, row: Price) -> None:
+        if row.prefix:
+            self.prefixes.setdefault(row.prefix, []).append(row)
+            self.longest = max(self.longest, len(row.prefix))
+        else:
+            self.countries.setdefault(row.country, []).append(row)
 
 
 @dataclass
@@ -52,6 +66,7 @@ class _Cache:
     loaded: float
     month: date | None = None  # the month (first day, UTC) of `volumes`
     volumes: dict[tuple[int, str], int] = field(default_factory=dict)  # (tenant, country): segments this month
+    operators: bool = False  # some list has a price for an operator (MCC/MNC): captures look operators up
 
 
 _cache: _Cache | None = None
@@ -66,20 +81,20 @@ def price_cache_clear() -> None:
 def _load() -> _Cache:
     lists: dict[int | None, _List] = {}
     # unscoped: every tenant's price list and the default one, loaded once per process for rating at accept
-    for row in Price.unscoped.filter(operator="").order_by("pk"):
+    for row in Price.unscoped.order_by("pk"):
         prices = lists.setdefault(row.tenant_id, _List())
-        if row.prefix:
-            prices.prefixes.setdefault(row.prefix, []).append(row)
-            prices.longest = max(prices.longest, len(row.prefix))
+        if row.operator:
+            prices.operators.setdefault(operator_digits(row.operator), _List()).add(row)
         else:
-            prices.countries.setdefault(row.country, []).append(row)
+            prices.add(row)
     # unscoped: every tenant's currency, with the price lists, so rating reads nothing per message
     currencies = dict(Balance.unscoped.values_list("tenant_id", "currency"))
     month = timezone.now().date().replace(day=1)
     # unscoped: every tenant's volume this month, for volume tiers, with the price lists
     volumes = {(tenant_id, country): segments for tenant_id, country, segments in
                MonthlyVolume.unscoped.filter(month=month).values_list("tenant_id", "country", "segments")}
-    return _Cache(lists=lists, currencies=currencies, loaded=time.monotonic(), month=month, volumes=volumes)
+    return _Cache(lists=lists, currencies=currencies, loaded=time.monotonic(), month=month, volumes=volumes,
+                  operators=any(prices.operators for prices in lists.values()))
 
 
 def _cached() -> _Cache:
@@ -179,4 +194,39 @@ def country_rate(*, tenant_id: int | None, country: str, message_type: str, curr
         row = rows and _best(rows, message_type=message_type, volume=volume, today=today, currency=currency)
         if row:
             return Rate(unit=row.price, currency=row.currency, price_id=row.pk)
+    return None
+
+
+def operator_digits(text: str) -> str:
+    """An operator as its MCC and MNC digits ("234-15", "234/15", "23415" -> "23415"); "" for none."""
+    return "".join(ch for ch in (text or "") if ch.isdigit())
+
+
+def operator_prices_exist() -> bool:
+    """Whether any price list has a row for an operator (a capture then looks its messages' operators up)."""
+    return _cached().operators
+
+
+def operator_rate(*, tenant_id: int, to: str, message_type: str, operator: str, currency: str,
+                  volume: int | None = None) -> Rate | None:
+    """The unit price of a message to `to` carried by `operator` (MCC/MNC) when an operator's row prices it: the
+    tenant's list first, and within a list the operator's row before the list's rows for any operator (so the
+    tenant's own price for the destination beats the default list's operator price). None: no operator row
+    applies (the accept's price stands)."""
+    digits = operator_digits(operator)
+    if not digits:
+        return None
+    cache, today = _cached(), timezone.now().date()
+    if volume is None:
+        volume = cache.volumes.get((tenant_id, destination_country(to)), 0)
+    for key in (tenant_id, None):
+        prices = cache.lists.get(key)
+        if not prices:
+            continue
+        own = prices.operators.get(digits)
+        row = own and _in_list(own, to=to, message_type=message_type, volume=volume, today=today, currency=currency)
+        if row:
+            return Rate(unit=row.price, currency=row.currency, price_id=row.pk)
+        if _in_list(prices, to=to, message_type=message_type, volume=volume, today=today, currency=currency):
+            return None  # this list prices the destination for any operator: that price stands
     return None

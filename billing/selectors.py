@@ -139,6 +139,23 @@ def ledger_captured_message_ids(*, tenant: Tenant) -> QuerySet:
 
 
 @tenant_scoped
+def ledger_captures_between(*, tenant: Tenant, start: datetime, end: datetime) -> QuerySet[LedgerEntry]:
+    """The tenant's captures made from `start` (included) to `end` (excluded): the messages an invoice of that
+    period bills (a message is billed in the month its hold is captured, whenever it was accepted), with what
+    each was charged (`-balance_delta`: its capture may be repriced, billing/services.py)."""
+    return LedgerEntry.objects.filter(tenant=tenant, kind=LedgerKind.CAPTURE, created_at__gte=start, created_at__lt=end)
+
+
+@tenant_scoped
+def ledger_held_at(*, tenant: Tenant, at: datetime, currency: str) -> Decimal:
+    """What the tenant had held for messages not yet settled (captured or released) at the instant `at`: the sum
+    of its ledger's reserved deltas before it (holds add, settlements take away). One query."""
+    held = (LedgerEntry.objects.filter(tenant=tenant, currency=currency, created_at__lt=at)
+            .aggregate(held=Sum("reserved_delta"))["held"])
+    return Decimal(held or 0).quantize(MICRO)
+
+
+@tenant_scoped
 def ledger_released_message_ids(*, tenant: Tenant) -> QuerySet:
     """The keys of the tenant's messages whose hold was released (never charged), as a subquery."""
     return LedgerEntry.objects.filter(tenant=tenant, kind=LedgerKind.RELEASE).values("message_id")
@@ -186,6 +203,14 @@ def number_prices_effective(*, tenant_id: int, day: date | None = None) -> dict[
     """Every number price in force for the tenant on `day` (today), by (number type, country)."""
     day = day or timezone.now().date()
     return _number_prices_in_force(tenant_id=tenant_id, currency=tenant_currency(tenant_id=tenant_id), day=day)
+
+
+@tenant_scoped
+def number_prices_listed(*, tenant: Tenant, country: str | None = None) -> list[NumberPrice]:
+    """The number prices in force today for the tenant (its own rows over the default's, in its currency), sorted
+    by country and type; `country`: that country's only (/v1/pricing)."""
+    prices = number_prices_effective(tenant_id=tenant.pk)
+    return [prices[key] for key in sorted(prices, key=lambda k: (k[1], k[0])) if not country or key[1] == country]
 
 
 def number_prices_for_pages(*, tenant: Tenant) -> dict[tuple[str, str], NumberPriceShown]:

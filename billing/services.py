@@ -19,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.services.audit import Actor, audit_record
-from billing import alerts, rating
+from billing import alerts, hooks, rating
 from billing.alerts import LowBalance
 from billing.errors import InsufficientBalance, SpendLimitReached
 from billing.models import ApiKeySpend, Balance, LedgerEntry, LedgerKind, MonthlyVolume, NumberPrice
@@ -39,6 +39,11 @@ class InvalidAmount(DomainError):
     message = "The amount must be a non-zero decimal with at most 6 places."
 
 
+class InvalidThreshold(DomainError):
+    code = "invalid_low_balance_threshold"
+    message = "The threshold must be 0 or more, below 1,000,000,000,000, with at most 6 decimal places."
+
+
 @dataclass(frozen=True)
 class Settlement:
     """A billed message leaving the accept: its id, tenant and price (messaging's lifecycle passes these)."""
@@ -53,6 +58,10 @@ class Settlement:
     # daily spend (ApiKeySpend) and to the tenant's (Balance.spent_today); a release on a later day does not.
     api_key_id: int | None = None
     held_on: date | None = None
+    # The recipient and type: a capture is repriced when the recipient's operator has a price of its own
+    # (capture_charges); the accept could not know the operator.
+    to: str = ""
+    message_type: str = ""
 
 
 @tenant_scoped
@@ -122,6 +131,34 @@ def number_price_upsert(*, tenant: Tenant | None, number_type: str, country: str
     return NumberPrice.unscoped.update_or_create(
         tenant=tenant, number_type=number_type, country=country.upper(), currency=currency.upper(),
         effective_from=effective_from, defaults={"monthly_rental": monthly_rental, "lease_per_hour": lease_per_hour})
+
+
+THRESHOLD_MAX = Decimal(10) ** 12  # what Balance.low_balance_threshold holds (18 digits, 6 places)
+
+
+@tenant_scoped
+def balance_low_threshold_set(*, tenant: Tenant, threshold: Decimal | None, actor: Actor) -> Balance:
+    """Set the tenant's low-balance threshold (None: clear it, no alert), as its owners and billing members do in
+    the portal's Billing settings: 0 or more, at most 6 places. A change re-arms the alert (the next debit below
+    the new threshold alerts) and is audited (`balance.low_balance_threshold_changed`); the same value changes
+    nothing. Raises InvalidThreshold."""
+    if threshold is not None and (not threshold.is_finite() or threshold < 0 or threshold >= THRESHOLD_MAX
+                                  or threshold.as_tuple().exponent < -6):
+        raise InvalidThreshold(field="low_balance_threshold")
+    with transaction.atomic():
+        balance_get_or_create(tenant=tenant)
+        balance = Balance.objects.select_for_update().get(tenant=tenant)
+        before = balance.low_balance_threshold
+        if before == threshold:
+            return balance
+        Balance.objects.filter(pk=balance.pk).update(low_balance_threshold=threshold, low_balance_alerted_at=None,
+                                                     updated_at=timezone.now())
+        balance.low_balance_threshold, balance.low_balance_alerted_at = threshold, None
+        audit_record(action="balance.low_balance_threshold_changed", actor=actor, tenant=tenant, target=tenant,
+                     changes={"low_balance_threshold": [None if before is None else str(before),
+                                                        None if threshold is None else str(threshold)],
+                              "currency": balance.currency})
+    return balance
 
 
 def balance_low_rearm(*, tenant_id: int) -> None:
@@ -388,6 +425,71 @@ _SETTLE_SQL = """
 """
 
 
+# A capture repriced by an operator's price (capture_charges): each message's hold (`amount`) leaves `reserved`,
+# and its `charge` leaves `balance`. The balance rows are locked first (tenant order), so the statement knows
+# what each tenant may still take: a tenant whose repriced captures would cost more than its holds by more than
+# available (balance - reserved + credit limit) is captured at the held prices (never past the credit limit;
+# the CHECK would refuse it). Captures touch no key's spend, so no key row is locked. A message settled before is
+# left out first (the settled-once index); one settled meanwhile by a concurrent statement is still skipped by
+# ON CONFLICT (its change then counted in `x` only: the check errs on the safe side).
+_CAPTURE_REPRICED_SQL = """
+    WITH v AS (
+        SELECT * FROM unnest(%(ids)s::bigint[], %(tenants)s::bigint[], %(amounts)s::numeric[], %(charges)s::numeric[],
+                             %(currencies)s::text[], %(countries)s::text[], %(segments)s::integer[])
+            AS u(message_id, tenant_id, amount, charge, currency, country, segments)
+        -- a message settled before (a receipt after the send) locks nothing and counts in no tenant's change
+        WHERE NOT EXISTS (SELECT 1 FROM billing_ledgerentry e WHERE e.message_id = u.message_id
+                          AND e.kind IN ('capture', 'release'))
+    ),
+    locked AS (
+        SELECT id, tenant_id, balance + credit_limit - reserved AS headroom FROM billing_balance
+        WHERE tenant_id IN (SELECT tenant_id FROM v) ORDER BY tenant_id FOR UPDATE
+    ),
+    x AS (SELECT tenant_id, sum(charge - amount) AS extra FROM v GROUP BY tenant_id),
+    s AS (
+        INSERT INTO billing_ledgerentry (tenant_id, kind, balance_delta, reserved_delta, currency, message_id,
+                                         messages, reason, actor, created_at)
+        SELECT v.tenant_id, 'capture', -(CASE WHEN x.extra <= locked.headroom THEN v.charge ELSE v.amount END),
+               -v.amount, v.currency, v.message_id, 1, '', '', %(now)s
+        FROM v JOIN x ON x.tenant_id = v.tenant_id JOIN locked ON locked.tenant_id = v.tenant_id
+        ON CONFLICT (message_id) WHERE kind IN ('capture', 'release') DO NOTHING
+        RETURNING message_id, tenant_id, balance_delta, reserved_delta
+    ),
+    t AS (SELECT tenant_id, sum(balance_delta) AS b, sum(reserved_delta) AS r FROM s GROUP BY tenant_id),
+    vol AS (
+        INSERT INTO billing_monthlyvolume (tenant_id, month, country, segments)
+        SELECT v.tenant_id, %(month)s, v.country, sum(v.segments) FROM s
+        JOIN v ON v.message_id = s.message_id JOIN locked ON locked.tenant_id = v.tenant_id
+        GROUP BY v.tenant_id, v.country ORDER BY v.tenant_id, v.country
+        ON CONFLICT (tenant_id, month, country)
+        DO UPDATE SET segments = billing_monthlyvolume.segments + EXCLUDED.segments
+    )
+    UPDATE billing_balance SET balance = balance + t.b, reserved = reserved + t.r, updated_at = %(now)s
+    FROM t JOIN locked ON locked.tenant_id = t.tenant_id
+    WHERE billing_balance.id = locked.id
+"""
+
+
+def capture_charges(settlements: Sequence[Settlement]) -> dict[int, Decimal]:
+    """{message id: what its capture charges} for the captures an operator's price reprices (the others charge
+    their hold). Set-based and without a query: only when some price list names an operator, one lookup of
+    the recipients' operators for the lot (billing.hooks.operators_of: routing's cached lookup), then rating
+    from process memory. A message whose operator is not known keeps its price."""
+    if not settlements or not rating.operator_prices_exist():
+        return {}
+    operators = hooks.operators_of({s.to for s in settlements if s.to})
+    charges = {}
+    for s in settlements:
+        operator = operators.get(s.to, "")
+        rate = operator and rating.operator_rate(tenant_id=s.tenant_id, to=s.to, message_type=s.message_type,
+                                                 operator=operator, currency=s.currency)
+        if rate:
+            charge = rate.unit * s.segments
+            if charge != s.amount:
+                charges[s.message_id] = charge
+    return charges
+
+
 def holds_settle(*, settlements: Sequence[Settlement], kind: str) -> None:
     """Capture (`kind` capture: the messages went to a carrier) or release (they never will) the holds of
     `settlements`, each message once whatever calls it again: the unique index on a settlement's message_id
@@ -398,6 +500,16 @@ def holds_settle(*, settlements: Sequence[Settlement], kind: str) -> None:
     if not settlements:
         return
     now = timezone.now()
+    charges = capture_charges(settlements) if kind == CAPTURE else {}
+    if charges and connection.vendor == "postgresql":
+        params = {"ids": [s.message_id for s in settlements], "tenants": [s.tenant_id for s in settlements],
+                  "amounts": [s.amount for s in settlements],
+                  "charges": [charges.get(s.message_id, s.amount) for s in settlements],
+                  "currencies": [s.currency for s in settlements], "countries": [s.country for s in settlements],
+                  "segments": [s.segments for s in settlements], "now": now, "month": now.date().replace(day=1)}
+        with connection.cursor() as cursor:
+            cursor.execute(_CAPTURE_REPRICED_SQL, params)
+        return
     if connection.vendor == "postgresql":
         params = {"ids": [s.message_id for s in settlements], "tenants": [s.tenant_id for s in settlements],
                   "amounts": [s.amount for s in settlements], "currencies": [s.currency for s in settlements],
@@ -407,33 +519,45 @@ def holds_settle(*, settlements: Sequence[Settlement], kind: str) -> None:
         with connection.cursor() as cursor:
             cursor.execute(_SETTLE_SQL, params)
         return
-    _settle_portable(settlements=settlements, kind=kind, now=now)
+    _settle_portable(settlements=settlements, kind=kind, now=now, charges=charges)
 
 
-def _settle_portable(*, settlements: Sequence[Settlement], kind: str, now) -> None:
-    """The same on SQLite: the settled ones skipped, the others in one INSERT, one UPDATE per tenant."""
+def _settle_portable(*, settlements: Sequence[Settlement], kind: str, now, charges: dict[int, Decimal]) -> None:
+    """The same on SQLite: the settled ones skipped, the others in one INSERT, one UPDATE per tenant (a repriced
+    capture as _CAPTURE_REPRICED_SQL: at the held prices for a tenant whose balance does not cover the change)."""
     # unscoped: settlements of a dispatch batch or a sweep name their messages, of any tenant
     done = set(LedgerEntry.unscoped.filter(message_id__in=[s.message_id for s in settlements],
                                            kind__in=[LedgerKind.CAPTURE, LedgerKind.RELEASE])
                .values_list("message_id", flat=True))
     fresh = {s.message_id: s for s in settlements if s.message_id not in done}.values()
+    if charges:
+        extra: dict[int, Decimal] = {}
+        for s in fresh:
+            extra[s.tenant_id] = extra.get(s.tenant_id, Decimal(0)) + charges.get(s.message_id, s.amount) - s.amount
+        # unscoped: the settlements' tenants (SQLite only)
+        headroom = {b.tenant_id: b.balance + b.credit_limit - b.reserved
+                    for b in Balance.unscoped.filter(tenant_id__in=extra)}
+        charges = {m: c for m, c in charges.items() if m in {s.message_id for s in fresh
+                                                              if extra[s.tenant_id] <= headroom.get(s.tenant_id, 0)}}
     try:
         with transaction.atomic():
             # unscoped: as above
             LedgerEntry.unscoped.bulk_create([
                 LedgerEntry(tenant_id=s.tenant_id, kind=kind, reserved_delta=-s.amount, message_id=s.message_id,
-                            balance_delta=-s.amount if kind == LedgerKind.CAPTURE else 0, currency=s.currency,
-                            messages=1, created_at=now) for s in fresh])
+                            balance_delta=-charges.get(s.message_id, s.amount) if kind == LedgerKind.CAPTURE else 0,
+                            currency=s.currency, messages=1, created_at=now) for s in fresh])
     except IntegrityError:  # settled meanwhile (SQLite has one writer: not expected)
         return
     if kind == LedgerKind.CAPTURE:
         _volume_count_portable(fresh, month=now.date().replace(day=1))
     totals: dict[int, Decimal] = {}
+    captured: dict[int, Decimal] = {}
     for s in fresh:
         totals[s.tenant_id] = totals.get(s.tenant_id, Decimal(0)) + s.amount
+        captured[s.tenant_id] = captured.get(s.tenant_id, Decimal(0)) + charges.get(s.message_id, s.amount)
     for tenant_id, total in sorted(totals.items()):
-        captured = total if kind == LedgerKind.CAPTURE else Decimal(0)
-        _balance_move_portable(tenant_id=tenant_id, balance=-captured, reserved=-total, check=False)
+        charged = captured[tenant_id] if kind == LedgerKind.CAPTURE else Decimal(0)
+        _balance_move_portable(tenant_id=tenant_id, balance=-charged, reserved=-total, check=False)
     if kind == LedgerKind.RELEASE:
         _spent_today_release(released=[s for s in fresh if s.held_on == now.date()], day=now.date())
 

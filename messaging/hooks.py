@@ -8,6 +8,7 @@ from accounts.portal.panels import dashboard_panel_register
 from accounts.roles import role_can
 from billing import hooks as billing_hooks
 from messaging import accept, selectors
+from messaging.routing.operators import operators_of
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -46,5 +47,6 @@ def register() -> None:
     billing_hooks.message_public_ids_register(message_public_ids)
     billing_hooks.message_usage_register(message_usage)
     billing_hooks.message_usage_captured_register(message_usage_captured)
+    billing_hooks.operators_of_register(operators_of)  # a capture reprices by the operator's price
     numbers_hooks.help_reply_sender_register(help_reply_send)
     dashboard_panel_register(messages_today_panel)

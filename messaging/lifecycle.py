@@ -118,7 +118,8 @@ def _holds_settle(moved: list[Message], to: str) -> None:
     kind = SETTLE.get(to)
     settlements = [billing.Settlement(message_id=m.pk, tenant_id=m.tenant_id, amount=m.price, currency=m.currency,
                                       country=billing.destination_country(m.to), segments=m.segments,
-                                      api_key_id=m.api_key_id, held_on=m.created_at.astimezone(UTC).date())
+                                      api_key_id=m.api_key_id, held_on=m.created_at.astimezone(UTC).date(),
+                                      to=m.to, message_type=m.message_type)
                    for m in moved if m.billed and m.price] if kind else []
     billing.holds_settle(settlements=settlements, kind=kind)
 

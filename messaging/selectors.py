@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import phonenumbers
-from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, DecimalField, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
@@ -217,15 +217,19 @@ def message_usage_by_country(*, tenant: Tenant, start: date, end: date) -> list[
 
 
 def message_usage_captured(*, tenant: Tenant, start: datetime, end: datetime, currency: str) -> list[dict]:
-    """The tenant's billed messages accepted from `start` (included) to `end` (excluded) whose hold was captured
-    (charged: they went to a carrier), in `currency`: per (country, message_type), `messages`, `segments` and
-    `amount` (Decimal, unrounded), sorted. An invoice's message lines (billing/invoices.py, through billing's
-    hook). Grouped by recipient in SQL and folded by the recipient's country here, as message_usage does."""
-    rows = (Message.objects.filter(tenant=tenant, billed=True, currency=currency, created_at__gte=start,
-                                   created_at__lt=end,
-                                   pk__in=billing_selectors.ledger_captured_message_ids(tenant=tenant))
+    """The tenant's billed messages whose hold was captured (charged: they went to a carrier) from `start`
+    (included) to `end` (excluded), whenever they were accepted, in `currency`: per (country, message_type),
+    `messages`, `segments` and `amount` (Decimal, unrounded: what their captures charged, which an operator's
+    price may have changed from the accept's `price`), sorted. An invoice's message lines (billing/invoices.py,
+    through billing's hook): a message accepted in one month and captured in the next is on the next's.
+    Grouped by recipient in SQL and folded by the recipient's country here, as message_usage does."""
+    captures = billing_selectors.ledger_captures_between(tenant=tenant, start=start, end=end)
+    charged = Subquery(captures.filter(message_id=OuterRef("pk")).values("balance_delta")[:1],
+                       output_field=DecimalField(max_digits=18, decimal_places=6))
+    rows = (Message.objects.filter(tenant=tenant, billed=True, currency=currency,
+                                   pk__in=captures.values("message_id"))
             .values("to", "message_type").order_by()
-            .annotate(messages=Count("pk"), segments=Sum("segments"), amount=Sum("price")))
+            .annotate(messages=Count("pk"), segments=Sum("segments"), charged=Sum(charged)))
     totals: dict[tuple[str, str], dict] = {}
     for row in rows:
         country = (rating.number_countries(row["to"]) or ("",))[0]
@@ -234,7 +238,7 @@ def message_usage_captured(*, tenant: Tenant, start: datetime, end: datetime, cu
                                         "segments": 0, "amount": Decimal(0)})
         total["messages"] += row["messages"]
         total["segments"] += row["segments"] or 0
-        total["amount"] += Decimal(row["amount"] or 0)
+        total["amount"] -= Decimal(row["charged"] or 0)  # a capture's balance_delta is the charge, negative
     return [totals[key] for key in sorted(totals)]
 
 

@@ -72,6 +72,25 @@ class PriceSerializer(serializers.Serializer):
         return price.tenant_id is not None
 
 
+class NumberPriceListedSerializer(serializers.Serializer):
+    number_type = serializers.CharField(help_text="local, mobile, toll_free, short_code or virtual.")
+    country = serializers.CharField(help_text="ISO 3166 alpha-2.")
+    monthly_rental = MoneyField(help_text="A rented number, per month (charged per day held).")
+    lease_per_hour = MoneyField(help_text="A leased (temporary) number, per hour (charged to the second).")
+    currency = serializers.CharField()
+    effective_from = serializers.DateField()
+    own = serializers.SerializerMethodField(help_text="true: your own price list's; false: the default list's.")
+
+    def get_own(self, price) -> bool:
+        return price.tenant_id is not None
+
+
+class PricingSerializer(serializers.Serializer):
+    currency = serializers.CharField(help_text="Your account's currency: every price below is in it.")
+    messages = PriceSerializer(many=True, help_text="Per-segment message prices.")
+    numbers = NumberPriceListedSerializer(many=True, help_text="Number rental and lease prices per type and country.")
+
+
 class PricingQuerySerializer(serializers.Serializer):
     country = serializers.CharField(required=False, allow_blank=True, max_length=2, min_length=2,
                                     help_text="ISO 3166 alpha-2 (GB): that country's prices only.")
@@ -210,6 +229,8 @@ class InvoiceSerializer(serializers.Serializer):
     tax_rate = TaxRateField(help_text="Your tax rate: 0.2000 is 20 %.")
     tax = CentsField(help_text="subtotal x tax_rate, rounded half-up to cents.")
     total = CentsField(help_text="subtotal + tax.")
+    held_unsettled = MoneyField(help_text="Not billed here: what was held at the period's end for live messages "
+                                          "not yet sent; each is billed on the invoice of the month it is sent.")
     issued_at = serializers.DateTimeField()
     paid_at = serializers.DateTimeField(allow_null=True)
     voided_at = serializers.DateTimeField(allow_null=True)

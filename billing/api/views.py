@@ -64,28 +64,32 @@ class TransactionListView(ApiListView):
 
 
 class PricingView(ApiView):
-    """The prices in force for the tenant: its own list over the default."""
+    """The prices in force for the tenant: its own lists over the default ones, of messages and of numbers."""
 
     required_scope = Scope.BILLING_READ
-    serializer_class = s.PriceSerializer
+    serializer_class = s.PricingSerializer
     queryset = Price.objects.none()  # for the schema generator only
     pagination_class = None
 
     @extend_schema(summary="List your prices",
-                   description="The per-segment prices in force today in your currency, as an array: your own "
-                               "price list's (`own` true) and the default list's for every destination, type "
-                               "and volume tier yours does not price. A price by `prefix` beats one by "
-                               "`country` for the numbers it matches. `country` (ISO 3166 alpha-2) gives that "
-                               "country's prices and the prefixes of its calling code. Needs the `billing:read` "
-                               "scope.",
-                   parameters=[s.PricingQuerySerializer], responses={200: s.PriceSerializer(many=True),
+                   description="The prices in force today in your currency. `messages`: the per-segment prices, "
+                               "your own price list's (`own` true) and the default list's for every destination, "
+                               "type and volume tier yours does not price; a price by `prefix` beats one by "
+                               "`country` for the numbers it matches, and one naming an `operator` (MCC/MNC) "
+                               "applies to that operator's numbers. `numbers`: the monthly rental and the lease "
+                               "price per hour of each number type and country, yours over the default. "
+                               "`country` (ISO 3166 alpha-2) gives that country's prices (and the message "
+                               "prefixes of its calling code). Needs the `billing:read` scope.",
+                   parameters=[s.PricingQuerySerializer], responses={200: s.PricingSerializer,
                                                                      **api_errors(INVALID_COUNTRY)})
     def get(self, request):
         query = s.PricingQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        prices = selectors.prices_effective(tenant=request.auth.tenant,
-                                            country=query.validated_data.get("country") or None)
-        return Response(s.PriceSerializer(prices, many=True).data)
+        tenant, country = request.auth.tenant, query.validated_data.get("country") or None
+        return Response(s.PricingSerializer({
+            "currency": selectors.balance_figures(tenant=tenant)["currency"],
+            "messages": selectors.prices_effective(tenant=tenant, country=country),
+            "numbers": selectors.number_prices_listed(tenant=tenant, country=country)}).data)
 
 
 SAVINGS_ERRORS = (

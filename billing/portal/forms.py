@@ -39,6 +39,18 @@ class UsageRangeForm(forms.Form):
         return start, end
 
 
+class LowBalanceForm(forms.Form):
+    """The low-balance threshold (Billing settings); empty clears it. The rules are the service's
+    (billing.services.balance_low_threshold_set); the field only reads a decimal."""
+
+    low_balance_threshold = forms.DecimalField(
+        label="Low-balance alert below", required=False, max_digits=18, decimal_places=6, min_value=0,
+        widget=forms.NumberInput(attrs={"step": "0.01", "min": "0", "inputmode": "decimal"}),
+        help_text="When what live sends may still use (balance, less what is held, plus any credit) falls below "
+                  "this, your owners and billing members get an email and your webhooks the event balance.low, "
+                  "once per crossing. Empty: no alert.")
+
+
 class PriceFilterForm(forms.Form):
     country = forms.CharField(label="Country", required=False, max_length=2,
                               widget=forms.TextInput(attrs={"placeholder": "GB", "autocomplete": "off",

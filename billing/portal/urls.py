@@ -10,4 +10,5 @@ urlpatterns = [
     path("usage/", views.usage, name="billing-usage"),
     path("prices/", views.prices, name="billing-prices"),
     path("savings/", views.savings_calculator, name="billing-savings"),
+    path("settings/", views.settings_page, name="billing-settings"),
 ]

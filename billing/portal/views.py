@@ -1,19 +1,22 @@
 """Portal pages of billing (role permission `billing.view`): the balance with 30 days of spend, the ledger,
-usage by country, the prices in force and the savings calculator; and the savings calculator before sign-up."""
+usage by country, the prices in force and the savings calculator; the Billing settings (`billing.manage`: the
+low-balance threshold); and the savings calculator before sign-up."""
 from __future__ import annotations
 
 from decimal import Decimal
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_protect
 
-from accounts.portal.decorators import ip_for, portal_view
-from billing import hooks, savings, selectors
-from billing.portal.forms import PriceFilterForm, SavingsForm, UsageRangeForm
+from accounts.portal.decorators import actor_for, ip_for, portal_view
+from billing import hooks, savings, selectors, services
+from billing.portal.forms import LowBalanceForm, PriceFilterForm, SavingsForm, UsageRangeForm
 from smsportal.api.ratelimit import Limit, rate_limits_hit
+from smsportal.errors import DomainError
 
 PAGE_SIZE = 50
 RECENT_ENTRIES = 10
@@ -52,6 +55,32 @@ def ledger(request: HttpRequest) -> HttpResponse:
     })
 
 
+@portal_view("billing.manage")
+def settings_page(request: HttpRequest) -> HttpResponse:
+    """Billing settings of the tenant's owners and billing members: the low-balance threshold (set or cleared)."""
+    tenant = request.tenant
+    balance = selectors.balance_get(tenant=tenant)
+    current = balance.low_balance_threshold if balance else None
+    form = LowBalanceForm(request.POST if request.method == "POST" else None,
+                          initial={"low_balance_threshold": current})
+    if request.method == "POST" and form.is_valid():
+        threshold = form.cleaned_data["low_balance_threshold"]
+        try:
+            services.balance_low_threshold_set(tenant=tenant, threshold=threshold, actor=actor_for(request))
+        except DomainError as exc:
+            form.add_error("low_balance_threshold", exc.message)
+        else:
+            figures = selectors.balance_figures(tenant=tenant)
+            messages.success(request, f"You will be alerted when available falls below {threshold} "
+                                      f"{figures['currency']}." if threshold is not None
+                             else "Low-balance alerts are off.")
+            return redirect("portal:billing-settings")
+    return render(request, "portal/billing/settings.html", {
+        "billing_tab": "settings", "form": form, "current": current,
+        "figures": selectors.balance_figures(tenant=tenant),
+    })
+
+
 @portal_view("billing.view", methods=("GET", "HEAD"))
 def usage(request: HttpRequest) -> HttpResponse:
     form = UsageRangeForm(request.GET or None)
@@ -73,6 +102,7 @@ def prices(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/billing/prices.html", {
         "billing_tab": "prices", "form": form, "country": country,
         "prices": selectors.prices_effective(tenant=request.tenant, country=country or None),
+        "number_prices": selectors.number_prices_listed(tenant=request.tenant, country=country or None),
         "query": urlencode({"country": country}) if country else "",
     })
 

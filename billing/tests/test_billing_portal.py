@@ -224,6 +224,24 @@ def test_the_price_list_shows_the_tenants_prices_with_a_country_filter(money, cl
     assert "0.0300" not in client.get(PRICES).content.decode()
 
 
+def test_the_price_list_shows_number_prices_own_over_default_with_the_country_filter(money, client):
+    from billing.models import NumberPrice
+
+    NumberPrice.unscoped.create(number_type="mobile", country="GB", monthly_rental=Decimal("2.50"),
+                                lease_per_hour=Decimal("0.10"), currency="EUR", effective_from="2025-01-01")
+    NumberPrice.unscoped.create(tenant=money.a.tenant, number_type="local", country="US",
+                                monthly_rental=Decimal("1.25"), lease_per_hour=Decimal("0.07"), currency="EUR",
+                                effective_from="2025-01-01")
+    login_verified(client, money.a.owner)
+    table = client.get(PRICES).content.decode().split("data-number-prices-table")[1]
+    assert "2.5000 EUR" in table and "0.1000 EUR" in table and "1.2500 EUR" in table and "Yours" in table
+    us = client.get(PRICES, {"country": "US"}).content.decode().split("data-number-prices-table")[1]
+    assert "1.2500 EUR" in us and "2.5000 EUR" not in us
+    assert "No number price for FR" in client.get(PRICES, {"country": "FR"}).content.decode()
+    login_verified(client, money.b.owner)
+    assert "1.2500" not in client.get(PRICES).content.decode()
+
+
 # --- prices in the send form and the message pages -----------------------------------------------------------
 
 

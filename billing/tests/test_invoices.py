@@ -42,6 +42,7 @@ from billing.pdf import credit_note_pdf, invoice_pdf
 from billing.tasks import invoices_generate_task
 from messaging import lifecycle
 from messaging.models import Message, Status
+from smsportal.api.ratelimit import local_buckets_clear
 from smsportal.events.models import WebhookDelivery
 from smsportal.tenancy import tenant_context
 
@@ -68,18 +69,27 @@ def live(billed):
 
 
 def _send(api, auth, *, to="+14155550100", text="hi", message_type="transactional", captured=True,
-          at=IN_OCTOBER) -> Message:
-    response = api.post("/v1/messages", {"to": to, "from": "Acme", "text": text, "message_type": message_type},
-                        format="json", **auth)
+          at=IN_OCTOBER, settled_at: datetime | None = None) -> Message:
+    """A live message accepted `at` (the hold then), captured (or, not `captured`, canceled: released) at
+    `settled_at` (default: at once); `settled_at` False leaves it held."""
+    local_buckets_clear()  # the rate limit's buckets of another instant (time moves back and forth here)
+    with time_machine.travel(at, tick=False):
+        response = api.post("/v1/messages", {"to": to, "from": "Acme", "text": text, "message_type": message_type},
+                            format="json", **auth)
     assert response.status_code == 202, response.content
     message = Message.unscoped.get(public_id=response.json()["id"])
-    if captured:
-        lifecycle.messages_transition(message_ids=[message.pk], to=Status.SENDING, source="test")
-        lifecycle.messages_transition(message_ids=[message.pk], to=Status.SENT, source="test")
-    else:
-        lifecycle.message_transition(message_id=message.pk, to=Status.CANCELED, source="test")
-    Message.unscoped.filter(pk=message.pk).update(created_at=at)  # accepted in the month billed
+    if settled_at is not False:
+        _settle(message, captured=captured, at=settled_at or at)
     return message
+
+
+def _settle(message: Message, *, captured: bool = True, at: datetime) -> None:
+    with time_machine.travel(at, tick=False):
+        if captured:
+            lifecycle.messages_transition(message_ids=[message.pk], to=Status.SENDING, source="test")
+            lifecycle.messages_transition(message_ids=[message.pk], to=Status.SENT, source="test")
+        else:
+            lifecycle.message_transition(message_id=message.pk, to=Status.CANCELED, source="test")
 
 
 def _entry(tenant, kind: str, amount: str, reason: str, at: datetime = IN_OCTOBER) -> LedgerEntry:
@@ -435,7 +445,8 @@ def test_the_api_lists_invoices_newest_first_without_drafts(invoiced, api, setti
     assert body["results"][0] == {
         "id": october.public_id, "number": october.number, "period": "2026-10", "status": "issued",
         "to_date": False, "issuer": "smsportal Ltd", "currency": "EUR", "subtotal": "4.95", "tax_rate": "0.2000", "tax": "0.99",
-        "total": "5.94", "issued_at": body["results"][0]["issued_at"], "paid_at": None, "voided_at": None}
+        "total": "5.94", "held_unsettled": "0.0000", "issued_at": body["results"][0]["issued_at"], "paid_at": None,
+        "voided_at": None}
     page = api.get("/v1/invoices?limit=1", **invoiced.a.auth).json()
     assert [row["id"] for row in page["results"]] == [october.public_id] and page["next"]
     assert [row["id"] for row in api.get("/v1/invoices", **invoiced.b.auth).json()["results"]] == [
@@ -694,3 +705,61 @@ def test_a_to_date_draft_shows_the_month_so_far_and_the_months_run_replaces_it(l
     final = Invoice.unscoped.get(tenant=tenant, period=month)
     assert generated.outcome == "created" and (final.status, final.to_date) == ("issued", False) and final.number
     assert final.total == Decimal("0.02")
+
+
+# --- messages held at the month's end ---------------------------------------------------------------------------
+
+OCT_END = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def test_a_message_held_at_the_months_end_is_billed_once_in_the_month_it_is_captured(live, api):
+    auth, tenant = live.a.extra["live"], live.a.tenant
+    # given: one message accepted and captured in October; one accepted on 31 October and captured on 1 November;
+    # one accepted on 31 October and released on 2 November (never charged); one GB message accepted and
+    # captured in November
+    _send(api, auth, to="+14155550100", at=IN_OCTOBER)
+    late = _send(api, auth, to="+14155550101", at=OCT_END - timedelta(seconds=30),
+                 settled_at=OCT_END + timedelta(seconds=30))
+    _send(api, auth, to="+14155550102", at=OCT_END - timedelta(minutes=5), captured=False,
+          settled_at=OCT_END + timedelta(days=1))
+    _send(api, auth, to="+447400123456", at=OCT_END + timedelta(days=3))
+    assert late.created_at < OCT_END
+
+    # when October is invoiced by the run at 02:00 on 1 November
+    with time_machine.travel(OCT_END + timedelta(hours=2), tick=False):
+        october = invoices.invoice_generate(tenant=tenant, period=OCTOBER).invoice
+    # then it bills only the message captured in October, and shows what was still held at its end (two messages)
+    assert _lines(october) == [(1, "messages", "Transactional SMS to US", 1, 1, Decimal("0.01"))]
+    assert (october.subtotal, october.held_unsettled) == (Decimal("0.01"), Decimal("0.02"))
+
+    # when November is invoiced: the message captured on 1 November is on it, with November's own
+    with time_machine.travel(datetime(2026, 12, 1, 2, tzinfo=UTC), tick=False):
+        november = invoices.invoice_generate(tenant=tenant, period=date(2026, 11, 1)).invoice
+        again = invoices.invoice_generate(tenant=tenant, period=OCTOBER)
+    assert _lines(november) == [(1, "messages", "Transactional SMS to GB", 1, 1, Decimal("0.04")),
+                                (2, "messages", "Transactional SMS to US", 1, 1, Decimal("0.01"))]
+    assert november.held_unsettled == Decimal("0")
+    # never twice, never dropped: every capture is on exactly one invoice, and October is not made again
+    assert again.outcome == "exists" and _lines(again.invoice) == _lines(october)
+    billed = sum(line.quantity for line in InvoiceLine.unscoped.filter(tenant=tenant, kind="messages"))
+    assert billed == LedgerEntry.unscoped.filter(tenant=tenant, kind="capture").count() == 3
+    assert sum(line.amount for line in InvoiceLine.unscoped.filter(tenant=tenant, kind="messages")) == \
+        -sum(e.balance_delta for e in LedgerEntry.unscoped.filter(tenant=tenant, kind="capture"))
+
+
+def test_the_held_unsettled_amount_is_on_the_invoice_page_the_api_and_the_pdf(live, api):
+    auth, tenant = live.a.extra["live"], live.a.tenant
+    _send(api, auth, to="+14155550100", at=IN_OCTOBER)
+    _send(api, auth, to="+447400123456", text="x" * 200, at=OCT_END - timedelta(minutes=1), settled_at=False)
+    with time_machine.travel(OCT_END + timedelta(hours=2), tick=False):
+        invoice = invoices.invoice_generate(tenant=tenant, period=OCTOBER).invoice
+    assert invoice.held_unsettled == Decimal("0.08")  # 2 segments to GB at 0.04, still held
+    page = _portal(live, Role.OWNER).get(f"/portal/billing/invoices/{invoice.public_id}/").content.decode()
+    assert "Held at the end of the period for messages not yet sent: 0.0800 EUR" in page
+    detail = api.get(f"/v1/invoices/{invoice.public_id}", **live.a.auth).json()
+    assert detail["held_unsettled"] == "0.0800"
+    with tenant_context(tenant):
+        pdf = invoice_pdf(invoice=invoice, lines=invoice.lines.all(), credit_notes=invoice.credit_notes.all())
+    _document, _page, text, _image = _render(pdf)
+    assert "Held at the end of the period for messages not yet sent: 0.0800 EUR" in " ".join(text.split())
+

@@ -202,3 +202,78 @@ def test_40_concurrent_sends_crossing_the_threshold_alert_exactly_once(live):  #
     assert len({d.subject for d in _alerts()}) == 1
     assert {d.payload["data"]["available"] for d in _alerts()} == {"0.9400"}
     assert balances_unbalanced() == []
+
+
+# --- the tenant's own threshold (portal: Billing > Settings, billing.manage) ---------------------------------
+
+SETTINGS_URL = "/portal/billing/settings/"
+
+
+@pytest.mark.parametrize("role", [Role.OWNER, Role.BILLING])
+def test_owner_and_billing_set_and_clear_the_threshold_in_the_portal_audited_and_re_armed(live, client, role):  # noqa: F811
+    from accounts.models import AuditEvent
+
+    # given an alert already raised for an old threshold
+    _credit(live.a.tenant, "1.00")
+    Balance.unscoped.filter(tenant=live.a.tenant).update(low_balance_threshold=Decimal("2"),
+                                                         low_balance_alerted_at=datetime(2026, 1, 1, tzinfo=UTC))
+    login_verified(client, live.a.members[role])
+    page = client.get(SETTINGS_URL).content.decode()
+    assert 'name="low_balance_threshold"' in page and 'value="2.000000"' in page
+    assert 'href="/portal/billing/settings/"' in client.get("/portal/billing/").content.decode()  # the tab
+    # when they set a new one
+    response = client.post(SETTINGS_URL, {"low_balance_threshold": "0.75"})
+    assert response.status_code == 302 and response["Location"] == SETTINGS_URL
+    balance = Balance.unscoped.get(tenant=live.a.tenant)
+    assert (balance.low_balance_threshold, balance.low_balance_alerted_at) == (Decimal("0.75"), None)
+    event = AuditEvent.unscoped.get(tenant=live.a.tenant, action="balance.low_balance_threshold_changed")
+    assert event.changes["low_balance_threshold"] == ["2.000000", "0.75"]
+    assert event.actor_id == live.a.members[role].pk
+    assert "Below 0.75" in client.get(SETTINGS_URL).content.decode()
+    # the same value again changes nothing, and is not audited again
+    client.post(SETTINGS_URL, {"low_balance_threshold": "0.750"})
+    assert AuditEvent.unscoped.filter(action="balance.low_balance_threshold_changed").count() == 1
+    # when they clear it: no alert any more
+    assert client.post(SETTINGS_URL, {"low_balance_threshold": ""}).status_code == 302
+    assert Balance.unscoped.get(tenant=live.a.tenant).low_balance_threshold is None
+    assert AuditEvent.unscoped.filter(action="balance.low_balance_threshold_changed").count() == 2
+    assert ">Off<" in client.get(SETTINGS_URL).content.decode()
+
+
+@pytest.mark.parametrize("value,error", [("-1", "greater than or equal to 0"), ("lots", "Enter a number"),
+                                         ("0.0000001", "more than 6 decimal places"),
+                                         ("1e20", "more than 18 digits")])
+def test_a_bad_threshold_shows_its_error_in_the_form_and_changes_nothing(live, client, value, error):  # noqa: F811
+    _credit(live.a.tenant, "1.00")
+    _threshold(live.a.tenant, "0.50")
+    login_verified(client, live.a.owner)
+    response = client.post(SETTINGS_URL, {"low_balance_threshold": value})
+    assert response.status_code == 200
+    assert error in response.content.decode() and 'class="field-error"' in response.content.decode()
+    assert Balance.unscoped.get(tenant=live.a.tenant).low_balance_threshold == Decimal("0.50")
+
+
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.DEVELOPER, Role.VIEWER])
+def test_other_roles_cannot_see_or_set_the_threshold(live, client, role):  # noqa: F811
+    _credit(live.a.tenant, "1.00")
+    login_verified(client, live.a.members[role])
+    assert client.get(SETTINGS_URL).status_code == 403
+    assert client.post(SETTINGS_URL, {"low_balance_threshold": "5"}).status_code == 403
+    assert Balance.unscoped.get(tenant=live.a.tenant).low_balance_threshold is None
+    if role == Role.ADMIN:  # billing.view without billing.manage: the section, not its Settings tab
+        assert 'href="/portal/billing/settings/"' not in client.get("/portal/billing/").content.decode()
+
+
+def test_the_service_refuses_a_negative_threshold(live):  # noqa: F811
+    with pytest.raises(services.InvalidThreshold):
+        services.balance_low_threshold_set(tenant=live.a.tenant, threshold=Decimal("-0.01"), actor=SYSTEM)
+
+
+def test_a_threshold_set_in_the_portal_alerts_at_the_next_send_below_it(live, api, client,  # noqa: F811
+                                                                         django_capture_on_commit_callbacks):
+    _credit(live.a.tenant, "1.00")
+    login_verified(client, live.a.owner)
+    client.post(SETTINGS_URL, {"low_balance_threshold": "0.995"})
+    with django_capture_on_commit_callbacks(execute=True):
+        _send(api, live.a.extra["live"])
+    assert len(_alert_mails()) == 1

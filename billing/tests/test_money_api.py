@@ -1,7 +1,7 @@
 """GET /v1/balance, /v1/balance/transactions, /v1/pricing and /v1/usage: the money side of the API."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,7 +12,7 @@ from accounts.services.audit import SYSTEM
 from accounts.tests.api_assertions import assert_error
 from accounts.tests.factories import bearer, make_api_key
 from billing import services
-from billing.models import Balance, LedgerEntry, Price
+from billing.models import Balance, LedgerEntry, NumberPrice, Price
 from messaging import lifecycle
 from messaging.models import Message, Status
 
@@ -110,11 +110,36 @@ def test_pricing_shows_the_tenants_own_prices_over_the_default(live, api):
                           effective_from="2025-01-01")
     Price.unscoped.create(country="US", price=Decimal("0.0200"), currency="EUR",
                           effective_from=timezone.now().date() + timedelta(days=5))  # not in force yet
-    rows = api.get("/v1/pricing", **live.a.auth).json()
+    body = api.get("/v1/pricing", **live.a.auth).json()
+    assert body["currency"] == "EUR"
+    rows = body["messages"]
     assert [(r["country"], r["price"], r["own"]) for r in rows] == [("GB", "0.0300", True), ("US", "0.0100", False)]
-    gb = api.get("/v1/pricing?country=gb", **live.a.auth).json()
+    gb = api.get("/v1/pricing?country=gb", **live.a.auth).json()["messages"]
     assert [(r["country"], r["price"]) for r in gb] == [("GB", "0.0300")]
-    assert [r["price"] for r in api.get("/v1/pricing?country=US", **live.b.auth).json()] == ["0.0010"]
+    assert [r["price"] for r in api.get("/v1/pricing?country=US", **live.b.auth).json()["messages"]] == ["0.0010"]
+
+
+def test_pricing_shows_number_prices_own_over_default_filtered_by_country(live, api):
+    day = date(2025, 1, 1)
+    NumberPrice.unscoped.create(number_type="mobile", country="GB", monthly_rental=Decimal("2.50"),
+                                lease_per_hour=Decimal("0.10"), currency="EUR", effective_from=day)
+    NumberPrice.unscoped.create(number_type="local", country="US", monthly_rental=Decimal("1.10"),
+                                lease_per_hour=Decimal("0.05"), currency="EUR", effective_from=day)
+    NumberPrice.unscoped.create(tenant=live.a.tenant, number_type="mobile", country="GB",
+                                monthly_rental=Decimal("1.99"), lease_per_hour=Decimal("0.08"), currency="EUR",
+                                effective_from=day)
+    NumberPrice.unscoped.create(number_type="toll_free", country="US", monthly_rental=Decimal("3.00"),
+                                lease_per_hour=Decimal("0.20"), currency="USD", effective_from=day)  # not EUR
+    NumberPrice.unscoped.create(number_type="local", country="US", monthly_rental=Decimal("9.00"),
+                                lease_per_hour=Decimal("0.90"), currency="EUR",
+                                effective_from=timezone.now().date() + timedelta(days=3))  # not in force yet
+    numbers = api.get("/v1/pricing", **live.a.auth).json()["numbers"]
+    assert [(n["country"], n["number_type"], n["monthly_rental"], n["lease_per_hour"], n["currency"], n["own"])
+            for n in numbers] == [("GB", "mobile", "1.9900", "0.0800", "EUR", True),
+                                  ("US", "local", "1.1000", "0.0500", "EUR", False)]
+    gb = api.get("/v1/pricing?country=GB", **live.b.auth).json()["numbers"]
+    assert [(n["number_type"], n["monthly_rental"], n["own"]) for n in gb] == [("mobile", "2.5000", False)]
+    assert api.get("/v1/pricing?country=FR", **live.a.auth).json()["numbers"] == []
 
 
 @pytest.mark.parametrize("country", ["XX", "G", "GBR", "1$", "ÄÖ"])

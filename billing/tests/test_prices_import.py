@@ -6,11 +6,14 @@ from io import StringIO
 from numbers.inventory import DEMO_STOCK
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.test import Client
 
+from accounts.tests.factories import login_verified
 from billing.demo import DEMO_PRICES
-from billing.models import Price
-from billing.prices import prices_csv, prices_import
+from billing.models import NumberPrice, Price
+from billing.prices import number_prices_csv, number_prices_import, prices_csv, prices_import
 
 pytestmark = pytest.mark.django_db
 
@@ -92,3 +95,92 @@ def test_seed_demo_loads_a_default_price_for_every_country_of_its_number_stock_a
     count = Price.unscoped.count()
     call_command("seed_demo", stdout=StringIO())
     assert Price.unscoped.count() == count
+
+
+# --- number prices (--numbers) ------------------------------------------------------------------------------
+
+NUMBER_HEADER = "number_type,country,monthly_rental,lease_per_hour,currency,effective_from\n"
+NUMBERS = NUMBER_HEADER + "mobile,GB,2.50,0.10,EUR,2025-01-01\nlocal,us,1.10,0.05,eur,2025-01-01\n"
+
+
+def test_numbers_imports_number_prices_and_a_second_run_changes_nothing(db, tmp_path):
+    out = StringIO()
+    call_command("prices_import", str(_file(tmp_path, NUMBERS)), "--numbers", stdout=out)
+    assert "the default number prices: 2 prices added" in out.getvalue()
+    rows = {(p.tenant_id, p.number_type, p.country, p.monthly_rental, p.lease_per_hour, p.currency)
+            for p in NumberPrice.unscoped.all()}
+    assert rows == {(None, "mobile", "GB", Decimal("2.50"), Decimal("0.10"), "EUR"),
+                    (None, "local", "US", Decimal("1.10"), Decimal("0.05"), "EUR")}
+    assert Price.unscoped.count() == 0  # message prices untouched
+    out = StringIO()
+    call_command("prices_import", str(_file(tmp_path, NUMBERS)), "--numbers", stdout=out)
+    assert "0 prices added, 0 changed, 2 already there" in out.getvalue()
+    # a changed price of the same key is updated, not added
+    result = number_prices_import(tenant=None, text=NUMBER_HEADER + "mobile,GB,2.75,0.10,EUR,2025-01-01\n")
+    assert (result.created, result.updated, result.unchanged) == (0, 1, 0)
+    assert NumberPrice.unscoped.get(country="GB").monthly_rental == Decimal("2.75")
+
+
+def test_numbers_with_tenant_fills_its_own_list_and_is_audited(world, tmp_path):
+    from accounts.models import AuditEvent
+
+    call_command("prices_import", str(_file(tmp_path, NUMBERS)), "--numbers", "--tenant", world.a.tenant.slug,
+                 stdout=StringIO())
+    assert set(NumberPrice.unscoped.values_list("tenant_id", flat=True)) == {world.a.tenant.pk}
+    assert AuditEvent.unscoped.filter(action="number_prices.import", tenant=world.a.tenant).exists()
+
+
+def test_numbers_names_every_bad_line_and_writes_nothing(db, tmp_path):
+    bad = NUMBER_HEADER + ("mobile,GB,2.50,0.10,EUR,2025-01-01\n"
+                           "pager,GB,2.50,0.10,EUR,\n"         # line 3: type
+                           "mobile,GBR,2.50,0.10,EUR,\n"       # line 4: country
+                           "mobile,GB,-1,0.10,EUR,\n"          # line 5: rental
+                           "mobile,GB,1,cheap,EUR,\n"          # line 6: lease
+                           "mobile,GB,1,0.1,EURO,\n"           # line 7: currency
+                           "mobile,GB,1,0.1,EUR,soon\n"        # line 8: date
+                           "mobile,GB,3.00,0.20,EUR,2025-01-01\n")  # line 9: line 2 again
+    err = StringIO()
+    with pytest.raises(CommandError, match="7 bad lines: nothing imported"):
+        call_command("prices_import", str(_file(tmp_path, bad)), "--numbers", stdout=StringIO(), stderr=err)
+    lines = err.getvalue().splitlines()
+    assert [line.split(":")[1] for line in lines] == [str(n) for n in range(3, 10)]
+    assert "number_type 'pager'" in lines[0] and "monthly_rental" in lines[2] and "line 2" in lines[6]
+    assert NumberPrice.unscoped.count() == 0
+    # a message price file given to --numbers is refused by its header
+    assert number_prices_import(tenant=None, text=GOOD).errors == [(1, f"the header must be {NUMBER_HEADER.strip()}")]
+
+
+def test_number_prices_export_imports_back_unchanged(db):
+    number_prices_import(tenant=None, text=NUMBERS)
+    again = number_prices_import(tenant=None, text=number_prices_csv(NumberPrice.unscoped.all()))
+    assert (again.created, again.updated, again.unchanged, again.errors) == (0, 0, 2, [])
+
+
+@pytest.fixture
+def staff_client(db):
+    from accounts.models import User
+
+    staff = User.objects.create_superuser(email="manager@smsportal.example.com", password="x-Pass-2026!")
+    return login_verified(Client(), staff)
+
+
+def test_admin_imports_edits_and_exports_number_prices(staff_client):
+    page = staff_client.get("/admin/billing/numberprice/")
+    assert "Import number prices (CSV)" in page.content.decode()
+    upload = SimpleUploadedFile("numbers.csv", NUMBERS.encode())
+    response = staff_client.post("/admin/billing/numberprice/import/", {"tenant": "", "prices": upload})
+    assert response.status_code == 302 and NumberPrice.unscoped.count() == 2
+    bad = SimpleUploadedFile("bad.csv", (NUMBER_HEADER + "pager,GB,1,1,EUR,\n").encode())
+    page = staff_client.post("/admin/billing/numberprice/import/", {"tenant": "", "prices": bad})
+    assert "line 2: number_type" in page.content.decode() and NumberPrice.unscoped.count() == 2
+    gb = NumberPrice.unscoped.get(country="GB")
+    response = staff_client.post(f"/admin/billing/numberprice/{gb.pk}/change/", {
+        "tenant": "", "number_type": "mobile", "country": "GB", "monthly_rental": "3.10", "lease_per_hour": "0.12",
+        "currency": "EUR", "effective_from": "2025-01-01"})
+    assert response.status_code == 302
+    assert NumberPrice.unscoped.get(pk=gb.pk).monthly_rental == Decimal("3.10")
+    export = staff_client.post("/admin/billing/numberprice/", {
+        "action": "number_prices_export", "_selected_action": list(NumberPrice.unscoped.values_list("pk", flat=True))})
+    assert export["Content-Type"] == "text/csv"
+    assert export.content.decode().splitlines() == [NUMBER_HEADER.strip(), "mobile,GB,3.100000,0.120000,EUR,2025-01-01",
+                                                    "local,US,1.100000,0.050000,EUR,2025-01-01"]
