@@ -11,6 +11,7 @@ from io import StringIO
 import pypdfium2
 import pytest
 import time_machine
+from django.conf import settings as django_settings
 from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, connections, transaction
@@ -45,6 +46,7 @@ from messaging.models import Message, Status
 from smsportal.api.ratelimit import local_buckets_clear
 from smsportal.events.models import WebhookDelivery
 from smsportal.tenancy import tenant_context
+from smsportal.tests.ratelimit_helpers import rate_buckets_empty
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +74,9 @@ def _send(api, auth, *, to="+14155550100", text="hi", message_type="transactiona
           at=IN_OCTOBER, settled_at: datetime | None = None) -> Message:
     """A live message accepted `at` (the hold then), captured (or, not `captured`, canceled: released) at
     `settled_at` (default: at once); `settled_at` False leaves it held."""
-    local_buckets_clear()  # the rate limit's buckets of another instant (time moves back and forth here)
+    # the rate limits' buckets of another instant (time moves back and forth here), in this process and in Redis
+    local_buckets_clear()
+    rate_buckets_empty(django_settings.REDIS_URL)
     with time_machine.travel(at, tick=False):
         response = api.post("/v1/messages", {"to": to, "from": "Acme", "text": text, "message_type": message_type},
                             format="json", **auth)
