@@ -422,6 +422,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "MessageStatusEnum": "messaging.models.Status",
         "WebhookDeliveryStatusEnum": "smsportal.events.models.DeliveryStatus",
+        "ConsentStatusEnum": "compliance.models.ConsentRecord.Status",
     },
 }
 

@@ -9,6 +9,6 @@ urlpatterns = [
     path("geo-permissions", views.GeoPermissionsView.as_view(), name="geo-permissions"),
     path("consents", consents.ConsentListView.as_view(), name="consent-list"),
     path("suppressions", consents.SuppressionListView.as_view(), name="suppression-list"),
-    path("suppressions/<str:suppression_id>", consents.SuppressionDetailView.as_view(), name="suppression-detail"),
+    path("suppressions/<public_id:suppression_id>", consents.SuppressionDetailView.as_view(), name="suppression-detail"),
     path("erasure-requests", consents.ErasureRequestView.as_view(), name="erasure-request-create"),
 ]

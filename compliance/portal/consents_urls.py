@@ -8,6 +8,6 @@ urlpatterns = [
     path("compliance/consents/export.csv", consents.consents_export, name="consents-export"),
     path("compliance/suppressions/", consents.suppressions, name="suppressions"),
     path("compliance/suppressions/export.csv", consents.suppressions_export, name="suppressions-export"),
-    path("compliance/suppressions/<str:suppression_id>/delete/", consents.suppression_delete,
+    path("compliance/suppressions/<public_id:suppression_id>/delete/", consents.suppression_delete,
          name="suppression-delete"),
 ]
