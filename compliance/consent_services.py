@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 CONSENT_EVENT_TYPES = ("contact.opted_in", "contact.opted_out")
 
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
 # The words that opt a number out of every sender of the tenant (the others: the sender it was sent to).
 TENANT_WIDE_OPT_OUTS = frozenset({"STOPALL"})
 
@@ -52,8 +55,12 @@ class ImportResult:
     errors: list[str] = field(default_factory=list)
 
 
-def phone_e164(value: str, *, field_name: str = "phone") -> str:
-    """The number in E.164, or ConsentInvalid on `field_name`."""
+def phone_e164(value: str, *, field_name: str = "phone", strict: bool = True) -> str:
+    """The number in E.164, or ConsentInvalid on `field_name`. Not `strict` (a keyword's sender, as the carrier
+    gave it): any +digits of E.164's length is taken as it is, valid by phonenumbers' data or not, since a STOP
+    from it must be honoured."""
+    if not strict and E164.fullmatch(value or ""):
+        return value
     try:
         parsed = phonenumbers.parse(str(value or "").strip(), None)
     except phonenumbers.NumberParseException:
@@ -69,7 +76,7 @@ def _target(scope: str, sender: str, pool_id: str) -> tuple[str, str]:
     if scope == ConsentScope.SENDER:
         if not sender:
             raise ConsentInvalid("A sender-scoped record names its sender number.", field="sender")
-        return phone_e164(sender, field_name="sender"), ""
+        return phone_e164(sender, field_name="sender", strict=False), ""
     if scope == ConsentScope.POOL:
         if not pool_id:
             raise ConsentInvalid("A pool-scoped record names its pool's id (pool_…).", field="pool")
@@ -81,11 +88,12 @@ def _target(scope: str, sender: str, pool_id: str) -> tuple[str, str]:
 @transaction.atomic
 def consent_record(*, tenant: Tenant, phone: str, status: str, source: str, scope: str = ConsentScope.TENANT,
                    sender: str = "", pool_id: str = "", proof: Proof | None = None,
-                   actor: Actor | None = None) -> ConsentRecord:
+                   actor: Actor | None = None, strict: bool = True) -> ConsentRecord:
     """Append one record to the ledger and emit its `contact.opted_in` / `contact.opted_out` event.
 
-    Validates the number (E.164), status, source and scope target; audited when an `actor` (API, portal) made it."""
-    phone = phone_e164(phone)
+    Validates the number (E.164; see phone_e164 for not `strict`), status, source and scope target; audited when
+    an `actor` (API, portal) made it."""
+    phone = phone_e164(phone, strict=strict)
     if status not in ConsentRecord.Status.values:
         raise ConsentInvalid("status must be opted_in or opted_out.", field="status")
     if source not in ConsentRecord.Source.values:
@@ -144,8 +152,8 @@ def keyword_consent(*, tenant: Tenant, number: str, sender: str, kind: str, word
     (START, UNSTOP, …) for that number and for each pool it is in; STOPALL, or a tenant whose opt-out scope is
     `tenant`, writes one tenant-wide instead. The keyword is the proof."""
     status = {"opt_out": ConsentRecord.Status.OPTED_OUT, "opt_in": ConsentRecord.Status.OPTED_IN}.get(kind)
-    if status is None:
-        return []
+    if status is None or not E164.fullmatch(sender or ""):
+        return []  # HELP; or a sender no message can go to (a short code, a name): nothing to record
     word = " ".join(word.split()).upper()
     tenant_wide = word in TENANT_WIDE_OPT_OUTS or consent_settings_get(tenant=tenant).opt_out_scope == ConsentScope.TENANT
     proof = Proof(text=word, version="keyword")
@@ -154,7 +162,7 @@ def keyword_consent(*, tenant: Tenant, number: str, sender: str, kind: str, word
     else:
         targets = [(ConsentScope.SENDER, number, ""), *((ConsentScope.POOL, "", pool) for pool in sorted(pool_ids))]
     return [consent_record(tenant=tenant, phone=sender, status=status, source=ConsentRecord.Source.KEYWORD,
-                           scope=scope, sender=on, pool_id=pool, proof=proof)
+                           scope=scope, sender=on, pool_id=pool, proof=proof, strict=False)
             for scope, on, pool in targets]
 
 
