@@ -16,8 +16,9 @@ class NumbersConfig(AppConfig):
 
         event_types_register(*events.NUMBER_EVENT_TYPES)
 
-        from compliance.hooks import redactor_register
         from numbers import retention
+
+        from compliance.hooks import redactor_register
 
         # inbound bodies for compliance's retention sweep and erasure requests (compliance/hooks.py)
         redactor_register(name="inbound", expire=retention.inbound_bodies_expire, erase=retention.inbound_bodies_erase)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from io import StringIO
+from numbers.models import InboundMessage
 
 import pytest
 from django.core.management import call_command
@@ -16,7 +17,6 @@ from compliance import consent_services, retention
 from compliance.models import ConsentRecord, ErasureRequest, Suppression
 from compliance.tests.consent_helpers import opted_in
 from messaging.models import Message
-from numbers.models import InboundMessage
 
 pytestmark = pytest.mark.django_db
 
