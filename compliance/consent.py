@@ -8,7 +8,7 @@ sender lets every sender); a suppression in any of them refuses, whatever the le
 The send check (messaging/accept/policies/consent.py) reads every record of a batch's numbers in ONE query, by the
 numbers' keyed hashes (so an erased number's opt-out still matches), and asks nothing at all of a tenant with no
 records and no suppressions: that answer is kept CONSENT_EMPTY_CACHE_SECONDS in the process, and a write here
-clears it at once.
+clears it at once; a tenant with records costs that one query per request.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def phone_hash(phone: str) -> str:
 
 # --- "does this tenant have any records at all", per process ------------------------------------------------
 
-_empty: dict[int, float] = {}  # tenant id -> when it was found to have no records and no suppressions
+_known: dict[int, tuple[float, bool]] = {}  # tenant id -> (when, whether it had no records and no suppressions)
 _lock = threading.Lock()
 
 
@@ -51,26 +51,29 @@ def consent_cache_clear(tenant_id: int | None = None) -> None:
     """A record or suppression was written (in this process): the tenant is asked again at its next send."""
     with _lock:
         if tenant_id is None:
-            _empty.clear()
+            _known.clear()
         else:
-            _empty.pop(tenant_id, None)
+            _known.pop(tenant_id, None)
 
 
 def ledger_empty(tenant_id: int) -> bool:
-    """True when the tenant has no consent record and no suppression. Only the empty answer is kept (for
-    CONSENT_EMPTY_CACHE_SECONDS): a tenant with records is asked at every send, in the check's one query."""
+    """True when the tenant has no consent record and no suppression, from process memory when known.
+
+    "Empty" is kept CONSENT_EMPTY_CACHE_SECONDS: another process's first record is seen within that time (a write
+    here clears it at once). "Not empty" is kept COMPLIANCE_CACHE_SECONDS and can only be stale the safe way (a
+    lifted last suppression: the send then reads entries it did not need)."""
     now = clock.monotonic()
-    found = _empty.get(tenant_id)
-    if found is not None and now - found < settings.CONSENT_EMPTY_CACHE_SECONDS:
-        return True
+    known = _known.get(tenant_id)
+    if known is not None:
+        at, empty = known
+        ttl = settings.CONSENT_EMPTY_CACHE_SECONDS if empty else settings.COMPLIANCE_CACHE_SECONDS
+        if now - at < ttl:
+            return empty
     # the accept pipeline runs in the tenant's context: the scoped managers filter to it
     empty = (not ConsentRecord.objects.filter(tenant_id=tenant_id).exists()
              and not Suppression.objects.filter(tenant_id=tenant_id).exists())
     with _lock:
-        if empty:
-            _empty[tenant_id] = now
-        else:
-            _empty.pop(tenant_id, None)
+        _known[tenant_id] = (now, empty)
     return empty
 
 

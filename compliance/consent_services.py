@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.services.audit import Actor, audit_record
-from compliance import consent
+from compliance import consent, hooks
 from compliance.errors import ConsentInvalid, SuppressionNotFound
 from compliance.models import ConsentRecord, ConsentScope, ConsentSettings, Suppression
 from smsportal.events import services as events
@@ -107,6 +107,8 @@ def consent_record(*, tenant: Tenant, phone: str, status: str, source: str, scop
         page_url=proof.page_url)
     consent.consent_cache_clear(tenant.pk)
     _emit(record)
+    if status == ConsentRecord.Status.OPTED_OUT:
+        hooks.opt_out_notify(tenant_id=tenant.pk, phone=phone, scope=scope, sender=sender, pool_id=pool_id)
     if actor is not None:
         audit_record(action=f"consent.{status}", actor=actor, tenant=tenant, target=record,
                      changes={"phone": phone, "scope": scope, "sender": sender, "pool": pool_id, "source": source})
@@ -185,6 +187,7 @@ def suppression_add(*, tenant: Tenant, phone: str, scope: str = ConsentScope.TEN
     except IntegrityError:
         return Suppression.objects.get(tenant=tenant, phone_hash=hashed, scope=scope, sender=sender, pool_id=pool_id)
     consent.consent_cache_clear(tenant.pk)
+    hooks.opt_out_notify(tenant_id=tenant.pk, phone=phone, scope=scope, sender=sender, pool_id=pool_id)
     if actor is not None:
         audit_record(action="suppression.added", actor=actor, tenant=tenant, target=row,
                      changes={"phone": phone, "scope": scope, "sender": sender, "pool": pool_id, "reason": reason})

@@ -39,3 +39,24 @@ def redactor_register(*, name: str, expire: BodiesExpire, erase: NumberErase) ->
 
 def redactors() -> list[Redactor]:
     return list(_redactors.values())
+
+
+class OptOutListener(Protocol):
+    def __call__(self, *, tenant_id: int, phone: str, scope: str, sender: str, pool_id: str) -> int:
+        """A number was opted out or suppressed in a scope: act on what is waiting for it (messaging cancels the
+        tenant's scheduled and queued messages the scope covers). Called in the transaction that recorded it;
+        returns how many rows it changed."""
+
+
+_opt_out_listeners: list[OptOutListener] = []
+
+
+def opt_out_listener_register(listener: OptOutListener) -> None:
+    """Register (once) a listener of opt-outs and suppressions."""
+    if listener not in _opt_out_listeners:
+        _opt_out_listeners.append(listener)
+
+
+def opt_out_notify(*, tenant_id: int, phone: str, scope: str, sender: str, pool_id: str) -> int:
+    return sum(listener(tenant_id=tenant_id, phone=phone, scope=scope, sender=sender, pool_id=pool_id)
+               for listener in _opt_out_listeners)

@@ -61,6 +61,7 @@ def erasure_request_create(*, tenant: Tenant, phone: str, actor: Actor) -> Erasu
     Idempotent in effect: a second request for the same number redacts nothing more and finds the suppression."""
     phone = phone_e164(phone)
     hashed = consent.phone_hash(phone)
+    hooks.opt_out_notify(tenant_id=tenant.pk, phone=phone, scope=ConsentScope.TENANT, sender="", pool_id="")
     counts = {redactor.name: redactor.erase(tenant_id=tenant.pk, phone=phone) for redactor in hooks.redactors()}
     counts["consents"] = ConsentRecord.objects.filter(tenant=tenant, phone_hash=hashed, erased_at=None).update(
         **ERASED_PROOF, erased_at=timezone.now())

@@ -37,8 +37,10 @@ def _routing_cache_follows_changes() -> None:
 
 
 def _retention_register() -> None:
-    """Message bodies for compliance's retention sweep and erasure requests (compliance/hooks.py)."""
-    from compliance.hooks import redactor_register
-    from messaging import retention
+    """Message bodies for compliance's retention sweep and erasure requests, and the cancel of waiting messages at
+    an opt-out (compliance/hooks.py)."""
+    from compliance.hooks import opt_out_listener_register, redactor_register
+    from messaging import opt_outs, retention
 
     redactor_register(name="messages", expire=retention.message_bodies_expire, erase=retention.message_bodies_erase)
+    opt_out_listener_register(opt_outs.messages_cancel_opted_out)  # waiting messages to an opted-out number

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from accounts.services import SYSTEM
-from compliance import consent_services, retention
+from compliance import consent, consent_services, retention
 from compliance.models import ConsentRecord, ErasureRequest, Suppression
 from compliance.tests.consent_helpers import opted_in
 from messaging.models import Message
@@ -56,16 +56,18 @@ def test_the_invariant_finds_a_message_stored_after_an_opt_out_in_its_scope(worl
     pooled = world.a.extra["assignment"].number.number
     sent = _send(api, world.a, sender=leased).json()["id"]
     other = _send(api, world.a, sender=pooled).json()["id"]
-    # given an opt-out for the leased sender recorded before those messages (as a check that failed would leave)
-    record = consent_services.consent_record(tenant=world.a.tenant, phone=RECIPIENT, status="opted_out",
-                                             source="api", scope="sender", sender=leased)
-    ConsentRecord.unscoped.filter(pk=record.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    # given an opt-out for the leased sender dated before those messages, written past the services (as a broken
+    # check, or a lost write, would leave it: the services would also have canceled the waiting messages)
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    ConsentRecord.unscoped.create(tenant=world.a.tenant, phone=RECIPIENT, phone_hash=consent.phone_hash(RECIPIENT),
+                                  status="opted_out", scope="sender", sender=leased, source="api",
+                                  created_at=an_hour_ago)
     code, out = _invariants()
     # then the message from that sender is a row, the one from the other sender is not
     assert code == 1 and sent in out and other not in out
     # and a suppression (tenant-wide) made earlier catches both
-    row = consent_services.suppression_add(tenant=world.a.tenant, phone=RECIPIENT)
-    Suppression.unscoped.filter(pk=row.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    Suppression.unscoped.create(tenant=world.a.tenant, phone=RECIPIENT, phone_hash=consent.phone_hash(RECIPIENT),
+                                source="api", created_at=an_hour_ago)
     code, out = _invariants()
     assert code == 1 and sent in out and other in out
 
