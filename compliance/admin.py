@@ -363,10 +363,10 @@ class SuppressionAdmin(_ReadOnly):
         # unscoped: account managers see every tenant's suppressions
         return Suppression.unscoped.select_related("tenant")
 
-    @admin.action(description="Lift the suppression (audited; an erasure's cannot be lifted)", permissions=["change"])
+    @admin.action(description="Lift the suppression (audited)", permissions=["change"])
     def lift(self, request, queryset):
         lifted = 0
-        for row in queryset.exclude(source=Suppression.Source.ERASURE):
+        for row in queryset:
             consent_services.suppression_delete(tenant=row.tenant, public_id=row.public_id, actor=_actor(request))
             lifted += 1
         self.message_user(request, f"Lifted {lifted} suppression(s).", messages.SUCCESS)

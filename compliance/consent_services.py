@@ -197,9 +197,9 @@ def suppression_add(*, tenant: Tenant, phone: str, scope: str = ConsentScope.TEN
 @tenant_scoped
 @transaction.atomic
 def suppression_delete(*, tenant: Tenant, public_id: str, actor: Actor) -> None:
-    """Lift a manual suppression; audited. An erasure's entry (no number kept) is not one to lift: 404."""
-    row = Suppression.objects.filter(tenant=tenant, public_id=public_id).exclude(
-        source=Suppression.Source.ERASURE).first()
+    """Lift a suppression; audited. Lifting an erasure's entry (only the hash kept) is a deliberate act of the
+    tenant, the controller of that data: the erased number may then be messaged again."""
+    row = Suppression.objects.filter(tenant=tenant, public_id=public_id).first()
     if row is None:
         raise SuppressionNotFound(field="id")
     row.delete()

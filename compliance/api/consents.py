@@ -14,12 +14,13 @@ from compliance.errors import ConsentInvalid, SuppressionNotFound
 from compliance.models import ConsentRecord, ConsentScope, ErasureRequest, Suppression
 from smsportal.api.pagination import CursorPagination
 from smsportal.api.schema import api_errors
+from smsportal.api.serializers import JsonBodySerializer
 from smsportal.api.views import ApiListView, ApiView
 
 _E164 = r"^\+[1-9][0-9]{6,14}$"
 
 
-class _ScopeFields(serializers.Serializer):
+class _ScopeFields(JsonBodySerializer):
     scope = serializers.ChoiceField(choices=ConsentScope.choices, default=ConsentScope.TENANT,
                                     help_text="tenant: every sender; sender: the number in `sender`; pool: the pool "
                                               "in `pool` (every number in it).")
@@ -85,7 +86,7 @@ class SuppressionFilterSerializer(serializers.Serializer):
     phone = serializers.RegexField(_E164, required=False, max_length=16)
 
 
-class ErasureWriteSerializer(serializers.Serializer):
+class ErasureWriteSerializer(JsonBodySerializer):
     phone = serializers.RegexField(_E164, max_length=16, help_text="The number to erase, E.164.")
 
 
@@ -193,8 +194,9 @@ class SuppressionDetailView(ApiView):
     @extend_schema(operation_id="suppressions_destroy", summary="Delete a suppression",
                    parameters=[OpenApiParameter("suppression_id", str, OpenApiParameter.PATH)],
                    responses={204: None, **api_errors(SuppressionNotFound)},
-                   description="The number may be messaged again in that scope (the consent ledger still applies). "
-                               "An erasure's entry cannot be deleted (404). Audited. Needs the `compliance` scope.")
+                   description="The number may be messaged again in that scope (the consent ledger still applies); "
+                               "lifting an erasure's entry lets the erased number be messaged again. Audited. Needs "
+                               "the `compliance` scope.")
     def delete(self, request, suppression_id: str):
         consent_services.suppression_delete(tenant=request.auth.tenant, public_id=suppression_id,
                                             actor=actor_for(request))
