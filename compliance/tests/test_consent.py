@@ -321,3 +321,19 @@ def test_a_stop_cancels_the_waiting_messages_it_covers(world, api):
     assert [statuses[w] for w in waiting] == ["canceled", "scheduled"]
     canceled = Message.unscoped.get(public_id=waiting[0])
     assert canceled.error_code == "recipient_opted_out"
+
+
+def test_the_lists_cost_the_same_queries_for_two_rows_or_twenty(world, api):
+    def queries(path):
+        with CaptureQueriesContext(connection) as seen:
+            assert api.get(path, **world.a.auth).status_code == 200
+        return len(seen.captured_queries)
+
+    for n in range(2):
+        opted_in(world.a.tenant, f"+1415555{n + 400:04d}")
+        consent_services.suppression_add(tenant=world.a.tenant, phone=f"+1415555{n + 400:04d}")
+    few = queries("/v1/consents"), queries("/v1/suppressions")
+    for n in range(2, 20):
+        opted_in(world.a.tenant, f"+1415555{n + 400:04d}")
+        consent_services.suppression_add(tenant=world.a.tenant, phone=f"+1415555{n + 400:04d}")
+    assert (queries("/v1/consents"), queries("/v1/suppressions")) == few
