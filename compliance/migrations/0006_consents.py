@@ -5,9 +5,9 @@ hourly beat job that redacts message bodies past each tenant's retention (compli
 
 import django.db.models.deletion
 import django.utils.timezone
-import smsportal.ids
 from django.db import migrations, models
 
+import smsportal.ids
 
 TASK = "compliance.tasks.retention_redact_task"
 

@@ -332,7 +332,7 @@ def test_the_lists_cost_the_same_queries_for_two_rows_or_twenty(world, api):
     for n in range(2):
         opted_in(world.a.tenant, f"+1415555{n + 400:04d}")
         consent_services.suppression_add(tenant=world.a.tenant, phone=f"+1415555{n + 400:04d}")
-    queries("/v1/consents")  # the key's first request of the test writes its last use: not the list's cost
+    queries("/v1/consents")  # warm-up: a first request does one-time work (caches), not the list's cost
     few = queries("/v1/consents"), queries("/v1/suppressions")
     for n in range(2, 20):
         opted_in(world.a.tenant, f"+1415555{n + 400:04d}")
