@@ -120,8 +120,9 @@ def consent_entries(*, tenant_id: int, phones: Sequence[str]) -> dict[str, list[
     by keyed hash: an erased number's entries still come back under the number asked about)."""
     by_hash = {phone_hash(phone): phone for phone in set(phones)}
     fields = ("phone_hash", "status", "scope", "sender", "pool_id", "created_at", "id")
-    records = ConsentRecord.objects.filter(tenant_id=tenant_id, phone_hash__in=by_hash).values_list(*fields)
-    suppressions = (Suppression.objects.filter(tenant_id=tenant_id, phone_hash__in=by_hash)
+    # no ORDER BY in either part: SQLite refuses one in a compound statement's subqueries, and none is needed
+    records = ConsentRecord.objects.filter(tenant_id=tenant_id, phone_hash__in=by_hash).order_by().values_list(*fields)
+    suppressions = (Suppression.objects.filter(tenant_id=tenant_id, phone_hash__in=by_hash).order_by()
                     .annotate(status=_literal(SUPPRESSED)).values_list(*fields))
     found: dict[str, list[Entry]] = {}
     for row in records.union(suppressions, all=True):
