@@ -37,6 +37,9 @@ def _clear_cache():
     fraud.rules_cache_clear()
     fraud.local_state_clear()
     quiet_hours.settings_cache_clear()
+    from compliance import consent
+
+    consent.consent_cache_clear()
     yield
 
 

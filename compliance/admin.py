@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from accounts.portal.decorators import actor_for
 from accounts.services import audit_record, ip_text
 from accounts.services.audit import Actor
-from compliance import geo, services
+from compliance import consent_services, geo, services
 from compliance.content import domains_parse
 from compliance.country_data import (
     RULE_FIELDS,
@@ -19,14 +19,18 @@ from compliance.country_data import (
 )
 from compliance.models import (
     AllowedDomain,
+    ConsentRecord,
+    ConsentSettings,
     ContentFlag,
     ContentRule,
     CountryRule,
+    ErasureRequest,
     FraudAllowance,
     FraudRule,
     FraudSignal,
     GeoApprovalRequest,
     KeywordEvent,
+    Suppression,
 )
 
 
@@ -317,3 +321,73 @@ class GeoApprovalRequestAdmin(admin.ModelAdmin):
         geo.geo_approval_decide(request_id=obj.pk, approve=form.cleaned_data["decision"] == "approve",
                                 reason=form.cleaned_data["decision_reason"], actor=_actor(request))
         obj.refresh_from_db()
+
+
+# --- Consent ledger, suppressions, consent settings, erasure requests (issue 12, sections 1, 2 and 9) ----------
+
+
+class _ReadOnly(admin.ModelAdmin):
+    """Rows written only by the services (append-only ledger, erasure records): shown, never edited here."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ConsentRecord)
+class ConsentRecordAdmin(_ReadOnly):
+    list_display = ["created_at", "tenant", "phone", "status", "scope", "sender", "pool_id", "source", "erased_at"]
+    list_filter = ["status", "scope", "source"]
+    search_fields = ["tenant__slug", "phone", "public_id"]
+    list_select_related = ["tenant"]
+
+    def get_queryset(self, request):
+        # unscoped: account managers see every tenant's consent ledger
+        return ConsentRecord.unscoped.select_related("tenant")
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(_ReadOnly):
+    list_display = ["created_at", "tenant", "phone", "scope", "sender", "pool_id", "source", "reason"]
+    list_filter = ["scope", "source"]
+    search_fields = ["tenant__slug", "phone", "public_id"]
+    list_select_related = ["tenant"]
+    actions = ["lift"]
+
+    def get_queryset(self, request):
+        # unscoped: account managers see every tenant's suppressions
+        return Suppression.unscoped.select_related("tenant")
+
+    @admin.action(description="Lift the suppression (audited)", permissions=["change"])
+    def lift(self, request, queryset):
+        lifted = 0
+        for row in queryset:
+            consent_services.suppression_delete(tenant=row.tenant, public_id=row.public_id, actor=_actor(request))
+            lifted += 1
+        self.message_user(request, f"Lifted {lifted} suppression(s).", messages.SUCCESS)
+
+
+@admin.register(ConsentSettings)
+class ConsentSettingsAdmin(_ReadOnly):
+    list_display = ["tenant", "opt_out_scope", "retention_days", "updated_at"]
+    list_select_related = ["tenant"]
+
+    def get_queryset(self, request):
+        # unscoped: account managers see every tenant's consent settings
+        return ConsentSettings.unscoped.select_related("tenant")
+
+
+@admin.register(ErasureRequest)
+class ErasureRequestAdmin(_ReadOnly):
+    list_display = ["created_at", "tenant", "public_id", "counts"]
+    search_fields = ["tenant__slug", "public_id"]
+    list_select_related = ["tenant"]
+
+    def get_queryset(self, request):
+        # unscoped: account managers see every tenant's erasure requests
+        return ErasureRequest.unscoped.select_related("tenant")

@@ -8,3 +8,7 @@ class ComplianceConfig(AppConfig):
 
     def ready(self) -> None:
         from compliance import signals  # noqa: F401 - connects the process caches' invalidation
+        from compliance.consent_services import CONSENT_EVENT_TYPES
+        from smsportal.events.registry import event_types_register
+
+        event_types_register(*CONSENT_EVENT_TYPES)  # contact.opted_in / contact.opted_out (the consent ledger)

@@ -51,3 +51,29 @@ class InvalidCountry(DomainError):
 class GeoApprovalNotPending(Conflict):
     code = "not_pending"
     message = "This request was already decided."
+
+
+class RecipientOptedOut(Unprocessable):
+    code = "recipient_opted_out"
+    message = "The recipient opted out of messages from this sender (or is suppressed): it was not sent."
+
+
+class ConsentRequired(Unprocessable):
+    code = "consent_required"
+    message = ("Marketing needs the recipient's opt-in: record it with POST /v1/consents (status opted_in) "
+               "before sending.")
+
+
+class ConsentInvalid(DomainError):
+    code = "invalid_consent"
+    message = "The consent record or suppression is not valid."
+
+
+class SuppressionNotFound(NotFound):
+    code = "not_found"
+    message = "No such suppression."
+
+
+class ConsentNotFound(NotFound):
+    code = "not_found"
+    message = "No such consent record."

@@ -389,3 +389,163 @@ class GeoApprovalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.country} {self.status}"
+
+
+# --- Consent ledger, suppressions, retention and erasure (issue 12, sections 1, 2 and 9; compliance/consent.py) -
+
+
+class ConsentScope(models.TextChoices):
+    """Where a consent record or a suppression applies: every sender of the tenant, one sender number, or one
+    number pool (every number in it)."""
+
+    TENANT = "tenant", "Whole tenant"
+    SENDER = "sender", "One sender"
+    POOL = "pool", "One number pool"
+
+
+class ConsentRecord(models.Model):
+    """One entry of the tenant's consent ledger: a number opted in or out, in a scope, with its proof.
+
+    Append-only (compliance.consent.consent_record writes it): a number's state in a scope is its latest
+    record there. `phone_hash` is a keyed hash (HMAC, CONSENT_HASH_KEY) of the number, written with every
+    record, so the check still matches once an erasure blanked `phone` and the proof."""
+
+    class Status(models.TextChoices):
+        OPTED_IN = "opted_in", "Opted in"
+        OPTED_OUT = "opted_out", "Opted out"
+
+    class Source(models.TextChoices):
+        WEB_FORM = "web_form", "Web form"
+        CHECKOUT = "checkout", "Checkout"
+        KEYWORD = "keyword", "Keyword (STOP, START)"
+        IMPORT = "import", "Import"
+        API = "api", "API"
+        PORTAL = "portal", "Portal"
+        ERASURE = "erasure", "Erasure request"
+
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("cns"), editable=False)
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164; blank once erased.")
+    phone_hash = models.CharField(max_length=64, help_text="HMAC-SHA256 of the number (hex).")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    scope = models.CharField(max_length=8, choices=ConsentScope.choices, default=ConsentScope.TENANT)
+    sender = models.CharField(max_length=20, blank=True, help_text="Scope sender: the sender number (E.164).")
+    pool_id = models.CharField(max_length=32, blank=True, help_text="Scope pool: the pool's public id (pool_…).")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    consent_text = models.TextField(blank=True, help_text="The words the person agreed to (or the keyword sent).")
+    consent_version = models.CharField(max_length=64, blank=True)
+    consented_at = models.DateTimeField(default=timezone.now, help_text="When the person gave or withdrew consent.")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    page_url = models.URLField(max_length=2000, blank=True)
+    erased_at = models.DateTimeField(null=True, blank=True, help_text="An erasure request blanked the number and proof.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # the send check: every record of a batch's numbers, one query (compliance.consent.consent_states)
+            models.Index(fields=["tenant", "phone_hash", "created_at"], name="consent_tenant_hash_created"),
+            models.Index(fields=["tenant", "created_at"], name="consent_tenant_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(scope="tenant", sender="", pool_id="")
+                           | (models.Q(scope="sender", pool_id="") & ~models.Q(sender=""))
+                           | (models.Q(scope="pool", sender="") & ~models.Q(pool_id=""))),
+                name="consent_scope_target"),
+            models.CheckConstraint(condition=models.Q(status__in=["opted_in", "opted_out"]),
+                                   name="consent_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phone or self.phone_hash[:12]} {self.status} ({self.scope})"
+
+
+class Suppression(models.Model):
+    """A number the tenant must not message in a scope, whatever the ledger says: a manual entry (API, portal,
+    import) or what an erasure request leaves (only the keyed hash, `phone` blank). Deleting one (DELETE
+    /v1/suppressions/{id}) is audited; an erasure's entry cannot be deleted through the API."""
+
+    class Source(models.TextChoices):
+        API = "api", "API"
+        PORTAL = "portal", "Portal"
+        IMPORT = "import", "Import"
+        ERASURE = "erasure", "Erasure request"
+
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("sup"), editable=False)
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164; blank for an erased number.")
+    phone_hash = models.CharField(max_length=64)
+    scope = models.CharField(max_length=8, choices=ConsentScope.choices, default=ConsentScope.TENANT)
+    sender = models.CharField(max_length=20, blank=True)
+    pool_id = models.CharField(max_length=32, blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "phone_hash"], name="suppression_tenant_hash"),
+                   models.Index(fields=["tenant", "created_at"], name="suppression_tenant_created")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "phone_hash", "scope", "sender", "pool_id"],
+                                    name="suppression_unique_per_scope"),
+            models.CheckConstraint(
+                condition=(models.Q(scope="tenant", sender="", pool_id="")
+                           | (models.Q(scope="sender", pool_id="") & ~models.Q(sender=""))
+                           | (models.Q(scope="pool", sender="") & ~models.Q(pool_id=""))),
+                name="suppression_scope_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phone or self.phone_hash[:12]} ({self.scope})"
+
+
+class ConsentSettings(models.Model):
+    """A tenant's consent and retention settings; no row: the defaults (scope `sender`, 90 days)."""
+
+    tenant = models.OneToOneField("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    opt_out_scope = models.CharField(
+        max_length=8, choices=[(ConsentScope.TENANT, "Whole tenant"), (ConsentScope.SENDER, "The sender (and its pool)")],
+        default=ConsentScope.SENDER,
+        help_text="Where a STOP applies: the number it was sent to (and its pool), or every sender of the tenant.")
+    retention_days = models.PositiveIntegerField(default=90, help_text="Message bodies older than this are redacted.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        verbose_name_plural = "consent settings"
+        constraints = [models.CheckConstraint(condition=models.Q(retention_days__gte=1),
+                                              name="consent_settings_retention_positive")]
+
+    def __str__(self) -> str:
+        return f"consent settings of tenant {self.tenant_id}"
+
+
+class ErasureRequest(models.Model):
+    """One erasure of a number's data for the tenant (POST /v1/erasure-requests): what was redacted, counted.
+    Keeps only the keyed hash of the number, never the number."""
+
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("era"), editable=False)
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    phone_hash = models.CharField(max_length=64)
+    counts = models.JSONField(default=dict, help_text="Rows redacted, by kind (messages, inbound, consents).")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"erasure {self.public_id}"

@@ -1,6 +1,7 @@
 """Use cases of compliance: keyword events, the quiet-hours setting, reviews of fraud signals."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import time
 from typing import TYPE_CHECKING
 
@@ -8,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import Actor, audit_record, tenant_set_status
+from compliance.consent_services import keyword_consent
 from compliance.models import FraudAllowance, FraudSignal, KeywordEvent, QuietHoursSetting
 from smsportal.errors import DomainError
 from smsportal.tenancy import tenant_scoped
@@ -20,9 +22,14 @@ if TYPE_CHECKING:
 
 
 @tenant_scoped
-def keyword_record(*, tenant: Tenant, number: str, sender: str, kind: str) -> KeywordEvent:
-    """Records an opt-out, opt-in or help keyword `sender` sent to the tenant's `number`."""
-    return KeywordEvent.objects.create(tenant=tenant, number=number, sender=sender, kind=kind)
+def keyword_record(*, tenant: Tenant, number: str, sender: str, kind: str, word: str = "",
+                   pool_ids: Iterable[str] = ()) -> KeywordEvent:
+    """Records an opt-out, opt-in or help keyword `sender` sent to the tenant's `number`, and what it does to the
+    consent ledger (compliance.consent_services.keyword_consent: an opt-out or opt-in for that number and its
+    pools `pool_ids`, or tenant-wide for STOPALL `word`, each with its contact.opted_out / opted_in event)."""
+    event = KeywordEvent.objects.create(tenant=tenant, number=number, sender=sender, kind=kind)
+    keyword_consent(tenant=tenant, number=number, sender=sender, kind=kind, word=word, pool_ids=pool_ids)
+    return event
 
 
 # --- Quiet hours and fraud signals (issue 12, sections 7 and 8) ---------------------------------------------

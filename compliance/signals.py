@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from compliance import content, countries, fraud, geo, quiet_hours
+from compliance import consent, content, countries, fraud, geo, quiet_hours
 from compliance.models import (
     AllowedDomain,
     ContentRule,
@@ -42,3 +42,10 @@ def content_changed(**kwargs) -> None:
 @receiver([post_save, post_delete], sender=GeoPermission, dispatch_uid="compliance.geo_cache_clear")
 def geo_permission_changed(**kwargs) -> None:
     geo.geo_cache_clear()
+
+
+@receiver([post_save, post_delete], sender="compliance.ConsentRecord", dispatch_uid="compliance.consent_cache_clear")
+@receiver([post_save, post_delete], sender="compliance.Suppression", dispatch_uid="compliance.suppression_cache_clear")
+def consent_changed(instance=None, **kwargs) -> None:
+    """A ledger record or suppression written outside the services (admin): the tenant is asked again."""
+    consent.consent_cache_clear(getattr(instance, "tenant_id", None))

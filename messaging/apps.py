@@ -20,6 +20,7 @@ class MessagingConfig(AppConfig):
         fanout_expander_register("message.queued", events.message_queued_events)  # an accepted batch's
         hooks.register()
         _routing_cache_follows_changes()
+        _retention_register()
 
 
 def _routing_cache_follows_changes() -> None:
@@ -33,3 +34,13 @@ def _routing_cache_follows_changes() -> None:
     for model in (Carrier, Route, RouteCircuit, RouteQuality):
         post_save.connect(cache.routing_cache_clear, sender=model, dispatch_uid=f"routing-cache-{model.__name__}")
         post_delete.connect(cache.routing_cache_clear, sender=model, dispatch_uid=f"routing-cache-{model.__name__}-del")
+
+
+def _retention_register() -> None:
+    """Message bodies for compliance's retention sweep and erasure requests, and the cancel of waiting messages at
+    an opt-out (compliance/hooks.py)."""
+    from compliance.hooks import opt_out_listener_register, redactor_register
+    from messaging import opt_outs, retention
+
+    redactor_register(name="messages", expire=retention.message_bodies_expire, erase=retention.message_bodies_erase)
+    opt_out_listener_register(opt_outs.messages_cancel_opted_out)  # waiting messages to an opted-out number

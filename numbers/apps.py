@@ -15,3 +15,10 @@ class NumbersConfig(AppConfig):
         from smsportal.events.registry import event_types_register
 
         event_types_register(*events.NUMBER_EVENT_TYPES)
+
+        from numbers import retention
+
+        from compliance.hooks import redactor_register
+
+        # inbound bodies for compliance's retention sweep and erasure requests (compliance/hooks.py)
+        redactor_register(name="inbound", expire=retention.inbound_bodies_expire, erase=retention.inbound_bodies_erase)

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime, timedelta
 from numbers import codecapture, hooks
 from numbers import events as webhooks
-from numbers.models import InboundMessage, NumberAssignment, NumberLease, PhoneNumber
+from numbers.models import InboundMessage, NumberAssignment, NumberLease, NumberPoolMember, PhoneNumber
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
@@ -22,6 +22,7 @@ from django.db.models import Q
 from compliance import services as compliance
 from smsportal.errors import DomainError
 from smsportal.ids import public_id
+from smsportal.tenancy import tenant_scoped
 
 if TYPE_CHECKING:
     from accounts.models import Tenant
@@ -103,7 +104,8 @@ def inbound_receive(
                 keyword=keyword[0] if keyword else "",
             )
             if keyword is not None:
-                compliance.keyword_record(tenant=tenant, number=to, sender=sender, kind=keyword[1])
+                compliance.keyword_record(tenant=tenant, number=to, sender=sender, kind=keyword[1], word=text,
+                                          pool_ids=_pools_of(tenant=tenant, number=number))
             webhooks.inbound_received_emit(inbound=message)
             if message.keyword == InboundMessage.Keyword.HELP:
                 help_reply_send(inbound=message)
@@ -113,6 +115,12 @@ def inbound_receive(
             raise
         return existing
     return message
+
+
+@tenant_scoped
+def _pools_of(*, tenant: Tenant, number: PhoneNumber) -> list[str]:
+    """The public ids of the tenant's pools `number` is in: a STOP to it opts out of them too (issue 12)."""
+    return list(NumberPoolMember.objects.filter(tenant=tenant, number=number).values_list("pool__public_id", flat=True))
 
 
 def _stored(*, carrier: str, carrier_message_id: str, dedupe_key: str, since: datetime) -> InboundMessage | None:

@@ -422,6 +422,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "MessageStatusEnum": "messaging.models.Status",
         "WebhookDeliveryStatusEnum": "smsportal.events.models.DeliveryStatus",
+        "ConsentStatusEnum": "compliance.models.ConsentRecord.Status",
     },
 }
 
@@ -446,3 +447,12 @@ FRAUD_EWMA_ALPHA = env.float("FRAUD_EWMA_ALPHA", default=0.1)
 OTP_DEDUPE_SECONDS = env.float("OTP_DEDUPE_SECONDS", default=30.0)
 # OTP messages to one recipient number, per tenant (429 with Retry-After beyond it). Empty: no such limit.
 MESSAGE_OTP_DESTINATION_RATE_LIMIT = env.str("MESSAGE_OTP_DESTINATION_RATE_LIMIT", default="5/h")
+# The consent check's per-tenant "has no consent records or suppressions" answer is kept this long in a process
+# (a write in the process clears it at once); only the first record of a tenant is affected: one with records
+# is asked every send. compliance/consent.py.
+CONSENT_EMPTY_CACHE_SECONDS = env.float("CONSENT_EMPTY_CACHE_SECONDS", default=2.0)
+# Key of the keyed hash (HMAC-SHA256) kept of every number in the consent ledger and suppressions, so an
+# opt-out survives an erasure request. Empty: derived from SECRET_KEY (changing it forgets every erased opt-out).
+CONSENT_HASH_KEY = env.str("CONSENT_HASH_KEY", default="")
+# Message bodies (sent and inbound) older than a tenant's retention days (this by default) are redacted by beat.
+RETENTION_DEFAULT_DAYS = env.int("RETENTION_DEFAULT_DAYS", default=90)

@@ -48,4 +48,5 @@ urlpatterns = [
     path("", include("compliance.portal.quiet_hours_urls")),
     path("compliance/geo/", include("compliance.portal.geo_urls")),
     path("compliance/", include("compliance.portal.overview_urls")),
+    path("", include("compliance.portal.consents_urls")),
 ]

@@ -45,6 +45,15 @@ from smsportal.ids import public_id
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture
+def world(world):
+    """The shared world, with a consent record and a suppression for each tenant: their routes are walked too."""
+    from compliance.tests.consent_helpers import consent_rows
+
+    consent_rows(world)
+    return world
+
 PREFIXES = ("v1/", "portal/")
 METHODS = ("GET", "POST", "DELETE")
 
@@ -79,6 +88,7 @@ KWARGS: dict[str, Kwarg] = {
     "pool_id": Kwarg("object", lambda side: side.extra["pool"].public_id, "pool"),
     "invoice_id": Kwarg("object", lambda side: side.extra["invoice"].public_id, "inv"),
     "credit_note_id": Kwarg("object", lambda side: side.extra["credit_note"].public_id, "crn"),
+    "suppression_id": Kwarg("object", lambda side: side.extra["suppression"].public_id, "sup"),
     # A country's rules (compliance): platform data, the same for every tenant.
     "iso": Kwarg("public", lambda side: "US"),
     # An invitation link's token: only its hash is stored, so a made-up one stands in.

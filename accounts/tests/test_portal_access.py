@@ -14,6 +14,15 @@ from accounts.tests.factories import MembershipFactory, UserFactory, login_verif
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def world(world):
+    """The shared world, with a consent record and a suppression for each tenant: their routes are walked too."""
+    from compliance.tests.consent_helpers import consent_rows
+
+    consent_rows(world)
+    return world
+
+
 def portal_routes(side):
     """(name, path) for every portal URL pattern, included ones too, with the side's real object ids."""
     values = {
@@ -30,6 +39,7 @@ def portal_routes(side):
         "pool_id": side.extra["pool"].public_id,
         "invoice_id": side.extra["invoice"].public_id,
         "credit_note_id": side.extra["credit_note"].public_id,
+        "suppression_id": side.extra["suppression"].public_id,
         "token": "not-a-real-token",
         "uidb64": "MQ",
     }

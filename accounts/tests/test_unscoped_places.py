@@ -33,6 +33,12 @@ UNSCOPED_PLACES: dict[str, str] = {
     "compliance/services.py:fraud_signal_allowlist": "admin's review of any tenant's signal: the allowance is its tenant's",
     "compliance/admin.py:FraudSignalAdmin.get_queryset": "the admin site: account managers review every tenant's signals",
     "compliance/admin.py:FraudAllowanceAdmin.get_queryset": "the admin site: every tenant's fraud allowances",
+    "compliance/admin.py:ConsentRecordAdmin.get_queryset": "the admin site: every tenant's consent ledger",
+    "compliance/admin.py:SuppressionAdmin.get_queryset": "the admin site: every tenant's suppressions",
+    "compliance/admin.py:ConsentSettingsAdmin.get_queryset": "the admin site: every tenant's consent settings",
+    "compliance/admin.py:ErasureRequestAdmin.get_queryset": "the admin site: every tenant's erasure requests",
+    "compliance/retention.py:retention_redact": "beat's retention sweep, each tenant by its own retention days",
+    "messaging/invariants.py:opt_out_violations": "the consent invariant over every tenant's messages (an operator's check)",
     # Staff and platform commands.
     "accounts/admin.py:_every_tenant.run": "the admin site: staff see every tenant",
     "compliance/geo.py:geo_approval_decide": "an account manager decides one geo approval request by its id (admin)",

@@ -19,6 +19,7 @@ from accounts.tests.factories import PASSWORD, TenantFactory, login_verified, ma
 from compliance import content, geo
 from compliance.errors import InvalidCountry
 from compliance.models import AllowedDomain, ContentFlag, ContentRule, GeoApprovalRequest, GeoPermission
+from compliance.tests.consent_helpers import opted_in
 from messaging import accept
 from messaging import phone as accept_phone
 from messaging.models import Message
@@ -170,6 +171,7 @@ def test_it_records_a_flag_and_sends(world, api):
 
 def test_it_flags_a_marketing_batch_without_its_opt_out_in_one_insert(world, api):
     items = [{"to": f"+1415555{n:04d}"} for n in range(5)]
+    opted_in(world.a.tenant, *(item["to"] for item in items))  # marketing needs the opt-in (consent check)
     body = {"defaults": {"from": "Acme", "text": "Big sale", "message_type": "marketing"}, "messages": items}
     with CaptureQueriesContext(connection) as queries:
         answer = api.post("/v1/messages/batch", body, format="json", **world.a.auth)
@@ -184,12 +186,14 @@ def test_it_flags_a_marketing_batch_without_its_opt_out_in_one_insert(world, api
     ("Sign in at paypa1.com to keep your account", "transactional", "phishing-lookalike-domain"),
 ])
 def test_it_blocks_each_prohibited_category_with_its_rule(world, api, text, message_type, rule):
+    opted_in(world.a.tenant, US)  # marketing needs the opt-in (consent check)
     answer = _send(api, world, US, text, message_type=message_type)
     assert answer.status_code == 422
     assert _error(answer)["code"] == "content_policy_violation" and rule in _error(answer)["message"]
 
 
 def test_it_applies_an_admin_edit_at_once(world, api):
+    opted_in(world.a.tenant, US)  # marketing needs the opt-in (consent check)
     assert _send(api, world, US, "Sale: Reply STOP to opt out", message_type="marketing").status_code == 202
     ContentRule.objects.create(slug="no-sale", category="custom", kind="regex", pattern=r"\bsale\b",
                                reason="No sales.")

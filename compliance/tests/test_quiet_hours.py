@@ -8,6 +8,7 @@ import time_machine
 from accounts.services import SYSTEM
 from accounts.tests.api_assertions import assert_error
 from compliance import quiet_hours, services
+from compliance.tests.consent_helpers import opted_in
 from messaging.models import Message
 
 pytestmark = pytest.mark.django_db
@@ -18,6 +19,13 @@ NEW_YORK, LOS_ANGELES, PARIS = "+12125550123", "+14155550123", "+33612345678"
 @pytest.fixture(autouse=True)
 def _no_destination_limit(settings):
     settings.MESSAGE_DESTINATION_RATE_LIMIT = ""
+
+
+@pytest.fixture(autouse=True)
+def _opted_in(world):
+    """Marketing needs the recipients' opt-in (the consent check); these tests are about its timing."""
+    opted_in(world.a.tenant, NEW_YORK, LOS_ANGELES, PARIS)
+    opted_in(world.b.tenant, NEW_YORK)
 
 
 def _send(api, side, to, *, message_type="marketing", **extra):

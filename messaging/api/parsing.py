@@ -77,7 +77,10 @@ def _when(value) -> datetime | None:
         return None
     if not isinstance(value, str):
         raise _Invalid("Must be an ISO 8601 date-time string.", "invalid")
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:  # well formed but no date (year 0, February 30): parse_datetime raises rather than answer None
+        parsed = None
     if parsed is None:
         raise _Invalid("Datetime has wrong format. Use one of these formats instead: "
                        "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].", "invalid")

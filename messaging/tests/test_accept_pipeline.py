@@ -22,6 +22,7 @@ from accounts.tests.api_assertions import assert_error
 from accounts.tests.factories import login_verified, make_api_key
 from compliance import fraud
 from compliance.models import FraudRule
+from compliance.tests.consent_helpers import opted_in
 from messaging import accept
 from messaging.accept import registry, steps
 from messaging.models import Message, MessageEvent
@@ -215,6 +216,7 @@ def test_a_batch_with_valid_and_invalid_items_accepts_the_valid_ones_by_index(fa
     # given four messages: two good, one with a bad number, one missing `from` (the defaults give the text)
     messages = [{"to": "+14155550100", "from": "Acme"}, {"to": "12", "from": "Acme"},
                 {"to": "+14155550101", "from": "Acme", "text": "its own text"}, {"to": "+14155550102"}]
+    opted_in(fast.a.tenant, "+14155550100", "+14155550101")  # marketing needs the opt-in (the consent check)
     # when they are sent as a batch
     response = _batch(api, fast.a, messages, defaults={"text": "Hello", "message_type": "marketing"})
     # then each has a result at its index: an id and status, or an error with code and field

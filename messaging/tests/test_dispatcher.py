@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from accounts.tests.factories import TenantFactory, bearer, make_api_key
+from compliance.tests.consent_helpers import opted_in
 from messaging import dispatch, dispatcher
 from messaging.models import Message, MessageEvent, Status
 from messaging.tasks import message_dispatch_task, messages_dispatch_task
@@ -116,6 +117,7 @@ def test_a_batch_is_stored_unstamped_and_handed_over_in_tasks_of_dispatch_batch_
     monkeypatch.setattr(dispatch, "DISPATCH_BATCH", 2)
     # given a batch of five accepted with the dispatcher on
     items = [{"to": f"+1415555{1000 + i}"} for i in range(5)]
+    opted_in(fast.a.tenant, *(item["to"] for item in items))  # marketing needs the opt-in (the consent check)
     body = _send(api, fast, django_capture_on_commit_callbacks, url=f"{URL}/batch",
                  body={"defaults": {"from": "Acme", "text": "hi", "message_type": "marketing"}, "messages": items})
     ids = sorted(Message.unscoped.filter(public_id__in=[r["id"] for r in body["results"]]).values_list("pk", flat=True))

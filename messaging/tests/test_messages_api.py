@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from accounts.tests.api_assertions import assert_error
 from accounts.tests.factories import bearer, make_api_key
+from compliance.tests.consent_helpers import opted_in
 from messaging import accept, pipeline, services
 from messaging.models import Message, MessageEvent, MessageTemplate, Status
 from messaging.tests import history
@@ -157,6 +158,7 @@ def test_each_message_type_has_its_queue_and_default_validity(world, api, enqueu
     body = {"to": TO, "from": "Acme", "text": "hi"}
     if message_type:
         body["message_type"] = message_type
+    opted_in(world.a.tenant, TO)  # marketing needs the opt-in (the consent check)
     response = _post(api, world.a.auth, body)
     answer = response.json()
     assert answer["message_type"] == queue
@@ -420,6 +422,7 @@ def test_the_list_shows_only_the_tenants_messages_newest_first(world, api):
 def test_the_list_filters_by_status_to_type_and_client_reference(world, api, us_daytime):
     # given A's messages of several kinds (and its world message: transactional, queued, alpha-ref-1)
     otp = _send(world.a.tenant, ending="0101", message_type="otp", client_reference="login-7")
+    opted_in(world.a.tenant, "+14155550102")  # marketing needs the opt-in (the consent check)
     marketing = _send(world.a.tenant, ending="0102", message_type="marketing")
     canceled = _send(world.a.tenant, ending="0103")
     services.message_cancel(tenant=world.a.tenant, message=canceled)

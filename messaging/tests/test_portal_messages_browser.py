@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts import services as accounts_services
 from accounts.tests.factories import PASSWORD
 from accounts.tests.test_portal_browser import CHROMIUM, CHROMIUM_ARGS
+from compliance.tests.consent_helpers import opted_in
 from messaging import accept, pipeline, services
 from messaging.models import Message, Status
 
@@ -149,6 +150,7 @@ def test_the_send_page_counts_live_and_sends_a_test_message(acme, live_server, b
     for ending in ("0001", "0002", "0003"):
         _deliver(accept.message_send(tenant=tenant, api_key=None, mode="test", to=f"+1415555{ending}",
                                        sender="Acme", text=f"Order {ending} is on its way", client_reference=ending))
+    opted_in(tenant, "+442071838750")  # marketing needs the opt-in (the consent check)
     accept.message_send(tenant=tenant, api_key=None, mode="test", to="+442071838750", sender="Acme",
                           text="Reminder: your appointment is tomorrow at 10:00.", message_type="marketing",
                           scheduled_at=timezone.now() + timedelta(days=1))

@@ -170,6 +170,11 @@ BODIES = {
     "/v1/number-pools/{pool_id}": {"description": "d2", "add_numbers": ["{lease_number}"],
                                              "remove_numbers": []},
     "/v1/billing/savings": {"volumes": {"GB": 10000, "US": 50000}, "message_type": "otp"},
+    "/v1/consents": {"phone": "+14155550190", "status": "opted_in", "scope": "tenant", "source": "web_form",
+                     "consent_text": "Offers by SMS", "consent_version": "v1", "consented_at": "2026-01-01T00:00:00Z",
+                     "ip": "203.0.113.7", "user_agent": "ua", "page_url": "https://shop.example/"},
+    "/v1/suppressions": {"phone": "+14155550191", "scope": "sender", "sender": "{lease_number}", "reason": "r"},
+    "/v1/erasure-requests": {"phone": "+14155550192"},
 }
 # Write routes that take no body (their fuzz is the whole-body test).
 NO_BODY = {"/v1/messages/{message_id}/cancel", "/v1/webhook-endpoints/callback-secret",
@@ -181,6 +186,8 @@ QUERIES = {
     "/v1/webhook-deliveries": ["endpoint", "message", "status", "event_type"],
     "/v1/numbers/available": ["country", "type", "capability", "contains"],
     "/v1/numbers/leases/{lease_id}/messages": ["wait"],
+    "/v1/consents": ["phone", "status"],
+    "/v1/suppressions": ["phone"],
 }
 # Routes left out, each with why.
 SKIPPED = {
@@ -238,6 +245,7 @@ def _ids(world) -> dict[str, str]:
             "endpoint_id": extra["webhook_endpoint"].public_id, "delivery_id": extra["webhook_delivery"].public_id,
             "lease_id": extra["lease"].public_id, "number_id": extra["assignment"].number.public_id,
             "inbound_id": extra["inbound"].public_id, "pool_id": extra["pool"].public_id,
+            "suppression_id": extra["suppression"].public_id,
             "invoice_id": extra["invoice"].public_id, "lease_number": extra["lease"].number.number, "iso": "US"}
 
 
@@ -259,7 +267,10 @@ def hostile(world):
     from numbers.models import NumberType
     from numbers.tests.factories import stock
 
+    from compliance.tests.consent_helpers import consent_rows
+
     stock(3, country="GB", type=NumberType.LOCAL, start=300)
+    consent_rows(world)
     world.a.tenant.messages_per_second = 1_000_000
     world.a.tenant.save(update_fields=["messages_per_second"])
     return world

@@ -81,6 +81,11 @@ EXCLUSIONS: list[tuple[dict, str]] = [
      "The keys of `volumes` must be ISO 3166 alpha-2 codes we know (422 `invalid_country`): a list, and OpenAPI "
      "3.0 has no propertyNames to say it of an object's keys; and a whole number beyond 64 bits under a key the "
      "schema does not name is 400 `number_out_of_range`, as for POST /v1/number-pools."),
+    (_also_accepted("/v1/consents", "POST", "400"),
+     "`phone` (and `sender`) must be real phone numbers (phonenumbers' rules per country, 400 `invalid_consent`), "
+     "`ip` an IPv4 or IPv6 address, and a scope names its sender or pool: rules no JSON Schema pattern says."),
+    (_also_accepted("/v1/suppressions", "POST", "400"), "As POST /v1/consents."),
+    (_also_accepted("/v1/erasure-requests", "POST", "400"), "`phone`: as POST /v1/consents."),
     (_check_off("/v1/api-keys/{api_key_id}", "GET", "use_after_free"),
      "DELETE revokes a key; a revoked key stays readable (`status: revoked`) for the audit trail."),
     (_check_off("/v1/numbers/leases/{lease_id}", "GET", "use_after_free"),
