@@ -97,6 +97,9 @@ def compliance_overview(*, tenant: Tenant) -> list[CountryOverview]:
                     permission, "enable it in geo permissions" + (" (the owner: high risk)" if rule.risk == "high"
                                                                   else ""))
                 found.append(Finding("block", "destination_not_permitted", f"Not permitted: {how}."))
+            if message_type == "marketing":
+                found.append(Finding("requirement", "consent_required", "Each recipient needs an opt-in record "
+                                     "(consents); without one the send is refused."))
             found += _sender_findings(rule)
             found += _content_findings(rule, message_type)
             if any(r.applies(country=iso, message_type=message_type) and r.action == "block"

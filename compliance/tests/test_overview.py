@@ -50,6 +50,8 @@ def test_it_says_what_would_block_or_change_each_kind_of_message_per_country(wor
     assert "08:00–21:00" in next(f.text for f in us.by_type["marketing"] if f.code == "quiet_hours")
     assert "quiet_hours" not in _codes(us, "transactional")
     assert not us.blocked_types
+    # marketing anywhere needs the recipient's opt-in; OTP and transactional only respect opt-outs
+    assert "consent_required" in _codes(rows["GB"], "marketing") and "consent_required" not in _codes(rows["GB"], "otp")
 
 
 def test_it_follows_the_tenants_own_settings(world):
