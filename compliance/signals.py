@@ -42,3 +42,13 @@ def content_changed(**kwargs) -> None:
 @receiver([post_save, post_delete], sender=GeoPermission, dispatch_uid="compliance.geo_cache_clear")
 def geo_permission_changed(**kwargs) -> None:
     geo.geo_cache_clear()
+
+
+from compliance import sender_ids  # noqa: E402 - appended with sender IDs (issue 12 section 3)
+from compliance.models import SenderId, SenderSettings  # noqa: E402
+
+
+@receiver([post_save, post_delete], sender=SenderId, dispatch_uid="compliance.sender_ids_cache_clear")
+@receiver([post_save, post_delete], sender=SenderSettings, dispatch_uid="compliance.sender_settings_cache_clear")
+def sender_ids_changed(**kwargs) -> None:
+    sender_ids.sender_ids_cache_clear()

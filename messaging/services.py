@@ -66,6 +66,8 @@ class PreparedMessage:
     # The caller's IANA time zone for the recipient (quiet hours), and why scheduled_at was set by a check.
     timezone: str = ""
     scheduled_reason: str = ""
+    # Set by the sender policy where the destination takes no alphanumeric sender: {"requested", "used"}.
+    sender_substituted: dict | None = None
 
 
 def phone_number_normalize(value: str, *, region: str | None = None, field: str = "to") -> str:

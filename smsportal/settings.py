@@ -446,3 +446,10 @@ FRAUD_EWMA_ALPHA = env.float("FRAUD_EWMA_ALPHA", default=0.1)
 OTP_DEDUPE_SECONDS = env.float("OTP_DEDUPE_SECONDS", default=30.0)
 # OTP messages to one recipient number, per tenant (429 with Retry-After beyond it). Empty: no such limit.
 MESSAGE_OTP_DESTINATION_RATE_LIMIT = env.str("MESSAGE_OTP_DESTINATION_RATE_LIMIT", default="5/h")
+
+# --- Sender IDs (compliance/sender_ids.py) ------------------------------------------------------------------
+# Uploaded files (sender-ID documents) live under MEDIA_ROOT. No URL serves them: they are tenants' papers, for
+# account managers, not public.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+# The largest sender-ID document (a letter of authorization, an extract) in bytes: under API_MAX_BODY_BYTES.
+SENDER_ID_DOCUMENT_MAX_BYTES = env.int("SENDER_ID_DOCUMENT_MAX_BYTES", default=1_500_000)

@@ -123,7 +123,14 @@ def _side(label: str) -> Side:
     endpoint = WebhookEndpoint.unscoped.create(tenant=tenant, url=f"https://hooks.{label}.example/sms",
                                                description=f"{label} hooks",
                                                **signing.secret_fields(signing.secret_generate()))
-    message = accept.message_send(tenant=tenant, api_key=api_key, to="+14155550123", sender=label.title()[:11],
+    # From the tenant's approved sender ID, to a GB number: GB takes alphanumeric senders as they are (the US
+    # would substitute a number: compliance's sender policy, docs/compliance.md "Sender IDs").
+    from compliance.models import SenderId
+
+    sender_id = SenderId.unscoped.create(tenant=tenant, value=label.title()[:11], countries=["GB", "IE"],
+                                         use_case=f"{label} notifications", sample_messages=[f"Hello from {label}"],
+                                         status=SenderId.Status.APPROVED, reviewed_at=timezone.now())
+    message = accept.message_send(tenant=tenant, api_key=api_key, to="+447911123456", sender=label.title()[:11],
                                   text=f"Hello from {label}", client_reference=f"{label}-ref-1")
     # Its first event stored, as accepts wrote it before the message row became its own first event
     # (selectors.message_timeline shows a stored one as stored): the world then has a MessageEvent row.
@@ -175,6 +182,7 @@ def _side(label: str) -> Side:
                 extra={"invitation": invitation, "created": timezone.now(), "message": message,
                        "template": template, "webhook_endpoint": endpoint, "assignment": assignment, "lease": lease,
                        "inbound": inbound, "pool": pool, "invoice": invoice, "credit_note": credit_note,
+                       "sender_id": sender_id,
                        "webhook_delivery": WebhookDelivery.unscoped.get(endpoint=endpoint, subject=message.public_id)})
 
 

@@ -45,7 +45,7 @@ _ROW_COLUMNS = (
     ("segments", "integer"), ("characters", "integer"), ("smart_encoding", "boolean"),
     ("client_reference", "text"), ("metadata", "text"), ("callback_url", "text"),
     ("scheduled_at", "timestamptz"), ("expires_at", "timestamptz"), ("price", "numeric"), ("currency", "text"),
-    ("billed", "boolean"), ("scheduled_reason", "text"),
+    ("billed", "boolean"), ("scheduled_reason", "text"), ("sender_substituted", "jsonb"),
 )
 # ... and the same for the whole request (one value each). Pipeline bookkeeping starts empty.
 _REQUEST_COLUMNS = ("tenant_id", "api_key_id", "mode", "created_at", "status_changed_at")
@@ -232,7 +232,8 @@ def _row_values(draft: Draft) -> tuple:
             prepared.template_ref, prepared.message_type, draft.status, analysis.encoding, analysis.segment_count,
             analysis.characters, prepared.smart_encoding, prepared.client_reference, metadata, prepared.callback_url,
             prepared.scheduled_at, draft.expires_at, draft.price, draft.currency, draft.billed,
-            prepared.scheduled_reason)
+            prepared.scheduled_reason,
+            json.dumps(prepared.sender_substituted) if prepared.sender_substituted else None)
 
 
 def _bulk_portable(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:
@@ -264,6 +265,8 @@ def _row_value(draft: Draft, name: str):
             return analysis.characters
         case "metadata":
             return json.dumps(prepared.metadata, separators=(",", ":")) if prepared.metadata else "{}"
+        case "sender_substituted":
+            return prepared.sender_substituted
         case _:
             return getattr(prepared, name)
 
