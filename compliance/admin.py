@@ -317,3 +317,82 @@ class GeoApprovalRequestAdmin(admin.ModelAdmin):
         geo.geo_approval_decide(request_id=obj.pk, approve=form.cleaned_data["decision"] == "approve",
                                 reason=form.cleaned_data["decision_reason"], actor=_actor(request))
         obj.refresh_from_db()
+
+
+# --- Sender IDs (issue 12 section 3): the review queue, audited decisions ------------------------------------
+
+from compliance import sender_ids  # noqa: E402 - appended with sender IDs
+from compliance.models import SenderId, SenderIdDocument, SenderSettings  # noqa: E402
+
+
+class SenderIdReviewForm(forms.ModelForm):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    decision_reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}),
+                                      help_text="Why (sent to the tenant, and kept in the audit trail).")
+    approval_expires_at = forms.DateTimeField(required=False, help_text="An approval ends then (empty: no end).")
+
+    class Meta:
+        model = SenderId
+        fields = []
+
+
+class SenderIdDocumentInline(admin.TabularInline):
+    model = SenderIdDocument
+    fields = ["name", "content_type", "size", "file", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SenderId)
+class SenderIdAdmin(admin.ModelAdmin):
+    """The sender-ID review queue: open a pending registration, read its use case, samples and documents, then
+    approve (optionally until a date) or reject with a reason: compliance.sender_ids.sender_id_review decides,
+    audits, emails the tenant and emits sender_id.reviewed."""
+
+    form = SenderIdReviewForm
+    inlines = [SenderIdDocumentInline]
+    list_display = ["created_at", "tenant", "value", "countries", "status", "reviewed_by", "reviewed_at", "expires_at"]
+    list_filter = ["status"]
+    search_fields = ["tenant__slug", "value", "public_id"]
+    list_select_related = ["tenant", "reviewed_by"]
+    readonly_fields = ["public_id", "tenant", "value", "countries", "use_case", "sample_messages", "status", "reason",
+                       "reviewed_by", "reviewed_at", "expires_at", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (obj is None or obj.status == "pending")
+
+    def save_model(self, request, obj, form, change):
+        sender_ids.sender_id_review(sender_id_pk=obj.pk, approve=form.cleaned_data["decision"] == "approve",
+                                    reason=form.cleaned_data["decision_reason"], actor=_actor(request),
+                                    expires_at=form.cleaned_data.get("approval_expires_at"))
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change):
+        # The documents are read-only here: nothing of them to save.
+        return None
+
+
+@admin.register(SenderSettings)
+class SenderSettingsAdmin(admin.ModelAdmin):
+    """A tenant's fallback pool for sender substitution (the name of one of its number pools). Audited."""
+
+    list_display = ["tenant", "fallback_pool", "updated_at"]
+    search_fields = ["tenant__slug", "fallback_pool"]
+    list_select_related = ["tenant"]
+    fields = ["tenant", "fallback_pool"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["tenant"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        sender_ids.sender_settings_set(tenant=obj.tenant, fallback_pool=obj.fallback_pool, actor=_actor(request))

@@ -47,4 +47,5 @@ urlpatterns = [
     path("billing/invoices/", include("billing.portal.invoice_urls")),
     path("", include("compliance.portal.quiet_hours_urls")),
     path("compliance/geo/", include("compliance.portal.geo_urls")),
+    path("compliance/sender-ids/", include("compliance.portal.sender_ids_urls")),
 ]

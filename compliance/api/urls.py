@@ -8,3 +8,13 @@ urlpatterns = [
     path("countries/<str:iso>", views.CountryDetailView.as_view(), name="country-detail"),
     path("geo-permissions", views.GeoPermissionsView.as_view(), name="geo-permissions"),
 ]
+
+# Sender IDs (issue 12 section 3): compliance/api/sender_ids.py
+from compliance.api import sender_ids as sender_id_views  # noqa: E402
+
+urlpatterns += [
+    path("sender-ids", sender_id_views.SenderIdListView.as_view(), name="sender-id-list"),
+    path("sender-ids/<str:sender_id>", sender_id_views.SenderIdDetailView.as_view(), name="sender-id-detail"),
+    path("sender-ids/<str:sender_id>/documents", sender_id_views.SenderIdDocumentsView.as_view(),
+         name="sender-id-documents"),
+]
