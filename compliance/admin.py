@@ -336,17 +336,6 @@ class SenderIdReviewForm(forms.ModelForm):
         fields = []
 
 
-class SenderIdDocumentInline(admin.TabularInline):
-    model = SenderIdDocument
-    fields = ["name", "content_type", "size", "file", "created_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(SenderId)
 class SenderIdAdmin(admin.ModelAdmin):
     """The sender-ID review queue: open a pending registration, read its use case, samples and documents, then
@@ -354,13 +343,18 @@ class SenderIdAdmin(admin.ModelAdmin):
     audits, emails the tenant and emits sender_id.reviewed."""
 
     form = SenderIdReviewForm
-    inlines = [SenderIdDocumentInline]
     list_display = ["created_at", "tenant", "value", "countries", "status", "reviewed_by", "reviewed_at", "expires_at"]
     list_filter = ["status"]
     search_fields = ["tenant__slug", "value", "public_id"]
     list_select_related = ["tenant", "reviewed_by"]
-    readonly_fields = ["public_id", "tenant", "value", "countries", "use_case", "sample_messages", "status", "reason",
-                       "reviewed_by", "reviewed_at", "expires_at", "created_at"]
+    readonly_fields = ["public_id", "tenant", "value", "countries", "use_case", "sample_messages", "document_list",
+                       "status", "reason", "reviewed_by", "reviewed_at", "expires_at", "created_at"]
+
+    @admin.display(description="Documents")
+    def document_list(self, obj) -> str:
+        # Names, types and sizes: the files stay in MEDIA_ROOT (no URL serves them).
+        return ", ".join(f"{d.name} ({d.content_type}, {d.size} bytes, {d.file.name})"
+                         for d in SenderIdDocument.objects.filter(sender_id=obj)) or "none"
 
     def has_add_permission(self, request):
         return False
@@ -376,10 +370,6 @@ class SenderIdAdmin(admin.ModelAdmin):
                                     reason=form.cleaned_data["decision_reason"], actor=_actor(request),
                                     expires_at=form.cleaned_data.get("approval_expires_at"))
         obj.refresh_from_db()
-
-    def save_related(self, request, form, formsets, change):
-        # The documents are read-only here: nothing of them to save.
-        return None
 
 
 @admin.register(SenderSettings)
