@@ -14,7 +14,7 @@ from compliance.api import sender_ids as sender_id_views  # noqa: E402
 
 urlpatterns += [
     path("sender-ids", sender_id_views.SenderIdListView.as_view(), name="sender-id-list"),
-    path("sender-ids/<str:sender_id>", sender_id_views.SenderIdDetailView.as_view(), name="sender-id-detail"),
-    path("sender-ids/<str:sender_id>/documents", sender_id_views.SenderIdDocumentsView.as_view(),
+    path("sender-ids/<public_id:sender_id>", sender_id_views.SenderIdDetailView.as_view(), name="sender-id-detail"),
+    path("sender-ids/<public_id:sender_id>/documents", sender_id_views.SenderIdDocumentsView.as_view(),
          name="sender-id-documents"),
 ]

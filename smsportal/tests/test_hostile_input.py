@@ -57,6 +57,15 @@ def assert_no_crash(response) -> None:
         assert set(item) <= DETAIL_KEYS, item
 
 
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """SEND's "Alpha" to a US number goes from a shared US number (sender substitution: the US takes no
+    alphanumeric sender; compliance/tests/test_sender_ids.py)."""
+    from numbers.tests.factories import shared_senders
+
+    shared_senders("US", "CA")
+
+
 def _post(api, side, url: str, body: str):
     return api.generic("POST", url, body, content_type="application/json", **side.auth)
 
@@ -170,9 +179,13 @@ BODIES = {
     "/v1/number-pools/{pool_id}": {"description": "d2", "add_numbers": ["{lease_number}"],
                                              "remove_numbers": []},
     "/v1/billing/savings": {"volumes": {"GB": 10000, "US": 50000}, "message_type": "otp"},
+    "/v1/sender-ids": {"value": "YourBrand", "countries": ["IN"], "use_case": "codes", "sample_messages": ["hi"]},
 }
 # Write routes that take no body (their fuzz is the whole-body test).
-NO_BODY = {"/v1/messages/{message_id}/cancel", "/v1/webhook-endpoints/callback-secret",
+# (/v1/sender-ids/{sender_id}/documents takes multipart/form-data: a JSON body is a 415, which the whole-body fuzz
+# posts; compliance/tests/test_sender_ids.py tests its files.)
+NO_BODY = {"/v1/sender-ids/{sender_id}/documents", "/v1/messages/{message_id}/cancel",
+           "/v1/webhook-endpoints/callback-secret",
            "/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "/v1/webhook-deliveries/{delivery_id}/resend"}
 # Query parameters each list reads (plus the pagination's).
 QUERIES = {
@@ -238,7 +251,8 @@ def _ids(world) -> dict[str, str]:
             "endpoint_id": extra["webhook_endpoint"].public_id, "delivery_id": extra["webhook_delivery"].public_id,
             "lease_id": extra["lease"].public_id, "number_id": extra["assignment"].number.public_id,
             "inbound_id": extra["inbound"].public_id, "pool_id": extra["pool"].public_id,
-            "invoice_id": extra["invoice"].public_id, "lease_number": extra["lease"].number.number, "iso": "US"}
+            "invoice_id": extra["invoice"].public_id, "lease_number": extra["lease"].number.number, "iso": "US",
+            "sender_id": extra["sender_id"].public_id}
 
 
 def _url(route: str, ids: dict[str, str], **replace: str) -> str:
