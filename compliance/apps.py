@@ -8,8 +8,8 @@ class ComplianceConfig(AppConfig):
 
     def ready(self) -> None:
         from compliance import signals  # noqa: F401 - connects the process caches' invalidation
-        # Sender IDs (issue 12 section 3): the event an account manager's review emits.
         from compliance.sender_ids import SENDER_ID_EVENT_TYPES
         from smsportal.events.registry import event_types_register
 
+        # Sender IDs (issue 12 section 3): the event an account manager's review emits.
         event_types_register(*SENDER_ID_EVENT_TYPES)

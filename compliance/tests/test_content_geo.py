@@ -5,9 +5,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
-
 from numbers.tests.factories import shared_senders
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command

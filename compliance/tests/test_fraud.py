@@ -1,7 +1,6 @@
 """Fraud and pumping defence (issue 12, section 8): velocity rules with evidence, shadow mode, allow-listing,
 the OTP dedupe and the per-number OTP limit. Each runs on this process's counters and, with REDIS_URL, on Redis."""
 from datetime import UTC, datetime, timedelta
-
 from numbers.tests.factories import shared_senders
 
 import pytest

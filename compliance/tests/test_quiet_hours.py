@@ -1,7 +1,6 @@
 """Quiet hours (issue 12, section 7): a marketing message outside the recipient's local window is scheduled for
 the start of the next one, in the recipient's time zone (from the number; by area code in the US)."""
 from datetime import UTC, datetime, time
-
 from numbers.tests.factories import shared_senders
 
 import pytest

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime, timedelta
-
 from numbers.tests.factories import shared_senders
 
 import pytest

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-
 from numbers.tests.factories import shared_senders
 
 import pytest

@@ -12,7 +12,6 @@ import secrets
 from decimal import Decimal
 from numbers.errors import NumberHeld
 from numbers.inventory import demo_numbers, demo_stock
-from numbers.models import NumberType
 from numbers.services import number_shared_sender_set, phone_number_upsert
 
 from django.conf import settings
@@ -36,6 +35,7 @@ DEMO_CREDIT = Decimal("50.00")
 # The shared senders: beyond the demo stock's numbers (which start at 0 and 500), so never rented as stock.
 SHARED_SENDER_COUNTRIES = ("US", "CA")
 SHARED_SENDER_START = 900
+SHARED_SENDER_TYPE = "mobile"  # numbers.models.NumberType.MOBILE (messaging may not import numbers.models)
 
 
 class Command(BaseCommand):
@@ -89,8 +89,8 @@ def _shared_senders() -> list[str]:
     IDs"), added to the inventory and marked shared when no tenant holds them; their numbers."""
     numbers = []
     for country in SHARED_SENDER_COUNTRIES:
-        number = next(demo_numbers(country, NumberType.MOBILE, 1, start=SHARED_SENDER_START))
-        phone_number, _ = phone_number_upsert(number=number, country=country, type=NumberType.MOBILE,
+        number = next(demo_numbers(country, SHARED_SENDER_TYPE, 1, start=SHARED_SENDER_START))
+        phone_number, _ = phone_number_upsert(number=number, country=country, type=SHARED_SENDER_TYPE,
                                               capabilities=["sms"], carrier="simulator",
                                               monthly_cost=Decimal("0"), monthly_price=Decimal("0"))
         try:
