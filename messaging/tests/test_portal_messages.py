@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from numbers.tests.factories import shared_senders
 from unittest import mock
 
 import pytest
@@ -22,6 +23,13 @@ SEND = reverse("portal:message-send")
 QUOTE = reverse("portal:message-quote")
 TEMPLATES = reverse("portal:templates")
 TEMPLATE_CREATE = reverse("portal:template-create")
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 def detail_url(message) -> str:
