@@ -51,6 +51,8 @@ _ROW_COLUMNS = (
 _REQUEST_COLUMNS = ("tenant_id", "api_key_id", "mode", "created_at", "status_changed_at")
 _REQUEST_TYPES = ("bigint", "bigint", "text", "timestamptz", "timestamptz")
 _EMPTY_COLUMNS = ("carrier", "carrier_message_id", "error_code", "error_message")
+# JSON columns: the ORM paths (SQLite) give them as Python values, the statement and COPY as JSON text.
+_JSON_COLUMNS = ("metadata", "sender_substituted")
 
 
 @functools.cache
@@ -190,8 +192,8 @@ def _insert_portable(*, drafts: Sequence[Draft], request: dict,
                 raise idempotency.KeyTaken()
     messages = Message.objects.bulk_create([
         Message(**request, sequence=1, attempts=0, **dict.fromkeys(_EMPTY_COLUMNS, ""),
-                **{name: _row_value(draft, name) for name, _ in _ROW_COLUMNS if name != "metadata"},
-                metadata=draft.message.metadata or {})
+                **{name: _row_value(draft, name) for name, _ in _ROW_COLUMNS if name not in _JSON_COLUMNS},
+                metadata=draft.message.metadata or {}, sender_substituted=draft.message.sender_substituted)
         for draft in drafts])
     return {message.public_id: message.pk for message in messages}
 
@@ -241,8 +243,8 @@ def _bulk_portable(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:
     messages = Message.objects.bulk_create([
         Message(**request, sequence=1, attempts=0, **dict.fromkeys(_EMPTY_COLUMNS, ""),
                 enqueued_at=request["created_at"] if draft.status == Status.QUEUED and not handoff_by_dispatcher() else None,
-                **{name: _row_value(draft, name) for name, _ in _ROW_COLUMNS if name != "metadata"},
-                metadata=draft.message.metadata or {})
+                **{name: _row_value(draft, name) for name, _ in _ROW_COLUMNS if name not in _JSON_COLUMNS},
+                metadata=draft.message.metadata or {}, sender_substituted=draft.message.sender_substituted)
         for draft in drafts])
     return {message.public_id: message.pk for message in messages}
 
@@ -266,7 +268,7 @@ def _row_value(draft: Draft, name: str):
         case "metadata":
             return json.dumps(prepared.metadata, separators=(",", ":")) if prepared.metadata else "{}"
         case "sender_substituted":
-            return prepared.sender_substituted
+            return json.dumps(prepared.sender_substituted) if prepared.sender_substituted else None
         case _:
             return getattr(prepared, name)
 

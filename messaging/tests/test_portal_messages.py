@@ -315,8 +315,10 @@ def test_sending_through_the_form_creates_a_test_message_and_enqueues_it(world, 
     message = Message.unscoped.exclude(pk=world.a.extra["message"].pk).get(tenant=world.a.tenant)
     assert response.status_code == 302 and response["Location"] == detail_url(message)
     assert (message.mode, message.api_key, message.status) == ("test", None, Status.QUEUED)
-    assert (message.to, message.sender, message.text, message.encoding) == ("+14155550177", "Alpha", 'Hi "there"',
-                                                                           "GSM-7")
+    assert (message.to, message.text, message.encoding) == ("+14155550177", 'Hi "there"', "GSM-7")
+    # the US takes no alphanumeric sender: it goes from the shared US number, and says so
+    assert message.sender_substituted == {"requested": "Alpha", "used": message.sender}
+    assert message.sender.startswith("+1")
     assert history.statuses(message) == ["queued"]
     dispatch.assert_called_once_with((message.pk,), queue="transactional")
 
