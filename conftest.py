@@ -40,7 +40,15 @@ def _clear_cache():
     from compliance import consent
 
     consent.consent_cache_clear()
+    # Sender IDs: the tenants' approved IDs and fallback pools, and the platform's shared senders.
+    from compliance.sender_ids import sender_ids_cache_clear
+    from messaging.accept.policies.senders import shared_senders_cache_clear
+
+    sender_ids_cache_clear()
+    shared_senders_cache_clear()
     yield
+    sender_ids_cache_clear()
+    shared_senders_cache_clear()
 
 
 @pytest.fixture

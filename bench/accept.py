@@ -63,6 +63,14 @@ def bench_tenant(env: dict) -> str:
     manage("create_tenant", "bench", "--name", "Bench Ltd", "--owner-email", "bench@example.com", env=env)
     manage("shell", "-c", f"from accounts.models import Tenant; "
                           f"Tenant.objects.filter(slug='bench').update(messages_per_second={RAISED_RATE})", env=env)
+    # The seed payload's "YourBrand" to a US number goes from a shared US number (sender substitution, as seed_demo
+    # provides one: docs/compliance.md "Sender IDs"); without one every send would be 422 sender_not_supported.
+    manage("shell", "-c", "from numbers.inventory import demo_numbers; "
+                          "from numbers.services import number_shared_sender_set, phone_number_upsert; "
+                          "number = next(demo_numbers('US', 'mobile', 1, start=900)); "
+                          "row, _ = phone_number_upsert(number=number, country='US', type='mobile', capabilities=['sms'], "
+                          "carrier='simulator', monthly_cost=0, monthly_price=0); "
+                          "number_shared_sender_set(number=row, shared_sender=True)", env=env)
     return manage("create_api_key", "bench", "--name", "bench", "--mode", "test", env=env).strip().splitlines()[-1]
 
 

@@ -391,3 +391,72 @@ class ErasureRequestAdmin(_ReadOnly):
     def get_queryset(self, request):
         # unscoped: account managers see every tenant's erasure requests
         return ErasureRequest.unscoped.select_related("tenant")
+
+
+# --- Sender IDs (issue 12 section 3): the review queue, audited decisions ------------------------------------
+
+from compliance import sender_ids  # noqa: E402 - appended with sender IDs
+from compliance.models import SenderId, SenderIdDocument, SenderSettings  # noqa: E402
+
+
+class SenderIdReviewForm(forms.ModelForm):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    decision_reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}),
+                                      help_text="Why (sent to the tenant, and kept in the audit trail).")
+    approval_expires_at = forms.DateTimeField(required=False, help_text="An approval ends then (empty: no end).")
+
+    class Meta:
+        model = SenderId
+        fields = []
+
+
+@admin.register(SenderId)
+class SenderIdAdmin(admin.ModelAdmin):
+    """The sender-ID review queue: open a pending registration, read its use case, samples and documents, then
+    approve (optionally until a date) or reject with a reason: compliance.sender_ids.sender_id_review decides,
+    audits, emails the tenant and emits sender_id.reviewed."""
+
+    form = SenderIdReviewForm
+    list_display = ["created_at", "tenant", "value", "countries", "status", "reviewed_by", "reviewed_at", "expires_at"]
+    list_filter = ["status"]
+    search_fields = ["tenant__slug", "value", "public_id"]
+    list_select_related = ["tenant", "reviewed_by"]
+    readonly_fields = ["public_id", "tenant", "value", "countries", "use_case", "sample_messages", "document_list",
+                       "status", "reason", "reviewed_by", "reviewed_at", "expires_at", "created_at"]
+
+    @admin.display(description="Documents")
+    def document_list(self, obj) -> str:
+        # Names, types and sizes: the files stay in MEDIA_ROOT (no URL serves them).
+        return ", ".join(f"{d.name} ({d.content_type}, {d.size} bytes, {d.file.name})"
+                         for d in SenderIdDocument.objects.filter(sender_id=obj)) or "none"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (obj is None or obj.status == "pending")
+
+    def save_model(self, request, obj, form, change):
+        sender_ids.sender_id_review(sender_id_pk=obj.pk, approve=form.cleaned_data["decision"] == "approve",
+                                    reason=form.cleaned_data["decision_reason"], actor=_actor(request),
+                                    expires_at=form.cleaned_data.get("approval_expires_at"))
+        obj.refresh_from_db()
+
+
+@admin.register(SenderSettings)
+class SenderSettingsAdmin(admin.ModelAdmin):
+    """A tenant's fallback pool for sender substitution (the name of one of its number pools). Audited."""
+
+    list_display = ["tenant", "fallback_pool", "updated_at"]
+    search_fields = ["tenant__slug", "fallback_pool"]
+    list_select_related = ["tenant"]
+    fields = ["tenant", "fallback_pool"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["tenant"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        sender_ids.sender_settings_set(tenant=obj.tenant, fallback_pool=obj.fallback_pool, actor=_actor(request))

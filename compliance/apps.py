@@ -12,3 +12,8 @@ class ComplianceConfig(AppConfig):
         from smsportal.events.registry import event_types_register
 
         event_types_register(*CONSENT_EVENT_TYPES)  # contact.opted_in / contact.opted_out (the consent ledger)
+
+        from compliance.sender_ids import SENDER_ID_EVENT_TYPES
+
+        # Sender IDs (issue 12 section 3): the event an account manager's review emits.
+        event_types_register(*SENDER_ID_EVENT_TYPES)

@@ -77,3 +77,39 @@ class SuppressionNotFound(NotFound):
 class ConsentNotFound(NotFound):
     code = "not_found"
     message = "No such consent record."
+
+
+# --- Sender IDs (compliance/sender_ids.py) -------------------------------------------------------------------
+
+
+class SenderNotRegistered(Unprocessable):
+    code = "sender_not_registered"
+    message = ("This country only accepts alphanumeric sender IDs registered for it: register the ID "
+               "(POST /v1/sender-ids) and wait for its approval, or send from a number.")
+
+
+class SenderNotSupported(Unprocessable):
+    code = "sender_not_supported"
+    message = ("This country does not accept alphanumeric sender IDs, and there is no number to send from "
+               "instead: send from one of your numbers, or add one of this country to your fallback pool.")
+
+
+class SenderIdNotFound(NotFound):
+    code = "not_found"
+    message = "No such sender ID."
+
+
+class InvalidSenderId(DomainError):
+    code = "invalid_sender_id"
+    message = ("A sender ID is 3 to 11 letters, digits, spaces or .-_&+ (at least one letter), or one of your "
+               "numbers in E.164.")
+
+
+class InvalidDocument(DomainError):
+    code = "invalid_document"
+    message = "Documents are PDF, PNG or JPEG files, each at most the size the API reference gives."
+
+
+class SenderIdNotPending(Conflict):
+    code = "not_pending"
+    message = "This sender ID was already reviewed."

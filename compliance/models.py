@@ -549,3 +549,91 @@ class ErasureRequest(models.Model):
 
     def __str__(self) -> str:
         return f"erasure {self.public_id}"
+
+
+# --- Sender IDs (issue 12 section 3; docs/compliance.md "Sender IDs") -----------------------------------------
+
+
+class SenderId(models.Model):
+    """A sender the tenant registered for some countries: an alphanumeric ID (3 to 11 GSM characters) or one of
+    its numbers. Sends from an alphanumeric sender to a country whose rule says `registration_required` need an
+    approved, unexpired one for that country (messaging/accept/policies/senders.py). Written only through
+    compliance.sender_ids (register; an account manager's review, audited)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("sid"), editable=False)
+    value = models.CharField(max_length=20, help_text="The alphanumeric sender ID, or an E.164 number.")
+    countries = models.JSONField(default=list, help_text="ISO 3166-1 alpha-2 codes the ID is registered for.")
+    use_case = models.TextField()
+    sample_messages = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    reason = models.TextField(blank=True, help_text="The account manager's reason for the decision.")
+    reviewed_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="An approval ends then; empty: no end.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "status"], name="sender_id_tenant_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.value} {self.status}"
+
+
+def _sender_id_document_path(instance: "SenderIdDocument", filename: str) -> str:
+    # Never the uploader's file name in the path: a random name under the tenant's folder.
+    return f"sender_ids/{instance.tenant_id}/{instance.public_id}"
+
+
+class SenderIdDocument(models.Model):
+    """A file backing a registration (a letter of authorization, a trade register extract): PDF, PNG or JPEG,
+    at most SENDER_ID_DOCUMENT_MAX_BYTES (compliance.sender_ids checks the content, not only the name)."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    public_id = models.CharField(max_length=32, unique=True, default=PublicId("sdoc"), editable=False)
+    sender_id = models.ForeignKey(SenderId, on_delete=models.CASCADE, related_name="documents")
+    file = models.FileField(upload_to=_sender_id_document_path, max_length=200)
+    name = models.CharField(max_length=200, help_text="The file name as uploaded (shown, never used as a path).")
+    content_type = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SenderSettings(models.Model):
+    """A tenant's sender settings: the pool whose numbers replace an alphanumeric sender where the destination
+    does not support one (US, CA, ...). Named, not a foreign key: pools are numbers', an app above compliance.
+    No row, or a pool that is gone or has no number for the country: the platform's shared senders."""
+
+    tenant = models.OneToOneField("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    fallback_pool = models.CharField(max_length=50, blank=True,
+                                     help_text="The name of the tenant's number pool used for sender substitution.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        verbose_name_plural = "sender settings"
+
+    def __str__(self) -> str:
+        return f"sender settings of tenant {self.tenant_id}"

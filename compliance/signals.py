@@ -49,3 +49,11 @@ def geo_permission_changed(**kwargs) -> None:
 def consent_changed(instance=None, **kwargs) -> None:
     """A ledger record or suppression written outside the services (admin): the tenant is asked again."""
     consent.consent_cache_clear(getattr(instance, "tenant_id", None))
+from compliance import sender_ids  # noqa: E402 - appended with sender IDs (issue 12 section 3)
+from compliance.models import SenderId, SenderSettings  # noqa: E402
+
+
+@receiver([post_save, post_delete], sender=SenderId, dispatch_uid="compliance.sender_ids_cache_clear")
+@receiver([post_save, post_delete], sender=SenderSettings, dispatch_uid="compliance.sender_settings_cache_clear")
+def sender_ids_changed(**kwargs) -> None:
+    sender_ids.sender_ids_cache_clear()

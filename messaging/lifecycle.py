@@ -265,13 +265,15 @@ def _moved_postgresql(*, message_ids: list[int], to: str, source: str, now: date
 def _instance(row: tuple, alias: str) -> Message:
     """A raw row as a Message, as Model.from_db would build it (every concrete field, not adding, from `alias`),
     without Model.__init__: no field-by-field setattr and no pre/post_init signals (the project connects none;
-    test_lifecycle checks it), which cost more than the statement for a receipt batch. The JSON column
-    arrives as text (Django's psycopg loader) and is parsed as the ORM would."""
+    test_lifecycle checks it), which cost more than the statement for a receipt batch. The JSON columns
+    arrive as text (Django's psycopg loader) and is parsed as the ORM would."""
     message = Message.__new__(Message)
     values = message.__dict__
     values.update(zip(_NAMES, row, strict=True))
     if isinstance(values["metadata"], str):
         values["metadata"] = json.loads(values["metadata"])
+    if isinstance(values["sender_substituted"], str):
+        values["sender_substituted"] = json.loads(values["sender_substituted"])
     state = ModelState()
     state.adding, state.db = False, alias
     values["_state"] = state

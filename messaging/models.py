@@ -64,6 +64,9 @@ class Message(models.Model):
     # Why a message waits when the caller did not ask it to: "quiet_hours" (compliance's check deferred a
     # marketing message to the recipient's next allowed window); empty otherwise.
     scheduled_reason = models.CharField(max_length=16, blank=True, default="", db_default="")
+    # Where the destination takes no alphanumeric sender (US, CA, ...), the number sent from instead:
+    # {"requested": "YourBrand", "used": "+1..."} (compliance's sender policy); null when `sender` is as asked.
+    sender_substituted = models.JSONField(null=True, blank=True)
     expires_at = models.DateTimeField()
     # Rated at accept (billing: segments times the unit price); null without billing. `billed`: a live send
     # whose price is held on the balance, captured when it leaves us and released when it cannot

@@ -69,6 +69,8 @@ class PreparedMessage:
     # The recipient's ISO country (phonenumbers' region, "" for none), from validation's per-prefix cache: the
     # policy checks (geo, content, fraud) read it here instead of parsing the number again.
     country: str = ""
+    # Set by the sender policy where the destination takes no alphanumeric sender: {"requested", "used"}.
+    sender_substituted: dict | None = None
 
 
 def phone_number_normalize(value: str, *, region: str | None = None, field: str = "to") -> str:

@@ -217,3 +217,29 @@ def usage_pending_from(*, cut: datetime) -> dict[tuple[int, int, str], date]:
             key = (tenant_id, number_id, kind)
             pending[key] = min(first, pending.get(key, first))
     return pending
+
+
+# --- For sender substitution (messaging/accept/policies/senders.py) --------------------------------------
+
+
+def shared_senders_by_country() -> dict[str, list[str]]:
+    """The platform's shared sender numbers that can send now (available, SMS-capable), E.164 by country, by
+    number: where a destination takes no alphanumeric sender they replace one (docs/compliance.md)."""
+    by_country: dict[str, list[str]] = {}
+    shared = _sms_capable(PhoneNumber.objects.filter(shared_sender=True, status=NumberStatus.AVAILABLE))
+    for country, number in shared.order_by("number").values_list("country", "number"):
+        by_country.setdefault(country, []).append(number)
+    return by_country
+
+
+@tenant_scoped
+def pool_numbers_by_country(*, tenant: Tenant, name: str) -> dict[str, list[str]]:
+    """The usable numbers of the tenant's pool `name` (held now, SMS-capable), E.164 by country; {} when the
+    tenant has no pool of that name."""
+    pool = NumberPool.objects.filter(name=name).first()
+    if pool is None:
+        return {}
+    by_country: dict[str, list[str]] = {}
+    for country, number in pool_members_usable(tenant=tenant, pool=pool).values_list("country", "number"):
+        by_country.setdefault(country, []).append(number)
+    return by_country

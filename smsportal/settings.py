@@ -456,3 +456,10 @@ CONSENT_EMPTY_CACHE_SECONDS = env.float("CONSENT_EMPTY_CACHE_SECONDS", default=2
 CONSENT_HASH_KEY = env.str("CONSENT_HASH_KEY", default="")
 # Message bodies (sent and inbound) older than a tenant's retention days (this by default) are redacted by beat.
 RETENTION_DEFAULT_DAYS = env.int("RETENTION_DEFAULT_DAYS", default=90)
+
+# --- Sender IDs (compliance/sender_ids.py) ------------------------------------------------------------------
+# Uploaded files (sender-ID documents) live under MEDIA_ROOT. No URL serves them: they are tenants' papers, for
+# account managers, not public.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+# The largest sender-ID document (a letter of authorization, an extract) in bytes: under API_MAX_BODY_BYTES.
+SENDER_ID_DOCUMENT_MAX_BYTES = env.int("SENDER_ID_DOCUMENT_MAX_BYTES", default=1_500_000)

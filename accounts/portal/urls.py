@@ -49,4 +49,5 @@ urlpatterns = [
     path("compliance/geo/", include("compliance.portal.geo_urls")),
     path("compliance/", include("compliance.portal.overview_urls")),
     path("", include("compliance.portal.consents_urls")),
+    path("compliance/sender-ids/", include("compliance.portal.sender_ids_urls")),
 ]

@@ -123,7 +123,23 @@ def _side(label: str) -> Side:
     endpoint = WebhookEndpoint.unscoped.create(tenant=tenant, url=f"https://hooks.{label}.example/sms",
                                                description=f"{label} hooks",
                                                **signing.secret_fields(signing.secret_generate()))
-    message = accept.message_send(tenant=tenant, api_key=api_key, to="+14155550123", sender=label.title()[:11],
+    # A rented number and a leased one (GB local numbers, which no other test stocks).
+    from numbers import services as numbers
+    from numbers.models import NumberType
+    from numbers.tests.factories import stock
+
+    held = stock(2, country="GB", type=NumberType.LOCAL, start=100 if label == "alpha" else 200)
+    assignment = numbers.number_assign(tenant=tenant, number=held[0])
+    lease = numbers.number_lease_acquire(tenant=tenant, country="GB", type=NumberType.LOCAL, ttl_seconds=3600)
+    # An approved sender ID (compliance). The message goes from the rented number: the US takes no alphanumeric
+    # sender, and an alphanumeric one would be replaced by a shared number the world does not have
+    # (docs/compliance.md "Sender IDs").
+    from compliance.models import SenderId
+
+    sender_id = SenderId.unscoped.create(tenant=tenant, value=label.title()[:11], countries=["GB", "IE"],
+                                         use_case=f"{label} notifications", sample_messages=[f"Hello from {label}"],
+                                         status=SenderId.Status.APPROVED, reviewed_at=timezone.now())
+    message = accept.message_send(tenant=tenant, api_key=api_key, to="+14155550123", sender=assignment.number.number,
                                   text=f"Hello from {label}", client_reference=f"{label}-ref-1")
     # Its first event stored, as accepts wrote it before the message row became its own first event
     # (selectors.message_timeline shows a stored one as stored): the world then has a MessageEvent row.
@@ -146,14 +162,6 @@ def _side(label: str) -> Side:
                                                   carrier_message_id=f"{label}-part-{n}") for n in (1, 2)])
     TenantRouting.unscoped.create(tenant=tenant, policy="balanced")
     template = messaging.template_create(tenant=tenant, name=f"{label}_otp", body="Your code is ${code}")
-    # A rented number and a leased one (GB local numbers, which no other test stocks).
-    from numbers import services as numbers
-    from numbers.models import NumberType
-    from numbers.tests.factories import stock
-
-    held = stock(2, country="GB", type=NumberType.LOCAL, start=100 if label == "alpha" else 200)
-    assignment = numbers.number_assign(tenant=tenant, number=held[0])
-    lease = numbers.number_lease_acquire(tenant=tenant, country="GB", type=NumberType.LOCAL, ttl_seconds=3600)
     from numbers.models import NumberPool, NumberPoolMember
 
     # Made directly (no audit event), with the rented number as its member.
@@ -175,6 +183,7 @@ def _side(label: str) -> Side:
                 extra={"invitation": invitation, "created": timezone.now(), "message": message,
                        "template": template, "webhook_endpoint": endpoint, "assignment": assignment, "lease": lease,
                        "inbound": inbound, "pool": pool, "invoice": invoice, "credit_note": credit_note,
+                       "sender_id": sender_id,
                        "webhook_delivery": WebhookDelivery.unscoped.get(endpoint=endpoint, subject=message.public_id)})
 
 

@@ -89,6 +89,7 @@ KWARGS: dict[str, Kwarg] = {
     "invoice_id": Kwarg("object", lambda side: side.extra["invoice"].public_id, "inv"),
     "credit_note_id": Kwarg("object", lambda side: side.extra["credit_note"].public_id, "crn"),
     "suppression_id": Kwarg("object", lambda side: side.extra["suppression"].public_id, "sup"),
+    "sender_id": Kwarg("object", lambda side: side.extra["sender_id"].public_id, "sid"),
     # A country's rules (compliance): platform data, the same for every tenant.
     "iso": Kwarg("public", lambda side: "US"),
     # An invitation link's token: only its hash is stored, so a made-up one stands in.

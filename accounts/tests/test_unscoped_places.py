@@ -42,6 +42,7 @@ UNSCOPED_PLACES: dict[str, str] = {
     # Staff and platform commands.
     "accounts/admin.py:_every_tenant.run": "the admin site: staff see every tenant",
     "compliance/geo.py:geo_approval_decide": "an account manager decides one geo approval request by its id (admin)",
+    "compliance/sender_ids.py:sender_id_review": "an account manager reviews one sender ID by its id (admin)",
     # The send pipeline's workers, receipts and sweeps: they hold a message id, not a tenant.
     "messaging/lifecycle.py:message_transition": "one message by its id, from dispatch, receipts and sweeps",
     "messaging/lifecycle.py:_moved_portable": "messages by their ids, from batch dispatch, receipts and sweeps "

@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
+from numbers.tests.factories import shared_senders
 
 import pypdfium2
 import pytest
@@ -52,6 +53,13 @@ pytestmark = pytest.mark.django_db
 
 OCTOBER = date(2026, 10, 1)
 IN_OCTOBER = datetime(2026, 10, 14, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 @pytest.fixture

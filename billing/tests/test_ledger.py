@@ -5,6 +5,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from io import StringIO
+from numbers.tests.factories import shared_senders
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -24,6 +25,13 @@ from messaging.models import Message, Status
 pytestmark = pytest.mark.django_db
 
 SEND = "/v1/messages"
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 @pytest.fixture

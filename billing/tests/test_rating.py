@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from numbers.tests.factories import shared_senders
 
 import pytest
 from django.db import connection
@@ -20,6 +21,13 @@ pytestmark = pytest.mark.django_db
 SEND, QUOTE = "/v1/messages", "/v1/messages/quote"
 US, GB = "+14155550100", "+447400123456"
 PAST = date(2025, 1, 1)
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 def _price(price: str, *, tenant=None, prefix="", country="", message_type="", effective_from=PAST, volume=0,

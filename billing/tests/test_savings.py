@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from io import StringIO
+from numbers.tests.factories import shared_senders
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -28,6 +29,13 @@ pytestmark = pytest.mark.django_db
 API = "/v1/billing/savings"
 PUBLIC = reverse("pricing-savings")
 PORTAL = reverse("portal:billing-savings")
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 @pytest.fixture

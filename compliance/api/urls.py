@@ -12,3 +12,13 @@ urlpatterns = [
     path("suppressions/<public_id:suppression_id>", consents.SuppressionDetailView.as_view(), name="suppression-detail"),
     path("erasure-requests", consents.ErasureRequestView.as_view(), name="erasure-request-create"),
 ]
+
+# Sender IDs (issue 12 section 3): compliance/api/sender_ids.py
+from compliance.api import sender_ids as sender_id_views  # noqa: E402
+
+urlpatterns += [
+    path("sender-ids", sender_id_views.SenderIdListView.as_view(), name="sender-id-list"),
+    path("sender-ids/<public_id:sender_id>", sender_id_views.SenderIdDetailView.as_view(), name="sender-id-detail"),
+    path("sender-ids/<public_id:sender_id>/documents", sender_id_views.SenderIdDocumentsView.as_view(),
+         name="sender-id-documents"),
+]

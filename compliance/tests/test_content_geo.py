@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from numbers.tests.factories import shared_senders
 from pathlib import Path
 
 import phonenumbers
@@ -18,7 +19,14 @@ from accounts.services.audit import Actor
 from accounts.tests.factories import PASSWORD, TenantFactory, login_verified, make_api_key
 from compliance import content, geo
 from compliance.errors import InvalidCountry
-from compliance.models import AllowedDomain, ContentFlag, ContentRule, GeoApprovalRequest, GeoPermission
+from compliance.models import (
+    AllowedDomain,
+    ContentFlag,
+    ContentRule,
+    GeoApprovalRequest,
+    GeoPermission,
+    SenderId,
+)
 from compliance.tests.consent_helpers import opted_in
 from messaging import accept
 from messaging import phone as accept_phone
@@ -31,6 +39,13 @@ pytestmark = pytest.mark.django_db
 
 URL = "/v1/messages"
 US, CN, NG, BR = "+14155550123", "+8613800138000", "+2348031234567", "+5511987654321"
+
+
+@pytest.fixture(autouse=True)
+def shared(db) -> dict[str, str]:
+    """Shared sender numbers where this module's alphanumeric senders go (the US, Canada, China and Brazil take
+    none: sender substitution, compliance/tests/test_sender_ids.py)."""
+    return shared_senders("US", "CA", "CN", "BR")
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +114,7 @@ def test_it_blocks_a_public_shortener_and_passes_the_tenants_own_domain(world, a
 
 
 def test_it_refuses_a_destination_not_permitted_and_accepts_it_once_enabled(world, api):
+    _acme_registered(world, "NG")  # Nigeria takes only registered sender IDs (compliance/tests/test_sender_ids.py)
     before = Message.unscoped.count()
     refused = _send(api, world, NG, "Hello")
     assert refused.status_code == 422
@@ -159,7 +175,13 @@ def test_it_decides_a_crown_dependency_by_its_calling_codes_country():
     assert geo.geo_country("+14165550123") == "CA"
 
 
+def _acme_registered(world, country: str) -> None:
+    SenderId.unscoped.create(tenant=world.a.tenant, value="Acme", countries=[country], use_case="codes",
+                             status=SenderId.Status.APPROVED)
+
+
 def test_it_records_a_flag_and_sends(world, api):
+    _acme_registered(world, "IN")
     # India needs registered templates: the seeded template rule only flags
     GeoPermission.unscoped.create(tenant=world.a.tenant, country="IN", enabled=True)
     answer = _send(api, world, "+919876543210", "Your code is 1234", message_type="otp")

@@ -1,6 +1,7 @@
 """Fraud and pumping defence (issue 12, section 8): velocity rules with evidence, shadow mode, allow-listing,
 the OTP dedupe and the per-number OTP limit. Each runs on this process's counters and, with REDIS_URL, on Redis."""
 from datetime import UTC, datetime, timedelta
+from numbers.tests.factories import shared_senders
 
 import pytest
 import time_machine
@@ -9,12 +10,22 @@ from accounts.models import Tenant
 from accounts.services import SYSTEM
 from accounts.tests.api_assertions import assert_error
 from compliance import fraud, geo, services
-from compliance.models import FraudAllowance, FraudRule, FraudSignal, GeoPermission
+from compliance.models import FraudAllowance, FraudRule, FraudSignal, GeoPermission, SenderId
 from messaging.models import Message
 
 pytestmark = pytest.mark.django_db
 
 START = datetime(2030, 1, 8, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def shared(world) -> dict[str, str]:
+    """Where this module's "Acme" goes: approved for Nigeria and India (which take only registered sender IDs), and
+    shared sender numbers where none is taken (the US, Canada, China, Brazil): compliance/tests/test_sender_ids.py."""
+    for side in (world.a, world.b):
+        SenderId.unscoped.create(tenant=side.tenant, value="Acme", countries=["NG", "IN"], use_case="codes",
+                                 status=SenderId.Status.APPROVED)
+    return shared_senders("US", "CA", "CN", "BR")
 
 
 @pytest.fixture(autouse=True)

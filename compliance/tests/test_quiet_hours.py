@@ -1,6 +1,7 @@
 """Quiet hours (issue 12, section 7): a marketing message outside the recipient's local window is scheduled for
 the start of the next one, in the recipient's time zone (from the number; by area code in the US)."""
 from datetime import UTC, datetime, time
+from numbers.tests.factories import shared_senders
 
 import pytest
 import time_machine
@@ -14,6 +15,13 @@ from messaging.models import Message
 pytestmark = pytest.mark.django_db
 
 NEW_YORK, LOS_ANGELES, PARIS = "+12125550123", "+14155550123", "+33612345678"
+
+
+@pytest.fixture(autouse=True)
+def shared(db) -> dict[str, str]:
+    """Shared sender numbers where this module's alphanumeric senders go (the US, Canada, China and Brazil take
+    none: sender substitution, compliance/tests/test_sender_ids.py)."""
+    return shared_senders("US", "CA", "CN", "BR")
 
 
 @pytest.fixture(autouse=True)

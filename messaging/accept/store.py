@@ -45,12 +45,14 @@ _ROW_COLUMNS = (
     ("segments", "integer"), ("characters", "integer"), ("smart_encoding", "boolean"),
     ("client_reference", "text"), ("metadata", "text"), ("callback_url", "text"),
     ("scheduled_at", "timestamptz"), ("expires_at", "timestamptz"), ("price", "numeric"), ("currency", "text"),
-    ("billed", "boolean"), ("scheduled_reason", "text"),
+    ("billed", "boolean"), ("scheduled_reason", "text"), ("sender_substituted", "jsonb"),
 )
 # ... and the same for the whole request (one value each). Pipeline bookkeeping starts empty.
 _REQUEST_COLUMNS = ("tenant_id", "api_key_id", "mode", "created_at", "status_changed_at")
 _REQUEST_TYPES = ("bigint", "bigint", "text", "timestamptz", "timestamptz")
 _EMPTY_COLUMNS = ("carrier", "carrier_message_id", "error_code", "error_message")
+# JSON columns: the ORM paths (SQLite) give them as Python values, the statement and COPY as JSON text.
+_JSON_COLUMNS = ("metadata", "sender_substituted")
 
 
 @functools.cache
@@ -190,8 +192,8 @@ def _insert_portable(*, drafts: Sequence[Draft], request: dict,
                 raise idempotency.KeyTaken()
     messages = Message.objects.bulk_create([
         Message(**request, sequence=1, attempts=0, **dict.fromkeys(_EMPTY_COLUMNS, ""),
-                **{name: _row_value(draft, name) for name, _ in _ROW_COLUMNS if name != "metadata"},
-                metadata=draft.message.metadata or {})
+                **{name: _row_value(draft, name) for name, _ in _ROW_COLUMNS if name not in _JSON_COLUMNS},
+                metadata=draft.message.metadata or {}, sender_substituted=draft.message.sender_substituted)
         for draft in drafts])
     return {message.public_id: message.pk for message in messages}
 
@@ -232,7 +234,8 @@ def _row_values(draft: Draft) -> tuple:
             prepared.template_ref, prepared.message_type, draft.status, analysis.encoding, analysis.segment_count,
             analysis.characters, prepared.smart_encoding, prepared.client_reference, metadata, prepared.callback_url,
             prepared.scheduled_at, draft.expires_at, draft.price, draft.currency, draft.billed,
-            prepared.scheduled_reason)
+            prepared.scheduled_reason,
+            json.dumps(prepared.sender_substituted) if prepared.sender_substituted else None)
 
 
 def _bulk_portable(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:
@@ -240,8 +243,8 @@ def _bulk_portable(*, drafts: Sequence[Draft], request: dict) -> dict[str, int]:
     messages = Message.objects.bulk_create([
         Message(**request, sequence=1, attempts=0, **dict.fromkeys(_EMPTY_COLUMNS, ""),
                 enqueued_at=request["created_at"] if draft.status == Status.QUEUED and not handoff_by_dispatcher() else None,
-                **{name: _row_value(draft, name) for name, _ in _ROW_COLUMNS if name != "metadata"},
-                metadata=draft.message.metadata or {})
+                **{name: _row_value(draft, name) for name, _ in _ROW_COLUMNS if name not in _JSON_COLUMNS},
+                metadata=draft.message.metadata or {}, sender_substituted=draft.message.sender_substituted)
         for draft in drafts])
     return {message.public_id: message.pk for message in messages}
 
@@ -264,6 +267,8 @@ def _row_value(draft: Draft, name: str):
             return analysis.characters
         case "metadata":
             return json.dumps(prepared.metadata, separators=(",", ":")) if prepared.metadata else "{}"
+        case "sender_substituted":
+            return json.dumps(prepared.sender_substituted) if prepared.sender_substituted else None
         case _:
             return getattr(prepared, name)
 

@@ -35,6 +35,7 @@ def message_answer(draft: Draft) -> dict:
         "expires_at": _iso(draft.expires_at),
         "client_reference": prepared.client_reference, "metadata": prepared.metadata,
         "price": money_text(draft.price), "currency": draft.currency or None, "billed": draft.billed,
+        "sender_substituted": prepared.sender_substituted,
     }
 
 
@@ -66,6 +67,8 @@ def _accepted(draft: Draft) -> dict:
     result = {"index": draft.index, "id": draft.public_id, "status": draft.status}
     if draft.message.scheduled_reason:
         result["scheduled_reason"] = draft.message.scheduled_reason
+    if draft.message.sender_substituted:
+        result["sender_substituted"] = draft.message.sender_substituted
     if draft.price is not None:
         result |= {"price": money_text(draft.price), "currency": draft.currency, "billed": draft.billed}
     return result

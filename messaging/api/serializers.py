@@ -86,6 +86,11 @@ class BatchItemErrorSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, help_text="With `fraud_suspected`: the rule's code.")
 
 
+class SenderSubstitutedSerializer(serializers.Serializer):
+    requested = serializers.CharField(help_text="The alphanumeric `from` you sent.")
+    used = serializers.CharField(help_text="The number (E.164) the message is sent from instead.")
+
+
 class BatchItemResultSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="The position of the message in `messages`, from 0.")
     id = serializers.CharField(required=False, help_text="The accepted message's id.")
@@ -94,6 +99,8 @@ class BatchItemResultSerializer(serializers.Serializer):
                                                                        "next allowed window.")
     deduplicated = serializers.BooleanField(required=False, help_text="true: the earlier identical OTP's id and "
                                                                       "status, not a new message.")
+    sender_substituted = SenderSubstitutedSerializer(
+        required=False, help_text="Present when the destination takes no alphanumeric sender: the number sent from.")
     error = BatchItemErrorSerializer(required=False, help_text="Why this message was refused; nothing was stored.")
 
 
@@ -122,12 +129,17 @@ class MessageSerializer(_FromFieldMixin, serializers.ModelSerializer):
         read_only=True, allow_null=True,
         help_text="Why the message waits though you did not schedule it: `quiet_hours` (a marketing message "
                   "outside the recipient's allowed hours, sent at `scheduled_at`, the next window's start); else null.")
+    sender_substituted = SenderSubstitutedSerializer(
+        read_only=True, allow_null=True,
+        help_text="Where the destination takes no alphanumeric sender (the US, Canada, ...): `requested`, your "
+                  "`from`, and `used`, the number it is sent from instead (your fallback pool's, else the "
+                  "platform's shared sender for the country); null when `from` is as you sent it.")
 
     class Meta:
         model = Message
         fields = ["id", "status", "to", "sender", "pool", "text", "encoding", "segments", "characters",
                   "message_type", "created_at", "scheduled_at", "scheduled_reason", "expires_at",
-                  "client_reference", "metadata", "price", "currency", "billed"]
+                  "client_reference", "metadata", "price", "currency", "billed", "sender_substituted"]
         read_only_fields = fields
 
     def to_representation(self, instance):
@@ -200,6 +212,9 @@ class QuoteSerializer(serializers.Serializer):
                                                              "without billing.")
     currency = serializers.CharField(allow_null=True)
     billed = serializers.BooleanField(help_text="Whether a send with this key would be charged (false: a test key).")
+    sender_substituted = SenderSubstitutedSerializer(
+        allow_null=True, help_text="Where the destination takes no alphanumeric sender: the number a send would go "
+                                   "from instead (as on the message); else null.")
 
 
 # messaging.templating: `${name}` opens a placeholder; any other `$` is text.

@@ -12,7 +12,13 @@ from accounts.roles import Scope
 from billing import selectors as billing_selectors
 from billing.errors import InsufficientBalance, NoPriceForDestination
 from billing.money import money_text
-from compliance.errors import DuplicateInFlight, FraudSuspected, InvalidTimezone
+from compliance.errors import (
+    DuplicateInFlight,
+    FraudSuspected,
+    InvalidTimezone,
+    SenderNotRegistered,
+    SenderNotSupported,
+)
 from messaging import accept, errors, selectors, services
 from messaging.api import send
 from messaging.api import serializers as s
@@ -51,6 +57,12 @@ SEND_ERRORS = (
                                                      "rule, `message` the evidence. Nothing was stored."),
     Code(DuplicateInFlight.status, DuplicateInFlight.code, "The same OTP to this number is being accepted by another "
                                                            "request right now: retry after `Retry-After` for its answer."),
+    Code(SenderNotRegistered.status, SenderNotRegistered.code, "An alphanumeric `from` to a country that takes only "
+                                                               "registered sender IDs, without an approved one "
+                                                               "(POST /v1/sender-ids)."),
+    Code(SenderNotSupported.status, SenderNotSupported.code, "An alphanumeric `from` to a country that takes none "
+                                                             "(the US, Canada, ...), and no number of it in your "
+                                                             "fallback pool or among the platform's shared senders."),
 )
 TEMPLATE_ERRORS = (
     Code(400, "invalid_template_name", "A name uses letters, digits, '_', '-' and '.' only (1-100 characters)."),
@@ -213,6 +225,7 @@ class MessageQuoteView(ApiView):
             "segments_without_smart_encoding": analysis.original_segment_count,
             "ucs2_characters": analysis.ucs2_characters, "to": prepared.to, "message_type": prepared.message_type,
             "price": money_text(draft.price), "currency": draft.currency or None, "billed": draft.billed,
+            "sender_substituted": prepared.sender_substituted,
         }).data)
 
 

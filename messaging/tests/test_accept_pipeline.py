@@ -10,7 +10,7 @@ from decimal import Decimal
 from numbers.inbound import inbound_receive
 from numbers.models import InboundMessage
 from numbers.services import number_lease_acquire
-from numbers.tests.factories import stock
+from numbers.tests.factories import shared_senders, stock
 
 import pytest
 from django.conf import settings
@@ -37,6 +37,13 @@ BATCH = "/v1/messages/batch"
 QUOTE = "/v1/messages/quote"
 ITEM = {"to": "+14155550100", "from": "Acme", "text": "Your code is 123456"}  # on the wire
 FIELDS = {"to": "+14155550100", "sender": "Acme", "text": "Your code is 123456"}  # as the services take it
+
+
+@pytest.fixture(autouse=True)
+def shared(db) -> dict[str, str]:
+    """Shared sender numbers of the US and Canada: the alphanumeric `from` of these sends to US numbers goes from
+    one of them (sender substitution: docs/compliance.md "Sender IDs")."""
+    return shared_senders("US", "CA")
 
 
 @pytest.fixture(autouse=True)

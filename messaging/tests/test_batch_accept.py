@@ -8,6 +8,7 @@ real HTTP servers on loopback; tasks are recorded where the broker would take th
 from __future__ import annotations
 
 from datetime import timedelta
+from numbers.tests.factories import shared_senders
 
 import pytest
 from django.db import connection, transaction
@@ -27,6 +28,13 @@ pytestmark = pytest.mark.django_db
 
 BATCH = "/v1/messages/batch"
 FIELDS = {"sender": "Acme", "text": "Your code is 123456", "client_reference": "ref-1", "metadata": {"cart": 7}}
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from numbers.tests.factories import shared_senders
 
 import pytest
 from django.db import connection
@@ -22,6 +23,13 @@ from smsportal.events.models import DeliveryStatus, WebhookAttempt, WebhookDeliv
 from smsportal.tests.http_receiver import Receiver
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from numbers.tests.factories import shared_senders
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,13 @@ RECEIPT_OVERDUE_SECONDS = 2
 # (production: 1 h). Long on purpose: recovery must come from the sweeper, not from Redis' redelivery;
 # and at least twice the longest countdown, which the worker checks at start (smsportal/countdowns.py).
 VISIBILITY_SECONDS = 1200
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 def _children(pid: int) -> list[int]:

@@ -547,3 +547,51 @@ def _dispatched(message: Message) -> bool:
 
 def _attempts(message: Message) -> list[tuple[str, str]]:
     return list(MessageAttempt.unscoped.filter(message=message).order_by("number").values_list("carrier", "outcome"))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the connector's threads need PostgreSQL")
+def test_the_seeds_example_payload_from_yourbrand_to_a_us_number_is_delivered_from_the_shared_us_number(
+        settings, tmp_path):
+    """Issue 12 (must show): the README's example payload, "YourBrand" to a US number, goes through the seeded
+    demo's live key and local SMPP carrier from the platform's shared US number, and says so."""
+    from rest_framework.test import APIClient
+
+    settings.SECRET_KEY = "local-carriers-test-" + "k" * 40
+    settings.LIVE_CARRIER, settings.ROUTING_CACHE_SECONDS, settings.CONNECTOR_HEARTBEAT_SECONDS = "routes", 0, 0.2
+    settings.CONNECTOR_JOURNAL_DIR = str(tmp_path / "journal")
+    settings.PUBLIC_BASE_URL = f"http://127.0.0.1:{free_port()}"
+    server = Smsc(tmp_path, system_id=demo.SMPP_SYSTEM_ID, password=demo.SMPP_PASSWORD)
+    settings.LOCAL_SMPP_PORT = server.port
+    routing_cache_clear()
+    try:
+        # given the seeded demo (its shared senders for the US and Canada, its live key)
+        output = seed(settings)
+        shared = re.search(r"Shared:\s+(\+1\d{10}), (\+1\d{10})", output).groups()
+        live_key = re.search(r"Live key: (\S+)", output).group(1)
+        with Running("local-carriers-test"):
+            assert wait_until(lambda: Carrier.objects.get(name="local-smpp").session_state == "bound", 10)
+            routing_cache_clear()
+            # when the README's payload is posted with it
+            response = APIClient().post("/v1/messages", {
+                "to": "+14155550123", "from": "YourBrand", "text": "Your OTP is 123456",
+                "callback_url": "https://yourapp.example/webhook", "message_type": "OTP", "region": "US"},
+                format="json", HTTP_AUTHORIZATION=f"Bearer {live_key}")
+            # then it is accepted, from the shared US number, with the substitution shown
+            assert response.status_code == 202, response.json()
+            body = response.json()
+            assert body["from"] == shared[0]
+            assert body["sender_substituted"] == {"requested": "YourBrand", "used": shared[0]}
+            sent = Message.unscoped.get(public_id=body["id"])
+            dispatch.messages_dispatch(message_ids=[sent.pk])
+            # and delivered through the local SMPP carrier, from that number
+            assert wait_until(lambda: Message.unscoped.get(pk=sent.pk).status == Status.DELIVERED, 10)
+    finally:
+        server.stop()
+        routing_cache_clear()
+    assert _attempts(sent) == [("local-smpp", MessageAttempt.Outcome.DELIVERED)]
+    (line,) = server.logged()
+    assert (line["destination"], line["source"]) == ("14155550123", shared[0].lstrip("+"))
+    detail = APIClient().get(f"/v1/messages/{body['id']}", HTTP_AUTHORIZATION=f"Bearer {live_key}").json()
+    assert detail["status"] == "delivered"
+    assert detail["sender_substituted"] == {"requested": "YourBrand", "used": shared[0]}

@@ -8,6 +8,7 @@ import hmac
 import json
 import threading
 from decimal import Decimal
+from numbers.tests.factories import shared_senders
 
 import pytest
 from django.db import connection, connections
@@ -28,6 +29,13 @@ from smsportal.events.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 LONG = "A long message. " * 20  # 320 GSM-7 characters: 3 parts
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime, timedelta
+from numbers.tests.factories import shared_senders
 
 import pytest
 import redis
@@ -38,7 +39,8 @@ EXAMPLE = {
     "region": "US",
 }
 ANSWER_FIELDS = {"id", "status", "to", "from", "pool", "text", "encoding", "segments", "characters", "message_type",
-                 "created_at", "scheduled_at", "scheduled_reason", "expires_at", "client_reference", "metadata", "price", "currency", "billed"}
+                 "created_at", "scheduled_at", "scheduled_reason", "expires_at", "client_reference", "metadata", "price", "currency", "billed",
+                 "sender_substituted"}
 
 
 @pytest.fixture
@@ -65,6 +67,13 @@ def enqueued(monkeypatch):
         return calls
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def shared(db) -> dict[str, str]:
+    """The platform's shared sender numbers of the US and Canada: this module's alphanumeric senders to US
+    numbers are sent from one instead (sender substitution: docs/compliance.md "Sender IDs")."""
+    return shared_senders("US", "CA")
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +105,7 @@ def _send(tenant, ending="1234", **fields):
 # --- POST /v1/messages: the happy path ------------------------------------------------------------
 
 
-def test_it_accepts_the_customers_example_payload(world, api, enqueued):
+def test_it_accepts_the_customers_example_payload(world, api, enqueued, shared):
     # given the example payload from the customers' integration guide
     before = timezone.now()
     # when A posts it
@@ -106,7 +115,10 @@ def test_it_accepts_the_customers_example_payload(world, api, enqueued):
     body = response.json()
     assert set(body) == ANSWER_FIELDS
     assert body["id"].startswith("msg_") and body["status"] == "queued"
-    assert body["to"] == TO and body["from"] == "YourBrand" and body["text"] == "Your OTP is 123456"
+    assert body["to"] == TO and body["text"] == "Your OTP is 123456"
+    # the US takes no alphanumeric sender: it goes from the platform's shared US number, and says so
+    assert body["from"] == shared["US"]
+    assert body["sender_substituted"] == {"requested": "YourBrand", "used": shared["US"]}
     assert (body["encoding"], body["segments"], body["characters"]) == ("GSM-7", 1, 18)
     assert body["message_type"] == "otp"
     assert body["scheduled_at"] is None and body["client_reference"] == "" and body["metadata"] == {}
@@ -545,7 +557,7 @@ def test_another_tenants_message_cannot_be_canceled(world, api):
 # --- POST /v1/messages/quote ---------------------------------------------------------------------------
 
 
-def test_a_quote_describes_the_message_and_stores_nothing(world, api, enqueued):
+def test_a_quote_describes_the_message_and_stores_nothing(world, api, enqueued, shared):
     # given a text whose only UCS-2 characters are curly quotes
     text = "Hi \u201cAnn\u201d, your code is 1234"
     messages, events = Message.unscoped.count(), MessageEvent.unscoped.count()
@@ -561,6 +573,8 @@ def test_a_quote_describes_the_message_and_stores_nothing(world, api, enqueued):
         "ucs2_characters": [{"character": "\u201c", "position": 3, "codepoint": "U+201C"},
                             {"character": "\u201d", "position": 7, "codepoint": "U+201D"}],
         "to": TO, "message_type": "otp", "price": None, "currency": None, "billed": False,  # billing off here
+        # and the number a send would go from instead of the alphanumeric sender (the US takes none)
+        "sender_substituted": {"requested": "Acme", "used": shared["US"]},
     }
     # and nothing was stored or enqueued
     assert Message.unscoped.count() == messages and MessageEvent.unscoped.count() == events

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from numbers.tests.factories import shared_senders
 
 import pytest
 from django.db import connection
@@ -18,6 +19,13 @@ pytestmark = pytest.mark.django_db
 URL = "/v1/messages"
 BODY = {"to": "+14155550123", "from": "Acme", "text": "Your code is 123456", "message_type": "otp"}
 needs_postgresql = pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement path is PostgreSQL's")
+
+
+@pytest.fixture(autouse=True)
+def shared(db) -> dict[str, str]:
+    """Shared sender numbers of the US and Canada: the alphanumeric `from` of these sends to US numbers goes from
+    one of them (sender substitution: docs/compliance.md "Sender IDs")."""
+    return shared_senders("US", "CA")
 
 
 @pytest.fixture(autouse=True)

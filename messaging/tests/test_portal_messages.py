@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from numbers.tests.factories import shared_senders
 from unittest import mock
 
 import pytest
@@ -22,6 +23,13 @@ SEND = reverse("portal:message-send")
 QUOTE = reverse("portal:message-quote")
 TEMPLATES = reverse("portal:templates")
 TEMPLATE_CREATE = reverse("portal:template-create")
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 def detail_url(message) -> str:
@@ -307,8 +315,10 @@ def test_sending_through_the_form_creates_a_test_message_and_enqueues_it(world, 
     message = Message.unscoped.exclude(pk=world.a.extra["message"].pk).get(tenant=world.a.tenant)
     assert response.status_code == 302 and response["Location"] == detail_url(message)
     assert (message.mode, message.api_key, message.status) == ("test", None, Status.QUEUED)
-    assert (message.to, message.sender, message.text, message.encoding) == ("+14155550177", "Alpha", 'Hi "there"',
-                                                                           "GSM-7")
+    assert (message.to, message.text, message.encoding) == ("+14155550177", 'Hi "there"', "GSM-7")
+    # the US takes no alphanumeric sender: it goes from the shared US number, and says so
+    assert message.sender_substituted == {"requested": "Alpha", "used": message.sender}
+    assert message.sender.startswith("+1")
     assert history.statuses(message) == ["queued"]
     dispatch.assert_called_once_with((message.pk,), queue="transactional")
 

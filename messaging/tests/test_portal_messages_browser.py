@@ -4,6 +4,7 @@ Same set-up as accounts/tests/test_portal_browser.py (headless Debian Chromium t
 against pytest-django's live server); console errors and CSP violations fail the test.
 """
 from datetime import timedelta
+from numbers.tests.factories import shared_senders
 
 import pytest
 from django.utils import timezone
@@ -17,6 +18,13 @@ from messaging.models import Message, Status
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(
     not __import__("shutil").which(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium")]
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 @pytest.fixture

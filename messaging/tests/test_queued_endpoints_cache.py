@@ -3,6 +3,8 @@
 endpoint saved or deleted in this process is in force at the next send."""
 from __future__ import annotations
 
+from numbers.tests.factories import shared_senders
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -13,6 +15,13 @@ from smsportal.events import services as events
 from smsportal.events.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+from numbers.tests.factories import shared_senders
 
 import pytest
 
@@ -13,6 +14,13 @@ from messaging.models import Message, MessageEvent, SimulatorSubmission, Status
 from messaging.tests import history
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 @pytest.fixture

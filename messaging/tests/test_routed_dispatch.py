@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from numbers.tests.factories import shared_senders
 
 import pytest
 import time_machine
@@ -19,6 +20,13 @@ from messaging.routing.cache import routing_cache_clear
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("routes_mode")]
 TO = "+14155550123"
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 @pytest.fixture

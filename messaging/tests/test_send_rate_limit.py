@@ -5,6 +5,7 @@ The limits themselves: smsportal/tests/test_ratelimit.py; several server process
 import logging
 import os
 from datetime import UTC, datetime, timedelta
+from numbers.tests.factories import shared_senders
 
 import pytest
 import time_machine
@@ -21,6 +22,13 @@ pytestmark = pytest.mark.django_db
 BODY = {"to": "+14155550123", "from": "Acme", "text": "hello"}
 REDIS_URL = os.environ.get("REDIS_URL", "")
 START = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 @pytest.fixture(autouse=True)

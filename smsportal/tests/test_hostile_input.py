@@ -57,6 +57,15 @@ def assert_no_crash(response) -> None:
         assert set(item) <= DETAIL_KEYS, item
 
 
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """SEND's "Alpha" to a US number goes from a shared US number (sender substitution: the US takes no
+    alphanumeric sender; compliance/tests/test_sender_ids.py)."""
+    from numbers.tests.factories import shared_senders
+
+    shared_senders("US", "CA")
+
+
 def _post(api, side, url: str, body: str):
     return api.generic("POST", url, body, content_type="application/json", **side.auth)
 
@@ -175,9 +184,13 @@ BODIES = {
                      "ip": "203.0.113.7", "user_agent": "ua", "page_url": "https://shop.example/"},
     "/v1/suppressions": {"phone": "+14155550191", "scope": "sender", "sender": "{lease_number}", "reason": "r"},
     "/v1/erasure-requests": {"phone": "+14155550192"},
+    "/v1/sender-ids": {"value": "YourBrand", "countries": ["IN"], "use_case": "codes", "sample_messages": ["hi"]},
 }
 # Write routes that take no body (their fuzz is the whole-body test).
-NO_BODY = {"/v1/messages/{message_id}/cancel", "/v1/webhook-endpoints/callback-secret",
+# (/v1/sender-ids/{sender_id}/documents takes multipart/form-data: a JSON body is a 415, which the whole-body fuzz
+# posts; compliance/tests/test_sender_ids.py tests its files.)
+NO_BODY = {"/v1/sender-ids/{sender_id}/documents", "/v1/messages/{message_id}/cancel",
+           "/v1/webhook-endpoints/callback-secret",
            "/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "/v1/webhook-deliveries/{delivery_id}/resend"}
 # Query parameters each list reads (plus the pagination's).
 QUERIES = {
@@ -246,7 +259,8 @@ def _ids(world) -> dict[str, str]:
             "lease_id": extra["lease"].public_id, "number_id": extra["assignment"].number.public_id,
             "inbound_id": extra["inbound"].public_id, "pool_id": extra["pool"].public_id,
             "suppression_id": extra["suppression"].public_id,
-            "invoice_id": extra["invoice"].public_id, "lease_number": extra["lease"].number.number, "iso": "US"}
+            "invoice_id": extra["invoice"].public_id, "lease_number": extra["lease"].number.number, "iso": "US",
+            "sender_id": extra["sender_id"].public_id}
 
 
 def _url(route: str, ids: dict[str, str], **replace: str) -> str:

@@ -1,11 +1,20 @@
 """Request bodies take the JSON types the schema promises: DRF's coercions (0 -> "0", 0 -> false, "5" -> 5) are refused."""
 from __future__ import annotations
 
+from numbers.tests.factories import shared_senders
+
 import pytest
 
 from accounts.tests.api_assertions import assert_error
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 @pytest.mark.parametrize(("url", "method", "body", "field"), [

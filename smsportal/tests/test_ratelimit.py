@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
+from numbers.tests.factories import shared_senders
 
 import pytest
 
@@ -22,6 +23,13 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="needs Redis: set REDIS_URL=redis://127.0.0.1:6379/7")
 URL = "/v1/test/limited"
 START = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """Shared sender numbers of the US and Canada: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 @pytest.fixture(autouse=True)

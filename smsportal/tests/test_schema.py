@@ -134,6 +134,9 @@ def test_it_accepts_every_request_example_of_the_schema(client, world):
     held, _ = numbers.phone_number_upsert(number="+14155550100", country="US", type="mobile", capabilities=["sms"],
                                           carrier="simulator", monthly_cost=Decimal("0.5"), monthly_price=Decimal("1"))
     numbers.number_assign(tenant=world.a.tenant, number=held)
+    from numbers.tests.factories import shared_senders
+
+    shared_senders("US", "CA")  # the examples' "YourBrand" to US numbers goes from the shared US number
     ids = {"template_id": world.a.extra["template"].public_id, "pool_id": world.a.extra["pool"].public_id,
            "endpoint_id": world.a.extra["webhook_endpoint"].public_id, "lease_id": world.a.extra["lease"].public_id}
     examples = [(path, method, name, example["value"]) for path, method, operation in _operations(_schema(client))

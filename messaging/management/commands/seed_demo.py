@@ -10,8 +10,9 @@ below numbers, must not import it (.importlinter).
 import os
 import secrets
 from decimal import Decimal
-from numbers.inventory import demo_stock
-from numbers.services import phone_number_upsert
+from numbers.errors import NumberHeld
+from numbers.inventory import demo_numbers, demo_stock
+from numbers.services import number_shared_sender_set, phone_number_upsert
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -31,6 +32,10 @@ DEMO_EMAIL = "demo@example.com"
 DEMO_KEY_NAME = "Demo test key"
 DEMO_LIVE_KEY_NAME = "Demo live key"
 DEMO_CREDIT = Decimal("50.00")
+# The shared senders: beyond the demo stock's numbers (which start at 0 and 500), so never rented as stock.
+SHARED_SENDER_COUNTRIES = ("US", "CA")
+SHARED_SENDER_START = 900
+SHARED_SENDER_TYPE = "mobile"  # numbers.models.NumberType.MOBILE (messaging may not import numbers.models)
 
 
 class Command(BaseCommand):
@@ -48,6 +53,7 @@ class Command(BaseCommand):
             services.user_get_or_create(email=DEMO_EMAIL, password=password)
         secret = _key_rotate(tenant, DEMO_KEY_NAME, services.ApiKeyMode.TEST)
         created = sum(phone_number_upsert(**fields)[1] for fields in demo_stock())
+        shared = _shared_senders()
         prices = prices_import(tenant=None, text=demo_prices_csv())
         number_prices = demo_number_prices_load()
         direct = direct_prices_load()
@@ -60,6 +66,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  Portal:   {base}/portal/  (email {DEMO_EMAIL}, password {password})")
         self.stdout.write(f"  Test key: {secret}")
         self.stdout.write(f"  Numbers:  {created} added to the simulator's inventory")
+        self.stdout.write(f"  Shared:   {', '.join(shared)}: the platform's shared senders, which an alphanumeric "
+                          "`from` to the US or Canada is sent from instead (sender_substituted)")
         self.stdout.write(f"  Prices:   {prices.created} added to the default price list "
                           f"({prices.unchanged} already there); {number_prices} number prices added")
         self.stdout.write(f"  Direct:   {direct.created} direct operator reference prices added, for the savings "
@@ -74,6 +82,23 @@ class Command(BaseCommand):
                               f"{demo.SMPP_COST} {demo.CURRENCY}) and {demo.HTTP_CARRIER} (HTTP, 127.0.0.1:"
                               f"{settings.LOCAL_HTTP_CARRIER_PORT}, {demo.HTTP_COST} {demo.CURRENCY}, the failover) "
                               f"for +{' +'.join(demo.COUNTRIES)}; {changed} changed")
+
+
+def _shared_senders() -> list[str]:
+    """One shared sender number for the US and one for Canada (sender substitution: docs/compliance.md "Sender
+    IDs"), added to the inventory and marked shared when no tenant holds them; their numbers."""
+    numbers = []
+    for country in SHARED_SENDER_COUNTRIES:
+        number = next(demo_numbers(country, SHARED_SENDER_TYPE, 1, start=SHARED_SENDER_START))
+        phone_number, _ = phone_number_upsert(number=number, country=country, type=SHARED_SENDER_TYPE,
+                                              capabilities=["sms"], carrier="simulator",
+                                              monthly_cost=Decimal("0"), monthly_price=Decimal("0"))
+        try:
+            number_shared_sender_set(number=phone_number, shared_sender=True)
+        except NumberHeld:  # a tenant holds it (an earlier demo rented it): left as it is
+            continue
+        numbers.append(number)
+    return numbers
 
 
 def _demo_credit(tenant) -> Decimal:
