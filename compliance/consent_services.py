@@ -226,24 +226,13 @@ def _csv_rows(data: str) -> list[dict]:
     return rows
 
 
-@tenant_scoped
-@transaction.atomic
-def consents_import(*, tenant: Tenant, data: str, actor: Actor) -> ImportResult:
-    """Ledger records from a CSV (columns of CONSENT_CSV_COLUMNS; `phone` and `status` required, source
-    `import`): all or nothing, so a file with an error writes nothing and names its rows. Audited once."""
+def _csv_import(*, tenant: Tenant, data: str, actor: Actor, action: str, add_row) -> ImportResult:
+    """Each CSV row through `add_row(row)`, all or nothing: any row's ConsentInvalid writes nothing and names its
+    row (the header is row 1); a clean file is audited once as `action`. Run inside the caller's transaction."""
     result = ImportResult()
     for number, row in enumerate(_csv_rows(data), start=2):
         try:
-            at = parse_datetime(row["consented_at"]) if row.get("consented_at") else None
-            if row.get("consented_at") and at is None:
-                raise ConsentInvalid("consented_at is not an ISO 8601 date-time.", field="consented_at")
-            with transaction.atomic():
-                consent_record(tenant=tenant, phone=row.get("phone", ""), status=row.get("status", ""),
-                               source=ConsentRecord.Source.IMPORT, scope=row.get("scope") or ConsentScope.TENANT,
-                               sender=row.get("sender", ""), pool_id=row.get("pool", ""),
-                               proof=Proof(text=row.get("consent_text", ""), version=row.get("consent_version", ""),
-                                           at=at, ip=row.get("ip") or None, user_agent=row.get("user_agent", ""),
-                                           page_url=row.get("page_url", "")))
+            add_row(row)
             result.created += 1
         except ConsentInvalid as exc:
             result.errors.append(f"row {number}: {exc.message}")
@@ -251,29 +240,42 @@ def consents_import(*, tenant: Tenant, data: str, actor: Actor) -> ImportResult:
         transaction.set_rollback(True)
         result.created = 0
         return result
-    audit_record(action="consent.imported", actor=actor, tenant=tenant, changes={"rows": result.created})
+    audit_record(action=action, actor=actor, tenant=tenant, changes={"rows": result.created})
     return result
+
+
+@tenant_scoped
+@transaction.atomic
+def consents_import(*, tenant: Tenant, data: str, actor: Actor) -> ImportResult:
+    """Ledger records from a CSV (columns of CONSENT_CSV_COLUMNS; `phone` and `status` required, source
+    `import`): all or nothing, so a file with an error writes nothing and names its rows. Audited once."""
+
+    def add(row: dict) -> None:
+        at = parse_datetime(row["consented_at"]) if row.get("consented_at") else None
+        if row.get("consented_at") and at is None:
+            raise ConsentInvalid("consented_at is not an ISO 8601 date-time.", field="consented_at")
+        with transaction.atomic():
+            consent_record(tenant=tenant, phone=row.get("phone", ""), status=row.get("status", ""),
+                           source=ConsentRecord.Source.IMPORT, scope=row.get("scope") or ConsentScope.TENANT,
+                           sender=row.get("sender", ""), pool_id=row.get("pool", ""),
+                           proof=Proof(text=row.get("consent_text", ""), version=row.get("consent_version", ""),
+                                       at=at, ip=row.get("ip") or None, user_agent=row.get("user_agent", ""),
+                                       page_url=row.get("page_url", "")))
+
+    return _csv_import(tenant=tenant, data=data, actor=actor, action="consent.imported", add_row=add)
 
 
 @tenant_scoped
 @transaction.atomic
 def suppressions_import(*, tenant: Tenant, data: str, actor: Actor) -> ImportResult:
     """Suppressions from a CSV (phone, and optionally scope, sender, pool, reason): all or nothing; audited once."""
-    result = ImportResult()
-    for number, row in enumerate(_csv_rows(data), start=2):
-        try:
-            suppression_add(tenant=tenant, phone=row.get("phone", ""), scope=row.get("scope") or ConsentScope.TENANT,
-                            sender=row.get("sender", ""), pool_id=row.get("pool", ""), reason=row.get("reason", ""),
-                            source=Suppression.Source.IMPORT)
-            result.created += 1
-        except ConsentInvalid as exc:
-            result.errors.append(f"row {number}: {exc.message}")
-    if result.errors:
-        transaction.set_rollback(True)
-        result.created = 0
-        return result
-    audit_record(action="suppression.imported", actor=actor, tenant=tenant, changes={"rows": result.created})
-    return result
+
+    def add(row: dict) -> None:
+        suppression_add(tenant=tenant, phone=row.get("phone", ""), scope=row.get("scope") or ConsentScope.TENANT,
+                        sender=row.get("sender", ""), pool_id=row.get("pool", ""), reason=row.get("reason", ""),
+                        source=Suppression.Source.IMPORT)
+
+    return _csv_import(tenant=tenant, data=data, actor=actor, action="suppression.imported", add_row=add)
 
 
 def consents_csv(records: Iterable[ConsentRecord]) -> str:
