@@ -41,6 +41,18 @@ def phone_hash(phone: str) -> str:
     return hmac.new(key, phone.encode(), hashlib.sha256).hexdigest()
 
 
+ERASED_KEPT_DIGITS = 6
+
+
+def number_masked(phone: str) -> str:
+    """What an erasure leaves of an E.164 number on the rows billing still needs (messages, inbound messages): its
+    calling code and leading digits (the country and, mostly, the area: invoices and usage still fold it to its
+    country), the rest zeros. "+447781123456" -> "+447781000000". The number itself is gone."""
+    digits = phone[1:] if phone.startswith("+") else phone
+    kept = min(ERASED_KEPT_DIGITS, max(len(digits) - 4, 1))
+    return "+" + digits[:kept] + "0" * (len(digits) - kept)
+
+
 # --- "does this tenant have any records at all", per process ------------------------------------------------
 
 _known: dict[int, tuple[float, bool]] = {}  # tenant id -> (when, whether it had no records and no suppressions)

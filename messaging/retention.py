@@ -1,7 +1,8 @@
 """Messaging's part of retention and erasure (compliance/retention.py): message bodies redacted, the rest kept.
 
 A redacted message keeps what billing and the invoices need (recipient, price, parts, encoding, status, times):
-only `text` is emptied (and `error_message`, which can quote it). Registered in MessagingConfig.ready."""
+only `text` is emptied (and `error_message`, which can quote it). An erasure also masks the recipient to its
+leading digits. Registered in MessagingConfig.ready."""
 from __future__ import annotations
 
 from collections.abc import Collection
@@ -9,6 +10,7 @@ from datetime import datetime
 
 from django.db import transaction
 
+from compliance import consent
 from messaging.models import Message
 
 BATCH = 1000
@@ -35,5 +37,7 @@ def message_bodies_expire(*, before: datetime, tenant_id: int | None = None,
 
 
 def message_bodies_erase(*, tenant_id: int, phone: str) -> int:
-    """Bodies of the tenant's messages to `phone` (an erasure request, in its transaction)."""
-    return Message.objects.filter(tenant_id=tenant_id, to=phone).exclude(text="").update(text="", error_message="")
+    """The tenant's messages to `phone` (an erasure request, in its transaction): bodies emptied and the recipient
+    masked to its leading digits (compliance.consent.number_masked), which is all billing reads of it."""
+    return Message.objects.filter(tenant_id=tenant_id, to=phone).update(text="", error_message="",
+                                                                        to=consent.number_masked(phone))

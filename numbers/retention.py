@@ -10,6 +10,8 @@ from numbers.models import InboundMessage
 
 from django.db import transaction
 
+from compliance import consent
+
 BATCH = 1000
 
 
@@ -29,6 +31,7 @@ def inbound_bodies_expire(*, before: datetime, tenant_id: int | None = None,
 
 
 def inbound_bodies_erase(*, tenant_id: int, phone: str) -> int:
-    """Bodies of the tenant's inbound messages from `phone` (an erasure request, in its transaction)."""
-    return (InboundMessage.objects.filter(tenant_id=tenant_id, sender=phone).exclude(text="", code="")
-            .update(text="", code=""))
+    """The tenant's inbound messages from `phone` (an erasure request, in its transaction): bodies and codes
+    emptied, the sender masked to its leading digits (compliance.consent.number_masked)."""
+    return (InboundMessage.objects.filter(tenant_id=tenant_id, sender=phone)
+            .update(text="", code="", sender=consent.number_masked(phone)))

@@ -111,8 +111,11 @@ def test_an_erasure_redacts_the_number_and_keeps_its_opt_out_by_hash(world, api)
     body = response.json()
     assert body["id"].startswith("era_") and body["counts"]["messages"] == 1 and body["counts"]["inbound"] == 1
     # then bodies and proof are gone, the number is in no consent record, only its hash is kept
-    assert Message.unscoped.get(public_id=sent).text == ""
-    assert not InboundMessage.unscoped.filter(tenant=world.a.tenant, sender=RECIPIENT).exclude(text="").exists()
+    erased = Message.unscoped.get(public_id=sent)
+    assert (erased.text, erased.to) == ("", consent.number_masked(RECIPIENT)) and erased.to != RECIPIENT
+    assert not InboundMessage.unscoped.filter(tenant=world.a.tenant, sender=RECIPIENT).exists()
+    assert InboundMessage.unscoped.filter(tenant=world.a.tenant, sender=consent.number_masked(RECIPIENT),
+                                          text="").count() == 1
     assert not ConsentRecord.unscoped.filter(tenant=world.a.tenant, phone=RECIPIENT).exists()
     record = ConsentRecord.unscoped.get(tenant=world.a.tenant)
     assert (record.consent_text, record.phone, record.erased_at is not None) == ("", "", True)
@@ -137,3 +140,9 @@ def test_the_invariant_matches_an_erased_number_by_hash(world, api):
     Message.unscoped.filter(pk=world.a.extra["message"].pk).update(to=RECIPIENT, sender=leased)
     code, out = _invariants()
     assert code == 1 and world.a.extra["message"].public_id in out
+
+
+def test_an_erased_number_keeps_only_its_leading_digits():
+    assert consent.number_masked("+447781123456") == "+447781000000"
+    assert consent.number_masked("+14155550123") == "+14155500000"
+    assert consent.number_masked("+3581234") == "+3580000"  # short numbers keep fewer (never the last four)
