@@ -281,7 +281,11 @@ def _authenticated_api_operations() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("template", "method"), _authenticated_api_operations())
 def test_a_suspended_tenant_is_refused_on_every_call(world, api, template, method):
-    # given tenant A is suspended, and every /v1 route aimed at A's own objects
+    # given tenant A is suspended, and every /v1 route aimed at A's own objects (a consent record and a
+    # suppression too, as the cross-tenant walk has)
+    from compliance.tests.consent_helpers import consent_rows
+
+    consent_rows(world)
     services.tenant_set_status(tenant=world.a.tenant, status="suspended", actor=services.SYSTEM)
     route = next(r for r in routes() if r.template == template)
     path = build(route, {k: KWARGS[k].value(world.a) for k in route.kwargs})

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from numbers import services as numbers
-from numbers.tests.factories import stock
+from numbers.tests.factories import shared_senders, stock
 
 import pytest
 import time_machine
@@ -34,6 +34,13 @@ from smsportal.events.tests.webhook_helpers import endpoint_for
 from smsportal.tests.http_receiver import Receiver
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _shared_senders(db):
+    """A US and a Canadian shared sender number: this module's alphanumeric senders to US numbers go from one
+    (sender substitution: the US takes none; docs/compliance.md "Sender IDs")."""
+    shared_senders("US", "CA")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import ApiKey
 from accounts.tests.api_assertions import assert_error
 from billing.models import ApiKeySpend, Balance, LedgerEntry
-from billing.tests.test_ledger import _credit, _send, live  # noqa: F401
+from billing.tests.test_ledger import _credit, _send, _shared_senders, live  # noqa: F401 - fixtures
 from messaging import lifecycle
 from messaging.models import Message, Status
 

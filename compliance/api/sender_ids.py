@@ -14,6 +14,7 @@ from compliance import sender_ids
 from compliance.errors import InvalidCountry, InvalidDocument, InvalidSenderId, SenderIdNotFound, SenderIdNotPending
 from compliance.models import SenderId, SenderIdDocument
 from smsportal.api.schema import api_errors
+from smsportal.api.serializers import JsonBodySerializer
 from smsportal.api.views import ApiListView, ApiView
 
 
@@ -43,7 +44,10 @@ class SenderIdSerializer(serializers.ModelSerializer):
         return sender_ids.sender_id_status(sender_id)
 
 
-class SenderIdWriteSerializer(serializers.Serializer):
+class SenderIdWriteSerializer(JsonBodySerializer):
+    # A known ISO code is checked by the service (400 `invalid_country`); its shape is said here.
+    schema_rules = {"properties": {"countries": {"items": {"pattern": "^[A-Za-z]{2}$"}}}}
+
     value = serializers.CharField(max_length=20, help_text="The alphanumeric sender ID (3 to 11 characters, at least "
                                                            "one letter), or one of your numbers in E.164.")
     countries = serializers.ListField(child=serializers.CharField(max_length=2), min_length=1, max_length=250,

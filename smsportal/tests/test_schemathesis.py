@@ -86,6 +86,12 @@ EXCLUSIONS: list[tuple[dict, str]] = [
      "`ip` an IPv4 or IPv6 address, and a scope names its sender or pool: rules no JSON Schema pattern says."),
     (_also_accepted("/v1/suppressions", "POST", "400"), "As POST /v1/consents."),
     (_also_accepted("/v1/erasure-requests", "POST", "400"), "`phone`: as POST /v1/consents."),
+    (_also_accepted("/v1/sender-ids", "POST", "400"),
+     "`countries` must be ISO 3166 alpha-2 codes we know (400 `invalid_country`), a list and not a pattern, and "
+     "`value` at least one letter, or a number you hold (400 `invalid_sender_id`): state and rules no JSON "
+     "Schema pattern says."),
+    (_also_accepted("/v1/sender-ids/{sender_id}/documents", "POST", "400"),
+     "A document must be a PDF, PNG or JPEG by its first bytes (400 `invalid_document`): content, not schema."),
     (_check_off("/v1/api-keys/{api_key_id}", "GET", "use_after_free"),
      "DELETE revokes a key; a revoked key stays readable (`status: revoked`) for the audit trail."),
     (_check_off("/v1/numbers/leases/{lease_id}", "GET", "use_after_free"),

@@ -17,11 +17,11 @@ from smsportal.events.models import WebhookDelivery, WebhookEndpoint
 pytestmark = pytest.mark.django_db
 
 
-def test_each_app_registers_its_event_types_in_lifecycle_then_numbers_then_billing_order():
+def test_each_app_registers_its_event_types_in_lifecycle_numbers_compliance_then_billing_order():
     assert registry.event_types() == (
         "message.queued", "message.sent", "message.delivered", "message.undelivered", "message.failed",
-        "message.expired", "message.received", "number.lease_expiring", "number.released", "balance.low",
-        "invoice.issued")
+        "message.expired", "message.received", "number.lease_expiring", "number.released", "contact.opted_in",
+        "contact.opted_out", "sender_id.reviewed", "balance.low", "invoice.issued")
 
 
 def test_an_unregistered_event_type_is_refused_before_anything_is_stored():
