@@ -34,6 +34,7 @@ from messaging.accept.steps import AcceptContext, Draft
 from messaging.services import PreparedMessage
 
 MEMO = "sender_substitutes"
+RULES_MEMO = "sender_id_rules"  # (region, calling code) -> (ISO country, its rule), per request
 
 # Registration of a number as a sender ID takes only the tenant's own numbers (compliance asks numbers through us).
 sender_ids.sender_number_check_register(numbers_selectors.sender_number_usable)
@@ -61,16 +62,24 @@ def _alphanumeric(message: PreparedMessage) -> bool:
     return message.pool is None and not message.sender.startswith("+") and not message.sender.isdigit()
 
 
-def _rule(message: PreparedMessage):
-    # The recipient's region from validation's cache (PreparedMessage.country): no parse of the number again.
+def _rule(message: PreparedMessage, memo: dict | None = None):
+    """(ISO country, its rule) the sender is decided by. The recipient's region comes from validation's cache
+    (PreparedMessage.country), and with a request's `memo` each (region, calling code) is looked up once."""
+    key = (message.country, message.to[:4])
+    if memo is not None and key in memo:
+        return memo[key]
     iso = geo.geo_country(message.to, region=message.country)
-    return iso, countries.country_rule(iso)
+    found = iso, countries.country_rule(iso)
+    if memo is not None:
+        memo[key] = found
+    return found
 
 
 def substitutes_prepare(*, context: AcceptContext, drafts: Sequence[Draft]) -> None:
     """The numbers that may replace an alphanumeric sender, once per request and only when some message needs
     one: the tenant's fallback pool's, and the shared senders', each by country."""
-    wanted = any(_alphanumeric(d.message) and (rule := _rule(d.message)[1]) is not None
+    rules = context.memo.setdefault(RULES_MEMO, {})
+    wanted = any(_alphanumeric(d.message) and (rule := _rule(d.message, rules)[1]) is not None
                  and rule.alphanumeric == "not_supported" for d in drafts)
     if not wanted or MEMO in context.memo:
         return
@@ -94,6 +103,8 @@ def _candidates(by_country: dict[str, list[str]], *, to: str, iso: str) -> list[
 def substitute_for(*, context: AcceptContext, message: PreparedMessage, iso: str) -> str | None:
     own, shared = context.memo.get(MEMO, ({}, {}))
     for by_country in (own, shared):
+        if not by_country:
+            continue
         numbers = _candidates(by_country, to=message.to, iso=iso)
         if numbers:
             # The same number for the same recipient every time (a conversation stays on one number), spread
@@ -107,7 +118,7 @@ def sender_id(*, context: AcceptContext, message: PreparedMessage) -> PreparedMe
     """An alphanumeric sender by the destination's rule: as it is, registered, or replaced by a number."""
     if not _alphanumeric(message):
         return None
-    iso, rule = _rule(message)
+    iso, rule = _rule(message, context.memo.setdefault(RULES_MEMO, {}))
     if rule is None or rule.alphanumeric == "allowed":
         return None
     if rule.alphanumeric == "registration_required":
