@@ -320,13 +320,6 @@ def velocity_run(plan: Plan) -> Outcome:
     return velocity_settle(plan, _local_run(plan.keys, plan.args) if answer is None else answer)
 
 
-def velocity_check(*, tenant_id: int, api_key_id: int | None, messages: Sequence[Outgoing],
-                   markers: Sequence[tuple[str, str]] = (), peek: bool = False, counted: bool = False) -> Outcome:
-    """velocity_plan and velocity_run at once: count, mark and answer in one call of its own."""
-    return velocity_run(velocity_plan(tenant_id=tenant_id, api_key_id=api_key_id, messages=messages,
-                                      markers=markers, peek=peek, counted=counted))
-
-
 def _neighbours(number: str) -> tuple[str, str]:
     digits = int(number[1:]) if number[1:].isdigit() else 0
     return f"+{digits - 1}", f"+{digits + 1}"

@@ -98,11 +98,6 @@ class ErasureSerializer(serializers.ModelSerializer):
         fields = ["id", "phone_hash", "counts", "created_at"]
 
 
-def _paged(view, rows):
-    page = view.paginate_queryset(rows)
-    return view.get_paginated_response(view.get_serializer(page, many=True).data)
-
-
 @extend_schema_view(get=extend_schema(
     operation_id="consents_list", summary="List consent records", parameters=[ConsentFilterSerializer],
     description="The consent ledger, newest first: every opt-in and opt-out with its scope, source and proof. A "
