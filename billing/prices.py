@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from numbers.selectors import number_type_choices
@@ -128,26 +128,32 @@ def prices_import(*, tenant: Tenant | None, text: str) -> PriceImportResult:
     rows, errors = prices_parse(text)
     if errors:
         return PriceImportResult(errors=errors)
+    result = _list_upsert(Price, tenant=tenant, rows=rows, key_of=_key, values=("price", "currency"))
+    transaction.on_commit(rating.price_cache_clear)
+    return result
+
+
+def _list_upsert(model, *, tenant: Tenant | None, rows, key_of, values: tuple[str, ...]) -> PriceImportResult:
+    """Upsert parsed `rows` into one list of `model` (Price, NumberPrice), matched by `key_of(row) == row.key()`: a
+    new key is created with every field of its row, a known one gets its `values` fields if they differ."""
     result = PriceImportResult()
     with transaction.atomic():
         # unscoped: the import writes one list (a tenant's or the default, which has no tenant) for staff
-        prices = Price.unscoped.select_for_update()
+        prices = model.unscoped.select_for_update()
         prices = prices.filter(tenant=tenant) if tenant else prices.filter(tenant__isnull=True)
-        existing = {_key(price): price for price in prices}
+        existing = {key_of(price): price for price in prices}
         for row in rows:
             price = existing.get(row.key())
             if price is None:
-                Price.unscoped.create(tenant=tenant, prefix=row.prefix, country=row.country, operator=row.operator,
-                                      message_type=row.message_type, price=row.price, currency=row.currency,
-                                      effective_from=row.effective_from, min_monthly_volume=row.min_monthly_volume)
+                model.unscoped.create(tenant=tenant, **{f.name: getattr(row, f.name) for f in fields(row)})
                 result.created += 1
-            elif (price.price, price.currency) != (row.price, row.currency):
-                price.price, price.currency = row.price, row.currency
-                price.save(update_fields=["price", "currency", "updated_at"])
+            elif any(getattr(price, name) != getattr(row, name) for name in values):
+                for name in values:
+                    setattr(price, name, getattr(row, name))
+                price.save(update_fields=[*values, "updated_at"])
                 result.updated += 1
             else:
                 result.unchanged += 1
-    transaction.on_commit(rating.price_cache_clear)
     return result
 
 
@@ -244,26 +250,8 @@ def number_prices_import(*, tenant: Tenant | None, text: str) -> PriceImportResu
     rows, errors = number_prices_parse(text)
     if errors:
         return PriceImportResult(errors=errors)
-    result = PriceImportResult()
-    with transaction.atomic():
-        # unscoped: the import writes one list (a tenant's or the default, which has no tenant) for staff
-        prices = NumberPrice.unscoped.select_for_update()
-        prices = prices.filter(tenant=tenant) if tenant else prices.filter(tenant__isnull=True)
-        existing = {(p.number_type, p.country, p.currency, p.effective_from): p for p in prices}
-        for row in rows:
-            price = existing.get(row.key())
-            if price is None:
-                NumberPrice.unscoped.create(tenant=tenant, number_type=row.number_type, country=row.country,
-                                            monthly_rental=row.monthly_rental, lease_per_hour=row.lease_per_hour,
-                                            currency=row.currency, effective_from=row.effective_from)
-                result.created += 1
-            elif (price.monthly_rental, price.lease_per_hour) != (row.monthly_rental, row.lease_per_hour):
-                price.monthly_rental, price.lease_per_hour = row.monthly_rental, row.lease_per_hour
-                price.save(update_fields=["monthly_rental", "lease_per_hour", "updated_at"])
-                result.updated += 1
-            else:
-                result.unchanged += 1
-    return result
+    return _list_upsert(NumberPrice, tenant=tenant, rows=rows, values=("monthly_rental", "lease_per_hour"),
+                        key_of=lambda p: (p.number_type, p.country, p.currency, p.effective_from))
 
 
 def number_prices_csv(prices: Iterable[NumberPrice]) -> str:

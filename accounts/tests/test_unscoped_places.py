@@ -101,8 +101,8 @@ UNSCOPED_PLACES: dict[str, str] = {
     "smsportal/api/idempotency.py:idempotency_records_purge": "the hourly purge, over every tenant",
     # Billing: the price lists are platform data (the default list has no tenant) held in each process.
     "billing/rating.py:_load": "every price list (the default and each tenant's) loaded once per process for rating",
-    "billing/prices.py:prices_import": "staff import one price list: a tenant's, or the default one of no tenant",
-    "billing/prices.py:number_prices_import": "staff import one number price list: a tenant's, or the default one",
+    "billing/prices.py:_list_upsert": "staff import one price or number price list: a tenant's, or the default one "
+                                      "of no tenant",
     "billing/services.py:_settle_portable": "settling a dispatch batch's or a sweep's messages, of any tenant (SQLite)",
     "billing/services.py:_balance_move_portable": "a balance move for the tenant its caller names (SQLite's path)",
     "billing/services.py:_volume_count_portable": "the month's volume of a settlement's captures, of any tenant (SQLite)",
