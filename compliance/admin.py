@@ -6,8 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from accounts.portal.decorators import actor_for
-from accounts.services import audit_record, ip_text
-from accounts.services.audit import Actor
+from accounts.services import audit_record
 from compliance import consent_services, geo, services
 from compliance.content import domains_parse
 from compliance.country_data import (
@@ -32,10 +31,6 @@ from compliance.models import (
     KeywordEvent,
     Suppression,
 )
-
-
-def _actor(request) -> Actor:
-    return Actor(user=request.user, ip=ip_text(getattr(request, "client_ip", None)))
 
 
 @admin.register(KeywordEvent)
@@ -109,14 +104,14 @@ class CountryRuleAdmin(admin.ModelAdmin):
         changes = {name: form.cleaned_data[name] for name in form.changed_data if name in RULE_FIELDS}
         if changes:
             country_rule_override(iso=obj.iso, changes=changes, reason=form.cleaned_data["change_reason"],
-                                  actor=_actor(request))
+                                  actor=actor_for(request))
         obj.refresh_from_db()
 
     @admin.action(description="Clear overrides (back to the dataset)")
     def clear_overrides(self, request, queryset):
         isos = [row.iso for row in queryset if row.overrides]
         for iso in isos:
-            country_rule_override_clear(iso=iso, actor=_actor(request))
+            country_rule_override_clear(iso=iso, actor=actor_for(request))
         self.message_user(request, f"{len(isos)} countries back to the dataset.", messages.SUCCESS)
 
 
@@ -235,12 +230,12 @@ class ContentRuleAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         before = {name: form.initial.get(name) for name in form.changed_data} if change else {}
         super().save_model(request, obj, form, change)
-        audit_record(action="content_rule.changed" if change else "content_rule.created", actor=_actor(request),
+        audit_record(action="content_rule.changed" if change else "content_rule.created", actor=actor_for(request),
                      target=obj, changes={"before": before,
                                           "after": {name: form.cleaned_data.get(name) for name in form.changed_data}})
 
     def delete_model(self, request, obj):
-        audit_record(action="content_rule.deleted", actor=_actor(request), target=obj, changes={"slug": obj.slug})
+        audit_record(action="content_rule.deleted", actor=actor_for(request), target=obj, changes={"slug": obj.slug})
         super().delete_model(request, obj)
 
 
@@ -256,7 +251,7 @@ class AllowedDomainAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         obj.domain = obj.domain.strip().strip(".").lower()
         super().save_model(request, obj, form, change)
-        audit_record(action="allowed_domain.saved", actor=_actor(request), tenant=obj.tenant, target=obj,
+        audit_record(action="allowed_domain.saved", actor=actor_for(request), tenant=obj.tenant, target=obj,
                      changes={"domain": obj.domain})
 
 
@@ -281,7 +276,7 @@ class ContentFlagAdmin(admin.ModelAdmin):
     def mark_reviewed(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
         queryset.update(reviewed=True)
-        audit_record(action="content_flag.reviewed", actor=_actor(request), changes={"ids": ids})
+        audit_record(action="content_flag.reviewed", actor=actor_for(request), changes={"ids": ids})
         self.message_user(request, f"{len(ids)} flags marked reviewed.", messages.SUCCESS)
 
 
@@ -319,7 +314,7 @@ class GeoApprovalRequestAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         geo.geo_approval_decide(request_id=obj.pk, approve=form.cleaned_data["decision"] == "approve",
-                                reason=form.cleaned_data["decision_reason"], actor=_actor(request))
+                                reason=form.cleaned_data["decision_reason"], actor=actor_for(request))
         obj.refresh_from_db()
 
 
@@ -367,7 +362,7 @@ class SuppressionAdmin(_ReadOnly):
     def lift(self, request, queryset):
         lifted = 0
         for row in queryset:
-            consent_services.suppression_delete(tenant=row.tenant, public_id=row.public_id, actor=_actor(request))
+            consent_services.suppression_delete(tenant=row.tenant, public_id=row.public_id, actor=actor_for(request))
             lifted += 1
         self.message_user(request, f"Lifted {lifted} suppression(s).", messages.SUCCESS)
 
@@ -441,7 +436,7 @@ class SenderIdAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         sender_ids.sender_id_review(sender_id_pk=obj.pk, approve=form.cleaned_data["decision"] == "approve",
-                                    reason=form.cleaned_data["decision_reason"], actor=_actor(request),
+                                    reason=form.cleaned_data["decision_reason"], actor=actor_for(request),
                                     expires_at=form.cleaned_data.get("approval_expires_at"))
         obj.refresh_from_db()
 
@@ -459,4 +454,4 @@ class SenderSettingsAdmin(admin.ModelAdmin):
         return ["tenant"] if obj else []
 
     def save_model(self, request, obj, form, change):
-        sender_ids.sender_settings_set(tenant=obj.tenant, fallback_pool=obj.fallback_pool, actor=_actor(request))
+        sender_ids.sender_settings_set(tenant=obj.tenant, fallback_pool=obj.fallback_pool, actor=actor_for(request))

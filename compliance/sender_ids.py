@@ -267,11 +267,6 @@ def sender_id_get(*, tenant: Tenant, public_id: str) -> SenderId:
     return found
 
 
-@tenant_scoped
-def sender_settings_get(*, tenant: Tenant) -> SenderSettings | None:
-    return SenderSettings.objects.first()
-
-
 # --- what the send pipeline asks, from memory ---------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from accounts.portal.decorators import actor_for, portal_view
+from accounts.portal.decorators import actor_for, add_domain_error, portal_view
 from accounts.roles import role_can
 from compliance import sender_ids
 from smsportal.errors import DomainError
@@ -51,7 +51,7 @@ def sender_id_list(request: HttpRequest) -> HttpResponse:
                                                             data["sample_messages"].splitlines() if line.strip()],
                 documents=data["documents"], actor=actor_for(request))
         except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            add_domain_error(form, exc)
         else:
             messages.success(request, f"{created.value} is registered and waits for an account manager's review.")
             return redirect("portal:sender-ids")
