@@ -537,8 +537,8 @@ def _settle_portable(*, settlements: Sequence[Settlement], kind: str, now, charg
         # unscoped: the settlements' tenants (SQLite only)
         headroom = {b.tenant_id: b.balance + b.credit_limit - b.reserved
                     for b in Balance.unscoped.filter(tenant_id__in=extra)}
-        charges = {m: c for m, c in charges.items() if m in {s.message_id for s in fresh
-                                                              if extra[s.tenant_id] <= headroom.get(s.tenant_id, 0)}}
+        covered = {s.message_id for s in fresh if extra[s.tenant_id] <= headroom.get(s.tenant_id, 0)}
+        charges = {m: c for m, c in charges.items() if m in covered}
     try:
         with transaction.atomic():
             # unscoped: as above
